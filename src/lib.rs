@@ -1,0 +1,9 @@
+//! berth runs a GitLab CI pipeline on the local Docker engine, every job in a fresh container.
+//!
+//! Data flows one way: [`yaml`] text → [`pipeline`] (validated model) → [`plan`] (what runs, in
+//! which order) → [`engine`] (scheduler and the life of one job, through [`docker`]) →
+//! [`events`] → [`report`] (what people and tools read).
+
+pub mod diag;
+pub mod pipeline;
+pub mod yaml;

@@ -1,0 +1,270 @@
+use super::*;
+use crate::diag::Severity;
+
+fn ok(src: &str) -> Loaded {
+    match load(src) {
+        Ok(l) => l,
+        Err(d) => panic!("expected a valid pipeline, got {d:#?}"),
+    }
+}
+
+fn errors(src: &str) -> Vec<Diagnostic> {
+    match load(src) {
+        Ok(l) => panic!("expected errors, got a pipeline with {} jobs", l.pipeline.jobs.len()),
+        Err(d) => d.into_iter().filter(|d| d.severity == Severity::Error).collect(),
+    }
+}
+
+const SEED: &str = "\
+stages: [build, test, deploy]
+install:
+  stage: build
+  script: pip install -e .
+pytest:
+  stage: test
+  script: pytest -q
+ship:
+  stage: deploy
+  script: ./deploy.sh
+";
+
+#[test]
+fn seed_example_reads() {
+    let l = ok(SEED);
+    let p = &l.pipeline;
+    assert_eq!(p.stages, vec![".pre", "build", "test", "deploy", ".post"]);
+    let names: Vec<_> = p.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, vec!["install", "pytest", "ship"]);
+    assert_eq!(p.jobs[0].script, vec!["pip install -e ."]);
+    assert_eq!(p.jobs[2].stage, "deploy");
+    assert!(l.warnings.is_empty());
+}
+
+#[test]
+fn defaults_and_inheritance() {
+    let l = ok("\
+image: alpine
+default:
+  before_script: [echo hi]
+  timeout: 10m
+  retry: 1
+variables:
+  A: 1
+a:
+  script: [one, [two, three]]
+b:
+  image: {name: busybox, entrypoint: ['']}
+  before_script: []
+  retry: {max: 2}
+  timeout: 30s
+  script: x
+");
+    let p = &l.pipeline;
+    let a = &p.jobs[0];
+    assert_eq!(a.stage, "test");
+    assert_eq!(
+        a.image,
+        Some(Image::Name {
+            name: "alpine".into(),
+            entrypoint: None
+        })
+    );
+    assert_eq!(a.before_script, vec!["echo hi"]);
+    assert_eq!(a.script, vec!["one", "two", "three"]);
+    assert_eq!(a.timeout, Some(Duration::from_secs(600)));
+    assert_eq!(a.retry, 1);
+    let b = &p.jobs[1];
+    assert_eq!(
+        b.image,
+        Some(Image::Name {
+            name: "busybox".into(),
+            entrypoint: Some(vec![String::new()])
+        })
+    );
+    assert!(b.before_script.is_empty());
+    assert_eq!(b.retry, 2);
+    assert_eq!(b.timeout, Some(Duration::from_secs(30)));
+    assert_eq!(p.variables[0].value, "1");
+}
+
+#[test]
+fn hidden_jobs_anchors_and_two_merge_keys() {
+    let l = ok("\
+.base: &base
+  image: busybox
+  stage: build
+.vars: &vars
+  variables: {X: '1'}
+job with spaces:
+  <<: *base
+  <<: *vars
+  script: echo $X
+");
+    let p = &l.pipeline;
+    assert_eq!(p.jobs.len(), 1);
+    let j = &p.jobs[0];
+    assert_eq!(j.name, "job with spaces");
+    assert_eq!(j.stage, "build");
+    assert_eq!(j.variables[0].name, "X");
+}
+
+#[test]
+fn reference_tags_resolve_nested() {
+    let l = ok("\
+.setup:
+  script: [echo setup]
+.more:
+  script:
+    - !reference [.setup, script]
+    - echo more
+job:
+  script:
+    - !reference [.more, script]
+    - echo job
+");
+    assert_eq!(
+        l.pipeline.jobs[0].script,
+        vec!["echo setup", "echo more", "echo job"]
+    );
+}
+
+#[test]
+fn missing_reference_is_an_error_with_line() {
+    let e = errors("job:\n  script: !reference [.nope, script]\n");
+    assert_eq!(e[0].span.unwrap().line, 2);
+    assert!(e[0].message.contains(".nope"), "{}", e[0].message);
+}
+
+#[test]
+fn needs_and_when_and_allow_failure() {
+    let l = ok("\
+stages: [a, b]
+x:
+  stage: a
+  script: s
+y:
+  stage: b
+  needs: [x, {job: x, artifacts: false}]
+  when: always
+  allow_failure: {exit_codes: [3, 4]}
+  script: s
+z:
+  stage: b
+  needs: []
+  when: manual
+  script: s
+");
+    let p = &l.pipeline;
+    let y = &p.jobs[1];
+    let needs = y.needs.as_ref().unwrap();
+    assert_eq!(needs.len(), 2);
+    assert!(!needs[1].artifacts);
+    assert_eq!(y.when, When::Always);
+    assert!(y.allow_failure.allows(Some(3)));
+    assert!(!y.allow_failure.allows(Some(1)));
+    let z = &p.jobs[2];
+    assert_eq!(z.needs.as_deref(), Some(&[][..]));
+    assert_eq!(z.allow_failure, AllowFailure::Yes, "manual jobs may fail");
+}
+
+#[test]
+fn undeclared_stage_names_job_and_line() {
+    let e = errors("stages: [build]\njob:\n  stage: tset\n  script: x\n");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].job.as_deref(), Some("job"));
+    assert_eq!(e[0].span.unwrap().line, 3);
+    assert!(e[0].message.contains("tset"));
+}
+
+#[test]
+fn needs_unknown_job_and_later_stage() {
+    let e = errors("\
+stages: [a, b]
+x:
+  stage: a
+  needs: [y, ghost]
+  script: s
+y:
+  stage: b
+  script: s
+");
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(e.iter().all(|d| d.job.as_deref() == Some("x")));
+    assert!(e.iter().any(|d| d.message.contains("later stage")));
+    assert!(e.iter().any(|d| d.message.contains("ghost")));
+    assert!(e.iter().all(|d| d.span.unwrap().line == 4));
+}
+
+#[test]
+fn needs_cycle() {
+    let e = errors("a:\n  needs: [b]\n  script: s\nb:\n  needs: [a]\n  script: s\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].message.contains("cycle"));
+    assert!(e[0].message.contains("a -> b -> a"), "{}", e[0].message);
+}
+
+#[test]
+fn job_without_script_and_wrong_types() {
+    let e = errors("a:\n  stage: test\nb:\n  script: {x: 1}\nc:\n  script: s\n  retry: 5\n  timeout: soon\n");
+    let msgs: Vec<_> = e.iter().map(|d| (d.job.clone().unwrap(), d.message.clone())).collect();
+    assert!(msgs.iter().any(|(j, m)| j == "a" && m.contains("no `script`")), "{msgs:?}");
+    assert!(msgs.iter().any(|(j, m)| j == "b" && m.contains("a mapping")), "{msgs:?}");
+    assert!(msgs.iter().any(|(j, m)| j == "c" && m.contains("retry")), "{msgs:?}");
+    assert!(msgs.iter().any(|(j, m)| j == "c" && m.contains("timeout")), "{msgs:?}");
+}
+
+#[test]
+fn unknown_key_is_an_error_unsupported_key_a_warning() {
+    let e = errors("a:\n  scirpt: x\n  script: y\n");
+    assert!(e[0].message.contains("scirpt"));
+    let l = ok("a:\n  script: y\n  artifacts: {paths: [x]}\n  tags: [docker]\n");
+    assert_eq!(l.warnings.len(), 1);
+    assert!(l.warnings[0].message.contains("artifacts"));
+}
+
+#[test]
+fn yaml_syntax_error_has_line() {
+    let e = errors("a:\n  script: [x\nb: 1\n");
+    assert!(e[0].message.starts_with("invalid YAML"));
+    assert!(e[0].span.is_some());
+}
+
+#[test]
+fn null_values_are_accepted() {
+    let l = ok("variables:\nbefore_script:\na:\n  script: x\n  variables:\n    EMPTY:\n  needs:\n");
+    let a = &l.pipeline.jobs[0];
+    assert_eq!(a.variables[0].value, "");
+    assert_eq!(a.needs.as_deref(), Some(&[][..]));
+}
+
+#[test]
+fn variables_value_form_and_expand() {
+    let l = ok("variables:\n  A: {value: '$B', expand: false, description: d}\na:\n  script: x\n");
+    assert_eq!(
+        l.pipeline.variables[0],
+        Variable {
+            name: "A".into(),
+            value: "$B".into(),
+            expand: false
+        }
+    );
+}
+
+#[test]
+fn image_build() {
+    let l = ok("a:\n  image: {build: images/tool}\n  script: x\n");
+    assert_eq!(
+        l.pipeline.jobs[0].image,
+        Some(Image::Build {
+            context: "images/tool".into(),
+            dockerfile: None
+        })
+    );
+}
+
+#[test]
+fn empty_and_non_mapping_files() {
+    assert!(errors("")[0].message.contains("empty"));
+    assert!(errors("- a\n- b\n")[0].message.contains("mapping"));
+    assert!(errors("stages: [a]\n")[0].message.contains("no jobs"));
+}

@@ -1,0 +1,455 @@
+//! The one place that reads YAML text.
+//!
+//! Builds a tree of [`Node`]s that remember where they came from (line and column), so that
+//! every later error can point at the user's line. The tree follows the reading GitLab gets from
+//! Ruby's Psych rather than a strict YAML reader: duplicate keys are allowed (the last one wins,
+//! in the first one's place), several `<<` merge keys in one mapping are applied in order, and
+//! tags such as `!reference` are kept on the node for the pipeline layer to resolve.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A position in the source: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Span {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+/// A YAML value with its position and optional tag (`!reference`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub span: Span,
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A scalar as written; `plain` scalars may be null/bool/number, quoted ones are strings.
+    Scalar { text: String, plain: bool },
+    Seq(Vec<Node>),
+    Map(Vec<Entry>),
+}
+
+/// One key of a mapping. Keys are read as text: GitLab's keys are names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    pub key_span: Span,
+    pub value: Node,
+}
+
+/// A YAML syntax error, with the position the parser stopped at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub message: String,
+    pub span: Span,
+}
+
+impl Node {
+    pub fn is_null(&self) -> bool {
+        matches!(&self.value, Value::Scalar { text, plain: true } if is_null_text(text))
+    }
+
+    /// The text of a scalar (any scalar: GitLab turns `script: 123` into "123").
+    pub fn as_scalar(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A scalar that is a string, not null; numbers and booleans are accepted as their text.
+    pub fn as_text(&self) -> Option<&str> {
+        if self.is_null() {
+            return None;
+        }
+        self.as_scalar()
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match &self.value {
+            Value::Scalar { text, plain: true } => match text.as_str() {
+                "true" | "True" | "TRUE" => Some(true),
+                "false" | "False" | "FALSE" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match &self.value {
+            Value::Scalar { text, plain: true } => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Seq(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&[Entry]> {
+        match &self.value {
+            Value::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// The value under `key` in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| &e.value)
+    }
+
+    /// The entry for `key` in a mapping (to reach the key's own span).
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
+        self.as_map()?.iter().find(|e| e.key == key)
+    }
+
+    /// A short name of the node's kind, for "expected X, found Y" messages.
+    pub fn kind(&self) -> &'static str {
+        match &self.value {
+            Value::Scalar { .. } if self.is_null() => "null",
+            Value::Scalar { .. } if self.as_bool().is_some() => "a boolean",
+            Value::Scalar { .. } if self.as_int().is_some() => "a number",
+            Value::Scalar { .. } => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+fn is_null_text(text: &str) -> bool {
+    matches!(text, "" | "~" | "null" | "Null" | "NULL")
+}
+
+/// Parse one YAML document into a spanned tree. An empty document is a null node.
+pub fn parse(source: &str) -> Result<Node, SyntaxError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(source);
+    parser
+        .load(&mut builder, false)
+        .map_err(|e| SyntaxError {
+            message: e.info().to_string(),
+            span: span_of(e.marker()),
+        })?;
+    if let Some(err) = builder.error {
+        return Err(err);
+    }
+    Ok(builder.root.unwrap_or(Node {
+        value: Value::Scalar {
+            text: String::new(),
+            plain: true,
+        },
+        span: Span { line: 1, col: 1 },
+        tag: None,
+    }))
+}
+
+fn span_of(m: &Marker) -> Span {
+    // yaml-rust2 counts lines from 1 and columns from 0.
+    Span {
+        line: m.line(),
+        col: m.col() + 1,
+    }
+}
+
+fn tag_text(tag: Option<Tag>) -> Option<String> {
+    tag.map(|t| format!("{}{}", t.handle, t.suffix))
+}
+
+/// A mapping or sequence being filled while its events arrive.
+enum Open {
+    Seq {
+        node: Node,
+        anchor: usize,
+    },
+    Map {
+        node: Node,
+        anchor: usize,
+        pending_key: Option<(Node, bool)>,
+    },
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Open>,
+    anchors: HashMap<usize, Node>,
+    root: Option<Node>,
+    error: Option<SyntaxError>,
+}
+
+impl Builder {
+    fn push_value(&mut self, node: Node, from_alias: bool) {
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(Open::Seq { node: seq, .. }) => {
+                if let Value::Seq(items) = &mut seq.value {
+                    items.push(node);
+                }
+            }
+            Some(Open::Map {
+                node: map,
+                pending_key,
+                ..
+            }) => match pending_key.take() {
+                None => *pending_key = Some((node, from_alias)),
+                Some((key, _)) => {
+                    if let Value::Map(entries) = &mut map.value {
+                        if let Err(e) = insert_entry(entries, key, node) {
+                            if self.error.is_none() {
+                                self.error = Some(e);
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Insert one `key: value` with Psych's rules: `<<` merges (a mapping or a list of them), other
+/// keys replace an earlier value in its place.
+fn insert_entry(entries: &mut Vec<Entry>, key: Node, value: Node) -> Result<(), SyntaxError> {
+    let key_text = match &key.value {
+        Value::Scalar { text, .. } => text.clone(),
+        _ => {
+            return Err(SyntaxError {
+                message: "a mapping key must be a plain name, not a list or a mapping".into(),
+                span: key.span,
+            })
+        }
+    };
+    let merge = key_text == "<<" && matches!(&key.value, Value::Scalar { plain: true, .. });
+    if merge {
+        let merged: Vec<Entry> = match &value.value {
+            Value::Map(m) => m.clone(),
+            Value::Seq(items) => {
+                // Psych merges a list of mappings with the first one winning.
+                let mut acc: Vec<Entry> = Vec::new();
+                for item in items.iter().rev() {
+                    match &item.value {
+                        Value::Map(m) => {
+                            for e in m {
+                                upsert(&mut acc, e.clone());
+                            }
+                        }
+                        _ => {
+                            return Err(SyntaxError {
+                                message: "a `<<` merge list must contain only mappings".into(),
+                                span: item.span,
+                            })
+                        }
+                    }
+                }
+                acc
+            }
+            _ => {
+                return Err(SyntaxError {
+                    message: "a `<<` merge key needs a mapping (an alias like *name)".into(),
+                    span: value.span,
+                })
+            }
+        };
+        for e in merged {
+            upsert(entries, e);
+        }
+        return Ok(());
+    }
+    upsert(
+        entries,
+        Entry {
+            key: key_text,
+            key_span: key.span,
+            value,
+        },
+    );
+    Ok(())
+}
+
+fn upsert(entries: &mut Vec<Entry>, entry: Entry) {
+    match entries.iter_mut().find(|e| e.key == entry.key) {
+        Some(existing) => existing.value = entry.value,
+        None => entries.push(entry),
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let span = span_of(&mark);
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let node = Node {
+                    value: Value::Scalar {
+                        text,
+                        plain: style == TScalarStyle::Plain,
+                    },
+                    span,
+                    tag: tag_text(tag),
+                };
+                if anchor > 0 {
+                    self.anchors.insert(anchor, node.clone());
+                }
+                self.push_value(node, false);
+            }
+            Event::SequenceStart(anchor, tag) => self.stack.push(Open::Seq {
+                node: Node {
+                    value: Value::Seq(Vec::new()),
+                    span,
+                    tag: tag_text(tag),
+                },
+                anchor,
+            }),
+            Event::MappingStart(anchor, tag) => self.stack.push(Open::Map {
+                node: Node {
+                    value: Value::Map(Vec::new()),
+                    span,
+                    tag: tag_text(tag),
+                },
+                anchor,
+                pending_key: None,
+            }),
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some(open) = self.stack.pop() {
+                    let (node, anchor) = match open {
+                        Open::Seq { node, anchor } => (node, anchor),
+                        Open::Map { node, anchor, .. } => (node, anchor),
+                    };
+                    if anchor > 0 {
+                        self.anchors.insert(anchor, node.clone());
+                    }
+                    self.push_value(node, false);
+                }
+            }
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some(node) => {
+                    let node = node.clone();
+                    self.push_value(node, true);
+                }
+                None => {
+                    if self.error.is_none() {
+                        self.error = Some(SyntaxError {
+                            message: "alias refers to an unknown anchor".into(),
+                            span,
+                        });
+                    }
+                }
+            },
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(node: &Node) -> Vec<&str> {
+        node.as_map()
+            .unwrap()
+            .iter()
+            .map(|e| e.key.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn spans_point_at_keys_and_values() {
+        let doc = parse("a: 1\nbuild job:\n  stage: test\n").unwrap();
+        let entry = doc.entry("build job").unwrap();
+        assert_eq!(entry.key_span, Span { line: 2, col: 1 });
+        let stage = entry.value.get("stage").unwrap();
+        assert_eq!(stage.as_text(), Some("test"));
+        assert_eq!(stage.span, Span { line: 3, col: 10 });
+    }
+
+    #[test]
+    fn two_merge_keys_apply_in_order_and_explicit_keys_stay() {
+        let src = "\
+.a: &a
+  x: 1
+  y: 1
+.b: &b
+  y: 2
+  z: 2
+job:
+  <<: *a
+  <<: *b
+  w: 0
+";
+        let doc = parse(src).unwrap();
+        let job = doc.get("job").unwrap();
+        assert_eq!(keys(job), vec!["x", "y", "z", "w"]);
+        assert_eq!(job.get("y").unwrap().as_text(), Some("2"));
+    }
+
+    #[test]
+    fn merge_list_first_mapping_wins() {
+        let src = ".a: &a {x: 1}\n.b: &b {x: 2, y: 2}\njob:\n  <<: [*a, *b]\n";
+        let doc = parse(src).unwrap();
+        let job = doc.get("job").unwrap();
+        assert_eq!(job.get("x").unwrap().as_text(), Some("1"));
+        assert_eq!(job.get("y").unwrap().as_text(), Some("2"));
+    }
+
+    #[test]
+    fn duplicate_keys_last_wins_in_first_place() {
+        let doc = parse("a: 1\nb: 2\na: 3\n").unwrap();
+        assert_eq!(keys(&doc), vec!["a", "b"]);
+        assert_eq!(doc.get("a").unwrap().as_text(), Some("3"));
+    }
+
+    #[test]
+    fn tags_are_kept() {
+        let doc = parse("job:\n  script: !reference [.setup, script]\n").unwrap();
+        let script = doc.get("job").unwrap().get("script").unwrap();
+        assert_eq!(script.tag.as_deref(), Some("!reference"));
+        assert_eq!(script.as_seq().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn nulls_bools_and_quoted_strings() {
+        let doc = parse("a:\nb: ~\nc: 'null'\nd: true\ne: \"true\"\n").unwrap();
+        assert!(doc.get("a").unwrap().is_null());
+        assert!(doc.get("b").unwrap().is_null());
+        assert!(!doc.get("c").unwrap().is_null());
+        assert_eq!(doc.get("d").unwrap().as_bool(), Some(true));
+        assert_eq!(doc.get("e").unwrap().as_bool(), None);
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(err.span.line >= 1, "{err:?}");
+        assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn unknown_alias_is_an_error() {
+        assert!(parse("a: *nope\n").is_err());
+    }
+
+    #[test]
+    fn empty_document_is_null() {
+        assert!(parse("").unwrap().is_null());
+    }
+}
