@@ -2,8 +2,16 @@
 //!
 //! Data flows one way: [`yaml`] text → [`pipeline`] (validated model) → [`plan`] (what runs, in
 //! which order) → [`engine`] (scheduler and the life of one job, through [`docker`]) →
-//! [`events`] → [`report`] (what people and tools read).
+//! [`events`] → [`report`] (what people and tools read). [`cli`] wires them together.
 
+pub mod cli;
 pub mod diag;
+pub mod docker;
+pub mod engine;
+pub mod events;
 pub mod pipeline;
+pub mod plan;
+pub mod report;
+pub mod vars;
+pub mod workspace;
 pub mod yaml;

@@ -36,7 +36,10 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A scalar as written; `plain` scalars may be null/bool/number, quoted ones are strings.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<Entry>),
 }
@@ -143,12 +146,10 @@ fn is_null_text(text: &str) -> bool {
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(source);
-    parser
-        .load(&mut builder, false)
-        .map_err(|e| SyntaxError {
-            message: e.info().to_string(),
-            span: span_of(e.marker()),
-        })?;
+    parser.load(&mut builder, false).map_err(|e| SyntaxError {
+        message: e.info().to_string(),
+        span: span_of(e.marker()),
+    })?;
     if let Some(err) = builder.error {
         return Err(err);
     }

@@ -236,8 +236,12 @@ const DEFAULT_NOT_YET: &[&str] = &[
 
 /// Read and validate a pipeline. On failure, every diagnostic found (errors and warnings).
 pub fn load(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
-    let root = yaml::parse(text)
-        .map_err(|e| vec![Diagnostic::error(format!("invalid YAML: {}", e.message), Some(e.span))])?;
+    let root = yaml::parse(text).map_err(|e| {
+        vec![Diagnostic::error(
+            format!("invalid YAML: {}", e.message),
+            Some(e.span),
+        )]
+    })?;
     let mut cx = Reader::default();
     let root = match resolve_references(&root, &root, 0) {
         Ok(root) => root,
@@ -402,11 +406,17 @@ impl Reader {
                             self.default_key(&mut defaults, &mut variables, &e.key, &e.value);
                         } else if DEFAULT_NOT_YET.contains(&e.key.as_str()) {
                             self.warn(
-                                format!("`default: {}` is not supported by berth yet; ignored", e.key),
+                                format!(
+                                    "`default: {}` is not supported by berth yet; ignored",
+                                    e.key
+                                ),
                                 e.key_span,
                             );
                         } else {
-                            self.error(format!("`default` has an unknown key `{}`", e.key), e.key_span);
+                            self.error(
+                                format!("`default` has an unknown key `{}`", e.key),
+                                e.key_span,
+                            );
                         }
                     }
                 }
@@ -417,7 +427,10 @@ impl Reader {
         for e in entries {
             if GLOBAL_NOT_YET.contains(&e.key.as_str()) {
                 self.warn(
-                    format!("the global `{}` keyword is not supported by berth yet; ignored", e.key),
+                    format!(
+                        "the global `{}` keyword is not supported by berth yet; ignored",
+                        e.key
+                    ),
                     e.key_span,
                 );
             }
@@ -468,7 +481,10 @@ impl Reader {
     fn job_def(&mut self, name: &str, span: Span, node: &Node, defaults: &Defaults) -> Option<Job> {
         let Some(entries) = node.as_map() else {
             self.error(
-                format!("a job should be a mapping with a `script`, found {}", node.kind()),
+                format!(
+                    "a job should be a mapping with a `script`, found {}",
+                    node.kind()
+                ),
                 if node.is_null() { span } else { node.span },
             );
             return None;
@@ -480,7 +496,10 @@ impl Reader {
                 continue;
             }
             if JOB_NOT_YET.contains(&key) {
-                self.warn(format!("`{key}` is not supported by berth yet; ignored"), e.key_span);
+                self.warn(
+                    format!("`{key}` is not supported by berth yet; ignored"),
+                    e.key_span,
+                );
                 not_yet.push(key);
             } else {
                 self.error_help(
@@ -527,18 +546,26 @@ impl Reader {
                 script
             }
             None => {
-                let mut help = "every job runs a `script`: a command or a list of commands".to_string();
+                let mut help =
+                    "every job runs a `script`: a command or a list of commands".to_string();
                 if !not_yet.is_empty() {
                     help = format!(
                         "{help}; this job uses {}, which berth does not support yet",
-                        not_yet.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                        not_yet
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     );
                 }
                 self.error_help("the job has no `script`", span, help);
                 Vec::new()
             }
         };
-        let variables = node.get("variables").map(|n| self.variables(n)).unwrap_or_default();
+        let variables = node
+            .get("variables")
+            .map(|n| self.variables(n))
+            .unwrap_or_default();
         let needs = node.get("needs").and_then(|n| self.needs(n));
         let when = match node.get("when") {
             Some(n) => self.when(n).unwrap_or(When::OnSuccess),
@@ -604,7 +631,13 @@ impl Reader {
         }
     }
 
-    fn flatten_script(&mut self, key: &str, node: &Node, out: &mut Vec<String>, depth: usize) -> bool {
+    fn flatten_script(
+        &mut self,
+        key: &str,
+        node: &Node,
+        out: &mut Vec<String>,
+        depth: usize,
+    ) -> bool {
         match &node.value {
             Value::Scalar { text, .. } if !node.is_null() => {
                 out.push(text.clone());
@@ -639,10 +672,21 @@ impl Reader {
             return None;
         }
         for e in node.as_map().unwrap_or_default() {
-            if !["name", "entrypoint", "build", "dockerfile", "pull_policy", "docker", "kubernetes"]
-                .contains(&e.key.as_str())
+            if ![
+                "name",
+                "entrypoint",
+                "build",
+                "dockerfile",
+                "pull_policy",
+                "docker",
+                "kubernetes",
+            ]
+            .contains(&e.key.as_str())
             {
-                self.error(format!("`image` has an unknown key `{}`", e.key), e.key_span);
+                self.error(
+                    format!("`image` has an unknown key `{}`", e.key),
+                    e.key_span,
+                );
             }
         }
         if let Some(build) = node.get("build") {
@@ -650,7 +694,10 @@ impl Reader {
                 self.expected("a directory", "image: build", build);
                 return None;
             };
-            let dockerfile = node.get("dockerfile").and_then(|d| d.as_text()).map(String::from);
+            let dockerfile = node
+                .get("dockerfile")
+                .and_then(|d| d.as_text())
+                .map(String::from);
             return Some(Image::Build {
                 context: context.to_string(),
                 dockerfile,
@@ -660,10 +707,9 @@ impl Reader {
             self.error("`image` needs a `name` (or `build: DIR`)", node.span);
             return None;
         };
-        let entrypoint = match node.get("entrypoint") {
-            Some(ep) => Some(self.string_list("entrypoint", ep).unwrap_or_default()),
-            None => None,
-        };
+        let entrypoint = node
+            .get("entrypoint")
+            .map(|ep| self.string_list("entrypoint", ep).unwrap_or_default());
         Some(Image::Name {
             name: name.to_string(),
             entrypoint,
@@ -700,7 +746,11 @@ impl Reader {
                 let expand = v.get("expand").and_then(|x| x.as_bool()).unwrap_or(true);
                 (value, expand)
             } else {
-                self.expected("a string or a mapping with `value`", &format!("variables: {}", e.key), v);
+                self.expected(
+                    "a string or a mapping with `value`",
+                    &format!("variables: {}", e.key),
+                    v,
+                );
                 continue;
             };
             out.push(Variable {
@@ -765,12 +815,18 @@ impl Reader {
             Some("manual") => When::Manual,
             Some("never") => When::Never,
             Some("delayed") => {
-                self.warn("`when: delayed` is not supported by berth yet; the job runs without delay", node.span);
+                self.warn(
+                    "`when: delayed` is not supported by berth yet; the job runs without delay",
+                    node.span,
+                );
                 When::OnSuccess
             }
             _ => {
                 self.error_help(
-                    format!("`when: {}` is not a valid value", node.as_scalar().unwrap_or("...")),
+                    format!(
+                        "`when: {}` is not a valid value",
+                        node.as_scalar().unwrap_or("...")
+                    ),
                     node.span,
                     "use on_success, on_failure, always, manual or never",
                 );
@@ -782,7 +838,11 @@ impl Reader {
 
     fn allow_failure(&mut self, node: &Node) -> AllowFailure {
         if let Some(b) = node.as_bool() {
-            return if b { AllowFailure::Yes } else { AllowFailure::No };
+            return if b {
+                AllowFailure::Yes
+            } else {
+                AllowFailure::No
+            };
         }
         if let Some(codes) = node.get("exit_codes") {
             let list: Vec<&Node> = match codes.as_seq() {
@@ -823,7 +883,10 @@ impl Reader {
             Some(n @ 0..=2) => Some(n as u32),
             _ => {
                 self.error(
-                    format!("`retry` should be 0, 1 or 2, found `{}`", max_node.as_scalar().unwrap_or("...")),
+                    format!(
+                        "`retry` should be 0, 1 or 2, found `{}`",
+                        max_node.as_scalar().unwrap_or("...")
+                    ),
                     max_node.span,
                 );
                 None
@@ -833,8 +896,12 @@ impl Reader {
 
     /// Stages exist, needs name real jobs in the same or an earlier stage, and form no cycle.
     fn check_graph(&mut self, p: &Pipeline) {
-        let stage_index: HashMap<&str, usize> =
-            p.stages.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+        let stage_index: HashMap<&str, usize> = p
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
         let by_name: HashMap<&str, &Job> = p.jobs.iter().map(|j| (j.name.as_str(), j)).collect();
         let declared = p.stages[1..p.stages.len() - 1].join(", ");
         for job in &p.jobs {
@@ -851,7 +918,10 @@ impl Reader {
             for need in job.needs.iter().flatten() {
                 match by_name.get(need.job.as_str()) {
                     None if need.optional => {}
-                    None => self.error(format!("`needs` names `{}`, which is not a job", need.job), need.span),
+                    None => self.error(
+                        format!("`needs` names `{}`, which is not a job", need.job),
+                        need.span,
+                    ),
                     Some(other) => {
                         if let Some(&theirs) = stage_index.get(other.stage.as_str()) {
                             if theirs > own {
@@ -880,7 +950,10 @@ impl Reader {
                     .and_then(|j| j.needs.iter().flatten().find(|n| n.job == cycle[1]))
                     .map(|n| n.span)
                     .unwrap_or(job.span);
-                self.error(format!("`needs` forms a cycle: {}", cycle.join(" -> ")), span);
+                self.error(
+                    format!("`needs` forms a cycle: {}", cycle.join(" -> ")),
+                    span,
+                );
                 self.job = None;
                 break;
             }

@@ -10,8 +10,14 @@ fn ok(src: &str) -> Loaded {
 
 fn errors(src: &str) -> Vec<Diagnostic> {
     match load(src) {
-        Ok(l) => panic!("expected errors, got a pipeline with {} jobs", l.pipeline.jobs.len()),
-        Err(d) => d.into_iter().filter(|d| d.severity == Severity::Error).collect(),
+        Ok(l) => panic!(
+            "expected errors, got a pipeline with {} jobs",
+            l.pipeline.jobs.len()
+        ),
+        Err(d) => d
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect(),
     }
 }
 
@@ -178,7 +184,8 @@ fn undeclared_stage_names_job_and_line() {
 
 #[test]
 fn needs_unknown_job_and_later_stage() {
-    let e = errors("\
+    let e = errors(
+        "\
 stages: [a, b]
 x:
   stage: a
@@ -187,7 +194,8 @@ x:
 y:
   stage: b
   script: s
-");
+",
+    );
     assert_eq!(e.len(), 2, "{e:#?}");
     assert!(e.iter().all(|d| d.job.as_deref() == Some("x")));
     assert!(e.iter().any(|d| d.message.contains("later stage")));
@@ -205,12 +213,31 @@ fn needs_cycle() {
 
 #[test]
 fn job_without_script_and_wrong_types() {
-    let e = errors("a:\n  stage: test\nb:\n  script: {x: 1}\nc:\n  script: s\n  retry: 5\n  timeout: soon\n");
-    let msgs: Vec<_> = e.iter().map(|d| (d.job.clone().unwrap(), d.message.clone())).collect();
-    assert!(msgs.iter().any(|(j, m)| j == "a" && m.contains("no `script`")), "{msgs:?}");
-    assert!(msgs.iter().any(|(j, m)| j == "b" && m.contains("a mapping")), "{msgs:?}");
-    assert!(msgs.iter().any(|(j, m)| j == "c" && m.contains("retry")), "{msgs:?}");
-    assert!(msgs.iter().any(|(j, m)| j == "c" && m.contains("timeout")), "{msgs:?}");
+    let e = errors(
+        "a:\n  stage: test\nb:\n  script: {x: 1}\nc:\n  script: s\n  retry: 5\n  timeout: soon\n",
+    );
+    let msgs: Vec<_> = e
+        .iter()
+        .map(|d| (d.job.clone().unwrap(), d.message.clone()))
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|(j, m)| j == "a" && m.contains("no `script`")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|(j, m)| j == "b" && m.contains("a mapping")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|(j, m)| j == "c" && m.contains("retry")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|(j, m)| j == "c" && m.contains("timeout")),
+        "{msgs:?}"
+    );
 }
 
 #[test]

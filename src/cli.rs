@@ -1,0 +1,585 @@
+//! The command line: parses arguments, wires pipeline → plan → engine → reporter, and maps
+//! every outcome to an exit code.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::diag::Severity;
+use crate::docker::{labels, Engine};
+use crate::engine::{self, RunConfig, RunError, Workspace};
+use crate::events::{RunStatus, Sink};
+use crate::pipeline::{self, Loaded, Source};
+use crate::plan::{self, Plan};
+use crate::report::{plain::Plain, Reporter};
+use crate::vars::Context;
+use crate::workspace::{self, Selection};
+
+/// Exit codes, as documented in the README.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const JOB_FAILED: i32 = 1;
+    pub const BAD_INPUT: i32 = 2;
+    pub const DOCKER: i32 = 3;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Run a GitLab CI pipeline locally, every job in a fresh Docker container",
+    after_help = "Exit codes: 0 all jobs passed, 1 a job failed, 2 bad pipeline file or command \
+                  line (nothing started), 3 Docker unreachable or an image cannot be had, \
+                  130 interrupted."
+)]
+pub struct Cli {
+    /// The project directory [default: the current directory]
+    #[arg(short = 'C', long = "project", global = true, value_name = "DIR")]
+    project: Option<PathBuf>,
+    /// The pipeline file [default: berth.yml, else .gitlab-ci.yml, in the project directory]
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the pipeline, or the named jobs and everything they need
+    Run(RunArgs),
+    /// Validate the pipeline and print what would run, in order, without Docker
+    Plan(PlanArgs),
+    /// Remove containers, networks and temporary volumes that crashed runs left behind
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Jobs to run (with everything they need); all when none are named
+    jobs: Vec<String>,
+    /// How many jobs may run at once
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = default_parallelism())]
+    parallel: usize,
+    /// Set a variable for every job (highest precedence); may be repeated
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    env: Vec<(String, String)>,
+    /// How the project reaches the jobs: a fresh copy each (copy), or bind-mounted read-write
+    /// for fast local loops (mount)
+    #[arg(long, value_enum, default_value_t = WorkspaceMode::Copy)]
+    workspace: WorkspaceMode,
+    /// Also run manual jobs
+    #[arg(long)]
+    manual: bool,
+    /// Output format [default: plain]
+    #[arg(long, value_enum, default_value_t = Output::Plain)]
+    output: Output,
+    /// The image for jobs that name none
+    #[arg(long, value_name = "IMAGE", default_value = "alpine:latest")]
+    default_image: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    /// Jobs to plan (with everything they need); all when none are named
+    jobs: Vec<String>,
+    /// Include manual jobs as if they were played
+    #[arg(long)]
+    manual: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = PlanOutput::Text)]
+    output: PlanOutput,
+}
+
+#[derive(Debug, clap::Args)]
+struct PruneArgs {
+    /// Also remove objects of runs that are still going
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum WorkspaceMode {
+    Copy,
+    Mount,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Plain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanOutput {
+    Text,
+    Json,
+    Yaml,
+}
+
+fn default_parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(4)
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+/// Entry point: parse, run, and return the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start: {e}");
+            return exit::DOCKER;
+        }
+    };
+    runtime.block_on(async move {
+        match &cli.command {
+            Command::Plan(args) => cmd_plan(&cli, args),
+            Command::Run(args) => cmd_run(&cli, args).await,
+            Command::Prune(args) => cmd_prune(args).await,
+        }
+    })
+}
+
+fn project_dir(cli: &Cli) -> Result<PathBuf, i32> {
+    let dir = match &cli.project {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().map_err(|e| {
+            eprintln!("berth: cannot read the current directory: {e}");
+            exit::BAD_INPUT
+        })?,
+    };
+    dir.canonicalize().map_err(|e| {
+        eprintln!("berth: project directory {}: {e}", dir.display());
+        exit::BAD_INPUT
+    })
+}
+
+/// Find, read and validate the pipeline; print diagnostics. Errors are exit code 2.
+fn load(cli: &Cli, project: &Path) -> Result<(Source, Loaded), i32> {
+    let path = match &cli.file {
+        Some(f) => f.clone(),
+        None => Source::discover(project).ok_or_else(|| {
+            eprintln!(
+                "berth: no pipeline file in {}: expected berth.yml or .gitlab-ci.yml (or name one with -f)",
+                project.display()
+            );
+            exit::BAD_INPUT
+        })?,
+    };
+    let source = Source::read(&path).map_err(|e| {
+        eprintln!("berth: cannot read {}: {e}", path.display());
+        exit::BAD_INPUT
+    })?;
+    match pipeline::load(&source.text) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprint!("{}", w.render(&source.name, &source.text));
+            }
+            Ok((source, loaded))
+        }
+        Err(diags) => {
+            let errors = diags
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            for d in &diags {
+                eprint!("{}", d.render(&source.name, &source.text));
+            }
+            eprintln!(
+                "berth: {errors} error{} in {}; nothing was started",
+                if errors == 1 { "" } else { "s" },
+                source.name
+            );
+            Err(exit::BAD_INPUT)
+        }
+    }
+}
+
+fn make_plan(loaded: &Loaded, jobs: &[String], manual: bool) -> Result<Plan, i32> {
+    plan::plan(&loaded.pipeline, jobs, manual).map_err(|e| {
+        eprintln!("berth: {e}");
+        exit::BAD_INPUT
+    })
+}
+
+fn cmd_plan(cli: &Cli, args: &PlanArgs) -> i32 {
+    let result = (|| {
+        let project = project_dir(cli)?;
+        let (source, loaded) = load(cli, &project)?;
+        let plan = make_plan(&loaded, &args.jobs, args.manual)?;
+        Ok::<_, i32>((source, plan))
+    })();
+    let (source, plan) = match result {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    match args.output {
+        PlanOutput::Json => match serde_json::to_string_pretty(&plan.to_json()) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                return exit::BAD_INPUT;
+            }
+        },
+        PlanOutput::Yaml => match serde_yaml::to_string(&plan.to_json()) {
+            Ok(s) => print!("{s}"),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                return exit::BAD_INPUT;
+            }
+        },
+        PlanOutput::Text => print!("{}", render_plan(&source.name, &plan)),
+    }
+    exit::OK
+}
+
+/// The human plan: stages in order, each job with what decides when it runs.
+pub fn render_plan(file: &str, plan: &Plan) -> String {
+    let mut out = String::new();
+    let stages_used: Vec<&str> = plan
+        .stages
+        .iter()
+        .filter(|s| plan.jobs.iter().any(|j| &j.job.stage == *s))
+        .map(|s| s.as_str())
+        .collect();
+    out.push_str(&format!(
+        "{file}: {} job{} in {} stage{}\n",
+        plan.jobs.len(),
+        if plan.jobs.len() == 1 { "" } else { "s" },
+        stages_used.len(),
+        if stages_used.len() == 1 { "" } else { "s" }
+    ));
+    let width = plan
+        .jobs
+        .iter()
+        .map(|j| j.job.name.len())
+        .max()
+        .unwrap_or(0);
+    for stage in stages_used {
+        out.push_str(&format!("\nstage {stage}\n"));
+        for pj in plan.jobs.iter().filter(|j| j.job.stage == stage) {
+            let mut notes = Vec::new();
+            if let Some(needs) = &pj.job.needs {
+                if needs.is_empty() {
+                    notes.push("needs nothing".to_string());
+                } else {
+                    let names: Vec<&str> = needs.iter().map(|n| n.job.as_str()).collect();
+                    notes.push(format!("needs {}", names.join(", ")));
+                }
+            }
+            if pj.job.when != pipeline::When::OnSuccess {
+                notes.push(format!("when {}", pj.job.when.as_str()));
+            }
+            if !pj.run {
+                notes.push("not run unless named".into());
+            }
+            if pj.job.allow_failure != pipeline::AllowFailure::No {
+                notes.push("may fail".into());
+            }
+            if pj.job.retry > 0 {
+                notes.push(format!("retry {}", pj.job.retry));
+            }
+            if let Some(t) = pj.job.timeout {
+                notes.push(format!("timeout {}", pipeline::duration::human(t)));
+            }
+            match &pj.job.image {
+                Some(pipeline::Image::Name { name, .. }) => notes.push(format!("image {name}")),
+                Some(pipeline::Image::Build { context, .. }) => {
+                    notes.push(format!("image built from {context}"))
+                }
+                None => {}
+            }
+            let line = format!("  {:width$}  {}", pj.job.name, notes.join("; "));
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
+    let project = match project_dir(cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let (source, loaded) = match load(cli, &project) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let plan = match make_plan(&loaded, &args.jobs, args.manual) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let engine = match Engine::connect().await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            eprintln!("berth: is the Docker engine running? (DOCKER_HOST is used when set)");
+            return exit::DOCKER;
+        }
+    };
+
+    let (run_id, pipeline_id) = new_run_id();
+    let context = Context::new(&project, pipeline_id);
+    // The snapshot lives as long as the run: every job unpacks the same tree.
+    let snapshot = match args.workspace {
+        WorkspaceMode::Mount => None,
+        WorkspaceMode::Copy => {
+            let tar = match tempfile::Builder::new()
+                .prefix("berth-workspace-")
+                .suffix(".tar")
+                .tempfile()
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("berth: cannot create the workspace snapshot: {e}");
+                    return exit::DOCKER;
+                }
+            };
+            let prefix = context.container_dir.trim_start_matches('/').to_string();
+            let (dir, path) = (project.clone(), tar.path().to_path_buf());
+            let written = tokio::task::spawn_blocking(move || {
+                workspace::write_tar(&dir, Selection::Checkout, &prefix, &path)
+            })
+            .await;
+            match written {
+                Ok(Ok(_)) => Some(tar),
+                Ok(Err(e)) => {
+                    eprintln!("berth: cannot snapshot {}: {e}", project.display());
+                    return exit::BAD_INPUT;
+                }
+                Err(e) => {
+                    eprintln!("berth: cannot snapshot {}: {e}", project.display());
+                    return exit::BAD_INPUT;
+                }
+            }
+        }
+    };
+    let workspace = match &snapshot {
+        Some(t) => Workspace::Copy {
+            tar: t.path().to_path_buf(),
+        },
+        None => Workspace::Mount,
+    };
+    let config = RunConfig {
+        run_id,
+        pipeline_name: source.name.clone(),
+        jobs_limit: args.parallel,
+        workspace,
+        context,
+        pipeline_variables: loaded.pipeline.variables.clone(),
+        overrides: args.env.clone(),
+        default_image: args.default_image.clone(),
+    };
+
+    let cancel = CancellationToken::new();
+    watch_signals(cancel.clone());
+    let (sink, mut rx) = Sink::channel(1024);
+    let mut reporter: Box<dyn Reporter> = match args.output {
+        Output::Plain => Box::new(Plain::new(std::io::stderr())),
+    };
+    let _ = std::io::stderr().is_terminal();
+    let reporting = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            reporter.handle(&event);
+        }
+    });
+    let result = engine::run(&plan, config, engine, sink, cancel.clone()).await;
+    let _ = reporting.await;
+    drop(snapshot);
+    match result {
+        Ok(r) => match r.status {
+            RunStatus::Passed => exit::OK,
+            RunStatus::Failed => exit::JOB_FAILED,
+            RunStatus::Error => exit::DOCKER,
+            RunStatus::Interrupted => exit::INTERRUPTED,
+        },
+        Err(e) => {
+            eprintln!("berth: {e}");
+            if cancel.is_cancelled() {
+                exit::INTERRUPTED
+            } else {
+                match e {
+                    RunError::Image { .. } | RunError::Docker(_) => exit::DOCKER,
+                }
+            }
+        }
+    }
+}
+
+/// SIGINT or SIGTERM cancels the run; a second one exits at once.
+fn watch_signals(cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        cancel.cancel();
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("berth: interrupted again; exiting without cleanup (run `berth prune`)");
+        std::process::exit(exit::INTERRUPTED);
+    });
+}
+
+/// A run id that sorts by time (`20261124-213501-1a2b`) and a numeric pipeline id.
+fn new_run_id() -> (String, u64) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (y, m, d) = civil_from_days((secs / 86400) as i64);
+    let t = secs % 86400;
+    let salt = (now.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
+    let id = format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{salt:04x}",
+        t / 3600,
+        (t % 3600) / 60,
+        t % 60
+    );
+    (id, secs % 1_000_000_000)
+}
+
+/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+async fn cmd_prune(args: &PruneArgs) -> i32 {
+    let engine = match Engine::connect().await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::DOCKER;
+        }
+    };
+    let live = |labels: &std::collections::HashMap<String, String>| -> bool {
+        !args.all
+            && labels
+                .get(labels::PID)
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|pid| pid != std::process::id() as i32 && process_alive(pid))
+    };
+    let mut removed = (0, 0, 0);
+    let mut failed = false;
+    match engine.containers_with_label(labels::BERTH, None).await {
+        Ok(list) => {
+            for c in list.into_iter().filter(|c| !live(&c.labels)) {
+                match engine.remove_container(&c.id).await {
+                    Ok(()) => removed.0 += 1,
+                    Err(e) => {
+                        eprintln!("berth: container {}: {e}", c.name);
+                        failed = true;
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::DOCKER;
+        }
+    }
+    if let Ok(list) = engine.networks_with_label(labels::BERTH).await {
+        for n in list.into_iter().filter(|n| !live(&n.labels)) {
+            match engine.remove_network(&n.id).await {
+                Ok(()) => removed.1 += 1,
+                Err(e) => {
+                    eprintln!("berth: network {}: {e}", n.name);
+                    failed = true;
+                }
+            }
+        }
+    }
+    if let Ok(list) = engine.volumes_with_label(labels::TEMPORARY).await {
+        for v in list.into_iter().filter(|v| !live(&v.labels)) {
+            match engine.remove_volume(&v.name).await {
+                Ok(()) => removed.2 += 1,
+                Err(e) => {
+                    eprintln!("berth: volume {}: {e}", v.name);
+                    failed = true;
+                }
+            }
+        }
+    }
+    println!(
+        "removed {} containers, {} networks, {} temporary volumes",
+        removed.0, removed.1, removed.2
+    );
+    if failed {
+        exit::DOCKER
+    } else {
+        exit::OK
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    // Signal 0 checks existence without touching the process.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_416), (2025, 11, 24));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn key_values() {
+        assert_eq!(parse_key_value("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_key_value("nothing").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

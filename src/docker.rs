@@ -1,0 +1,553 @@
+//! The one module that speaks to the Docker Engine API (through bollard).
+//!
+//! The rest of berth sees berth's own types: [`ContainerSpec`] in, exit codes, log chunks and
+//! [`DockerError`] out. Everything berth creates carries the labels in [`labels`], so that cleanup
+//! can always find it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard::auth::DockerCredentials;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use bollard::Docker;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+
+/// Label keys on everything berth creates.
+pub mod labels {
+    /// Present on every object berth creates.
+    pub const BERTH: &str = "io.berth";
+    /// The run that created the object.
+    pub const RUN: &str = "io.berth.run";
+    /// The project directory (absolute path on the host).
+    pub const PROJECT: &str = "io.berth.project";
+    /// The job the object belongs to.
+    pub const JOB: &str = "io.berth.job";
+    /// The pid of the berth process that owns the object (so prune spares live runs).
+    pub const PID: &str = "io.berth.pid";
+    /// Set on volumes that must not outlive their run.
+    pub const TEMPORARY: &str = "io.berth.temporary";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("cannot reach the Docker engine: {0}")]
+    Unreachable(String),
+    #[error("image `{image}` cannot be had: {reason}")]
+    Image { image: String, reason: String },
+    #[error("Docker engine error: {0}")]
+    Api(String),
+}
+
+impl From<bollard::errors::Error> for DockerError {
+    fn from(e: bollard::errors::Error) -> Self {
+        use bollard::errors::Error as E;
+        match e {
+            E::SocketNotFoundError(_) | E::HyperResponseError { .. } | E::IOError { .. } => {
+                DockerError::Unreachable(e.to_string())
+            }
+            other => DockerError::Api(other.to_string()),
+        }
+    }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// What a container should be; berth's own description, turned into bollard's types here.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// `None` keeps the image's entrypoint; `Some([""])` clears it, as GitLab does.
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: String,
+    pub labels: HashMap<String, String>,
+    /// `host:container[:ro]` bind mounts.
+    pub binds: Vec<String>,
+}
+
+/// One piece of a container's output.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+/// How an image came to be available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSource {
+    Present,
+    Pulled,
+    Built,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+impl Engine {
+    /// Connect as the docker CLI would (DOCKER_HOST, else the local socket) and agree on an API
+    /// version the engine speaks.
+    pub async fn connect() -> Result<Engine, DockerError> {
+        let docker =
+            Docker::connect_with_defaults().map_err(|e| DockerError::Unreachable(e.to_string()))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| DockerError::Unreachable(e.to_string()))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| DockerError::Unreachable(e.to_string()))?;
+        Ok(Engine { docker })
+    }
+
+    /// The engine's version string, for records.
+    pub async fn version(&self) -> Result<String, DockerError> {
+        let v = self.docker.version().await?;
+        Ok(v.version.unwrap_or_else(|| "unknown".into()))
+    }
+
+    pub async fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Make sure `image` is present, pulling it with the user's registry credentials if not.
+    /// `progress` receives one line per pull status change.
+    pub async fn ensure_image(
+        &self,
+        image: &str,
+        mut progress: impl FnMut(&str),
+    ) -> Result<ImageSource, DockerError> {
+        if self.image_exists(image).await? {
+            return Ok(ImageSource::Present);
+        }
+        let (repo, tag) = split_reference(image);
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(repo)
+            .tag(tag)
+            .build();
+        let credentials = crate::docker::credentials_for(image);
+        let mut stream = self.docker.create_image(Some(options), None, credentials);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status {
+                        let line = match info.id {
+                            Some(id) => format!("{id}: {status}"),
+                            None => status,
+                        };
+                        progress(&line);
+                    }
+                }
+                Err(e) => {
+                    return Err(match DockerError::from(e) {
+                        DockerError::Unreachable(r) => DockerError::Unreachable(r),
+                        other => DockerError::Image {
+                            image: image.to_string(),
+                            reason: strip_prefix(other.to_string()),
+                        },
+                    })
+                }
+            }
+        }
+        if self.image_exists(image).await? {
+            Ok(ImageSource::Pulled)
+        } else {
+            Err(DockerError::Image {
+                image: image.to_string(),
+                reason: "the pull finished but the image is not there".into(),
+            })
+        }
+    }
+
+    /// Build `context_tar` (a tar file of the build context) as `tag`, unless it exists already.
+    pub async fn build_image(
+        &self,
+        context_tar: &Path,
+        dockerfile: &str,
+        tag: &str,
+        mut progress: impl FnMut(&str),
+    ) -> Result<ImageSource, DockerError> {
+        if self.image_exists(tag).await? {
+            return Ok(ImageSource::Present);
+        }
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile(dockerfile)
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .labels(&HashMap::from([(labels::BERTH, "1")]))
+            .build();
+        let file = tokio::fs::File::open(context_tar)
+            .await
+            .map_err(|e| DockerError::Api(format!("cannot read the build context: {e}")))?;
+        let body = tokio_util::io::ReaderStream::new(file);
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_try_stream(body)));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| DockerError::Image {
+                image: tag.to_string(),
+                reason: strip_prefix(DockerError::from(e).to_string()),
+            })?;
+            if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                return Err(DockerError::Image {
+                    image: tag.to_string(),
+                    reason: detail,
+                });
+            }
+            if let Some(line) = info.stream {
+                let line = line.trim_end();
+                if !line.is_empty() {
+                    progress(line);
+                }
+            }
+        }
+        if self.image_exists(tag).await? {
+            Ok(ImageSource::Built)
+        } else {
+            Err(DockerError::Image {
+                image: tag.to_string(),
+                reason: "the build finished but the image is not there".into(),
+            })
+        }
+    }
+
+    /// Create (not start) a container; returns its id.
+    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: spec.entrypoint.clone(),
+            cmd: Some(spec.cmd.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: Some(spec.working_dir.clone()),
+            labels: Some(spec.labels.clone()),
+            attach_stdin: Some(false),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            host_config: Some(HostConfig {
+                binds: if spec.binds.is_empty() {
+                    None
+                } else {
+                    Some(spec.binds.clone())
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = self.docker.create_container(Some(options), body).await?;
+        Ok(created.id)
+    }
+
+    /// Unpack a tar file into the container at `dest`, streaming it from disk.
+    pub async fn upload_tar_file(
+        &self,
+        container: &str,
+        dest: &str,
+        tar: &Path,
+    ) -> Result<(), DockerError> {
+        let file = tokio::fs::File::open(tar)
+            .await
+            .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", tar.display())))?;
+        let body = tokio_util::io::ReaderStream::new(file);
+        let options = UploadToContainerOptionsBuilder::default()
+            .path(dest)
+            .build();
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_try_stream(body))
+            .await?;
+        Ok(())
+    }
+
+    /// Unpack an in-memory tar (small things such as the job's scripts) into the container.
+    pub async fn upload_tar_bytes(
+        &self,
+        container: &str,
+        dest: &str,
+        tar: Vec<u8>,
+    ) -> Result<(), DockerError> {
+        let options = UploadToContainerOptionsBuilder::default()
+            .path(dest)
+            .build();
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn start(&self, container: &str) -> Result<(), DockerError> {
+        self.docker.start_container(container, None).await?;
+        Ok(())
+    }
+
+    /// The container's output from its start, following until it stops.
+    pub fn output(&self, container: &str) -> impl Stream<Item = Result<Output, DockerError>> {
+        let options = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        self.docker
+            .logs(container, Some(options))
+            .map_err(DockerError::from)
+            .filter_map(|item| async move {
+                match item {
+                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                        Some(Ok(Output::Stdout(message)))
+                    }
+                    Ok(LogOutput::StdErr { message }) => Some(Ok(Output::Stderr(message))),
+                    Ok(LogOutput::StdIn { .. }) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            })
+    }
+
+    /// Wait for the container to stop; its exit code.
+    pub async fn wait(&self, container: &str) -> Result<i64, DockerError> {
+        let options = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let mut stream = self.docker.wait_container(container, Some(options));
+        match stream.next().await {
+            Some(Ok(resp)) => Ok(resp.status_code),
+            // bollard reports a non-zero exit as an error; for berth it is a result.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(DockerError::Api(
+                "the engine ended the wait without an exit code".into(),
+            )),
+        }
+    }
+
+    /// Kill (if running) and remove a container with its anonymous volumes. A container that is
+    /// already gone is not an error.
+    pub async fn remove_container(&self, container: &str) -> Result<(), DockerError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(container, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 409: removal already in progress.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Containers (running or not) carrying `label=value` (or just `label` when value is None).
+    pub async fn containers_with_label(
+        &self,
+        label: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<ContainerInfo>, DockerError> {
+        let filter = match value {
+            Some(v) => format!("{label}={v}"),
+            None => label.to_string(),
+        };
+        let filters = HashMap::from([("label", vec![filter.as_str()])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self.docker.list_containers(Some(options)).await?;
+        Ok(list
+            .into_iter()
+            .map(|c| ContainerInfo {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                labels: c.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Networks carrying the label; (id, name, labels).
+    pub async fn networks_with_label(&self, label: &str) -> Result<Vec<ObjectInfo>, DockerError> {
+        let filters = HashMap::from([("label", vec![label])]);
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self.docker.list_networks(Some(options)).await?;
+        Ok(list
+            .into_iter()
+            .map(|n| ObjectInfo {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    pub async fn remove_network(&self, id: &str) -> Result<(), DockerError> {
+        match self.docker.remove_network(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Volumes carrying the label.
+    pub async fn volumes_with_label(&self, label: &str) -> Result<Vec<ObjectInfo>, DockerError> {
+        let filters = HashMap::from([("label", vec![label])]);
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self.docker.list_volumes(Some(options)).await?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| ObjectInfo {
+                id: v.name.clone(),
+                name: v.name,
+                labels: v.labels,
+            })
+            .collect())
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<(), DockerError> {
+        let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+}
+
+/// bollard's messages start with "Docker responded with status code N: "; people need the rest.
+fn strip_prefix(message: String) -> String {
+    match message.split_once(": ") {
+        Some((head, rest)) if head.contains("status code") => rest.to_string(),
+        _ => message,
+    }
+}
+
+/// Split `registry/repo:tag@digest` into what the create-image call wants.
+pub fn split_reference(image: &str) -> (&str, &str) {
+    // A digest goes in the tag parameter: the engine accepts either there.
+    if let Some((repo, digest)) = image.split_once('@') {
+        return (repo, digest);
+    }
+    let last_slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+/// The registry host of an image reference, as the docker CLI keys its credentials.
+pub fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first
+        }
+        _ => "https://index.docker.io/v1/",
+    }
+}
+
+/// The user's credentials for the image's registry from `~/.docker/config.json` (`auths`).
+fn credentials_for(image: &str) -> Option<DockerCredentials> {
+    use base64::Engine as _;
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let registry = registry_of(image);
+    let auths = config.get("auths")?.as_object()?;
+    let entry = auths.iter().find(|(k, _)| {
+        k.as_str() == registry
+            || k.trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                == Some(registry)
+    })?;
+    let auth = entry.1.get("auth")?.as_str()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, pass) = decoded.split_once(':')?;
+    Some(DockerCredentials {
+        username: Some(user.to_string()),
+        password: Some(pass.to_string()),
+        serveraddress: Some(entry.0.clone()),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        assert_eq!(split_reference("alpine"), ("alpine", "latest"));
+        assert_eq!(split_reference("python:3.12"), ("python", "3.12"));
+        assert_eq!(
+            split_reference("localhost:5000/team/app:v1"),
+            ("localhost:5000/team/app", "v1")
+        );
+        assert_eq!(
+            split_reference("localhost:5000/team/app"),
+            ("localhost:5000/team/app", "latest")
+        );
+        assert_eq!(
+            split_reference("alpine@sha256:abc"),
+            ("alpine", "sha256:abc")
+        );
+        assert_eq!(registry_of("alpine"), "https://index.docker.io/v1/");
+        assert_eq!(registry_of("ghcr.io/a/b:1"), "ghcr.io");
+        assert_eq!(registry_of("library/alpine"), "https://index.docker.io/v1/");
+    }
+}

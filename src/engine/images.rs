@@ -1,0 +1,191 @@
+//! Before any job starts: resolve each job's image and environment, and make every image
+//! available (present, pulled, or built from `image: {build: DIR}`), so that an image that
+//! cannot be had stops the run with nothing started.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{script, PreparedJob, RunError, Shared, DEFAULT_TIMEOUT};
+use crate::docker::DockerError;
+use crate::events::{Event, Sink};
+use crate::pipeline::Image;
+use crate::plan::Plan;
+use crate::vars;
+use crate::workspace::{self, Selection};
+
+/// How an image is obtained.
+#[derive(Debug, Clone)]
+enum Source {
+    Reference,
+    Build {
+        context: std::path::PathBuf,
+        dockerfile: String,
+    },
+}
+
+pub(super) async fn prepare(
+    plan: &Plan,
+    shared: &Arc<Shared>,
+    sink: &Sink,
+    cancel: &CancellationToken,
+) -> Result<Vec<Option<Arc<PreparedJob>>>, RunError> {
+    let config = &shared.config;
+    // image reference -> (how to get it, first job that uses it)
+    let mut needed: BTreeMap<String, (Source, String)> = BTreeMap::new();
+    let mut prepared = Vec::with_capacity(plan.jobs.len());
+    for (index, pj) in plan.jobs.iter().enumerate() {
+        if !pj.run {
+            prepared.push(None);
+            continue;
+        }
+        let job = &pj.job;
+        let job_id = config.context.pipeline_id * 1000 + index as u64 + 1;
+        let env = super::job_env(config, job, job_id);
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let (image, entrypoint, source) = match &job.image {
+            None => (config.default_image.clone(), None, Source::Reference),
+            Some(Image::Name { name, entrypoint }) => (
+                vars::expand(name, &lookup, 0),
+                entrypoint.clone(),
+                Source::Reference,
+            ),
+            Some(Image::Build {
+                context,
+                dockerfile,
+            }) => {
+                let dir = config
+                    .context
+                    .project_dir
+                    .join(vars::expand(context, &lookup, 0));
+                let hash = workspace::content_hash(&dir, Selection::BuildContext).map_err(|e| {
+                    RunError::Image {
+                        job: job.name.clone(),
+                        source: DockerError::Image {
+                            image: format!("build: {context}"),
+                            reason: format!("cannot read {}: {e}", dir.display()),
+                        },
+                    }
+                })?;
+                let tag = format!(
+                    "berth-build/{}:{}",
+                    vars::slug(context).to_lowercase(),
+                    &hash[..16]
+                );
+                let dockerfile = dockerfile.clone().unwrap_or_else(|| "Dockerfile".into());
+                (
+                    tag,
+                    None,
+                    Source::Build {
+                        context: dir,
+                        dockerfile,
+                    },
+                )
+            }
+        };
+        needed
+            .entry(image.clone())
+            .or_insert_with(|| (source, job.name.clone()));
+        let scripts = script::render(&job.before_script, &job.script, &job.after_script);
+        let scripts_tar = scripts.to_tar().map_err(|e| {
+            RunError::Docker(DockerError::Api(format!(
+                "cannot write the job's scripts: {e}"
+            )))
+        })?;
+        prepared.push(Some(Arc::new(PreparedJob {
+            index,
+            name: job.name.clone(),
+            stage: job.stage.clone(),
+            image,
+            entrypoint,
+            env,
+            scripts_tar,
+            timeout: job.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            retry: job.retry,
+            allow_failure: job.allow_failure.clone(),
+        })));
+    }
+
+    for (image, (source, job)) in needed {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let wrap = |source: DockerError| match source {
+            DockerError::Unreachable(_) => RunError::Docker(source),
+            other => RunError::Image {
+                job: job.clone(),
+                source: other,
+            },
+        };
+        match source {
+            Source::Reference => {
+                if shared.engine.image_exists(&image).await.map_err(wrap)? {
+                    continue;
+                }
+                sink.send(Event::ImagePreparing {
+                    image: image.clone(),
+                    action: "pulling".into(),
+                })
+                .await;
+                let mut lines = Vec::new();
+                let result = shared
+                    .engine
+                    .ensure_image(&image, |line| lines.push(line.to_string()))
+                    .await;
+                for line in lines {
+                    sink.send(Event::ImageProgress {
+                        image: image.clone(),
+                        line,
+                    })
+                    .await;
+                }
+                result.map_err(wrap)?;
+            }
+            Source::Build {
+                context,
+                dockerfile,
+            } => {
+                if shared.engine.image_exists(&image).await.map_err(wrap)? {
+                    continue;
+                }
+                sink.send(Event::ImagePreparing {
+                    image: image.clone(),
+                    action: format!("building {}", context.display()),
+                })
+                .await;
+                let tar = tempfile::NamedTempFile::new()
+                    .map_err(|e| wrap(DockerError::Api(e.to_string())))?;
+                let ctx = context.clone();
+                let tar_path = tar.path().to_path_buf();
+                tokio::task::spawn_blocking(move || {
+                    workspace::write_tar(&ctx, Selection::BuildContext, "", &tar_path)
+                })
+                .await
+                .map_err(|e| wrap(DockerError::Api(e.to_string())))?
+                .map_err(|e| {
+                    wrap(DockerError::Image {
+                        image: image.clone(),
+                        reason: format!("cannot pack {}: {e}", context.display()),
+                    })
+                })?;
+                let mut lines = Vec::new();
+                let result = shared
+                    .engine
+                    .build_image(tar.path(), &dockerfile, &image, |l| {
+                        lines.push(l.to_string())
+                    })
+                    .await;
+                for line in lines {
+                    sink.send(Event::ImageProgress {
+                        image: image.clone(),
+                        line,
+                    })
+                    .await;
+                }
+                result.map_err(wrap)?;
+            }
+        }
+    }
+    Ok(prepared)
+}

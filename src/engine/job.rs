@@ -1,0 +1,284 @@
+//! The life of one job: a fresh container per attempt, the workspace and scripts unpacked into
+//! it, its output streamed line by line, a timeout, retries, and the container removed whatever
+//! happened.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::{script, Outcome, PreparedJob, Shared, Workspace};
+use crate::docker::{labels, ContainerSpec, DockerError, Output};
+use crate::events::{Event, JobStatus, Sink};
+use crate::vars;
+
+/// How one attempt ended.
+enum Ended {
+    Exited(i64),
+    TimedOut,
+    Cancelled,
+    Broken(DockerError),
+}
+
+pub(super) async fn run(
+    job: Arc<PreparedJob>,
+    shared: Arc<Shared>,
+    sink: Sink,
+    cancel: CancellationToken,
+) -> Outcome {
+    let started = Instant::now();
+    let mut attempt = 1;
+    loop {
+        sink.send(Event::JobStarted {
+            job: job.name.clone(),
+            stage: job.stage.clone(),
+            image: job.image.clone(),
+            attempt,
+        })
+        .await;
+        let ended = attempt_once(&job, &shared, &sink, &cancel, attempt).await;
+        let (status, exit_code, message) = match &ended {
+            Ended::Exited(0) => (JobStatus::Passed, Some(0), None),
+            Ended::Exited(code) => (
+                JobStatus::Failed,
+                Some(*code),
+                Some(format!("exit code {code}")),
+            ),
+            Ended::TimedOut => (
+                JobStatus::TimedOut,
+                None,
+                Some(format!(
+                    "timed out after {}",
+                    crate::pipeline::duration::human(job.timeout)
+                )),
+            ),
+            Ended::Cancelled => (JobStatus::Cancelled, None, Some("interrupted".into())),
+            Ended::Broken(e) => (JobStatus::Error, None, Some(e.to_string())),
+        };
+        let retryable = matches!(
+            status,
+            JobStatus::Failed | JobStatus::TimedOut | JobStatus::Error
+        );
+        if retryable && attempt <= job.retry && !cancel.is_cancelled() {
+            sink.send(Event::JobRetrying {
+                job: job.name.clone(),
+                attempt: attempt + 1,
+                reason: message.clone().unwrap_or_default(),
+            })
+            .await;
+            attempt += 1;
+            continue;
+        }
+        let status = match status {
+            JobStatus::Failed | JobStatus::TimedOut | JobStatus::Error
+                if job.allow_failure.allows(exit_code) =>
+            {
+                JobStatus::AllowedFailure
+            }
+            other => other,
+        };
+        let duration = started.elapsed();
+        sink.send(Event::JobFinished {
+            job: job.name.clone(),
+            stage: job.stage.clone(),
+            status,
+            exit_code,
+            duration,
+            message,
+        })
+        .await;
+        return Outcome { status, duration };
+    }
+}
+
+async fn attempt_once(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    cancel: &CancellationToken,
+    attempt: u32,
+) -> Ended {
+    let engine = &shared.engine;
+    let config = &shared.config;
+    let mut labels = shared.labels.clone();
+    labels.insert(labels::JOB.to_string(), job.name.clone());
+    let binds = match &config.workspace {
+        Workspace::Mount => vec![format!(
+            "{}:{}",
+            config.context.project_dir.display(),
+            config.context.container_dir
+        )],
+        Workspace::Copy { .. } => Vec::new(),
+    };
+    let spec = ContainerSpec {
+        name: format!(
+            "berth-{}-{}-{}-{attempt}",
+            config.run_id,
+            job.index,
+            vars::slug(&job.name)
+        ),
+        image: job.image.clone(),
+        entrypoint: job.entrypoint.clone(),
+        cmd: script::Scripts::command(),
+        env: job.env.clone(),
+        working_dir: config.context.container_dir.clone(),
+        labels,
+        binds,
+    };
+    let id = match engine.create_container(&spec).await {
+        Ok(id) => id,
+        Err(e) => return Ended::Broken(e),
+    };
+    let ended = drive(job, shared, sink, cancel, &id).await;
+    if let Err(e) = engine.remove_container(&id).await {
+        sink.send(Event::Notice {
+            message: format!("job `{}`: could not remove its container: {e}", job.name),
+        })
+        .await;
+    }
+    ended
+}
+
+/// Unpack, start, stream, wait: everything between creating and removing the container.
+async fn drive(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    cancel: &CancellationToken,
+    id: &str,
+) -> Ended {
+    let engine = &shared.engine;
+    if let Workspace::Copy { tar } = &shared.config.workspace {
+        if let Err(e) = engine.upload_tar_file(id, "/", tar).await {
+            return Ended::Broken(e);
+        }
+    }
+    if let Err(e) = engine
+        .upload_tar_bytes(id, "/", job.scripts_tar.clone())
+        .await
+    {
+        return Ended::Broken(e);
+    }
+    if cancel.is_cancelled() {
+        return Ended::Cancelled;
+    }
+    if let Err(e) = engine.start(id).await {
+        return Ended::Broken(e);
+    }
+    let pump = tokio::spawn(pump_output(
+        engine.output(id),
+        job.name.clone(),
+        sink.clone(),
+    ));
+    let ended = tokio::select! {
+        r = engine.wait(id) => match r {
+            Ok(code) => Ended::Exited(code),
+            Err(e) => Ended::Broken(e),
+        },
+        _ = tokio::time::sleep(job.timeout) => Ended::TimedOut,
+        _ = cancel.cancelled() => Ended::Cancelled,
+    };
+    if !matches!(ended, Ended::Exited(_)) {
+        // Removing kills it; the output stream then ends.
+        let _ = engine.remove_container(id).await;
+    }
+    // The stream ends when the container stops; don't hang on an engine that went away.
+    let _ = tokio::time::timeout(Duration::from_secs(10), pump).await;
+    ended
+}
+
+async fn pump_output(
+    stream: impl futures_util::Stream<Item = Result<Output, DockerError>>,
+    job: String,
+    sink: Sink,
+) {
+    let mut out = Lines::default();
+    let mut err = Lines::default();
+    futures_util::pin_mut!(stream);
+    while let Some(item) = stream.next().await {
+        let lines = match item {
+            Ok(Output::Stdout(b)) => out.push(&b),
+            Ok(Output::Stderr(b)) => err.push(&b),
+            Err(_) => break,
+        };
+        for line in lines {
+            sink.send(Event::JobLog {
+                job: job.clone(),
+                line,
+            })
+            .await;
+        }
+    }
+    for line in out.finish().into_iter().chain(err.finish()) {
+        sink.send(Event::JobLog {
+            job: job.clone(),
+            line,
+        })
+        .await;
+    }
+}
+
+/// Splits a byte stream into lines (without `\n` or `\r\n`); very long lines are cut.
+#[derive(Default)]
+pub(crate) struct Lines {
+    buf: Vec<u8>,
+}
+
+const MAX_LINE: usize = 64 * 1024;
+
+impl Lines {
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for &b in bytes {
+            if b == b'\n' {
+                lines.push(self.take());
+            } else {
+                self.buf.push(b);
+                if self.buf.len() >= MAX_LINE {
+                    lines.push(self.take());
+                }
+            }
+        }
+        lines
+    }
+
+    pub fn finish(&mut self) -> Option<String> {
+        (!self.buf.is_empty()).then(|| self.take())
+    }
+
+    fn take(&mut self) -> String {
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        let line = String::from_utf8_lossy(&self.buf).into_owned();
+        self.buf.clear();
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lines;
+
+    #[test]
+    fn splits_across_chunks() {
+        let mut l = Lines::default();
+        assert_eq!(l.push(b"hel"), Vec::<String>::new());
+        assert_eq!(l.push(b"lo\r\nwor"), vec!["hello"]);
+        assert_eq!(l.push(b"ld\n\n"), vec!["world", ""]);
+        assert_eq!(l.push(b"tail"), Vec::<String>::new());
+        assert_eq!(l.finish().as_deref(), Some("tail"));
+        assert_eq!(l.finish(), None);
+    }
+
+    #[test]
+    fn cuts_very_long_lines() {
+        let mut l = Lines::default();
+        let long = vec![b'x'; super::MAX_LINE + 10];
+        let lines = l.push(&long);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].len(), super::MAX_LINE);
+        assert_eq!(l.finish().unwrap().len(), 10);
+    }
+}

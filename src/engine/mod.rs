@@ -1,0 +1,361 @@
+//! The scheduler: runs a [`Plan`] on the Docker engine and reports what happens as events.
+//!
+//! A job starts when everything it depends on has finished and its `when` says so, with at most
+//! `jobs_limit` running at once. A failed job stops every job that depends on it (the later
+//! stages); jobs already running finish. Ctrl-C cancels: running jobs are killed and removed.
+//! At the end, anything still carrying the run's label is removed.
+
+mod images;
+mod job;
+pub mod script;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::docker::{labels, DockerError, Engine};
+use crate::events::{Event, JobStatus, JobSummary, RunStatus, Sink};
+use crate::pipeline::{AllowFailure, Variable, When};
+use crate::plan::Plan;
+use crate::vars::{self, Context};
+
+/// GitLab's default job timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How the project reaches the jobs.
+#[derive(Debug, Clone)]
+pub enum Workspace {
+    /// A fresh copy per job, unpacked from this snapshot tar.
+    Copy { tar: PathBuf },
+    /// The project directory itself, bind-mounted read-write.
+    Mount,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub run_id: String,
+    pub pipeline_name: String,
+    pub jobs_limit: usize,
+    pub workspace: Workspace,
+    pub context: Context,
+    pub pipeline_variables: Vec<Variable>,
+    /// `-e KEY=VALUE`: the highest precedence.
+    pub overrides: Vec<(String, String)>,
+    /// For jobs with no `image` anywhere.
+    pub default_image: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("job `{job}`: {source}")]
+    Image { job: String, source: DockerError },
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+}
+
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub status: RunStatus,
+    pub jobs: Vec<JobSummary>,
+    pub duration: Duration,
+}
+
+/// A job ready to run: everything resolved, nothing left to look up.
+#[derive(Debug)]
+pub struct PreparedJob {
+    pub index: usize,
+    pub name: String,
+    pub stage: String,
+    pub image: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub scripts_tar: Vec<u8>,
+    pub timeout: Duration,
+    pub retry: u32,
+    pub allow_failure: AllowFailure,
+}
+
+/// What the jobs share.
+pub(crate) struct Shared {
+    engine: Engine,
+    config: RunConfig,
+    labels: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub status: JobStatus,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Waiting,
+    Running,
+    Done(JobStatus, Option<Duration>),
+}
+
+/// Run the plan. Errors only for what stops a run before any job starts (an image that cannot
+/// be had, Docker unreachable); a job's failure is a [`RunResult`].
+pub async fn run(
+    plan: &Plan,
+    config: RunConfig,
+    engine: Engine,
+    sink: Sink,
+    cancel: CancellationToken,
+) -> Result<RunResult, RunError> {
+    let started = Instant::now();
+    sink.send(Event::RunStarted {
+        run_id: config.run_id.clone(),
+        pipeline: config.pipeline_name.clone(),
+        jobs: plan.jobs.len(),
+    })
+    .await;
+
+    let labels = HashMap::from([
+        (labels::BERTH.to_string(), "1".to_string()),
+        (labels::RUN.to_string(), config.run_id.clone()),
+        (
+            labels::PROJECT.to_string(),
+            config.context.project_dir.display().to_string(),
+        ),
+        (labels::PID.to_string(), std::process::id().to_string()),
+    ]);
+    let shared = Arc::new(Shared {
+        engine,
+        config,
+        labels,
+    });
+
+    let prepared = images::prepare(plan, &shared, &sink, &cancel).await?;
+    let result = schedule(plan, prepared, &shared, &sink, &cancel, started).await;
+    sweep(&shared, &sink).await;
+    sink.send(Event::RunFinished {
+        status: result.status,
+        duration: result.duration,
+        jobs: result.jobs.clone(),
+    })
+    .await;
+    Ok(result)
+}
+
+async fn schedule(
+    plan: &Plan,
+    prepared: Vec<Option<Arc<PreparedJob>>>,
+    shared: &Arc<Shared>,
+    sink: &Sink,
+    cancel: &CancellationToken,
+    started: Instant,
+) -> RunResult {
+    let n = plan.jobs.len();
+    let mut state = vec![State::Waiting; n];
+    let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
+    let limit = shared.config.jobs_limit.max(1);
+
+    loop {
+        if !cancel.is_cancelled() {
+            for i in 0..n {
+                if !matches!(state[i], State::Waiting) || running.len() >= limit {
+                    continue;
+                }
+                let pj = &plan.jobs[i];
+                if !pj.run {
+                    state[i] = State::Done(JobStatus::Manual, None);
+                    sink.send(Event::JobSkipped {
+                        job: pj.job.name.clone(),
+                        stage: pj.job.stage.clone(),
+                        status: JobStatus::Manual,
+                        reason:
+                            "manual job: name it on the command line (or use --manual) to run it"
+                                .into(),
+                    })
+                    .await;
+                    continue;
+                }
+                match decide(plan, i, &state) {
+                    Decision::Wait => {}
+                    Decision::Skip(reason) => {
+                        state[i] = State::Done(JobStatus::Skipped, None);
+                        sink.send(Event::JobSkipped {
+                            job: pj.job.name.clone(),
+                            stage: pj.job.stage.clone(),
+                            status: JobStatus::Skipped,
+                            reason,
+                        })
+                        .await;
+                    }
+                    Decision::Run => {
+                        let Some(job) = prepared[i].clone() else {
+                            continue;
+                        };
+                        state[i] = State::Running;
+                        let (shared, sink, cancel) = (shared.clone(), sink.clone(), cancel.clone());
+                        running
+                            .spawn(async move { (i, job::run(job, shared, sink, cancel).await) });
+                    }
+                }
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                if let Some(Ok((i, outcome))) = joined {
+                    state[i] = State::Done(outcome.status, Some(outcome.duration));
+                }
+            }
+            _ = cancel.cancelled(), if !cancel.is_cancelled() => {
+                let names: Vec<String> = (0..n)
+                    .filter(|&i| matches!(state[i], State::Running))
+                    .map(|i| plan.jobs[i].job.name.clone())
+                    .collect();
+                sink.send(Event::Interrupted { running: names }).await;
+            }
+        }
+    }
+
+    let interrupted = cancel.is_cancelled();
+    let mut summaries = Vec::with_capacity(n);
+    for (i, pj) in plan.jobs.iter().enumerate() {
+        let (status, duration) = match &state[i] {
+            State::Done(s, d) => (*s, *d),
+            // Never started: the run was interrupted (or a dependency never resolved).
+            _ => (JobStatus::Cancelled, None),
+        };
+        if matches!(state[i], State::Waiting) && interrupted {
+            sink.send(Event::JobSkipped {
+                job: pj.job.name.clone(),
+                stage: pj.job.stage.clone(),
+                status: JobStatus::Cancelled,
+                reason: "the run was interrupted before it started".into(),
+            })
+            .await;
+        }
+        summaries.push(JobSummary {
+            name: pj.job.name.clone(),
+            stage: pj.job.stage.clone(),
+            status,
+            image: prepared[i].as_ref().map(|p| p.image.clone()),
+            duration,
+        });
+    }
+    let status = if interrupted {
+        RunStatus::Interrupted
+    } else if summaries
+        .iter()
+        .any(|s| s.status.fails_pipeline() && s.status != JobStatus::Error)
+    {
+        RunStatus::Failed
+    } else if summaries.iter().any(|s| s.status == JobStatus::Error) {
+        RunStatus::Error
+    } else {
+        RunStatus::Passed
+    };
+    RunResult {
+        status,
+        jobs: summaries,
+        duration: started.elapsed(),
+    }
+}
+
+enum Decision {
+    Wait,
+    Run,
+    Skip(String),
+}
+
+/// Whether job `i` may start now, given what its dependencies did and its `when`.
+fn decide(plan: &Plan, i: usize, state: &[State]) -> Decision {
+    let pj = &plan.jobs[i];
+    let mut failed: Option<&str> = None;
+    let mut manual_need: Option<&str> = None;
+    for &d in &pj.deps {
+        match &state[d] {
+            State::Waiting | State::Running => return Decision::Wait,
+            State::Done(status, _) => {
+                let name = plan.jobs[d].job.name.as_str();
+                match status {
+                    s if s.fails_pipeline() => failed = failed.or(Some(name)),
+                    // A job skipped because of a failure carries the failure on.
+                    JobStatus::Skipped => failed = failed.or(Some(name)),
+                    JobStatus::Manual if pj.dag => manual_need = manual_need.or(Some(name)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if let Some(m) = manual_need {
+        return Decision::Skip(format!("it needs `{m}`, a manual job that was not run"));
+    }
+    match (pj.job.when, failed) {
+        (When::Always, _) => Decision::Run,
+        (When::OnFailure, Some(_)) => Decision::Run,
+        (When::OnFailure, None) => {
+            Decision::Skip("`when: on_failure` and nothing before it failed".into())
+        }
+        (_, Some(f)) => Decision::Skip(format!("`{f}` did not succeed")),
+        (_, None) => Decision::Run,
+    }
+}
+
+/// Remove whatever still carries the run's label (containers first, then networks and
+/// temporary volumes), so no fault leaves anything behind.
+async fn sweep(shared: &Shared, sink: &Sink) {
+    let run = shared.config.run_id.as_str();
+    let engine = &shared.engine;
+    let mut problems = Vec::new();
+    match engine.containers_with_label(labels::RUN, Some(run)).await {
+        Ok(list) => {
+            for c in list {
+                if let Err(e) = engine.remove_container(&c.id).await {
+                    problems.push(format!("container {}: {e}", c.name));
+                }
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
+    let filter = format!("{}={run}", labels::RUN);
+    if let Ok(list) = engine.networks_with_label(&filter).await {
+        for n in list {
+            if let Err(e) = engine.remove_network(&n.id).await {
+                problems.push(format!("network {}: {e}", n.name));
+            }
+        }
+    }
+    if let Ok(list) = engine.volumes_with_label(&filter).await {
+        for v in list
+            .into_iter()
+            .filter(|v| v.labels.contains_key(labels::TEMPORARY))
+        {
+            if let Err(e) = engine.remove_volume(&v.name).await {
+                problems.push(format!("volume {}: {e}", v.name));
+            }
+        }
+    }
+    for p in problems {
+        sink.send(Event::Notice {
+            message: format!("cleanup: {p} (run `berth prune` to retry)"),
+        })
+        .await;
+    }
+}
+
+/// Environment and scripts of every job that will run, before anything starts.
+pub(crate) fn job_env(
+    config: &RunConfig,
+    job: &crate::pipeline::Job,
+    job_id: u64,
+) -> Vec<(String, String)> {
+    vars::job_env(
+        &config.context,
+        &config.pipeline_variables,
+        job,
+        job_id,
+        &config.overrides,
+    )
+}

@@ -1,0 +1,9 @@
+//! Reporters: turn the event stream into what people and tools read. They never touch Docker.
+
+pub mod plain;
+
+use crate::events::Event;
+
+pub trait Reporter: Send {
+    fn handle(&mut self, event: &Event);
+}

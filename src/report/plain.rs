@@ -1,0 +1,143 @@
+//! Plain output: one line per event, each log line prefixed with its job's name, and a closing
+//! summary. For logs, CI and anything that is not a terminal.
+
+use std::io::Write;
+
+use super::Reporter;
+use crate::events::{Event, JobStatus, RunStatus};
+use crate::pipeline::duration::human;
+
+pub struct Plain<W: Write + Send> {
+    out: W,
+}
+
+impl<W: Write + Send> Plain<W> {
+    pub fn new(out: W) -> Self {
+        Plain { out }
+    }
+}
+
+impl<W: Write + Send> Reporter for Plain<W> {
+    fn handle(&mut self, event: &Event) {
+        let _ = render(&mut self.out, event);
+        let _ = self.out.flush();
+    }
+}
+
+fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
+    match event {
+        Event::RunStarted {
+            run_id,
+            pipeline,
+            jobs,
+        } => writeln!(out, "berth: run {run_id} of {pipeline}: {jobs} jobs"),
+        Event::Notice { message } => writeln!(out, "berth: {message}"),
+        Event::ImagePreparing { image, action } => {
+            writeln!(out, "berth: image {image}: {action}")
+        }
+        Event::ImageProgress { image, line } => writeln!(out, "berth: image {image}: {line}"),
+        Event::JobStarted {
+            job,
+            stage,
+            image,
+            attempt,
+        } => {
+            let again = if *attempt > 1 {
+                format!(", attempt {attempt}")
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "==> {job}: started (stage {stage}, image {image}{again})"
+            )
+        }
+        Event::JobLog { job, line } => writeln!(out, "[{job}] {line}"),
+        Event::JobRetrying {
+            job,
+            attempt,
+            reason,
+        } => writeln!(out, "==> {job}: {reason}; retrying (attempt {attempt})"),
+        Event::JobFinished {
+            job,
+            status,
+            duration,
+            message,
+            ..
+        } => {
+            let why = match message {
+                Some(m) if *status != JobStatus::Passed => format!(": {m}"),
+                _ => String::new(),
+            };
+            writeln!(
+                out,
+                "==> {job}: {} in {}{why}",
+                status.as_str(),
+                human(*duration)
+            )
+        }
+        Event::JobSkipped {
+            job,
+            status,
+            reason,
+            ..
+        } => writeln!(out, "==> {job}: {} ({reason})", status.as_str()),
+        Event::Interrupted { running } => {
+            if running.is_empty() {
+                writeln!(out, "berth: interrupted")
+            } else {
+                writeln!(
+                    out,
+                    "berth: interrupted; stopping {}",
+                    running
+                        .iter()
+                        .map(|j| format!("`{j}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        }
+        Event::RunFinished {
+            status,
+            duration,
+            jobs,
+        } => {
+            writeln!(out)?;
+            writeln!(out, "summary:")?;
+            let w_stage = jobs.iter().map(|j| j.stage.len()).max().unwrap_or(0);
+            let w_name = jobs.iter().map(|j| j.name.len()).max().unwrap_or(0);
+            let w_status = jobs
+                .iter()
+                .map(|j| j.status.as_str().len())
+                .max()
+                .unwrap_or(0);
+            for j in jobs {
+                let duration = j.duration.map(human).unwrap_or_else(|| "-".into());
+                let image = j.image.as_deref().unwrap_or("-");
+                writeln!(
+                    out,
+                    "  {:w_stage$}  {:w_name$}  {:w_status$}  {:>8}  {image}",
+                    j.stage,
+                    j.name,
+                    j.status.as_str(),
+                    duration
+                )?;
+            }
+            let count = |f: fn(JobStatus) -> bool| jobs.iter().filter(|j| f(j.status)).count();
+            let passed = count(|s| matches!(s, JobStatus::Passed | JobStatus::AllowedFailure));
+            let failed = count(|s| s.fails_pipeline());
+            let skipped = count(|s| matches!(s, JobStatus::Skipped | JobStatus::Manual));
+            let word = match status {
+                RunStatus::Passed => "passed",
+                RunStatus::Failed => "failed",
+                RunStatus::Error => "failed (Docker error)",
+                RunStatus::Interrupted => "interrupted",
+            };
+            writeln!(
+                out,
+                "pipeline {word} in {}: {passed} jobs passed, {failed} did not, {skipped} not run",
+                human(*duration)
+            )
+        }
+    }
+}
