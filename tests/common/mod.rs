@@ -1,0 +1,246 @@
+//! Shared helpers for the end-to-end tests: the real binary, the real Docker engine, fixture
+//! images built once, and throwaway projects.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const BUSYBOX: &str = "berth-test/busybox:latest";
+pub const PYTHON: &str = "berth-test/python:3.11";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Make sure the engine answers and the image exists, building it with `images/build.sh` (under
+/// a lock, so parallel test processes build it once). Fails loudly: these tests never skip.
+pub fn require_image(image: &str) {
+    static ENGINE: OnceLock<()> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let ok = block_on(async { berth::docker::Engine::connect().await.map(|_| ()) });
+        if let Err(e) = ok {
+            panic!("these tests need a running Docker engine (run .ci/ensure-docker.sh): {e}");
+        }
+    });
+    if image_exists(image) {
+        return;
+    }
+    let lock_path = std::env::temp_dir().join("berth-test-images.lock");
+    let lock = std::fs::File::create(&lock_path).expect("create the image lock file");
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
+    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    if !image_exists(image) {
+        let which = if image == PYTHON { "python" } else { "busybox" };
+        let status = Command::new("bash")
+            .arg(repo_root().join("images/build.sh"))
+            .arg(which)
+            .status()
+            .expect("run images/build.sh");
+        assert!(status.success(), "images/build.sh {which} failed");
+        assert!(image_exists(image), "images/build.sh did not produce {image}");
+    }
+    drop(lock);
+}
+
+fn image_exists(image: &str) -> bool {
+    block_on(async {
+        let engine = berth::docker::Engine::connect().await.expect("Docker engine");
+        engine.image_exists(image).await.expect("inspect image")
+    })
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// A throwaway project directory with the given files.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(files: &[(&str, &str)]) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("temp dir");
+        let p = Project { dir };
+        for (name, text) in files {
+            p.write(name, text);
+        }
+        p
+    }
+
+    /// A copy of a directory under `fixtures/`.
+    pub fn fixture(name: &str) -> Project {
+        let p = Project::new(&[]);
+        copy_dir(&repo_root().join("fixtures").join(name), &p.path());
+        p
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().canonicalize().expect("canonical project path")
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dirs");
+        }
+        std::fs::write(&path, text).expect("write file");
+        if name.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+    }
+
+    /// `berth ARGS` in this project; waits for it.
+    pub fn berth(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().expect("run berth");
+        Run::from(out)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Containers, networks and temporary volumes that runs in this project left behind.
+    pub fn leftovers(&self) -> Vec<String> {
+        let project = self.path().display().to_string();
+        block_on(async {
+            let engine = berth::docker::Engine::connect().await.expect("Docker engine");
+            let label = berth::docker::labels::PROJECT;
+            let mut left: Vec<String> = engine
+                .containers_with_label(label, Some(&project))
+                .await
+                .expect("list containers")
+                .into_iter()
+                .map(|c| format!("container {}", c.name))
+                .collect();
+            let filter = format!("{label}={project}");
+            for n in engine.networks_with_label(&filter).await.expect("list networks") {
+                left.push(format!("network {}", n.name));
+            }
+            for v in engine.volumes_with_label(&filter).await.expect("list volumes") {
+                if v.labels.contains_key(berth::docker::labels::TEMPORARY) {
+                    left.push(format!("volume {}", v.name));
+                }
+            }
+            left
+        })
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        // Files written by containers through a bind mount may belong to root; best effort.
+        let _ = std::fs::remove_dir_all(self.dir.path());
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        let ft = entry.file_type().expect("file type");
+        if ft.is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_dir(&entry.path(), &target);
+        } else if ft.is_symlink() {
+            let link = std::fs::read_link(entry.path()).expect("readlink");
+            std::os::unix::fs::symlink(link, &target).expect("symlink");
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A finished berth process.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Assert the exit code, showing the whole output when it is not the expected one.
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The log lines of one job (without the `[job] ` prefix).
+    pub fn log(&self, job: &str) -> Vec<&str> {
+        let prefix = format!("[{job}] ");
+        self.stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .collect()
+    }
+
+    /// The status line of a job (`==> job: passed in 0.4s`).
+    pub fn status_of(&self, job: &str) -> String {
+        let prefix = format!("==> {job}: ");
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with(&prefix) && !l.contains(": started ("))
+            .last()
+            .unwrap_or_else(|| panic!("no status line for `{job}` in:\n{}", self.stderr))
+            .to_string()
+    }
+
+    /// Index of the first line containing `needle` (to check the order of events).
+    pub fn line_index(&self, needle: &str) -> usize {
+        self.stderr
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("`{needle}` not in:\n{}", self.stderr))
+    }
+}
+
+/// Read a child's stderr until `needle` appears (or the time is up); returns what was read.
+pub fn read_until(stderr: &mut impl Read, needle: &str, limit: Duration) -> String {
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match stderr.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                seen.extend_from_slice(&buf[..n]);
+                if String::from_utf8_lossy(&seen).contains(needle) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
