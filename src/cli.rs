@@ -14,7 +14,7 @@ use crate::engine::{self, RunConfig, RunError, Workspace};
 use crate::events::{RunStatus, Sink};
 use crate::pipeline::{self, Loaded, Source};
 use crate::plan::{self, Plan};
-use crate::report::{plain::Plain, Reporter};
+use crate::report::{plain::Plain, terminal::Terminal, Reporter};
 use crate::vars::Context;
 use crate::workspace::{self, Selection};
 
@@ -74,9 +74,12 @@ struct RunArgs {
     /// Also run manual jobs
     #[arg(long)]
     manual: bool,
-    /// Output format [default: plain]
-    #[arg(long, value_enum, default_value_t = Output::Plain)]
+    /// Output format: a live view on a terminal (auto), or plain lines
+    #[arg(long, value_enum, default_value_t = Output::Auto)]
     output: Output,
+    /// Show every job's full log (the live view otherwise shows the latest line)
+    #[arg(short, long)]
+    verbose: bool,
     /// The image for jobs that name none
     #[arg(long, value_name = "IMAGE", default_value = "alpine:latest")]
     default_image: String,
@@ -109,7 +112,11 @@ enum WorkspaceMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
+    /// The live view when stderr is a terminal, else plain
+    Auto,
     Plain,
+    /// The live view
+    Terminal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -400,10 +407,16 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone());
     let (sink, mut rx) = Sink::channel(1024);
-    let mut reporter: Box<dyn Reporter> = match args.output {
-        Output::Plain => Box::new(Plain::new(std::io::stderr())),
+    let live = match args.output {
+        Output::Auto => std::io::stderr().is_terminal(),
+        Output::Plain => false,
+        Output::Terminal => true,
     };
-    let _ = std::io::stderr().is_terminal();
+    let mut reporter: Box<dyn Reporter> = if live {
+        Box::new(Terminal::new(args.verbose))
+    } else {
+        Box::new(Plain::new(std::io::stderr()))
+    };
     let reporting = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
             reporter.handle(&event);

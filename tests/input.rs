@@ -16,7 +16,11 @@ fn rejected(pipeline: &str) -> String {
             .expect("run berth"),
     );
     run.expect_code(2);
-    assert!(!run.stderr.contains("==>"), "a job started:\n{}", run.stderr);
+    assert!(
+        !run.stderr.contains("==>"),
+        "a job started:\n{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("nothing was started"), "{}", run.stderr);
     run.stderr
 }
@@ -31,7 +35,10 @@ fn yaml_syntax_error_names_line_and_column() {
 #[test]
 fn undeclared_stage() {
     let err = rejected("stages: [build]\ncompile:\n  stage: biuld\n  script: make\n");
-    assert!(err.contains("error: job `compile`: stage `biuld` is not declared in `stages`"), "{err}");
+    assert!(
+        err.contains("error: job `compile`: stage `biuld` is not declared in `stages`"),
+        "{err}"
+    );
     assert!(err.contains("--> berth.yml:3:10"), "{err}");
     assert!(err.contains("3 |   stage: biuld"), "{err}");
     assert!(err.contains("help: declared stages: build"), "{err}");
@@ -51,8 +58,14 @@ y:
   script: s
 ",
     );
-    assert!(err.contains("job `x`: `needs` names `ghost`, which is not a job"), "{err}");
-    assert!(err.contains("`needs` names `y`, which is in the later stage `b`"), "{err}");
+    assert!(
+        err.contains("job `x`: `needs` names `ghost`, which is not a job"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`needs` names `y`, which is in the later stage `b`"),
+        "{err}"
+    );
     assert!(err.contains("--> berth.yml:4:"), "{err}");
     assert!(err.contains("2 errors"), "{err}");
 
@@ -69,10 +82,16 @@ fn job_without_script_and_wrong_types() {
     let err = rejected("t:\n  script: x\n  timeout: tomorrow\n  retry: 9\n  when: sometimes\n");
     assert!(err.contains("`timeout`"), "{err}");
     assert!(err.contains("`retry` should be 0, 1 or 2"), "{err}");
-    assert!(err.contains("`when: sometimes` is not a valid value"), "{err}");
+    assert!(
+        err.contains("`when: sometimes` is not a valid value"),
+        "{err}"
+    );
 
     let err = rejected("stages: build\nj:\n  script: x\n");
-    assert!(err.contains("`stages` should be a list of names, found a string"), "{err}");
+    assert!(
+        err.contains("`stages` should be a list of names, found a string"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -103,8 +122,17 @@ fn unsupported_keys_warn_and_the_plan_still_prints() {
     )]);
     let run = p.berth(&["plan"]);
     run.expect_code(0);
-    assert!(run.stderr.contains("warning: job `job`: `artifacts` is not supported by berth yet"), "{}", run.stderr);
-    assert!(!run.stderr.contains("tags"), "keys with no local meaning are quiet: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("warning: job `job`: `artifacts` is not supported by berth yet"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("tags"),
+        "keys with no local meaning are quiet: {}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -36,7 +36,10 @@ never_started:
         .expect("start berth");
     let mut stderr = child.stderr.take().expect("stderr");
     let mut seen = read_until(&mut stderr, "[waiting] ready", Duration::from_secs(60));
-    assert!(seen.contains("[waiting] ready"), "the job never started:\n{seen}");
+    assert!(
+        seen.contains("[waiting] ready"),
+        "the job never started:\n{seen}"
+    );
 
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.id() as i32, signal) };
@@ -45,7 +48,10 @@ never_started:
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        assert!(sent.elapsed() < Duration::from_secs(30), "berth did not exit after the signal");
+        assert!(
+            sent.elapsed() < Duration::from_secs(30),
+            "berth did not exit after the signal"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut rest = String::new();
@@ -54,7 +60,10 @@ never_started:
 
     assert_eq!(status.code(), Some(130), "output:\n{seen}");
     assert!(seen.contains("interrupted"), "{seen}");
-    assert!(seen.contains("`waiting`") && seen.contains("`also_waiting`"), "{seen}");
+    assert!(
+        seen.contains("`waiting`") && seen.contains("`also_waiting`"),
+        "{seen}"
+    );
     assert!(!seen.contains("[never_started]"), "{seen}");
     assert!(seen.contains("pipeline interrupted"), "{seen}");
     assert!(p.leftovers().is_empty(), "left behind: {:?}", p.leftovers());

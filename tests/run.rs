@@ -35,7 +35,10 @@ read:
     assert_eq!(run.log("read")[1], "from-host");
     assert!(run.line_index("==> write: passed") < run.line_index("==> read: started"));
     // Nothing a job writes reaches the host.
-    assert_eq!(std::fs::read_to_string(p.path().join("data.txt")).unwrap(), "from-host\n");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("data.txt")).unwrap(),
+        "from-host\n"
+    );
     assert!(!p.path().join("created.txt").exists());
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
@@ -86,7 +89,11 @@ test:
             "cleanup build",
         ]
     );
-    assert!(run.status_of("build").contains("failed"), "{}", run.status_of("build"));
+    assert!(
+        run.status_of("build").contains("failed"),
+        "{}",
+        run.status_of("build")
+    );
     assert!(run.status_of("build").contains("exit code 7"));
     assert!(run.status_of("test").contains("skipped"));
     assert!(run.log("test").is_empty());
@@ -98,7 +105,10 @@ fn after_script_cannot_change_the_result() {
     let p = busybox_project("job:\n  script: [echo ok]\n  after_script: [exit 5]\n");
     let run = p.berth(&["run"]);
     run.expect_code(0);
-    assert!(run.log("job").iter().any(|l| l.contains("after_script failed")));
+    assert!(run
+        .log("job")
+        .iter()
+        .any(|l| l.contains("after_script failed")));
 }
 
 #[test]
@@ -268,7 +278,11 @@ fn git_facts_reach_the_job() {
             .env("GIT_COMMITTER_EMAIL", "t@example.com")
             .output()
             .expect("git");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     git(&["init", "-q", "-b", "feature-x"]);
@@ -286,7 +300,11 @@ fn timeout_stops_the_job_and_removes_its_container() {
     let started = std::time::Instant::now();
     let run = p.berth(&["run"]);
     run.expect_code(1);
-    assert!(run.status_of("sleepy").contains("timed out after 2.0s"), "{}", run.status_of("sleepy"));
+    assert!(
+        run.status_of("sleepy").contains("timed out after 2.0s"),
+        "{}",
+        run.status_of("sleepy")
+    );
     // Not a timing assertion on berth's speed: only that the 120 s sleep was cut short.
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
@@ -302,7 +320,13 @@ fn retry_runs_the_job_again_in_a_fresh_container() {
     // Each attempt starts clean: the marker of the previous attempt is gone.
     assert_eq!(run.stderr.matches("==> flaky: started").count(), 3);
     assert_eq!(run.stderr.matches("retrying").count(), 2);
-    assert_eq!(run.log("flaky").iter().filter(|l| **l == "$ exit 1").count(), 3);
+    assert_eq!(
+        run.log("flaky")
+            .iter()
+            .filter(|l| **l == "$ exit 1")
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -330,12 +354,17 @@ fn mount_mode_shares_the_project_directory() {
     let run = p.berth(&["run", "--workspace", "mount"]);
     run.expect_code(0);
     assert_eq!(run.log("job")[1], "host");
-    assert_eq!(std::fs::read_to_string(p.path().join("out.txt")).unwrap(), "from-job\n");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out.txt")).unwrap(),
+        "from-job\n"
+    );
 }
 
 #[test]
 fn manual_jobs_run_only_when_named() {
-    let p = busybox_project("build:\n  script: echo build\ndeploy:\n  when: manual\n  script: echo deploying\n");
+    let p = busybox_project(
+        "build:\n  script: echo build\ndeploy:\n  when: manual\n  script: echo deploying\n",
+    );
     let run = p.berth(&["run"]);
     run.expect_code(0);
     assert!(run.status_of("deploy").contains("manual"));
@@ -379,7 +408,6 @@ with_entrypoint:
     let again = p.berth(&["run"]);
     again.expect_code(0);
     assert!(!again.stderr.contains("building"), "{}", again.stderr);
-
 }
 
 #[test]
@@ -396,7 +424,10 @@ fn entrypoint_override_clears_the_image_entrypoint() {
     let tag = first
         .stderr
         .lines()
-        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("berth-build/tool:")))
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("berth-build/tool:"))
+        })
         .expect("the built tag is reported")
         .trim_end_matches([')', ',', ':'])
         .to_string();
@@ -429,7 +460,11 @@ fn docker_unreachable_is_exit_3() {
             .unwrap(),
     );
     run.expect_code(3);
-    assert!(run.stderr.contains("cannot reach the Docker engine"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot reach the Docker engine"),
+        "{}",
+        run.stderr
+    );
 }
 
 use common::Run;

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::Reporter;
-use crate::events::{Event, JobStatus, RunStatus};
+use crate::events::{Event, JobStatus, JobSummary, RunStatus};
 use crate::pipeline::duration::human;
 
 pub struct Plain<W: Write + Send> {
@@ -101,43 +101,51 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
             status,
             duration,
             jobs,
-        } => {
-            writeln!(out)?;
-            writeln!(out, "summary:")?;
-            let w_stage = jobs.iter().map(|j| j.stage.len()).max().unwrap_or(0);
-            let w_name = jobs.iter().map(|j| j.name.len()).max().unwrap_or(0);
-            let w_status = jobs
-                .iter()
-                .map(|j| j.status.as_str().len())
-                .max()
-                .unwrap_or(0);
-            for j in jobs {
-                let duration = j.duration.map(human).unwrap_or_else(|| "-".into());
-                let image = j.image.as_deref().unwrap_or("-");
-                writeln!(
-                    out,
-                    "  {:w_stage$}  {:w_name$}  {:w_status$}  {:>8}  {image}",
-                    j.stage,
-                    j.name,
-                    j.status.as_str(),
-                    duration
-                )?;
-            }
-            let count = |f: fn(JobStatus) -> bool| jobs.iter().filter(|j| f(j.status)).count();
-            let passed = count(|s| matches!(s, JobStatus::Passed | JobStatus::AllowedFailure));
-            let failed = count(|s| s.fails_pipeline());
-            let skipped = count(|s| matches!(s, JobStatus::Skipped | JobStatus::Manual));
-            let word = match status {
-                RunStatus::Passed => "passed",
-                RunStatus::Failed => "failed",
-                RunStatus::Error => "failed (Docker error)",
-                RunStatus::Interrupted => "interrupted",
-            };
-            writeln!(
-                out,
-                "pipeline {word} in {}: {passed} jobs passed, {failed} did not, {skipped} not run",
-                human(*duration)
-            )
-        }
+        } => summary(out, *status, *duration, jobs),
     }
+}
+
+/// The closing summary: one line per job, then the pipeline's result.
+pub fn summary(
+    out: &mut impl Write,
+    status: RunStatus,
+    duration: std::time::Duration,
+    jobs: &[JobSummary],
+) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "summary:")?;
+    let w_stage = jobs.iter().map(|j| j.stage.len()).max().unwrap_or(0);
+    let w_name = jobs.iter().map(|j| j.name.len()).max().unwrap_or(0);
+    let w_status = jobs
+        .iter()
+        .map(|j| j.status.as_str().len())
+        .max()
+        .unwrap_or(0);
+    for j in jobs {
+        let duration = j.duration.map(human).unwrap_or_else(|| "-".into());
+        let image = j.image.as_deref().unwrap_or("-");
+        writeln!(
+            out,
+            "  {:w_stage$}  {:w_name$}  {:w_status$}  {:>8}  {image}",
+            j.stage,
+            j.name,
+            j.status.as_str(),
+            duration
+        )?;
+    }
+    let count = |f: fn(JobStatus) -> bool| jobs.iter().filter(|j| f(j.status)).count();
+    let passed = count(|s| matches!(s, JobStatus::Passed | JobStatus::AllowedFailure));
+    let failed = count(|s| s.fails_pipeline());
+    let skipped = count(|s| matches!(s, JobStatus::Skipped | JobStatus::Manual));
+    let word = match status {
+        RunStatus::Passed => "passed",
+        RunStatus::Failed => "failed",
+        RunStatus::Error => "failed (Docker error)",
+        RunStatus::Interrupted => "interrupted",
+    };
+    writeln!(
+        out,
+        "pipeline {word} in {}: {passed} jobs passed, {failed} did not, {skipped} not run",
+        human(duration)
+    )
 }

@@ -41,14 +41,19 @@ pub fn require_image(image: &str) {
             .status()
             .expect("run images/build.sh");
         assert!(status.success(), "images/build.sh {which} failed");
-        assert!(image_exists(image), "images/build.sh did not produce {image}");
+        assert!(
+            image_exists(image),
+            "images/build.sh did not produce {image}"
+        );
     }
     drop(lock);
 }
 
 fn image_exists(image: &str) -> bool {
     block_on(async {
-        let engine = berth::docker::Engine::connect().await.expect("Docker engine");
+        let engine = berth::docker::Engine::connect()
+            .await
+            .expect("Docker engine");
         engine.image_exists(image).await.expect("inspect image")
     })
 }
@@ -87,7 +92,10 @@ impl Project {
     }
 
     pub fn path(&self) -> PathBuf {
-        self.dir.path().canonicalize().expect("canonical project path")
+        self.dir
+            .path()
+            .canonicalize()
+            .expect("canonical project path")
     }
 
     pub fn write(&self, name: &str, text: &str) {
@@ -121,7 +129,9 @@ impl Project {
     pub fn leftovers(&self) -> Vec<String> {
         let project = self.path().display().to_string();
         block_on(async {
-            let engine = berth::docker::Engine::connect().await.expect("Docker engine");
+            let engine = berth::docker::Engine::connect()
+                .await
+                .expect("Docker engine");
             let label = berth::docker::labels::PROJECT;
             let mut left: Vec<String> = engine
                 .containers_with_label(label, Some(&project))
@@ -131,10 +141,18 @@ impl Project {
                 .map(|c| format!("container {}", c.name))
                 .collect();
             let filter = format!("{label}={project}");
-            for n in engine.networks_with_label(&filter).await.expect("list networks") {
+            for n in engine
+                .networks_with_label(&filter)
+                .await
+                .expect("list networks")
+            {
                 left.push(format!("network {}", n.name));
             }
-            for v in engine.volumes_with_label(&filter).await.expect("list volumes") {
+            for v in engine
+                .volumes_with_label(&filter)
+                .await
+                .expect("list volumes")
+            {
                 if v.labels.contains_key(berth::docker::labels::TEMPORARY) {
                     left.push(format!("volume {}", v.name));
                 }
@@ -152,7 +170,8 @@ impl Drop for Project {
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()))
+    {
         let entry = entry.expect("dir entry");
         let target = to.join(entry.file_name());
         let ft = entry.file_type().expect("file type");
@@ -210,8 +229,7 @@ impl Run {
         let prefix = format!("==> {job}: ");
         self.stderr
             .lines()
-            .filter(|l| l.starts_with(&prefix) && !l.contains(": started ("))
-            .last()
+            .rfind(|l| l.starts_with(&prefix) && !l.contains(": started ("))
             .unwrap_or_else(|| panic!("no status line for `{job}` in:\n{}", self.stderr))
             .to_string()
     }
