@@ -53,8 +53,20 @@ enum Command {
     Run(RunArgs),
     /// Validate the pipeline and print what would run, in order, without Docker
     Plan(PlanArgs),
+    /// List the artifacts a run stored, or unpack one job's artifacts on the host
+    Artifacts(ArtifactsArgs),
     /// Remove containers, networks and temporary volumes that crashed runs left behind
     Prune(PruneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ArtifactsArgs {
+    /// A run id (default: the latest run) and/or a job name
+    #[arg(value_name = "RUN|JOB")]
+    names: Vec<String>,
+    /// Unpack the job's artifacts into DIR
+    #[arg(long, value_name = "DIR")]
+    extract: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,6 +180,7 @@ pub fn main() -> i32 {
             Command::Plan(args) => cmd_plan(&cli, args),
             Command::Run(args) => cmd_run(&cli, args).await,
             Command::Prune(args) => cmd_prune(args).await,
+            Command::Artifacts(args) => cmd_artifacts(&cli, args),
         }
     })
 }
@@ -353,6 +366,11 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
 
     let (run_id, pipeline_id) = new_run_id();
     let context = Context::new(&project, pipeline_id);
+    let run_dir = project.join(".berth").join("runs").join(&run_id);
+    if let Err(e) = std::fs::create_dir_all(&run_dir) {
+        eprintln!("berth: cannot create {}: {e}", run_dir.display());
+        return exit::BAD_INPUT;
+    }
     // The snapshot lives as long as the run: every job unpacks the same tree.
     let snapshot = match args.workspace {
         WorkspaceMode::Mount => None,
@@ -402,6 +420,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         pipeline_variables: loaded.pipeline.variables.clone(),
         overrides: args.env.clone(),
         default_image: args.default_image.clone(),
+        run_dir,
     };
 
     let cancel = CancellationToken::new();
@@ -498,6 +517,109 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
+    use crate::engine::artifacts::{extract, Manifest};
+    let project = match project_dir(cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let runs = project.join(".berth").join("runs");
+    let mut names = args.names.clone();
+    let run = match names.first() {
+        Some(first) if runs.join(first).is_dir() => names.remove(0),
+        _ => {
+            let mut all: Vec<String> = std::fs::read_dir(&runs)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            all.sort();
+            match all.pop() {
+                Some(latest) => latest,
+                None => {
+                    eprintln!("berth: no runs recorded in {}", runs.display());
+                    return exit::BAD_INPUT;
+                }
+            }
+        }
+    };
+    let job = match names.as_slice() {
+        [] => None,
+        [job] => Some(job.clone()),
+        _ => {
+            eprintln!("berth: expected at most a run id and a job name");
+            return exit::BAD_INPUT;
+        }
+    };
+    let dir = runs.join(&run).join("artifacts");
+    let mut manifests: Vec<(PathBuf, Manifest)> = Vec::new();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    paths.sort();
+    for path in paths
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    {
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Manifest>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(m) => manifests.push((dir.join(&m.archive), m)),
+            Err(e) => eprintln!("berth: {}: {e}", path.display()),
+        }
+    }
+    if let Some(job) = &job {
+        manifests.retain(|(_, m)| &m.job == job);
+        if manifests.is_empty() {
+            eprintln!("berth: run {run} stored no artifacts for job `{job}`");
+            return exit::BAD_INPUT;
+        }
+    }
+    if let Some(dest) = &args.extract {
+        let [(archive, manifest)] = manifests.as_slice() else {
+            eprintln!("berth: name the job whose artifacts to extract");
+            return exit::BAD_INPUT;
+        };
+        return match extract(archive, dest) {
+            Ok(n) => {
+                println!(
+                    "extracted {n} entries of `{}` into {}",
+                    manifest.job,
+                    dest.display()
+                );
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("berth: {e}");
+                exit::JOB_FAILED
+            }
+        };
+    }
+    println!("run {run}");
+    for (archive, m) in &manifests {
+        println!(
+            "{}: {} files, {} bytes ({})",
+            m.job,
+            m.files.len(),
+            m.bytes,
+            archive.display()
+        );
+        if job.is_some() {
+            for f in &m.files {
+                match (&f.sha256, &f.link) {
+                    (_, Some(link)) => println!("  {} -> {link}", f.path),
+                    (Some(sha), None) => println!("  {}  {}  {sha}", f.path, f.size),
+                    (None, None) => println!("  {}", f.path),
+                }
+            }
+        }
+    }
+    exit::OK
 }
 
 async fn cmd_prune(args: &PruneArgs) -> i32 {

@@ -11,10 +11,11 @@ use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    BuildImageOptionsBuilder, ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder,
+    CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -42,6 +43,8 @@ pub enum DockerError {
     Unreachable(String),
     #[error("image `{image}` cannot be had: {reason}")]
     Image { image: String, reason: String },
+    #[error("not found: {0}")]
+    NotFound(String),
     #[error("Docker engine error: {0}")]
     Api(String),
 }
@@ -344,6 +347,57 @@ impl Engine {
                 "the engine ended the wait without an exit code".into(),
             )),
         }
+    }
+
+    /// Stop a running container at once (SIGKILL), keeping its filesystem for collection.
+    pub async fn kill(&self, container: &str) -> Result<(), DockerError> {
+        match self.docker.kill_container(container, None).await {
+            Ok(()) => Ok(()),
+            // 404 gone, 409 not running: either way it is stopped.
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Does `path` exist inside the container (running or stopped)?
+    pub async fn path_exists(&self, container: &str, path: &str) -> Result<bool, DockerError> {
+        let options = ContainerArchiveInfoOptionsBuilder::default()
+            .path(path)
+            .build();
+        match self
+            .docker
+            .get_container_archive_info(container, Some(options))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A tar stream of `path` inside the container (its entries start with the path's last
+    /// component). A path that does not exist is [`DockerError::NotFound`].
+    pub fn download(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> impl Stream<Item = Result<Bytes, DockerError>> {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let path = path.to_string();
+        self.docker
+            .download_from_container(container, Some(options))
+            .map_err(move |e| {
+                if is_not_found(&e) {
+                    DockerError::NotFound(path.clone())
+                } else {
+                    e.into()
+                }
+            })
     }
 
     /// Kill (if running) and remove a container with its anonymous volumes. A container that is

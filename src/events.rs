@@ -116,6 +116,13 @@ pub enum Event {
         status: JobStatus,
         reason: String,
     },
+    ArtifactsStored {
+        job: String,
+        /// The archive, relative to the project directory.
+        path: String,
+        files: usize,
+        bytes: u64,
+    },
     Interrupted {
         running: Vec<String>,
     },

@@ -9,6 +9,7 @@ pub mod diag;
 pub mod docker;
 pub mod engine;
 pub mod events;
+pub mod paths;
 pub mod pipeline;
 pub mod plan;
 pub mod report;

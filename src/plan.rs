@@ -27,6 +27,9 @@ pub struct PlannedJob {
     pub dag: bool,
     /// False for a manual job nobody asked for: shown, not run.
     pub run: bool,
+    /// Indices of the jobs whose artifacts this one receives, in plan order: `dependencies`
+    /// if given, else `needs` with `artifacts: true`, else every job of the earlier stages.
+    pub artifacts_from: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +96,28 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
     };
 
     let new_index: HashMap<usize, usize> = keep.iter().enumerate().map(|(n, &o)| (o, n)).collect();
+    let artifacts_from = |i: usize| -> Vec<usize> {
+        let job = candidates[i];
+        let mut from: Vec<usize> = match (&job.dependencies, &job.needs) {
+            (Some(deps), _) => deps
+                .iter()
+                .filter_map(|d| index_of.get(d.job.as_str()).copied())
+                .collect(),
+            (None, Some(needs)) => needs
+                .iter()
+                .filter(|n| n.artifacts)
+                .filter_map(|n| index_of.get(n.job.as_str()).copied())
+                .collect(),
+            (None, None) => (0..candidates.len())
+                .filter(|&k| stage_of(candidates[k]) < stage_of(job))
+                .collect(),
+        };
+        from.sort_unstable();
+        from.dedup();
+        from.into_iter()
+            .filter_map(|d| new_index.get(&d).copied())
+            .collect()
+    };
     let jobs = keep
         .iter()
         .map(|&i| {
@@ -106,6 +131,7 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
                     .filter_map(|d| new_index.get(&d).copied())
                     .collect(),
                 dag: job.needs.is_some(),
+                artifacts_from: artifacts_from(i),
                 run: job.when != When::Manual || manual || named,
             }
         })
@@ -240,6 +266,48 @@ gone:
         assert!(plan.jobs.last().unwrap().run);
         let all = super::plan(&p, &[], true).unwrap();
         assert!(all.jobs.iter().all(|j| j.run));
+    }
+
+    #[test]
+    fn whose_artifacts_each_job_receives() {
+        let src = "\
+stages: [a, b, c]
+one:
+  stage: a
+  script: s
+two:
+  stage: a
+  script: s
+by_stage:
+  stage: b
+  script: s
+by_needs:
+  stage: b
+  needs: [one, {job: two, artifacts: false}]
+  script: s
+by_deps:
+  stage: c
+  dependencies: [two]
+  script: s
+none:
+  stage: c
+  dependencies: []
+  script: s
+";
+        let p = load(src).unwrap().pipeline;
+        let plan = plan(&p, &[], false).unwrap();
+        let from = |name: &str| -> Vec<&str> {
+            let j = plan.jobs.iter().find(|j| j.job.name == name).unwrap();
+            j.artifacts_from
+                .iter()
+                .map(|&i| plan.jobs[i].job.name.as_str())
+                .collect()
+        };
+        assert_eq!(from("by_stage"), vec!["one", "two"]);
+        assert_eq!(from("by_needs"), vec!["one"]);
+        assert_eq!(from("by_deps"), vec!["two"]);
+        assert!(from("none").is_empty());
+        assert!(from("one").is_empty());
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub(super) async fn prepare(
             timeout: job.timeout.unwrap_or(DEFAULT_TIMEOUT),
             retry: job.retry,
             allow_failure: job.allow_failure.clone(),
+            artifacts: job.artifacts.clone(),
+            artifacts_from: pj.artifacts_from.clone(),
         })));
     }
 

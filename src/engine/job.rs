@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{script, Outcome, PreparedJob, Shared, Workspace};
+use super::{artifacts, script, Outcome, PreparedJob, Shared, Workspace};
 use crate::docker::{labels, ContainerSpec, DockerError, Output};
 use crate::events::{Event, JobStatus, Sink};
 use crate::vars;
@@ -19,6 +19,8 @@ enum Ended {
     TimedOut,
     Cancelled,
     Broken(DockerError),
+    /// The job's own data was refused or could not be kept (an unsafe artifact, a failed upload).
+    Refused(String),
 }
 
 pub(super) async fn run(
@@ -37,7 +39,8 @@ pub(super) async fn run(
             attempt,
         })
         .await;
-        let ended = attempt_once(&job, &shared, &sink, &cancel, attempt).await;
+        let last = attempt > job.retry;
+        let ended = attempt_once(&job, &shared, &sink, &cancel, attempt, last).await;
         let (status, exit_code, message) = match &ended {
             Ended::Exited(0) => (JobStatus::Passed, Some(0), None),
             Ended::Exited(code) => (
@@ -55,6 +58,7 @@ pub(super) async fn run(
             ),
             Ended::Cancelled => (JobStatus::Cancelled, None, Some("interrupted".into())),
             Ended::Broken(e) => (JobStatus::Error, None, Some(e.to_string())),
+            Ended::Refused(why) => (JobStatus::Failed, None, Some(why.clone())),
         };
         let retryable = matches!(
             status,
@@ -98,6 +102,7 @@ async fn attempt_once(
     sink: &Sink,
     cancel: &CancellationToken,
     attempt: u32,
+    last: bool,
 ) -> Ended {
     let engine = &shared.engine;
     let config = &shared.config;
@@ -130,7 +135,17 @@ async fn attempt_once(
         Ok(id) => id,
         Err(e) => return Ended::Broken(e),
     };
-    let ended = drive(job, shared, sink, cancel, &id).await;
+    let mut ended = drive(job, shared, sink, cancel, &id).await;
+    // Keep artifacts from the attempt whose result stands: a pass, or the last failure.
+    let passed = matches!(ended, Ended::Exited(0));
+    let failed_for_good = matches!(ended, Ended::Exited(_) | Ended::TimedOut) && !passed && last;
+    if let Some(spec) = &job.artifacts {
+        if (passed || failed_for_good) && spec.when.keeps(passed) {
+            if let Err(why) = keep_artifacts(job, shared, sink, &id, spec).await {
+                ended = Ended::Refused(format!("artifacts: {why}"));
+            }
+        }
+    }
     if let Err(e) = engine.remove_container(&id).await {
         sink.send(Event::Notice {
             message: format!("job `{}`: could not remove its container: {e}", job.name),
@@ -160,6 +175,9 @@ async fn drive(
     {
         return Ended::Broken(e);
     }
+    if let Err(ended) = receive_artifacts(job, shared, sink, id).await {
+        return ended;
+    }
     if cancel.is_cancelled() {
         return Ended::Cancelled;
     }
@@ -179,13 +197,122 @@ async fn drive(
         _ = tokio::time::sleep(job.timeout) => Ended::TimedOut,
         _ = cancel.cancelled() => Ended::Cancelled,
     };
-    if !matches!(ended, Ended::Exited(_)) {
+    match ended {
+        // Killed, not removed: its files stay readable for `artifacts: when: on_failure`.
+        Ended::TimedOut => {
+            let _ = engine.kill(id).await;
+        }
         // Removing kills it; the output stream then ends.
-        let _ = engine.remove_container(id).await;
+        Ended::Cancelled | Ended::Broken(_) => {
+            let _ = engine.remove_container(id).await;
+        }
+        Ended::Exited(_) | Ended::Refused(_) => {}
     }
     // The stream ends when the container stops; don't hang on an engine that went away.
     let _ = tokio::time::timeout(Duration::from_secs(10), pump).await;
     ended
+}
+
+/// Unpack into the container the artifacts of the jobs this one depends on, each checked first.
+async fn receive_artifacts(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    id: &str,
+) -> Result<(), Ended> {
+    if matches!(shared.config.workspace, Workspace::Mount) {
+        // The jobs share the project directory: what they wrote is already there.
+        return Ok(());
+    }
+    let sources: Vec<artifacts::Stored> = {
+        let stored = shared.stored.lock().unwrap_or_else(|e| e.into_inner());
+        job.artifacts_from
+            .iter()
+            .filter_map(|i| stored.get(i).cloned())
+            .collect()
+    };
+    for source in sources {
+        let archive = source.archive.clone();
+        let checked = tokio::task::spawn_blocking(move || artifacts::check_archive(&archive))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(why) = checked {
+            return Err(Ended::Refused(format!(
+                "artifacts of `{}`: {why}",
+                source.manifest.job
+            )));
+        }
+        log(
+            sink,
+            &job.name,
+            format!(
+                "Receiving artifacts of `{}` ({} files)",
+                source.manifest.job,
+                source.manifest.files.len()
+            ),
+        )
+        .await;
+        shared
+            .engine
+            .upload_tar_file(id, &shared.config.context.container_dir, &source.archive)
+            .await
+            .map_err(Ended::Broken)?;
+    }
+    Ok(())
+}
+
+/// Stream the job's artifacts out of its stopped container into the run's record.
+async fn keep_artifacts(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    id: &str,
+    spec: &crate::pipeline::Artifacts,
+) -> Result<(), String> {
+    let dir = shared.config.run_dir.join("artifacts");
+    let stem = artifacts::file_stem(job.index, &job.name);
+    let (stored, warnings) = artifacts::collect(
+        &shared.engine,
+        id,
+        &shared.config.context.container_dir,
+        spec,
+        &job.name,
+        &dir,
+        &stem,
+    )
+    .await?;
+    for w in warnings {
+        log(sink, &job.name, w).await;
+    }
+    if let Some(stored) = stored {
+        let shown = stored
+            .archive
+            .strip_prefix(&shared.config.context.project_dir)
+            .unwrap_or(&stored.archive)
+            .display()
+            .to_string();
+        sink.send(Event::ArtifactsStored {
+            job: job.name.clone(),
+            path: shown,
+            files: stored.manifest.files.len(),
+            bytes: stored.manifest.bytes,
+        })
+        .await;
+        shared
+            .stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.index, stored);
+    }
+    Ok(())
+}
+
+async fn log(sink: &Sink, job: &str, line: String) {
+    sink.send(Event::JobLog {
+        job: job.to_string(),
+        line,
+    })
+    .await;
 }
 
 async fn pump_output(

@@ -5,13 +5,14 @@
 //! stages); jobs already running finish. Ctrl-C cancels: running jobs are killed and removed.
 //! At the end, anything still carrying the run's label is removed.
 
+pub mod artifacts;
 mod images;
 mod job;
 pub mod script;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -47,6 +48,8 @@ pub struct RunConfig {
     pub overrides: Vec<(String, String)>,
     /// For jobs with no `image` anywhere.
     pub default_image: String,
+    /// This run's record directory (`.berth/runs/<run-id>`); artifacts go under it.
+    pub run_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,9 @@ pub struct PreparedJob {
     pub timeout: Duration,
     pub retry: u32,
     pub allow_failure: AllowFailure,
+    pub artifacts: Option<crate::pipeline::Artifacts>,
+    /// Plan indices of the jobs whose artifacts this one receives.
+    pub artifacts_from: Vec<usize>,
 }
 
 /// What the jobs share.
@@ -84,6 +90,8 @@ pub(crate) struct Shared {
     engine: Engine,
     config: RunConfig,
     labels: HashMap<String, String>,
+    /// Artifacts stored so far, by plan index.
+    stored: Mutex<HashMap<usize, artifacts::Stored>>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +137,7 @@ pub async fn run(
         engine,
         config,
         labels,
+        stored: Mutex::new(HashMap::new()),
     });
 
     let prepared = images::prepare(plan, &shared, &sink, &cancel).await?;

@@ -80,6 +80,38 @@ pub struct Job {
     pub timeout: Option<Duration>,
     pub retry: u32,
     pub when: When,
+    pub artifacts: Option<Artifacts>,
+    /// `dependencies`: whose artifacts the job receives (`None`: GitLab's default).
+    pub dependencies: Option<Vec<Need>>,
+}
+
+/// What a job keeps after it ends, for later jobs and for the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Artifacts {
+    /// Paths and globs relative to the project directory.
+    pub paths: Vec<String>,
+    pub exclude: Vec<String>,
+    pub when: ArtifactsWhen,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactsWhen {
+    OnSuccess,
+    OnFailure,
+    Always,
+}
+
+impl ArtifactsWhen {
+    /// Are artifacts kept for a job that passed (`true`) or failed (`false`)?
+    pub fn keeps(self, passed: bool) -> bool {
+        match self {
+            ArtifactsWhen::OnSuccess => passed,
+            ArtifactsWhen::OnFailure => !passed,
+            ArtifactsWhen::Always => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -183,6 +215,8 @@ const JOB_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "when",
+    "artifacts",
+    "dependencies",
 ];
 /// Job keys that have no meaning on a local machine: accepted quietly.
 const JOB_NO_LOCAL_MEANING: &[&str] = &[
@@ -204,10 +238,8 @@ const JOB_NOT_YET: &[&str] = &[
     "rules",
     "only",
     "except",
-    "artifacts",
     "cache",
     "services",
-    "dependencies",
     "parallel",
     "trigger",
     "inherit",
@@ -223,11 +255,11 @@ const DEFAULT_KEYS: &[&str] = &[
     "variables",
     "timeout",
     "retry",
+    "artifacts",
 ];
 const DEFAULT_NOT_YET: &[&str] = &[
     "services",
     "cache",
-    "artifacts",
     "tags",
     "interruptible",
     "hooks",
@@ -331,6 +363,7 @@ struct Defaults {
     after_script: Option<Vec<String>>,
     timeout: Option<Duration>,
     retry: Option<u32>,
+    artifacts: Option<Artifacts>,
 }
 
 #[derive(Default)]
@@ -473,6 +506,7 @@ impl Reader {
             "after_script" => defaults.after_script = self.script("after_script", node),
             "timeout" => defaults.timeout = self.timeout(node),
             "retry" => defaults.retry = self.retry(node),
+            "artifacts" => defaults.artifacts = self.artifacts(node),
             "variables" => variables.extend(self.variables(node)),
             _ => {}
         }
@@ -585,6 +619,27 @@ impl Reader {
             Some(n) => self.retry(n).unwrap_or(0),
             None => defaults.retry.unwrap_or(0),
         };
+        let artifacts = match node.get("artifacts") {
+            Some(n) => self.artifacts(n),
+            None => defaults.artifacts.clone(),
+        };
+        let dependencies = match node.get("dependencies") {
+            Some(n) if n.is_null() => Some(Vec::new()),
+            Some(n) => self.string_list("dependencies", n).map(|names| {
+                let items = n.as_seq().unwrap_or_default();
+                names
+                    .into_iter()
+                    .zip(items)
+                    .map(|(job, item)| Need {
+                        job,
+                        span: item.span,
+                        artifacts: true,
+                        optional: false,
+                    })
+                    .collect()
+            }),
+            None => None,
+        };
         Some(Job {
             name: name.to_string(),
             span,
@@ -600,7 +655,85 @@ impl Reader {
             timeout,
             retry,
             when,
+            artifacts,
+            dependencies,
         })
+    }
+
+    fn artifacts(&mut self, node: &Node) -> Option<Artifacts> {
+        if node.is_null() {
+            return None;
+        }
+        let Some(entries) = node.as_map() else {
+            self.expected("a mapping with `paths`", "artifacts", node);
+            return None;
+        };
+        let mut artifacts = Artifacts {
+            paths: Vec::new(),
+            exclude: Vec::new(),
+            when: ArtifactsWhen::OnSuccess,
+            name: None,
+        };
+        for e in entries {
+            match e.key.as_str() {
+                "paths" | "exclude" => {
+                    let list = if e.value.is_null() {
+                        Vec::new()
+                    } else {
+                        self.string_list(&format!("artifacts: {}", e.key), &e.value)
+                            .unwrap_or_default()
+                    };
+                    let items = e.value.as_seq().unwrap_or_default();
+                    for (path, item) in list.iter().zip(items) {
+                        if let Err(why) = crate::paths::check_pattern(path) {
+                            self.error_help(
+                                format!("artifact path `{path}` {why}"),
+                                item.span,
+                                "artifact paths are relative to the project directory and stay inside it",
+                            );
+                        }
+                    }
+                    if e.key == "paths" {
+                        artifacts.paths = list;
+                    } else {
+                        artifacts.exclude = list;
+                    }
+                }
+                "when" => {
+                    artifacts.when = match e.value.as_text() {
+                        Some("on_success") => ArtifactsWhen::OnSuccess,
+                        Some("on_failure") => ArtifactsWhen::OnFailure,
+                        Some("always") => ArtifactsWhen::Always,
+                        _ => {
+                            self.error_help(
+                                format!(
+                                    "`artifacts: when: {}` is not a valid value",
+                                    e.value.as_scalar().unwrap_or("...")
+                                ),
+                                e.value.span,
+                                "use on_success, on_failure or always",
+                            );
+                            ArtifactsWhen::OnSuccess
+                        }
+                    }
+                }
+                "name" => artifacts.name = e.value.as_text().map(String::from),
+                // Artifacts live with the run record; there is no server to expire them.
+                "expire_in" | "expose_as" | "public" | "access" => {}
+                "untracked" | "reports" => self.warn(
+                    format!(
+                        "`artifacts: {}` is not supported by berth yet; ignored",
+                        e.key
+                    ),
+                    e.key_span,
+                ),
+                other => self.error(
+                    format!("`artifacts` has an unknown key `{other}`"),
+                    e.key_span,
+                ),
+            }
+        }
+        Some(artifacts)
     }
 
     fn string_list(&mut self, key: &str, node: &Node) -> Option<Vec<String>> {
@@ -915,6 +1048,28 @@ impl Reader {
                 );
                 continue;
             };
+            for dep in job.dependencies.iter().flatten() {
+                match by_name.get(dep.job.as_str()) {
+                    None => self.error(
+                        format!("`dependencies` names `{}`, which is not a job", dep.job),
+                        dep.span,
+                    ),
+                    Some(other) => {
+                        if stage_index
+                            .get(other.stage.as_str())
+                            .is_some_and(|&s| s >= own)
+                        {
+                            self.error(
+                                format!(
+                                    "`dependencies` names `{}`, which is not in an earlier stage",
+                                    dep.job
+                                ),
+                                dep.span,
+                            );
+                        }
+                    }
+                }
+            }
             for need in job.needs.iter().flatten() {
                 match by_name.get(need.job.as_str()) {
                     None if need.optional => {}

@@ -244,9 +244,9 @@ fn job_without_script_and_wrong_types() {
 fn unknown_key_is_an_error_unsupported_key_a_warning() {
     let e = errors("a:\n  scirpt: x\n  script: y\n");
     assert!(e[0].message.contains("scirpt"));
-    let l = ok("a:\n  script: y\n  artifacts: {paths: [x]}\n  tags: [docker]\n");
+    let l = ok("a:\n  script: y\n  rules: [{when: always}]\n  tags: [docker]\n");
     assert_eq!(l.warnings.len(), 1);
-    assert!(l.warnings[0].message.contains("artifacts"));
+    assert!(l.warnings[0].message.contains("rules"));
 }
 
 #[test]
@@ -294,4 +294,60 @@ fn empty_and_non_mapping_files() {
     assert!(errors("")[0].message.contains("empty"));
     assert!(errors("- a\n- b\n")[0].message.contains("mapping"));
     assert!(errors("stages: [a]\n")[0].message.contains("no jobs"));
+}
+
+#[test]
+fn artifacts_and_dependencies() {
+    let l = ok("\
+stages: [a, b]
+x:
+  stage: a
+  script: s
+  artifacts:
+    paths: [dist/, '*.log']
+    exclude: [dist/tmp/**]
+    when: always
+    expire_in: 1 week
+y:
+  stage: b
+  dependencies: [x]
+  script: s
+z:
+  stage: b
+  dependencies: []
+  script: s
+");
+    let x = &l.pipeline.jobs[0];
+    let a = x.artifacts.as_ref().unwrap();
+    assert_eq!(a.paths, vec!["dist/", "*.log"]);
+    assert_eq!(a.exclude, vec!["dist/tmp/**"]);
+    assert_eq!(a.when, ArtifactsWhen::Always);
+    assert_eq!(
+        l.pipeline.jobs[1].dependencies.as_ref().unwrap()[0].job,
+        "x"
+    );
+    assert_eq!(l.pipeline.jobs[2].dependencies.as_deref(), Some(&[][..]));
+}
+
+#[test]
+fn artifact_paths_must_stay_inside_the_project() {
+    let e = errors("x:\n  script: s\n  artifacts:\n    paths: [ok/, ../../etc]\n");
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0]
+        .message
+        .contains("`../../etc` leaves the project directory"));
+    assert_eq!(e[0].span.unwrap().line, 4);
+    assert_eq!(e[0].job.as_deref(), Some("x"));
+}
+
+#[test]
+fn dependencies_must_be_earlier_jobs() {
+    let e = errors("stages: [a, b]\nx:\n  stage: b\n  script: s\ny:\n  stage: a\n  dependencies: [x, ghost]\n  script: s\n");
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(e
+        .iter()
+        .any(|d| d.message.contains("not in an earlier stage")));
+    assert!(e
+        .iter()
+        .any(|d| d.message.contains("`ghost`, which is not a job")));
 }

@@ -82,6 +82,15 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
             reason,
             ..
         } => writeln!(out, "==> {job}: {} ({reason})", status.as_str()),
+        Event::ArtifactsStored {
+            job,
+            path,
+            files,
+            bytes,
+        } => writeln!(
+            out,
+            "==> {job}: artifacts: {files} files, {bytes} bytes in {path}"
+        ),
         Event::Interrupted { running } => {
             if running.is_empty() {
                 writeln!(out, "berth: interrupted")

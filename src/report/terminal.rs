@@ -139,6 +139,14 @@ impl Reporter for Terminal {
                 mark(*status),
                 status.as_str()
             )),
+            Event::ArtifactsStored {
+                job,
+                path,
+                files,
+                bytes,
+            } => self.line(format!(
+                "  {job}: artifacts: {files} files, {bytes} bytes in {path}"
+            )),
             Event::Interrupted { running } => self.line(format!(
                 "berth: interrupted; stopping {}",
                 running.join(", ")

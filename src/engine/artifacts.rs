@@ -1,0 +1,337 @@
+//! Artifacts: after a job, the files its `artifacts: paths` match are streamed out of the
+//! container (Docker archive API), filtered, and stored as a gzipped tar with a manifest (path,
+//! size, sha256 of each file). Before a later job starts, the archives it should receive are
+//! checked entry by entry and streamed into its workspace. Nothing is held in memory whole.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use futures_util::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::docker::Engine;
+use crate::paths::{self, Link};
+use crate::pipeline::Artifacts;
+
+/// What a job stored: written next to its archive as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub job: String,
+    pub archive: String,
+    pub files: Vec<FileEntry>,
+    /// Bytes of file content (before compression).
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// For a symbolic link: where it points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// A stored archive and its manifest.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub archive: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// The file names for a job's artifacts inside the run's `artifacts/` directory.
+pub fn file_stem(index: usize, job: &str) -> String {
+    format!("{index:03}-{}", crate::vars::slug(job))
+}
+
+/// Collect a stopped (or finished) container's artifacts into `dir/<stem>.tar.gz` and
+/// `dir/<stem>.json`. Returns what was stored (None when nothing matched) and the warnings
+/// for the job's log (patterns that matched nothing).
+pub async fn collect(
+    engine: &Engine,
+    container: &str,
+    container_dir: &str,
+    spec: &Artifacts,
+    job: &str,
+    dir: &Path,
+    stem: &str,
+) -> Result<(Option<Stored>, Vec<String>), String> {
+    let include = paths::matcher(&spec.paths)?;
+    let exclude = paths::matcher(&spec.exclude)?;
+    let mut bases: Vec<String> = spec.paths.iter().map(|p| paths::base_dir(p)).collect();
+    bases.sort();
+    bases.dedup();
+    // A base inside another base is fetched with it.
+    let all = bases.clone();
+    bases.retain(|b| {
+        !all.iter()
+            .any(|other| other != b && (other.is_empty() || b.starts_with(&format!("{other}/"))))
+    });
+
+    let mut readers = Vec::new();
+    for base in &bases {
+        let path = if base.is_empty() {
+            container_dir.to_string()
+        } else {
+            format!("{container_dir}/{base}")
+        };
+        if !engine
+            .path_exists(container, &path)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            continue;
+        }
+        let stream = engine
+            .download(container, &path)
+            .map_err(|e| io::Error::other(e.to_string()));
+        readers.push((
+            base.clone(),
+            SyncIoBridge::new(StreamReader::new(Box::pin(stream))),
+        ));
+    }
+
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let archive_path = dir.join(format!("{stem}.tar.gz"));
+    let manifest_path = dir.join(format!("{stem}.json"));
+    let patterns = spec.paths.clone();
+    let job = job.to_string();
+    let archive_for_task = archive_path.clone();
+    tokio::task::spawn_blocking(move || -> Result<(Option<Stored>, Vec<String>), String> {
+        let file = File::create(&archive_for_task)
+            .map_err(|e| format!("cannot write {}: {e}", archive_for_task.display()))?;
+        let mut builder = tar::Builder::new(GzEncoder::new(BufWriter::new(file), Compression::fast()));
+        let mut files = Vec::new();
+        let mut seen = HashSet::new();
+        let mut matched = vec![false; patterns.len()];
+        for (base, reader) in readers {
+            let mut archive = tar::Archive::new(reader);
+            let entries = archive.entries().map_err(|e| format!("reading artifacts: {e}"))?;
+            for entry in entries {
+                let mut entry = entry.map_err(|e| format!("reading artifacts: {e}"))?;
+                let raw = entry.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
+                let Some(rel) = rebase(&base, &raw) else { continue };
+                let hits = include.matches(&rel);
+                if hits.is_empty() || exclude.is_match(&rel) || !seen.insert(rel.clone()) {
+                    continue;
+                }
+                for h in hits {
+                    matched[h / 2] = true;
+                }
+                let mut header = entry.header().clone();
+                let kind = header.entry_type();
+                if kind.is_symlink() || kind.is_hard_link() {
+                    let target = entry
+                        .link_name()
+                        .map_err(|e| e.to_string())?
+                        .map(|t| t.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let target = if kind.is_hard_link() {
+                        rebase(&base, &target).unwrap_or(target)
+                    } else {
+                        target
+                    };
+                    builder
+                        .append_link(&mut header, &rel, &target)
+                        .map_err(|e| format!("writing artifacts: {e}"))?;
+                    files.push(FileEntry { path: rel, size: 0, sha256: None, link: Some(target) });
+                } else if kind.is_dir() {
+                    builder
+                        .append_data(&mut header, format!("{rel}/"), io::empty())
+                        .map_err(|e| format!("writing artifacts: {e}"))?;
+                } else {
+                    let mut hashing = Hashing { inner: &mut entry, hasher: Sha256::new(), size: 0 };
+                    builder
+                        .append_data(&mut header, &rel, &mut hashing)
+                        .map_err(|e| format!("writing artifacts: {e}"))?;
+                    let (size, digest) = (hashing.size, hex::encode(hashing.hasher.finalize()));
+                    files.push(FileEntry { path: rel, size, sha256: Some(digest), link: None });
+                }
+            }
+        }
+        let encoder = builder.into_inner().map_err(|e| format!("writing artifacts: {e}"))?;
+        let mut out = encoder.finish().map_err(|e| format!("writing artifacts: {e}"))?;
+        io::Write::flush(&mut out).map_err(|e| format!("writing artifacts: {e}"))?;
+        let warnings = patterns
+            .iter()
+            .zip(&matched)
+            .filter(|(_, m)| !**m)
+            .map(|(p, _)| {
+                format!(
+                    "WARNING: {p}: no matching files. Ensure that the artifact path is relative to the working directory"
+                )
+            })
+            .collect();
+        if seen.is_empty() {
+            let _ = std::fs::remove_file(&archive_for_task);
+            return Ok((None, warnings));
+        }
+        let bytes = files.iter().map(|f| f.size).sum();
+        let manifest = Manifest {
+            job,
+            archive: archive_for_task
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            files,
+            bytes,
+        };
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+        std::fs::write(&manifest_path, json)
+            .map_err(|e| format!("cannot write {}: {e}", manifest_path.display()))?;
+        Ok((Some(Stored { archive: archive_for_task, manifest }), warnings))
+    })
+    .await
+    .map_err(|e| format!("collecting artifacts: {e}"))?
+}
+
+/// The project-relative path of an entry downloaded for `base` (entries start with the base's
+/// last component; for the whole project, with the project directory's name).
+fn rebase(base: &str, raw: &str) -> Option<String> {
+    let raw = raw.trim_start_matches("./").trim_end_matches('/');
+    let rel = if base.is_empty() {
+        raw.split_once('/').map(|(_, rest)| rest.to_string())?
+    } else {
+        match base.rsplit_once('/') {
+            Some((parent, _)) => format!("{parent}/{raw}"),
+            None => raw.to_string(),
+        }
+    };
+    (!rel.is_empty()).then_some(rel)
+}
+
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// Check every entry of a stored archive before it is unpacked into a job: no absolute path, no
+/// `..`, no link out of the workspace. The error names the entry.
+pub fn check_archive(archive: &Path) -> Result<(), String> {
+    let file =
+        File::open(archive).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
+    let mut tar = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
+    for entry in tar.entries().map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| format!("{}: {e}", archive.display()))?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        let target = entry
+            .link_name_bytes()
+            .map(|t| String::from_utf8_lossy(&t).into_owned());
+        let link = match (&target, kind.is_symlink(), kind.is_hard_link()) {
+            (Some(t), true, _) => Some(Link::Symbolic(t.as_str())),
+            (Some(t), _, true) => Some(Link::Hard(t.as_str())),
+            _ => None,
+        };
+        paths::check_entry(&name, link).map_err(|why| format!("entry `{name}` {why}; refused"))?;
+    }
+    Ok(())
+}
+
+/// Unpack a stored archive on the host (for `berth artifacts --extract`), with the same checks.
+pub fn extract(archive: &Path, dest: &Path) -> Result<usize, String> {
+    check_archive(archive)?;
+    let file =
+        File::open(archive).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
+    let mut tar = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
+    std::fs::create_dir_all(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+    let mut count = 0;
+    for entry in tar.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        // unpack_in refuses paths that would land outside `dest`.
+        if entry.unpack_in(dest).map_err(|e| e.to_string())? {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebasing_downloaded_entries() {
+        assert_eq!(rebase("out", "out/a.txt").as_deref(), Some("out/a.txt"));
+        assert_eq!(rebase("out/sub", "sub/a").as_deref(), Some("out/sub/a"));
+        assert_eq!(rebase("out/a.txt", "a.txt").as_deref(), Some("out/a.txt"));
+        assert_eq!(rebase("", "proj/x.log").as_deref(), Some("x.log"));
+        assert_eq!(rebase("", "proj/").as_deref(), None);
+    }
+
+    fn archive_with(entries: &[(&str, Option<&str>)]) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut b = tar::Builder::new(GzEncoder::new(
+            File::create(file.path()).unwrap(),
+            Compression::fast(),
+        ));
+        for (name, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            match link {
+                Some(target) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    b.append_link(&mut h, name, target).unwrap();
+                }
+                None => {
+                    h.set_size(2);
+                    // Write the raw name so that hostile names survive the builder's own checks.
+                    let bytes = name.as_bytes();
+                    h.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+                    h.set_cksum();
+                    b.append(&h, &b"ok"[..]).unwrap();
+                }
+            }
+        }
+        b.into_inner().unwrap().finish().unwrap();
+        file
+    }
+
+    #[test]
+    fn hostile_archives_are_refused_naming_the_entry() {
+        let good = archive_with(&[("out/a.txt", None), ("out/link", Some("a.txt"))]);
+        assert!(check_archive(good.path()).is_ok());
+        let dotdot = archive_with(&[("out/../../../etc/cron", None)]);
+        let err = check_archive(dotdot.path()).unwrap_err();
+        assert!(err.contains("entry `out/../../../etc/cron`"), "{err}");
+        let absolute = archive_with(&[("/etc/passwd", None)]);
+        assert!(check_archive(absolute.path())
+            .unwrap_err()
+            .contains("absolute"));
+        let link = archive_with(&[("out/evil", Some("/etc/passwd"))]);
+        assert!(check_archive(link.path())
+            .unwrap_err()
+            .contains("entry `out/evil` is a link"));
+    }
+
+    #[test]
+    fn extract_unpacks_checked_archives() {
+        let good = archive_with(&[("out/a.txt", None)]);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(extract(good.path(), dir.path()).unwrap(), 1);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out/a.txt")).unwrap(),
+            "ok"
+        );
+    }
+}
