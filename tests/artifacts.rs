@@ -1,0 +1,267 @@
+//! Artifacts against the real engine: what moves between jobs, what does not, and what is refused.
+
+mod common;
+
+use common::{require_image, Project, BUSYBOX};
+
+fn busybox_project(pipeline: &str) -> Project {
+    require_image(BUSYBOX);
+    Project::new(&[("berth.yml", &format!("image: {BUSYBOX}\n{pipeline}"))])
+}
+
+#[test]
+fn artifacts_flow_across_three_stages_narrowed_by_needs_and_dependencies() {
+    let p = busybox_project(
+        "\
+stages: [build, test, deploy]
+compile:
+  stage: build
+  script:
+    - mkdir -p bin && echo app > bin/app && echo scratch > scratch.txt
+  artifacts:
+    paths: [bin/]
+docs:
+  stage: build
+  script: [mkdir -p site, echo page > site/index.html]
+  artifacts:
+    paths: [site/]
+unit:
+  stage: test
+  script:
+    - cat bin/app site/index.html
+    - test ! -e scratch.txt
+    - echo result > report.txt
+  artifacts:
+    paths: [report.txt]
+only_compile:
+  stage: test
+  needs: [compile]
+  script: [cat bin/app, test ! -e site]
+nothing:
+  stage: test
+  needs: [{job: compile, artifacts: false}]
+  script: [test ! -e bin, test ! -e site]
+ship:
+  stage: deploy
+  dependencies: [unit]
+  script: [cat report.txt, test ! -e bin, test ! -e site]
+",
+    );
+    let run = p.berth(&["run"]);
+    run.expect_code(0);
+    assert_eq!(&run.log("unit")[3..5], &["app", "page"]);
+    assert_eq!(run.log("ship")[2], "result");
+    assert!(run
+        .log("only_compile")
+        .contains(&"Receiving artifacts of `compile` (1 files)"));
+    assert!(!run
+        .log("nothing")
+        .iter()
+        .any(|l| l.starts_with("Receiving")));
+    // The host tree is untouched: artifacts live in the run record only.
+    for f in ["bin", "site", "report.txt", "scratch.txt"] {
+        assert!(!p.path().join(f).exists(), "{f} leaked to the host");
+    }
+    // Each stored archive has a manifest with sizes and hashes.
+    let listed = p.berth(&["artifacts", "compile"]);
+    listed.expect_code(0);
+    let sha = sha256_hex(b"app\n");
+    assert!(
+        listed.stdout.contains(&format!("bin/app  4  {sha}")),
+        "{}",
+        listed.stdout
+    );
+    let out = tempfile::tempdir().unwrap();
+    let extracted = p.berth(&[
+        "artifacts",
+        "unit",
+        "--extract",
+        out.path().to_str().unwrap(),
+    ]);
+    extracted.expect_code(0);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("report.txt")).unwrap(),
+        "result\n"
+    );
+    assert!(p.leftovers().is_empty());
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(data))
+}
+
+#[test]
+fn a_path_that_matches_nothing_is_a_warning_not_a_failure() {
+    let p = busybox_project("job:\n  script: [echo hi]\n  artifacts:\n    paths: [dist/]\n");
+    let run = p.berth(&["run"]);
+    run.expect_code(0);
+    assert!(run
+        .log("job")
+        .iter()
+        .any(|l| l.starts_with("WARNING: dist/: no matching files")));
+}
+
+#[test]
+fn failed_jobs_keep_artifacts_only_when_asked() {
+    let p = busybox_project(
+        "\
+on_success:
+  script: [echo x > kept.txt, exit 1]
+  artifacts: {paths: [kept.txt]}
+on_failure:
+  script: [echo y > debug.txt, exit 1]
+  artifacts: {paths: [debug.txt], when: on_failure}
+timed_out:
+  timeout: 2s
+  script: [echo z > partial.txt, sleep 60]
+  artifacts: {paths: [partial.txt], when: always}
+",
+    );
+    let run = p.berth(&["run"]);
+    run.expect_code(1);
+    let listed = p.berth(&["artifacts"]);
+    listed.expect_code(0);
+    assert!(!listed.stdout.contains("on_success:"), "{}", listed.stdout);
+    assert!(
+        listed.stdout.contains("on_failure: 1 files"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.contains("timed_out: 1 files"),
+        "{}",
+        listed.stdout
+    );
+    assert!(p.leftovers().is_empty());
+}
+
+#[test]
+fn an_artifact_link_that_escapes_is_refused_naming_the_entry() {
+    let p = busybox_project(
+        "\
+stages: [a, b]
+evil:
+  stage: a
+  script: [mkdir -p out, ln -s /etc/shadow out/secret]
+  artifacts: {paths: [out/]}
+victim:
+  stage: b
+  script: [echo should not run]
+",
+    );
+    let run = p.berth(&["run"]);
+    run.expect_code(1);
+    let status = run.status_of("victim");
+    assert!(status.contains("failed"), "{status}");
+    assert!(
+        status.contains("entry `out/secret` is a link to `/etc/shadow`"),
+        "{status}"
+    );
+    assert!(!run.log("victim").contains(&"should not run"));
+}
+
+#[test]
+fn a_tampered_archive_with_dotdot_is_refused() {
+    // An archive in the run record edited to climb out of the workspace: the next job refuses it.
+    let p = busybox_project(
+        "\
+stages: [a, b]
+maker:
+  stage: a
+  script: [echo ok > good.txt, sleep 3]
+  artifacts: {paths: [good.txt]}
+taker:
+  stage: b
+  script: [echo should not run]
+",
+    );
+    let mut child = p
+        .command(&["run", "--output", "plain"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let seen = common::read_until(
+        &mut stderr,
+        "==> maker: artifacts:",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(seen.contains("artifacts:"), "{seen}");
+    // Replace the stored archive before `taker` starts (maker stored it, then finishes).
+    let runs = p.path().join(".berth/runs");
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let archive = run_dir.join("artifacts/000-maker.tar.gz");
+    write_hostile_archive(&archive);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{seen}{rest}");
+    assert!(
+        rest.contains("entry `../../etc/cron.d/x` has a `..` component; refused"),
+        "{rest}"
+    );
+}
+
+fn write_hostile_archive(path: &std::path::Path) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::fast(),
+    ));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    let name = b"../../etc/cron.d/x";
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.set_cksum();
+    b.append(&h, &b"x\n"[..]).unwrap();
+    b.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn a_300_mb_artifact_round_trips_with_bounded_memory() {
+    let p = busybox_project(
+        "\
+stages: [make, use]
+make:
+  stage: make
+  script:
+    - mkdir -p big
+    - dd if=/dev/urandom of=big/blob bs=1M count=300 2>/dev/null
+    - sha256sum big/blob > big/blob.sha256
+  artifacts: {paths: [big/]}
+use:
+  stage: use
+  script:
+    - sha256sum -c big/blob.sha256
+",
+    );
+    let run = p.berth(&["run"]);
+    run.expect_code(0);
+    assert!(
+        run.log("use").iter().any(|l| l.contains("big/blob: OK")),
+        "{}",
+        run.stderr
+    );
+    // Peak RSS of berth, the largest child this test process waited for (git is not used here).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let peak_mib = usage.ru_maxrss / 1024;
+    assert!(
+        peak_mib < 100,
+        "berth peaked at {peak_mib} MiB moving a 300 MB artifact"
+    );
+    let manifest = p.berth(&["artifacts", "make"]);
+    assert!(
+        manifest.stdout.contains("big/blob  314572800  "),
+        "{}",
+        manifest.stdout
+    );
+}
