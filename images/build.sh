@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Build the local images the tests and fixtures use, whichever are missing. Nothing is pulled
+# from a registry: each image is made from Debian's packages and `docker import`.
+#   images/build.sh [--force] [busybox|httpd|python ...]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+force=0
+wanted=()
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    *) wanted+=("$arg") ;;
+  esac
+done
+[ ${#wanted[@]} -gt 0 ] || wanted=(busybox httpd python)
+
+declare -A tags=(
+  [busybox]=berth-test/busybox:latest
+  [httpd]=berth-test/httpd:latest
+  [python]=berth-test/python:3.11
+)
+for name in "${wanted[@]}"; do
+  tag="${tags[$name]:?unknown image $name}"
+  if [ "$force" = 0 ] && docker image inspect "$tag" >/dev/null 2>&1; then
+    echo "images: $tag is present"
+    continue
+  fi
+  start=$(date +%s)
+  echo "images: building $tag"
+  bash "$here/$name/build.sh" "$tag"
+  echo "images: built $tag in $(( $(date +%s) - start ))s"
+done
