@@ -53,10 +53,34 @@ enum Command {
     Run(RunArgs),
     /// Validate the pipeline and print what would run, in order, without Docker
     Plan(PlanArgs),
+    /// List, remove or prune this project's dependency caches (Docker named volumes)
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// List the artifacts a run stored, or unpack one job's artifacts on the host
     Artifacts(ArtifactsArgs),
     /// Remove containers, networks and temporary volumes that crashed runs left behind
     Prune(PruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// List caches: key, path, jobs that used them, size, last used
+    Ls,
+    /// Remove the caches with these keys
+    Rm {
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Remove caches not used for a while (all of this project's, without --older-than)
+    Prune {
+        /// For example `7d`, `12h`, `1w`
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    pipeline::duration::parse(s)
 }
 
 #[derive(Debug, clap::Args)]
@@ -86,6 +110,9 @@ struct RunArgs {
     /// Also run manual jobs
     #[arg(long)]
     manual: bool,
+    /// Run with empty, throwaway caches; stored caches are not touched
+    #[arg(long)]
+    no_cache: bool,
     /// Output format: a live view on a terminal (auto), or plain lines
     #[arg(long, value_enum, default_value_t = Output::Auto)]
     output: Output,
@@ -181,6 +208,7 @@ pub fn main() -> i32 {
             Command::Run(args) => cmd_run(&cli, args).await,
             Command::Prune(args) => cmd_prune(args).await,
             Command::Artifacts(args) => cmd_artifacts(&cli, args),
+            Command::Cache(command) => cmd_cache(&cli, command).await,
         }
     })
 }
@@ -421,6 +449,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         overrides: args.env.clone(),
         default_image: args.default_image.clone(),
         run_dir,
+        no_cache: args.no_cache,
     };
 
     let cancel = CancellationToken::new();
@@ -620,6 +649,157 @@ fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
         }
     }
     exit::OK
+}
+
+async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
+    use crate::engine::caches::{cache_labels, Index};
+    let project = match project_dir(cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let engine = match Engine::connect().await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::DOCKER;
+        }
+    };
+    let filter = format!("{}={}", labels::PROJECT, project.display());
+    let volumes = match engine.volumes_with_label(&filter).await {
+        Ok(list) => list
+            .into_iter()
+            .filter(|v| {
+                v.labels.contains_key(cache_labels::CACHE)
+                    && !v.labels.contains_key(labels::TEMPORARY)
+            })
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::DOCKER;
+        }
+    };
+    let mut index = Index::load(&project);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let label =
+        |v: &crate::docker::ObjectInfo, k: &str| v.labels.get(k).cloned().unwrap_or_default();
+    let to_remove: Vec<&crate::docker::ObjectInfo> = match command {
+        CacheCommand::Ls => {
+            println!(
+                "{:<24} {:<20} {:>10}  {:<12} JOBS",
+                "KEY", "PATH", "SIZE", "LAST USED"
+            );
+            for v in &volumes {
+                let entry = index.volumes.get(&v.name).cloned().unwrap_or_default();
+                let size = match engine.volume_mountpoint(&v.name).await {
+                    Ok(dir) => dir_size(Path::new(&dir))
+                        .map(human_bytes)
+                        .unwrap_or_else(|| "-".into()),
+                    Err(_) => "-".into(),
+                };
+                let last = if entry.last_used == 0 {
+                    "-".to_string()
+                } else {
+                    format!(
+                        "{} ago",
+                        pipeline::duration::human(std::time::Duration::from_secs(
+                            now.saturating_sub(entry.last_used)
+                        ))
+                    )
+                };
+                println!(
+                    "{:<24} {:<20} {:>10}  {:<12} {}",
+                    label(v, cache_labels::KEY),
+                    label(v, cache_labels::PATH),
+                    size,
+                    last,
+                    entry.jobs.join(", ")
+                );
+            }
+            return exit::OK;
+        }
+        CacheCommand::Rm { keys } => {
+            let chosen: Vec<_> = volumes
+                .iter()
+                .filter(|v| keys.contains(&label(v, cache_labels::KEY)))
+                .collect();
+            for k in keys {
+                if !volumes.iter().any(|v| &label(v, cache_labels::KEY) == k) {
+                    eprintln!("berth: no cache with key `{k}` in this project");
+                }
+            }
+            chosen
+        }
+        CacheCommand::Prune { older_than } => volumes
+            .iter()
+            .filter(|v| match older_than {
+                None => true,
+                Some(age) => {
+                    let last = index.volumes.get(&v.name).map(|e| e.last_used).unwrap_or(0);
+                    now.saturating_sub(last) >= age.as_secs()
+                }
+            })
+            .collect(),
+    };
+    let mut failed = false;
+    for v in &to_remove {
+        match engine.remove_volume(&v.name).await {
+            Ok(()) => {
+                println!(
+                    "removed cache `{}` ({}, volume {})",
+                    label(v, cache_labels::KEY),
+                    label(v, cache_labels::PATH),
+                    v.name
+                );
+                index.volumes.remove(&v.name);
+            }
+            Err(e) => {
+                eprintln!("berth: cannot remove {}: {e} (is a job using it?)", v.name);
+                failed = true;
+            }
+        }
+    }
+    if !to_remove.is_empty() {
+        if let Err(e) = index.save(&project) {
+            eprintln!("berth: cannot update the cache index: {e}");
+        }
+    }
+    if failed {
+        exit::DOCKER
+    } else {
+        exit::OK
+    }
+}
+
+/// Total size of the files under a directory, when it can be read from here (a local engine).
+fn dir_size(dir: &Path) -> Option<u64> {
+    let meta = std::fs::symlink_metadata(dir).ok()?;
+    if !meta.is_dir() {
+        return Some(meta.len());
+    }
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        total += dir_size(&entry.path()).unwrap_or(0);
+    }
+    Some(total)
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 async fn cmd_prune(args: &PruneArgs) -> i32 {

@@ -493,6 +493,26 @@ impl Engine {
             .collect())
     }
 
+    /// Create a named volume with labels; an existing one is kept as it is.
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), DockerError> {
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        self.docker.create_volume(request).await?;
+        Ok(())
+    }
+
+    /// Where a volume's data lives on the engine's host.
+    pub async fn volume_mountpoint(&self, name: &str) -> Result<String, DockerError> {
+        Ok(self.docker.inspect_volume(name).await?.mountpoint)
+    }
+
     pub async fn remove_volume(&self, name: &str) -> Result<(), DockerError> {
         let options = RemoveVolumeOptionsBuilder::default().force(true).build();
         match self.docker.remove_volume(name, Some(options)).await {

@@ -116,6 +116,13 @@ pub enum Event {
         status: JobStatus,
         reason: String,
     },
+    CacheMounted {
+        job: String,
+        key: String,
+        path: String,
+        volume: String,
+        read_only: bool,
+    },
     ArtifactsStored {
         job: String,
         /// The archive, relative to the project directory.

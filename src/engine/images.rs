@@ -87,6 +87,13 @@ pub(super) async fn prepare(
         needed
             .entry(image.clone())
             .or_insert_with(|| (source, job.name.clone()));
+        let cache_mounts = super::caches::mounts(
+            &job.caches,
+            &env,
+            &config.context.project_dir,
+            &config.run_id,
+            config.no_cache,
+        );
         let scripts = script::render(&job.before_script, &job.script, &job.after_script);
         let scripts_tar = scripts.to_tar().map_err(|e| {
             RunError::Docker(DockerError::Api(format!(
@@ -106,6 +113,7 @@ pub(super) async fn prepare(
             allow_failure: job.allow_failure.clone(),
             artifacts: job.artifacts.clone(),
             artifacts_from: pj.artifacts_from.clone(),
+            caches: cache_mounts,
         })));
     }
 

@@ -30,6 +30,24 @@ pub(super) async fn run(
     cancel: CancellationToken,
 ) -> Outcome {
     let started = Instant::now();
+    // Held through every attempt: a job writing a cache has it to itself.
+    let _cache_guards = shared.cache_locks.acquire(&job.caches).await;
+    if let Err(e) = prepare_caches(&job, &shared, &sink).await {
+        let duration = started.elapsed();
+        sink.send(Event::JobFinished {
+            job: job.name.clone(),
+            stage: job.stage.clone(),
+            status: JobStatus::Error,
+            exit_code: None,
+            duration,
+            message: Some(format!("cache volume: {e}")),
+        })
+        .await;
+        return Outcome {
+            status: JobStatus::Error,
+            duration,
+        };
+    }
     let mut attempt = 1;
     loop {
         sink.send(Event::JobStarted {
@@ -108,7 +126,7 @@ async fn attempt_once(
     let config = &shared.config;
     let mut labels = shared.labels.clone();
     labels.insert(labels::JOB.to_string(), job.name.clone());
-    let binds = match &config.workspace {
+    let mut binds = match &config.workspace {
         Workspace::Mount => vec![format!(
             "{}:{}",
             config.context.project_dir.display(),
@@ -116,6 +134,11 @@ async fn attempt_once(
         )],
         Workspace::Copy { .. } => Vec::new(),
     };
+    binds.extend(
+        job.caches
+            .iter()
+            .map(|m| m.bind(&config.context.container_dir)),
+    );
     let spec = ContainerSpec {
         name: format!(
             "berth-{}-{}-{}-{attempt}",
@@ -211,6 +234,31 @@ async fn drive(
     // The stream ends when the container stops; don't hang on an engine that went away.
     let _ = tokio::time::timeout(Duration::from_secs(10), pump).await;
     ended
+}
+
+/// Create the job's cache volumes (labelled; existing ones are reused) and say where they are.
+async fn prepare_caches(job: &PreparedJob, shared: &Shared, sink: &Sink) -> Result<(), String> {
+    for m in &job.caches {
+        shared
+            .engine
+            .create_volume(&m.volume, &m.labels)
+            .await
+            .map_err(|e| format!("{}: {e}", m.volume))?;
+        sink.send(Event::CacheMounted {
+            job: job.name.clone(),
+            key: m.key.clone(),
+            path: m.path.clone(),
+            volume: m.volume.clone(),
+            read_only: m.read_only,
+        })
+        .await;
+        shared
+            .cache_uses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((job.name.clone(), m.clone()));
+    }
+    Ok(())
 }
 
 /// Unpack into the container the artifacts of the jobs this one depends on, each checked first.

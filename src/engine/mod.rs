@@ -6,6 +6,7 @@
 //! At the end, anything still carrying the run's label is removed.
 
 pub mod artifacts;
+pub mod caches;
 mod images;
 mod job;
 pub mod script;
@@ -50,6 +51,8 @@ pub struct RunConfig {
     pub default_image: String,
     /// This run's record directory (`.berth/runs/<run-id>`); artifacts go under it.
     pub run_dir: PathBuf,
+    /// `--no-cache`: empty caches that are removed with the run; stored ones are untouched.
+    pub no_cache: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,7 @@ pub struct PreparedJob {
     pub artifacts: Option<crate::pipeline::Artifacts>,
     /// Plan indices of the jobs whose artifacts this one receives.
     pub artifacts_from: Vec<usize>,
+    pub caches: Vec<caches::Mount>,
 }
 
 /// What the jobs share.
@@ -92,6 +96,9 @@ pub(crate) struct Shared {
     labels: HashMap<String, String>,
     /// Artifacts stored so far, by plan index.
     stored: Mutex<HashMap<usize, artifacts::Stored>>,
+    cache_locks: caches::Locks,
+    /// (job, mount) for every cache a job used, for the cache index.
+    cache_uses: Mutex<Vec<(String, caches::Mount)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,11 +145,14 @@ pub async fn run(
         config,
         labels,
         stored: Mutex::new(HashMap::new()),
+        cache_locks: caches::Locks::default(),
+        cache_uses: Mutex::new(Vec::new()),
     });
 
     let prepared = images::prepare(plan, &shared, &sink, &cancel).await?;
     let result = schedule(plan, prepared, &shared, &sink, &cancel, started).await;
     sweep(&shared, &sink).await;
+    record_cache_uses(&shared, &sink).await;
     sink.send(Event::RunFinished {
         status: result.status,
         duration: result.duration,
@@ -349,6 +359,29 @@ async fn sweep(shared: &Shared, sink: &Sink) {
     for p in problems {
         sink.send(Event::Notice {
             message: format!("cleanup: {p} (run `berth prune` to retry)"),
+        })
+        .await;
+    }
+}
+
+/// Note in `.berth/caches.json` which jobs used which cache, and when (for `berth cache ls`).
+async fn record_cache_uses(shared: &Shared, sink: &Sink) {
+    let uses = std::mem::take(&mut *shared.cache_uses.lock().unwrap_or_else(|e| e.into_inner()));
+    if uses.is_empty() || shared.config.no_cache {
+        return;
+    }
+    let project = &shared.config.context.project_dir;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut index = caches::Index::load(project);
+    for (job, mount) in &uses {
+        index.record(mount, job, now);
+    }
+    if let Err(e) = index.save(project) {
+        sink.send(Event::Notice {
+            message: format!("cannot update the cache index: {e}"),
         })
         .await;
     }

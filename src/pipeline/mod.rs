@@ -83,6 +83,36 @@ pub struct Job {
     pub artifacts: Option<Artifacts>,
     /// `dependencies`: whose artifacts the job receives (`None`: GitLab's default).
     pub dependencies: Option<Vec<Need>>,
+    pub caches: Vec<Cache>,
+}
+
+/// A dependency cache: directories kept between runs, found again by key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cache {
+    pub key: CacheKey,
+    /// Directories relative to the project directory.
+    pub paths: Vec<String>,
+    pub policy: CachePolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheKey {
+    /// A key as written; `$VAR` references are expanded with the job's variables.
+    Text(String),
+    /// A hash of these files' contents, after an optional prefix.
+    Files {
+        files: Vec<String>,
+        prefix: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CachePolicy {
+    Pull,
+    Push,
+    PullPush,
 }
 
 /// What a job keeps after it ends, for later jobs and for the user.
@@ -201,7 +231,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "workflow",
 ];
 /// Global keys GitLab has that berth reads but does not act on yet.
-const GLOBAL_NOT_YET: &[&str] = &["services", "cache", "include", "workflow"];
+const GLOBAL_NOT_YET: &[&str] = &["services", "include", "workflow"];
 
 const JOB_KEYS: &[&str] = &[
     "stage",
@@ -217,6 +247,7 @@ const JOB_KEYS: &[&str] = &[
     "when",
     "artifacts",
     "dependencies",
+    "cache",
 ];
 /// Job keys that have no meaning on a local machine: accepted quietly.
 const JOB_NO_LOCAL_MEANING: &[&str] = &[
@@ -238,7 +269,6 @@ const JOB_NOT_YET: &[&str] = &[
     "rules",
     "only",
     "except",
-    "cache",
     "services",
     "parallel",
     "trigger",
@@ -256,15 +286,9 @@ const DEFAULT_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "artifacts",
-];
-const DEFAULT_NOT_YET: &[&str] = &[
-    "services",
     "cache",
-    "tags",
-    "interruptible",
-    "hooks",
-    "id_tokens",
 ];
+const DEFAULT_NOT_YET: &[&str] = &["services", "tags", "interruptible", "hooks", "id_tokens"];
 
 /// Read and validate a pipeline. On failure, every diagnostic found (errors and warnings).
 pub fn load(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
@@ -364,6 +388,7 @@ struct Defaults {
     timeout: Option<Duration>,
     retry: Option<u32>,
     artifacts: Option<Artifacts>,
+    caches: Option<Vec<Cache>>,
 }
 
 #[derive(Default)]
@@ -423,7 +448,7 @@ impl Reader {
 
         let mut variables = Vec::new();
         let mut defaults = Defaults::default();
-        for key in ["image", "before_script", "after_script"] {
+        for key in ["image", "before_script", "after_script", "cache"] {
             if let Some(node) = root.get(key) {
                 self.default_key(&mut defaults, &mut variables, key, node);
             }
@@ -507,6 +532,7 @@ impl Reader {
             "timeout" => defaults.timeout = self.timeout(node),
             "retry" => defaults.retry = self.retry(node),
             "artifacts" => defaults.artifacts = self.artifacts(node),
+            "cache" => defaults.caches = Some(self.caches(node)),
             "variables" => variables.extend(self.variables(node)),
             _ => {}
         }
@@ -623,6 +649,10 @@ impl Reader {
             Some(n) => self.artifacts(n),
             None => defaults.artifacts.clone(),
         };
+        let caches = match node.get("cache") {
+            Some(n) => self.caches(n),
+            None => defaults.caches.clone().unwrap_or_default(),
+        };
         let dependencies = match node.get("dependencies") {
             Some(n) if n.is_null() => Some(Vec::new()),
             Some(n) => self.string_list("dependencies", n).map(|names| {
@@ -657,7 +687,97 @@ impl Reader {
             when,
             artifacts,
             dependencies,
+            caches,
         })
+    }
+
+    /// `cache`: one mapping or a list of them.
+    fn caches(&mut self, node: &Node) -> Vec<Cache> {
+        if node.is_null() {
+            return Vec::new();
+        }
+        let items: Vec<&Node> = match node.as_seq() {
+            Some(items) => items.iter().collect(),
+            None => vec![node],
+        };
+        items.into_iter().filter_map(|n| self.cache(n)).collect()
+    }
+
+    fn cache(&mut self, node: &Node) -> Option<Cache> {
+        let Some(entries) = node.as_map() else {
+            self.expected("a mapping with `key` and `paths`", "cache", node);
+            return None;
+        };
+        let mut cache = Cache {
+            key: CacheKey::Text("default".into()),
+            paths: Vec::new(),
+            policy: CachePolicy::PullPush,
+        };
+        for e in entries {
+            match e.key.as_str() {
+                "key" => {
+                    if let Some(text) = e.value.as_text() {
+                        cache.key = CacheKey::Text(text.to_string());
+                    } else if let Some(files) = e.value.get("files") {
+                        let files = self
+                            .string_list("cache: key: files", files)
+                            .unwrap_or_default();
+                        let prefix = e
+                            .value
+                            .get("prefix")
+                            .and_then(|p| p.as_text())
+                            .map(String::from);
+                        cache.key = CacheKey::Files { files, prefix };
+                    } else if !e.value.is_null() {
+                        self.expected("a string or `{files: [...]}`", "cache: key", &e.value);
+                    }
+                }
+                "paths" => {
+                    let list = self
+                        .string_list("cache: paths", &e.value)
+                        .unwrap_or_default();
+                    let items = e.value.as_seq().unwrap_or_default();
+                    for (path, item) in list.into_iter().zip(items) {
+                        if let Err(why) = crate::paths::check_pattern(&path) {
+                            self.error(format!("cache path `{path}` {why}"), item.span);
+                        } else if path.contains(['*', '?', '[', '{']) {
+                            self.warn(
+                                format!("cache path `{path}` is a glob; berth mounts cache paths as volumes and skips it"),
+                                item.span,
+                            );
+                        } else {
+                            cache.paths.push(path);
+                        }
+                    }
+                }
+                "policy" => {
+                    cache.policy = match e.value.as_text() {
+                        Some("pull") => CachePolicy::Pull,
+                        Some("push") => CachePolicy::Push,
+                        Some("pull-push") => CachePolicy::PullPush,
+                        _ => {
+                            self.error_help(
+                                format!(
+                                    "`cache: policy: {}` is not a valid value",
+                                    e.value.as_scalar().unwrap_or("...")
+                                ),
+                                e.value.span,
+                                "use pull, push or pull-push",
+                            );
+                            CachePolicy::PullPush
+                        }
+                    }
+                }
+                // Caches are mounted live, so there is no upload to skip; see the README.
+                "when" | "fallback_keys" | "unprotect" => {}
+                "untracked" => self.warn(
+                    "`cache: untracked` is not supported by berth yet; ignored",
+                    e.key_span,
+                ),
+                other => self.error(format!("`cache` has an unknown key `{other}`"), e.key_span),
+            }
+        }
+        Some(cache)
     }
 
     fn artifacts(&mut self, node: &Node) -> Option<Artifacts> {

@@ -351,3 +351,47 @@ fn dependencies_must_be_earlier_jobs() {
         .iter()
         .any(|d| d.message.contains("`ghost`, which is not a job")));
 }
+
+#[test]
+fn caches_one_or_many_with_defaults() {
+    let l = ok("\
+default:
+  cache: {paths: [.cache/pip]}
+a:
+  script: s
+b:
+  script: s
+  cache:
+    - key: {files: [requirements.txt], prefix: py}
+      paths: [.venv]
+      policy: pull
+    - key: $CI_JOB_NAME
+      paths: [out, 'x/*']
+");
+    let a = &l.pipeline.jobs[0];
+    assert_eq!(a.caches.len(), 1);
+    assert_eq!(a.caches[0].key, CacheKey::Text("default".into()));
+    assert_eq!(a.caches[0].policy, CachePolicy::PullPush);
+    let b = &l.pipeline.jobs[1];
+    assert_eq!(b.caches.len(), 2);
+    assert_eq!(
+        b.caches[0].key,
+        CacheKey::Files {
+            files: vec!["requirements.txt".into()],
+            prefix: Some("py".into())
+        }
+    );
+    assert_eq!(b.caches[0].policy, CachePolicy::Pull);
+    assert_eq!(
+        b.caches[1].paths,
+        vec!["out"],
+        "globs are skipped with a warning"
+    );
+    assert_eq!(l.warnings.len(), 1);
+}
+
+#[test]
+fn cache_paths_must_stay_inside() {
+    let e = errors("a:\n  script: s\n  cache: {paths: [../up]}\n");
+    assert!(e[0].message.contains("leaves the project directory"));
+}

@@ -82,6 +82,17 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
             reason,
             ..
         } => writeln!(out, "==> {job}: {} ({reason})", status.as_str()),
+        Event::CacheMounted {
+            job,
+            key,
+            path,
+            volume,
+            read_only,
+        } => writeln!(
+            out,
+            "==> {job}: cache `{key}` at {path}{} (volume {volume})",
+            if *read_only { ", read-only" } else { "" }
+        ),
         Event::ArtifactsStored {
             job,
             path,

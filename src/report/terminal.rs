@@ -139,6 +139,7 @@ impl Reporter for Terminal {
                 mark(*status),
                 status.as_str()
             )),
+            Event::CacheMounted { .. } => {}
             Event::ArtifactsStored {
                 job,
                 path,

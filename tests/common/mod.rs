@@ -164,6 +164,16 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
+        // Caches outlive runs by design; a test's caches go with its project.
+        let project = self.path().display().to_string();
+        block_on(async {
+            if let Ok(engine) = berth::docker::Engine::connect().await {
+                let filter = format!("{}={project}", berth::docker::labels::PROJECT);
+                for v in engine.volumes_with_label(&filter).await.unwrap_or_default() {
+                    let _ = engine.remove_volume(&v.name).await;
+                }
+            }
+        });
         // Files written by containers through a bind mount may belong to root; best effort.
         let _ = std::fs::remove_dir_all(self.dir.path());
     }
