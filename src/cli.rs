@@ -113,6 +113,9 @@ struct RunArgs {
     /// Run with empty, throwaway caches; stored caches are not touched
     #[arg(long)]
     no_cache: bool,
+    /// How long a service may take to accept connections on its ports
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    service_timeout: std::time::Duration,
     /// Output format: a live view on a terminal (auto), or plain lines
     #[arg(long, value_enum, default_value_t = Output::Auto)]
     output: Output,
@@ -450,6 +453,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         default_image: args.default_image.clone(),
         run_dir,
         no_cache: args.no_cache,
+        service_timeout: args.service_timeout,
     };
 
     let cancel = CancellationToken::new();

@@ -84,6 +84,9 @@ pub struct ContainerSpec {
     pub labels: HashMap<String, String>,
     /// `host:container[:ro]` bind mounts.
     pub binds: Vec<String>,
+    /// A network to join instead of the default bridge, with the names others reach it by.
+    pub network: Option<String>,
+    pub aliases: Vec<String>,
 }
 
 /// One piece of a container's output.
@@ -244,9 +247,10 @@ impl Engine {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: spec.entrypoint.clone(),
-            cmd: Some(spec.cmd.clone()),
+            // Empty means "the image's own".
+            cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            working_dir: Some(spec.working_dir.clone()),
+            working_dir: (!spec.working_dir.is_empty()).then(|| spec.working_dir.clone()),
             labels: Some(spec.labels.clone()),
             attach_stdin: Some(false),
             attach_stdout: Some(true),
@@ -258,8 +262,21 @@ impl Engine {
                 } else {
                     Some(spec.binds.clone())
                 },
+                network_mode: spec.network.clone(),
                 ..Default::default()
             }),
+            networking_config: spec
+                .network
+                .as_ref()
+                .map(|net| bollard::models::NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        net.clone(),
+                        bollard::models::EndpointSettings {
+                            aliases: (!spec.aliases.is_empty()).then(|| spec.aliases.clone()),
+                            ..Default::default()
+                        },
+                    )])),
+                }),
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default()
@@ -449,6 +466,73 @@ impl Engine {
             .collect())
     }
 
+    /// Create a bridge network of berth's; returns its id.
+    pub async fn create_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<String, DockerError> {
+        let request = bollard::models::NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        let created = self.docker.create_network(request).await?;
+        Ok(created.id)
+    }
+
+    /// What a started container looks like from outside: running or not, its exit code, its
+    /// address on `network`, and the TCP ports its image declares.
+    pub async fn container_state(
+        &self,
+        container: &str,
+        network: &str,
+    ) -> Result<ContainerState, DockerError> {
+        let info = self.docker.inspect_container(container, None).await?;
+        let state = info.state.unwrap_or_default();
+        let ip = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))
+            .and_then(|e| e.ip_address)
+            .filter(|ip| !ip.is_empty());
+        let mut ports: Vec<u16> = info
+            .config
+            .and_then(|c| c.exposed_ports)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse().ok()))
+            .collect();
+        ports.sort_unstable();
+        Ok(ContainerState {
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code,
+            ip,
+            tcp_ports: ports,
+        })
+    }
+
+    /// Everything a container has printed so far, written to `out` as it streams.
+    pub async fn write_output(
+        &self,
+        container: &str,
+        out: &mut (impl std::io::Write + Send),
+    ) -> Result<(), DockerError> {
+        let options = LogsOptionsBuilder::default()
+            .follow(false)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut stream = self.docker.logs(container, Some(options));
+        while let Some(item) = stream.next().await {
+            let bytes = item?.into_bytes();
+            out.write_all(&bytes)
+                .map_err(|e| DockerError::Api(format!("writing a log: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Networks carrying the label; (id, name, labels).
     pub async fn networks_with_label(&self, label: &str) -> Result<Vec<ObjectInfo>, DockerError> {
         let filters = HashMap::from([("label", vec![label])]);
@@ -521,6 +605,14 @@ impl Engine {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct ContainerState {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    pub ip: Option<String>,
+    pub tcp_ports: Vec<u16>,
 }
 
 #[derive(Debug, Clone)]

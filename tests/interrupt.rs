@@ -11,6 +11,7 @@ use common::{read_until, require_image, Project, BUSYBOX};
 
 fn interrupt_with(signal: i32) {
     require_image(BUSYBOX);
+    require_image("berth-test/httpd:latest");
     let p = Project::new(&[(
         "berth.yml",
         &format!(
@@ -19,6 +20,7 @@ image: {BUSYBOX}
 stages: [long, later]
 waiting:
   stage: long
+  services: [berth-test/httpd:latest]
   script: [echo ready, sleep 300]
 also_waiting:
   stage: long

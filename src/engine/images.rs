@@ -87,6 +87,12 @@ pub(super) async fn prepare(
         needed
             .entry(image.clone())
             .or_insert_with(|| (source, job.name.clone()));
+        let services = super::services::prepare(&job.services, &env);
+        for s in &services {
+            needed
+                .entry(s.image.clone())
+                .or_insert_with(|| (Source::Reference, job.name.clone()));
+        }
         let cache_mounts = super::caches::mounts(
             &job.caches,
             &env,
@@ -114,6 +120,7 @@ pub(super) async fn prepare(
             artifacts: job.artifacts.clone(),
             artifacts_from: pj.artifacts_from.clone(),
             caches: cache_mounts,
+            services,
         })));
     }
 

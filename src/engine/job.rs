@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{artifacts, script, Outcome, PreparedJob, Shared, Workspace};
+use super::{artifacts, script, services, Outcome, PreparedJob, Shared, Workspace};
 use crate::docker::{labels, ContainerSpec, DockerError, Output};
 use crate::events::{Event, JobStatus, Sink};
 use crate::vars;
@@ -139,13 +139,36 @@ async fn attempt_once(
             .iter()
             .map(|m| m.bind(&config.context.container_dir)),
     );
+    let name = format!(
+        "berth-{}-{}-{}-{attempt}",
+        config.run_id,
+        job.index,
+        vars::slug(&job.name)
+    );
+    let sidecars = if job.services.is_empty() {
+        None
+    } else {
+        let service_labels = services::labels_for(&shared.labels, &job.name);
+        match services::start(
+            engine,
+            &job.services,
+            &name,
+            &service_labels,
+            config.service_timeout,
+        )
+        .await
+        {
+            Ok(running) => Some(running),
+            Err((running, why)) => {
+                if let Some(running) = running {
+                    notices(sink, &job.name, services::stop(engine, running, None).await).await;
+                }
+                return Ended::Refused(why);
+            }
+        }
+    };
     let spec = ContainerSpec {
-        name: format!(
-            "berth-{}-{}-{}-{attempt}",
-            config.run_id,
-            job.index,
-            vars::slug(&job.name)
-        ),
+        name,
         image: job.image.clone(),
         entrypoint: job.entrypoint.clone(),
         cmd: script::Scripts::command(),
@@ -153,10 +176,17 @@ async fn attempt_once(
         working_dir: config.context.container_dir.clone(),
         labels,
         binds,
+        network: sidecars.as_ref().map(|s| s.network.clone()),
+        aliases: Vec::new(),
     };
     let id = match engine.create_container(&spec).await {
         Ok(id) => id,
-        Err(e) => return Ended::Broken(e),
+        Err(e) => {
+            if let Some(running) = sidecars {
+                notices(sink, &job.name, services::stop(engine, running, None).await).await;
+            }
+            return Ended::Broken(e);
+        }
     };
     let mut ended = drive(job, shared, sink, cancel, &id).await;
     // Keep artifacts from the attempt whose result stands: a pass, or the last failure.
@@ -175,7 +205,31 @@ async fn attempt_once(
         })
         .await;
     }
+    if let Some(running) = sidecars {
+        // A failed job's service logs go into the run's record.
+        let logs = (!matches!(ended, Ended::Exited(0) | Ended::Cancelled)).then(|| {
+            config.run_dir.join("services").join(format!(
+                "{}-{attempt}",
+                artifacts::file_stem(job.index, &job.name)
+            ))
+        });
+        notices(
+            sink,
+            &job.name,
+            services::stop(engine, running, logs.as_deref()).await,
+        )
+        .await;
+    }
     ended
+}
+
+async fn notices(sink: &Sink, job: &str, problems: Vec<String>) {
+    for p in problems {
+        sink.send(Event::Notice {
+            message: format!("job `{job}`: {p}"),
+        })
+        .await;
+    }
 }
 
 /// Unpack, start, stream, wait: everything between creating and removing the container.

@@ -10,6 +10,7 @@ pub mod caches;
 mod images;
 mod job;
 pub mod script;
+pub mod services;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ pub struct RunConfig {
     pub run_dir: PathBuf,
     /// `--no-cache`: empty caches that are removed with the run; stored ones are untouched.
     pub no_cache: bool,
+    /// How long a service may take to accept connections.
+    pub service_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +90,7 @@ pub struct PreparedJob {
     /// Plan indices of the jobs whose artifacts this one receives.
     pub artifacts_from: Vec<usize>,
     pub caches: Vec<caches::Mount>,
+    pub services: Vec<services::Prepared>,
 }
 
 /// What the jobs share.

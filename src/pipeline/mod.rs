@@ -84,6 +84,35 @@ pub struct Job {
     /// `dependencies`: whose artifacts the job receives (`None`: GitLab's default).
     pub dependencies: Option<Vec<Need>>,
     pub caches: Vec<Cache>,
+    pub services: Vec<Service>,
+}
+
+/// A sidecar container started before the job on a network of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub image: String,
+    /// Names the job reaches it by (GitLab's defaults from the image name when none is given).
+    pub aliases: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    pub variables: Vec<Variable>,
+}
+
+impl Service {
+    /// GitLab's default aliases: the image name without tag or digest, with `/` replaced by
+    /// `__` and by `-` (`postgres:16` → `postgres`; `tutum/wordpress` → `tutum__wordpress`,
+    /// `tutum-wordpress`).
+    pub fn default_aliases(image: &str) -> Vec<String> {
+        let without_digest = image.split('@').next().unwrap_or(image);
+        let last_slash = without_digest.rfind('/').map(|i| i + 1).unwrap_or(0);
+        let name = match without_digest[last_slash..].rfind(':') {
+            Some(i) => &without_digest[..last_slash + i],
+            None => without_digest,
+        };
+        let mut aliases = vec![name.replace('/', "__"), name.replace('/', "-")];
+        aliases.dedup();
+        aliases
+    }
 }
 
 /// A dependency cache: directories kept between runs, found again by key.
@@ -231,7 +260,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "workflow",
 ];
 /// Global keys GitLab has that berth reads but does not act on yet.
-const GLOBAL_NOT_YET: &[&str] = &["services", "include", "workflow"];
+const GLOBAL_NOT_YET: &[&str] = &["include", "workflow"];
 
 const JOB_KEYS: &[&str] = &[
     "stage",
@@ -248,6 +277,7 @@ const JOB_KEYS: &[&str] = &[
     "artifacts",
     "dependencies",
     "cache",
+    "services",
 ];
 /// Job keys that have no meaning on a local machine: accepted quietly.
 const JOB_NO_LOCAL_MEANING: &[&str] = &[
@@ -269,7 +299,6 @@ const JOB_NOT_YET: &[&str] = &[
     "rules",
     "only",
     "except",
-    "services",
     "parallel",
     "trigger",
     "inherit",
@@ -389,6 +418,7 @@ struct Defaults {
     retry: Option<u32>,
     artifacts: Option<Artifacts>,
     caches: Option<Vec<Cache>>,
+    services: Option<Vec<Service>>,
 }
 
 #[derive(Default)]
@@ -448,7 +478,13 @@ impl Reader {
 
         let mut variables = Vec::new();
         let mut defaults = Defaults::default();
-        for key in ["image", "before_script", "after_script", "cache"] {
+        for key in [
+            "image",
+            "before_script",
+            "after_script",
+            "cache",
+            "services",
+        ] {
             if let Some(node) = root.get(key) {
                 self.default_key(&mut defaults, &mut variables, key, node);
             }
@@ -533,6 +569,7 @@ impl Reader {
             "retry" => defaults.retry = self.retry(node),
             "artifacts" => defaults.artifacts = self.artifacts(node),
             "cache" => defaults.caches = Some(self.caches(node)),
+            "services" => defaults.services = Some(self.services(node)),
             "variables" => variables.extend(self.variables(node)),
             _ => {}
         }
@@ -653,6 +690,10 @@ impl Reader {
             Some(n) => self.caches(n),
             None => defaults.caches.clone().unwrap_or_default(),
         };
+        let services = match node.get("services") {
+            Some(n) => self.services(n),
+            None => defaults.services.clone().unwrap_or_default(),
+        };
         let dependencies = match node.get("dependencies") {
             Some(n) if n.is_null() => Some(Vec::new()),
             Some(n) => self.string_list("dependencies", n).map(|names| {
@@ -688,7 +729,88 @@ impl Reader {
             artifacts,
             dependencies,
             caches,
+            services,
         })
+    }
+
+    fn services(&mut self, node: &Node) -> Vec<Service> {
+        if node.is_null() {
+            return Vec::new();
+        }
+        let Some(items) = node.as_seq() else {
+            self.expected("a list of images", "services", node);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            if let Some(image) = item.as_text() {
+                out.push(Service {
+                    image: image.to_string(),
+                    aliases: Service::default_aliases(image),
+                    entrypoint: None,
+                    command: None,
+                    variables: Vec::new(),
+                });
+                continue;
+            }
+            if item.as_map().is_none() {
+                self.expected("an image name or `{name, alias, ...}`", "services", item);
+                continue;
+            }
+            let Some(image) = item.get("name").and_then(|n| n.as_text()) else {
+                self.error("a service needs a `name` (its image)", item.span);
+                continue;
+            };
+            for e in item.as_map().unwrap_or_default() {
+                if ![
+                    "name",
+                    "alias",
+                    "entrypoint",
+                    "command",
+                    "variables",
+                    "pull_policy",
+                    "docker",
+                    "kubernetes",
+                ]
+                .contains(&e.key.as_str())
+                {
+                    self.error(
+                        format!("a service has an unknown key `{}`", e.key),
+                        e.key_span,
+                    );
+                }
+            }
+            let aliases = match item.get("alias").and_then(|a| a.as_text()) {
+                Some(a) => a
+                    .split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                None => Service::default_aliases(image),
+            };
+            let list = |this: &mut Self, key: &str| {
+                item.get(key).map(|n| match n.as_text() {
+                    Some(one) => vec![one.to_string()],
+                    None => this
+                        .string_list(&format!("services: {key}"), n)
+                        .unwrap_or_default(),
+                })
+            };
+            let entrypoint = list(self, "entrypoint");
+            let command = list(self, "command");
+            let variables = item
+                .get("variables")
+                .map(|v| self.variables(v))
+                .unwrap_or_default();
+            out.push(Service {
+                image: image.to_string(),
+                aliases,
+                entrypoint,
+                command,
+                variables,
+            });
+        }
+        out
     }
 
     /// `cache`: one mapping or a list of them.

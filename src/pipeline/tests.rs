@@ -395,3 +395,34 @@ fn cache_paths_must_stay_inside() {
     let e = errors("a:\n  script: s\n  cache: {paths: [../up]}\n");
     assert!(e[0].message.contains("leaves the project directory"));
 }
+
+#[test]
+fn services_with_gitlab_default_aliases() {
+    let l = ok("\
+job:
+  script: s
+  services:
+    - postgres:16
+    - registry.example.com/group/tool:1.2
+    - name: berth-test/httpd
+      alias: web, www
+      command: [httpd, -f]
+      variables: {PORT: '80'}
+");
+    let s = &l.pipeline.jobs[0].services;
+    assert_eq!(s[0].aliases, vec!["postgres"]);
+    assert_eq!(
+        s[1].aliases,
+        vec![
+            "registry.example.com__group__tool",
+            "registry.example.com-group-tool"
+        ]
+    );
+    assert_eq!(s[2].aliases, vec!["web", "www"]);
+    assert_eq!(
+        s[2].command.as_deref(),
+        Some(&["httpd".to_string(), "-f".to_string()][..])
+    );
+    assert_eq!(s[2].variables[0].name, "PORT");
+    assert!(l.warnings.is_empty());
+}

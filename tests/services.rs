@@ -1,0 +1,120 @@
+//! Services as sidecar containers, against the real engine.
+
+mod common;
+
+use common::{require_image, Project, BUSYBOX};
+
+const HTTPD: &str = "berth-test/httpd:latest";
+
+fn project(pipeline: &str) -> Project {
+    require_image(BUSYBOX);
+    require_image(HTTPD);
+    Project::new(&[("berth.yml", &format!("image: {BUSYBOX}\n{pipeline}"))])
+}
+
+#[test]
+fn a_service_is_reachable_by_its_default_alias_and_by_a_named_one() {
+    let p = project(
+        "\
+default_alias:
+  services: [berth-test/httpd:latest]
+  script: [wget -q -O - http://berth-test__httpd/, wget -q -O - http://berth-test-httpd/]
+named:
+  services:
+    - name: berth-test/httpd:latest
+      alias: site
+  script: [wget -q -O - http://site/index.html]
+",
+    );
+    let run = p.berth(&["run"]);
+    run.expect_code(0);
+    let page = "<h1>berth test page</h1>";
+    assert_eq!(run.log("default_alias")[1], page);
+    assert_eq!(run.log("default_alias")[3], page);
+    assert_eq!(run.log("named")[1], page);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn services_get_the_job_variables() {
+    let p = project(
+        "\
+job:
+  variables: {GREETING: hello}
+  services:
+    - name: berth-test/httpd:latest
+      alias: env
+      command: [sh, -c, 'mkdir -p /w && echo \"$GREETING $EXTRA\" > /w/index.html && exec httpd -f -p 80 -h /w']
+      variables: {EXTRA: service}
+  script: [wget -q -O - http://env/]
+",
+    );
+    let run = p.berth(&["run"]);
+    run.expect_code(0);
+    assert_eq!(run.log("job")[1], "hello service");
+}
+
+#[test]
+fn a_failing_job_with_a_service_leaves_nothing_behind_and_keeps_the_service_log() {
+    let p = project(
+        "\
+job:
+  services:
+    - name: berth-test/httpd:latest
+      alias: noisy
+      command: [sh, -c, 'echo service says hi; exec httpd -f -p 80 -h /www']
+  script: [exit 9]
+",
+    );
+    let run = p.berth(&["run"]);
+    run.expect_code(1);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+    let runs = p.path().join(".berth/runs");
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let log = std::fs::read_to_string(run_dir.join("services/000-job-1/noisy.log")).unwrap();
+    assert!(log.contains("service says hi"), "{log}");
+}
+
+#[test]
+fn a_service_that_never_listens_is_a_clear_bounded_error() {
+    let p = project(
+        "\
+job:
+  services:
+    - name: berth-test/httpd:latest
+      alias: mute
+      command: [sleep, '600']
+  script: [echo should not run]
+",
+    );
+    let run = p.berth(&["run", "--service-timeout", "2s"]);
+    run.expect_code(1);
+    let status = run.status_of("job");
+    assert!(
+        status.contains("service `mute`: port 80 did not accept connections within 2s"),
+        "{status}"
+    );
+    assert!(run.log("job").is_empty());
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_service_that_exits_is_reported() {
+    let p = project(
+        "job:\n  services:\n    - name: berth-test/httpd:latest\n      alias: dead\n      command: [sh, -c, 'exit 3']\n  script: [echo hi]\n",
+    );
+    let run = p.berth(&["run"]);
+    run.expect_code(1);
+    assert!(
+        run.status_of("job")
+            .contains("service `dead`: it exited (code 3)"),
+        "{}",
+        run.status_of("job")
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
