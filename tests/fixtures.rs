@@ -79,3 +79,20 @@ fn dag_fixture_runs_with_its_allowed_failure_and_manual_job() {
     // `needs: []` starts with the first stage, not after it.
     assert!(run.line_index("==> lint: started") < run.line_index("==> compile: passed"));
 }
+
+#[test]
+fn failures_fixture_stops_at_the_timeout_and_reports() {
+    require_image(BUSYBOX);
+    let p = Project::fixture("failures");
+    let run = p.berth(&["run"]);
+    run.expect_code(1);
+    assert!(run.status_of("allowed").contains("failed (allowed)"));
+    assert!(
+        run.status_of("too slow").contains("timed out after 3.0s"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.status_of("never reached").contains("skipped"));
+    assert_eq!(run.log("on failure")[1], "reporting the failure");
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

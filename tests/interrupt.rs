@@ -80,3 +80,38 @@ fn ctrl_c_stops_and_removes_running_jobs() {
 fn sigterm_does_the_same() {
     interrupt_with(libc::SIGTERM);
 }
+
+#[test]
+fn prune_removes_what_a_killed_run_left_behind() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        "berth.yml",
+        &format!("image: {BUSYBOX}\nstuck:\n  script: [echo ready, sleep 300]\n"),
+    )]);
+    let mut child = p
+        .command(&["run", "--output", "plain"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start berth");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let seen = read_until(&mut stderr, "[stuck] ready", Duration::from_secs(60));
+    assert!(seen.contains("[stuck] ready"), "{seen}");
+    // SIGKILL: berth gets no chance to clean up, like a crash.
+    child.kill().expect("kill berth");
+    child.wait().expect("wait");
+    assert!(
+        !p.leftovers().is_empty(),
+        "a killed run leaves its container"
+    );
+    let pruned = p.berth(&["prune"]);
+    pruned.expect_code(0);
+    let removed: usize = pruned
+        .stdout
+        .strip_prefix("removed ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected prune output: {}", pruned.stdout));
+    // Other tests may run beside this one; their live runs are spared, dead leftovers are not.
+    assert!(removed >= 1, "{}", pruned.stdout);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
