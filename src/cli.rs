@@ -11,10 +11,12 @@ use tokio_util::sync::CancellationToken;
 use crate::diag::Severity;
 use crate::docker::{labels, Engine};
 use crate::engine::{self, RunConfig, RunError, Workspace};
+use crate::events::RunInfo;
 use crate::events::{RunStatus, Sink};
 use crate::pipeline::{self, Loaded, Source};
 use crate::plan::{self, Plan};
-use crate::report::{plain::Plain, terminal::Terminal, Reporter};
+use crate::report::records::{self, Records};
+use crate::report::{json::Json, junit::Junit, plain::Plain, terminal::Terminal, Fanout, Reporter};
 use crate::vars::Context;
 use crate::workspace::{self, Selection};
 
@@ -56,6 +58,18 @@ enum Command {
     /// List, remove or prune this project's dependency caches (Docker named volumes)
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// List recent runs: id, when, status, duration
+    Runs,
+    /// Print a job's log from a run (default: the latest run)
+    Logs {
+        #[arg(value_name = "RUN|JOB", num_args = 1..=2, required = true)]
+        names: Vec<String>,
+    },
+    /// Print a run's summary (default: the latest run)
+    Show {
+        #[arg(value_name = "RUN")]
+        run: Option<String>,
+    },
     /// List the artifacts a run stored, or unpack one job's artifacts on the host
     Artifacts(ArtifactsArgs),
     /// Remove containers, networks and temporary volumes that crashed runs left behind
@@ -122,6 +136,16 @@ struct RunArgs {
     /// Show every job's full log (the live view otherwise shows the latest line)
     #[arg(short, long)]
     verbose: bool,
+    /// Also write a JUnit XML report (one test case per job) to FILE
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// A secret variable for every job, its value from berth's environment (NAME) or a file
+    /// (NAME=@FILE); masked as [MASKED] in every log line, event and record. Repeatable
+    #[arg(long = "secret", value_name = "NAME[=@FILE]")]
+    secrets: Vec<String>,
+    /// How many run records to keep under .berth/runs
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    keep_runs: usize,
     /// The image for jobs that name none
     #[arg(long, value_name = "IMAGE", default_value = "alpine:latest")]
     default_image: String,
@@ -159,6 +183,8 @@ enum Output {
     Plain,
     /// The live view
     Terminal,
+    /// One JSON object per event per line, on stdout (see docs/events.md)
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -212,6 +238,9 @@ pub fn main() -> i32 {
             Command::Prune(args) => cmd_prune(args).await,
             Command::Artifacts(args) => cmd_artifacts(&cli, args),
             Command::Cache(command) => cmd_cache(&cli, command).await,
+            Command::Runs => cmd_runs(&cli),
+            Command::Logs { names } => cmd_logs(&cli, names),
+            Command::Show { run } => cmd_show(&cli, run.as_deref()),
         }
     })
 }
@@ -395,9 +424,21 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         }
     };
 
+    let secrets = match read_secrets(&args.secrets) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
     let (run_id, pipeline_id) = new_run_id();
     let context = Context::new(&project, pipeline_id);
-    let run_dir = project.join(".berth").join("runs").join(&run_id);
+    let config_commit = context.commit_sha.clone();
+    let runs = project.join(".berth").join("runs");
+    if let Err(e) = crate::report::records::prune_runs(&runs, args.keep_runs.saturating_sub(1)) {
+        eprintln!("berth: cannot prune old runs in {}: {e}", runs.display());
+    }
+    let run_dir = runs.join(&run_id);
     if let Err(e) = std::fs::create_dir_all(&run_dir) {
         eprintln!("berth: cannot create {}: {e}", run_dir.display());
         return exit::BAD_INPUT;
@@ -449,26 +490,51 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         workspace,
         context,
         pipeline_variables: loaded.pipeline.variables.clone(),
-        overrides: args.env.clone(),
+        overrides: args.env.iter().chain(&secrets).cloned().collect(),
         default_image: args.default_image.clone(),
         run_dir,
         no_cache: args.no_cache,
         service_timeout: args.service_timeout,
+        info: RunInfo {
+            berth_version: env!("CARGO_PKG_VERSION").to_string(),
+            engine_version: engine.version().await.unwrap_or_else(|_| "unknown".into()),
+            pipeline_file: source.path.display().to_string(),
+            pipeline_sha256: {
+                use sha2::{Digest, Sha256};
+                hex::encode(Sha256::digest(source.text.as_bytes()))
+            },
+            commit: config_commit.clone(),
+            dirty: git_dirty(&project),
+            started_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        },
     };
 
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone());
-    let (sink, mut rx) = Sink::channel(1024);
+    let (sink, mut rx) = Sink::masking(1024, secrets.iter().map(|(_, v)| v.clone()).collect());
     let live = match args.output {
         Output::Auto => std::io::stderr().is_terminal(),
-        Output::Plain => false,
+        Output::Plain | Output::Json => false,
         Output::Terminal => true,
     };
-    let mut reporter: Box<dyn Reporter> = if live {
+    let display: Box<dyn Reporter> = if args.output == Output::Json {
+        Box::new(Json::new(std::io::stdout()))
+    } else if live {
         Box::new(Terminal::new(args.verbose))
     } else {
         Box::new(Plain::new(std::io::stderr()))
     };
+    let mut reporters = vec![
+        display,
+        Box::new(Records::new(config.run_dir.clone())) as Box<dyn Reporter>,
+    ];
+    if let Some(path) = &args.junit {
+        reporters.push(Box::new(Junit::new(path.clone())));
+    }
+    let mut reporter = Fanout(reporters);
     let reporting = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
             reporter.handle(&event);
@@ -495,6 +561,172 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
             }
         }
     }
+}
+
+/// `--secret NAME` (from the environment) or `NAME=@FILE` (from a file) as (name, value).
+fn read_secrets(specs: &[String]) -> Result<Vec<(String, String)>, String> {
+    specs
+        .iter()
+        .map(|spec| match spec.split_once("=@") {
+            Some((name, file)) => std::fs::read_to_string(file)
+                .map(|v| {
+                    (
+                        name.to_string(),
+                        v.trim_end_matches(['\n', '\r']).to_string(),
+                    )
+                })
+                .map_err(|e| format!("secret `{name}`: cannot read {file}: {e}")),
+            None => std::env::var(spec).map(|v| (spec.clone(), v)).map_err(|_| {
+                format!("secret `{spec}` is not set in the environment (or use {spec}=@FILE)")
+            }),
+        })
+        .collect()
+}
+
+/// Does the project have uncommitted changes? (false outside a git repository)
+fn git_dirty(project: &Path) -> bool {
+    std::process::Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(project)
+        .output()
+        .map(|o| o.status.success() && !o.stdout.is_empty())
+        .unwrap_or(false)
+}
+
+fn runs_dir(cli: &Cli) -> Result<PathBuf, i32> {
+    Ok(project_dir(cli)?.join(".berth").join("runs"))
+}
+
+/// A run id given, or the latest run.
+fn pick_run(runs: &Path, given: Option<&str>) -> Result<String, i32> {
+    match given {
+        Some(id) if runs.join(id).is_dir() => Ok(id.to_string()),
+        Some(id) => {
+            eprintln!("berth: no run `{id}` in {}", runs.display());
+            Err(exit::BAD_INPUT)
+        }
+        None => records::run_ids(runs).pop().ok_or_else(|| {
+            eprintln!("berth: no runs recorded in {}", runs.display());
+            exit::BAD_INPUT
+        }),
+    }
+}
+
+fn cmd_runs(cli: &Cli) -> i32 {
+    let runs = match runs_dir(cli) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    println!(
+        "{:<22} {:<14} {:<12} {:>9}  PIPELINE",
+        "RUN", "WHEN", "STATUS", "DURATION"
+    );
+    for id in records::run_ids(&runs).iter().rev() {
+        match records::Manifest::load(&runs.join(id)) {
+            Ok(m) => println!(
+                "{:<22} {:<14} {:<12} {:>9}  {}",
+                id,
+                format!(
+                    "{} ago",
+                    pipeline::duration::human(std::time::Duration::from_secs(
+                        now.saturating_sub(m.started_at)
+                    ))
+                ),
+                m.status,
+                pipeline::duration::human(std::time::Duration::from_millis(m.duration_ms)),
+                m.pipeline
+            ),
+            Err(_) => println!("{id:<22} {:<14} {:<12} {:>9}", "-", "no record", "-"),
+        }
+    }
+    exit::OK
+}
+
+fn cmd_logs(cli: &Cli, names: &[String]) -> i32 {
+    let runs = match runs_dir(cli) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let (run, job) = match names {
+        [job] => (None, job),
+        [run, job] => (Some(run.as_str()), job),
+        _ => return exit::BAD_INPUT,
+    };
+    let run = match pick_run(&runs, run) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let manifest = match records::Manifest::load(&runs.join(&run)) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let Some(record) = manifest.jobs.iter().find(|j| &j.name == job) else {
+        eprintln!("berth: run {run} has no job `{job}`");
+        return exit::BAD_INPUT;
+    };
+    match std::fs::File::open(runs.join(&run).join(&record.log)) {
+        Ok(mut f) => {
+            let _ = std::io::copy(&mut f, &mut std::io::stdout());
+            exit::OK
+        }
+        Err(_) => {
+            eprintln!("berth: job `{job}` printed nothing in run {run}");
+            exit::OK
+        }
+    }
+}
+
+fn cmd_show(cli: &Cli, run: Option<&str>) -> i32 {
+    let runs = match runs_dir(cli) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let run = match pick_run(&runs, run) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let m = match records::Manifest::load(&runs.join(&run)) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    println!("run {} of {}: {}", m.run_id, m.pipeline, m.status);
+    println!(
+        "berth {}, engine {}, commit {}{}, pipeline sha256 {}",
+        m.berth_version,
+        m.engine_version,
+        m.commit,
+        if m.dirty { " (dirty)" } else { "" },
+        &m.pipeline_sha256[..m.pipeline_sha256.len().min(16)]
+    );
+    let w = m.jobs.iter().map(|j| j.name.len()).max().unwrap_or(0);
+    for j in &m.jobs {
+        let d = j
+            .duration_ms
+            .map(|ms| pipeline::duration::human(std::time::Duration::from_millis(ms)))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "  {:<10} {:w$}  {:<16} {:>8}  {}",
+            j.stage, j.name, j.status, d, j.image
+        );
+    }
+    if m.critical_path.len() > 1 {
+        println!("critical path: {}", m.critical_path.join(" -> "));
+    }
+    println!(
+        "total {}",
+        pipeline::duration::human(std::time::Duration::from_millis(m.duration_ms))
+    );
+    exit::OK
 }
 
 /// SIGINT or SIGTERM cancels the run; a second one exits at once.

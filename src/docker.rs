@@ -132,6 +132,15 @@ impl Engine {
         Ok(v.version.unwrap_or_else(|| "unknown".into()))
     }
 
+    /// The image's ID (the digest of its configuration), if it is present.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, DockerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(info) => Ok(info.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
         match self.docker.inspect_image(image).await {
             Ok(_) => Ok(true),

@@ -64,7 +64,34 @@ pub struct JobSummary {
     pub stage: String,
     pub status: JobStatus,
     pub image: Option<String>,
+    #[serde(rename = "duration_ms", serialize_with = "opt_ms")]
     pub duration: Option<Duration>,
+}
+
+/// Facts about a run that make it reproducible, sent once at its start.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunInfo {
+    pub berth_version: String,
+    pub engine_version: String,
+    pub pipeline_file: String,
+    pub pipeline_sha256: String,
+    pub commit: String,
+    /// Uncommitted changes in the project when the run started.
+    pub dirty: bool,
+    /// Seconds since the epoch.
+    pub started_at: u64,
+}
+
+/// Durations travel as whole milliseconds.
+fn ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+fn opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ms(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +101,17 @@ pub enum Event {
         run_id: String,
         pipeline: String,
         jobs: usize,
+        info: RunInfo,
+    },
+    /// A job that will run, with everything needed to reproduce it (secrets masked).
+    JobQueued {
+        job: String,
+        stage: String,
+        image: String,
+        /// The image's ID (digest of its configuration) at the time of the run.
+        image_id: Option<String>,
+        variables: Vec<(String, String)>,
+        commands: Vec<String>,
     },
     /// Something the user should know that is not a job's output.
     Notice {
@@ -107,8 +145,10 @@ pub enum Event {
         stage: String,
         status: JobStatus,
         exit_code: Option<i64>,
+        #[serde(rename = "duration_ms", serialize_with = "ms")]
         duration: Duration,
         message: Option<String>,
+        attempts: u32,
     },
     JobSkipped {
         job: String,
@@ -135,8 +175,11 @@ pub enum Event {
     },
     RunFinished {
         status: RunStatus,
+        #[serde(rename = "duration_ms", serialize_with = "ms")]
         duration: Duration,
         jobs: Vec<JobSummary>,
+        /// The chain of jobs that set the total time, first to last.
+        critical_path: Vec<String>,
     },
 }
 
@@ -145,15 +188,120 @@ pub enum Event {
 #[derive(Clone)]
 pub struct Sink {
     tx: mpsc::Sender<Event>,
+    /// Secret values replaced by `[MASKED]` in everything sent.
+    secrets: std::sync::Arc<Vec<String>>,
 }
+
+pub const MASK: &str = "[MASKED]";
 
 impl Sink {
     pub fn channel(capacity: usize) -> (Sink, mpsc::Receiver<Event>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (Sink { tx }, rx)
+        Self::masking(capacity, Vec::new())
     }
 
-    pub async fn send(&self, event: Event) {
+    /// A channel whose events never show any of `secrets`.
+    pub fn masking(capacity: usize, mut secrets: Vec<String>) -> (Sink, mpsc::Receiver<Event>) {
+        secrets.retain(|s| !s.is_empty());
+        // Longest first, so that a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let (tx, rx) = mpsc::channel(capacity);
+        (
+            Sink {
+                tx,
+                secrets: std::sync::Arc::new(secrets),
+            },
+            rx,
+        )
+    }
+
+    pub async fn send(&self, mut event: Event) {
+        if !self.secrets.is_empty() {
+            event.mask(&self.secrets);
+        }
         let _ = self.tx.send(event).await;
+    }
+}
+
+fn mask_text(text: &mut String, secrets: &[String]) {
+    for s in secrets {
+        if text.contains(s.as_str()) {
+            *text = text.replace(s.as_str(), MASK);
+        }
+    }
+}
+
+impl Event {
+    /// Replace every secret value in the event's free text.
+    pub fn mask(&mut self, secrets: &[String]) {
+        match self {
+            Event::JobLog { line, .. } => mask_text(line, secrets),
+            Event::Notice { message } => mask_text(message, secrets),
+            Event::JobQueued {
+                variables,
+                commands,
+                ..
+            } => {
+                for (_, v) in variables.iter_mut() {
+                    mask_text(v, secrets);
+                }
+                for c in commands.iter_mut() {
+                    mask_text(c, secrets);
+                }
+            }
+            Event::JobFinished {
+                message: Some(m), ..
+            }
+            | Event::JobRetrying { reason: m, .. } => mask_text(m, secrets),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn secrets_are_masked_in_logs_and_variables() {
+        let (sink, mut rx) = Sink::masking(4, vec!["hunter2".into(), "hunter2-long".into()]);
+        sink.send(Event::JobLog {
+            job: "j".into(),
+            line: "password=hunter2-long and hunter2".into(),
+        })
+        .await;
+        sink.send(Event::JobQueued {
+            job: "j".into(),
+            stage: "s".into(),
+            image: "i".into(),
+            image_id: None,
+            variables: vec![("TOKEN".into(), "hunter2".into())],
+            commands: vec!["echo $TOKEN".into()],
+        })
+        .await;
+        match rx.recv().await.unwrap() {
+            Event::JobLog { line, .. } => assert_eq!(line, "password=[MASKED] and [MASKED]"),
+            other => panic!("{other:?}"),
+        }
+        match rx.recv().await.unwrap() {
+            Event::JobQueued { variables, .. } => assert_eq!(variables[0].1, "[MASKED]"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_shape_uses_milliseconds() {
+        let e = Event::JobFinished {
+            job: "j".into(),
+            stage: "s".into(),
+            status: JobStatus::Passed,
+            exit_code: Some(0),
+            duration: Duration::from_millis(1234),
+            message: None,
+            attempts: 1,
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["event"], "job_finished");
+        assert_eq!(v["duration_ms"], 1234);
+        assert_eq!(v["status"], "passed");
     }
 }

@@ -204,5 +204,31 @@ pub(super) async fn prepare(
             }
         }
     }
+    // What each job will run, for the run's record (the sink masks secrets).
+    let mut ids: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for (pj, job) in plan.jobs.iter().zip(&prepared) {
+        let Some(job) = job else { continue };
+        if !ids.contains_key(&job.image) {
+            let id = shared.engine.image_id(&job.image).await.unwrap_or(None);
+            ids.insert(job.image.clone(), id);
+        }
+        let commands = pj
+            .job
+            .before_script
+            .iter()
+            .chain(&pj.job.script)
+            .chain(&pj.job.after_script)
+            .cloned()
+            .collect();
+        sink.send(Event::JobQueued {
+            job: job.name.clone(),
+            stage: job.stage.clone(),
+            image: job.image.clone(),
+            image_id: ids.get(&job.image).cloned().flatten(),
+            variables: job.env.clone(),
+            commands,
+        })
+        .await;
+    }
     Ok(prepared)
 }

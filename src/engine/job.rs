@@ -41,6 +41,7 @@ pub(super) async fn run(
             exit_code: None,
             duration,
             message: Some(format!("cache volume: {e}")),
+            attempts: 0,
         })
         .await;
         return Outcome {
@@ -108,6 +109,7 @@ pub(super) async fn run(
             exit_code,
             duration,
             message,
+            attempts: attempt,
         })
         .await;
         return Outcome { status, duration };

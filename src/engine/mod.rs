@@ -56,6 +56,8 @@ pub struct RunConfig {
     pub no_cache: bool,
     /// How long a service may take to accept connections.
     pub service_timeout: Duration,
+    /// Facts recorded with the run (versions, pipeline hash, commit).
+    pub info: crate::events::RunInfo,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,7 @@ pub struct RunResult {
     pub status: RunStatus,
     pub jobs: Vec<JobSummary>,
     pub duration: Duration,
+    pub critical_path: Vec<String>,
 }
 
 /// A job ready to run: everything resolved, nothing left to look up.
@@ -132,6 +135,7 @@ pub async fn run(
         run_id: config.run_id.clone(),
         pipeline: config.pipeline_name.clone(),
         jobs: plan.jobs.len(),
+        info: config.info.clone(),
     })
     .await;
 
@@ -161,6 +165,7 @@ pub async fn run(
         status: result.status,
         duration: result.duration,
         jobs: result.jobs.clone(),
+        critical_path: result.critical_path.clone(),
     })
     .await;
     Ok(result)
@@ -176,6 +181,9 @@ async fn schedule(
 ) -> RunResult {
     let n = plan.jobs.len();
     let mut state = vec![State::Waiting; n];
+    // When each job started and ended, for the critical path.
+    let mut times: Vec<Option<(Instant, Instant)>> = vec![None; n];
+    let mut began: Vec<Option<Instant>> = vec![None; n];
     let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
     let limit = shared.config.jobs_limit.max(1);
 
@@ -216,6 +224,7 @@ async fn schedule(
                             continue;
                         };
                         state[i] = State::Running;
+                        began[i] = Some(Instant::now());
                         let (shared, sink, cancel) = (shared.clone(), sink.clone(), cancel.clone());
                         running
                             .spawn(async move { (i, job::run(job, shared, sink, cancel).await) });
@@ -230,6 +239,7 @@ async fn schedule(
             joined = running.join_next() => {
                 if let Some(Ok((i, outcome))) = joined {
                     state[i] = State::Done(outcome.status, Some(outcome.duration));
+                    times[i] = began[i].map(|b| (b, Instant::now()));
                 }
             }
             _ = cancel.cancelled(), if !cancel.is_cancelled() => {
@@ -283,7 +293,29 @@ async fn schedule(
         status,
         jobs: summaries,
         duration: started.elapsed(),
+        critical_path: critical_path(plan, &times),
     }
+}
+
+/// The chain that set the total time: from the job that ended last, back through the
+/// dependency that ended last, to a job that waited for nothing that ran.
+fn critical_path(plan: &Plan, times: &[Option<(Instant, Instant)>]) -> Vec<String> {
+    let end = |i: usize| times[i].map(|(_, e)| e);
+    let mut current = (0..plan.jobs.len())
+        .filter(|&i| end(i).is_some())
+        .max_by_key(|&i| end(i));
+    let mut chain = Vec::new();
+    while let Some(i) = current {
+        chain.push(plan.jobs[i].job.name.clone());
+        current = plan.jobs[i]
+            .deps
+            .iter()
+            .copied()
+            .filter(|&d| end(d).is_some())
+            .max_by_key(|&d| end(d));
+    }
+    chain.reverse();
+    chain
 }
 
 enum Decision {

@@ -30,6 +30,7 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
             run_id,
             pipeline,
             jobs,
+            ..
         } => writeln!(out, "berth: run {run_id} of {pipeline}: {jobs} jobs"),
         Event::Notice { message } => writeln!(out, "berth: {message}"),
         Event::ImagePreparing { image, action } => {
@@ -121,7 +122,9 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
             status,
             duration,
             jobs,
-        } => summary(out, *status, *duration, jobs),
+            critical_path,
+        } => summary(out, *status, *duration, jobs, critical_path),
+        Event::JobQueued { .. } => Ok(()),
     }
 }
 
@@ -131,6 +134,7 @@ pub fn summary(
     status: RunStatus,
     duration: std::time::Duration,
     jobs: &[JobSummary],
+    critical_path: &[String],
 ) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(out, "summary:")?;
@@ -163,6 +167,9 @@ pub fn summary(
         RunStatus::Error => "failed (Docker error)",
         RunStatus::Interrupted => "interrupted",
     };
+    if critical_path.len() > 1 {
+        writeln!(out, "critical path: {}", critical_path.join(" -> "))?;
+    }
     writeln!(
         out,
         "pipeline {word} in {}: {passed} jobs passed, {failed} did not, {skipped} not run",

@@ -53,6 +53,7 @@ impl Reporter for Terminal {
                 run_id,
                 pipeline,
                 jobs,
+                ..
             } => self.line(format!("berth: run {run_id} of {pipeline}: {jobs} jobs")),
             Event::Notice { message } => self.line(format!("berth: {message}")),
             Event::ImagePreparing { image, action } => {
@@ -152,16 +153,18 @@ impl Reporter for Terminal {
                 "berth: interrupted; stopping {}",
                 running.join(", ")
             )),
+            Event::JobQueued { .. } => {}
             Event::RunFinished {
                 status,
                 duration,
                 jobs,
+                critical_path,
             } => {
                 for bar in self.bars.values() {
                     bar.finish_and_clear();
                 }
                 let mut out = Vec::new();
-                let _ = summary(&mut out, *status, *duration, jobs);
+                let _ = summary(&mut out, *status, *duration, jobs, critical_path);
                 let _ = self.multi.suspend(|| {
                     use std::io::Write;
                     std::io::stderr().write_all(&out)
