@@ -1,0 +1,446 @@
+//! berth against the bare Docker floor, side by side, in one run: several rounds of each
+//! measurement, medians, ratios, and a markdown report. Not a test: nothing here asserts a time.
+//!
+//!     benches/run.sh                      # builds, prepares images, writes BENCHMARKS.md
+//!     cargo bench --bench harness -- --rounds 5 --out BENCHMARKS.md
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth::docker::{ContainerSpec, Engine};
+
+const IMAGE: &str = "berth-test/busybox:latest";
+
+struct Row {
+    name: &'static str,
+    berth: String,
+    floor: String,
+    ratio: String,
+    target: &'static str,
+    met: Option<bool>,
+}
+
+fn main() {
+    let mut rounds = 5;
+    let mut out: Option<PathBuf> = None;
+    let mut only: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).unwrap_or(rounds),
+            "--out" => out = args.next().map(PathBuf::from),
+            "--only" => only = args.next(),
+            // cargo bench passes --bench; nothing to do with it.
+            _ => {}
+        }
+    }
+    let berth = berth_binary();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let engine = rt
+        .block_on(Engine::connect())
+        .unwrap_or_else(|e| panic!("the harness needs a Docker engine: {e}"));
+    assert!(
+        rt.block_on(engine.image_exists(IMAGE)).unwrap_or(false),
+        "{IMAGE} is missing: run images/build.sh"
+    );
+    let version = rt.block_on(engine.version()).unwrap_or_default();
+
+    let want = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
+    let mut rows = Vec::new();
+    if want("per-job") {
+        rows.push(per_job(&rt, &engine, &berth, rounds));
+    }
+    if want("stages") {
+        rows.push(two_stages(&rt, &engine, &berth, rounds));
+    }
+    if want("fan-out") {
+        rows.push(fan_out(&rt, &engine, &berth, rounds));
+    }
+    if want("artifact") {
+        rows.push(big_artifact(&rt, &engine, &berth, rounds.min(3)));
+    }
+    if want("plan") {
+        rows.push(planning(&berth, rounds));
+    }
+    if want("memory") {
+        rows.push(memory(&berth));
+    }
+    rows.push(Row {
+        name: "7. Python warm-cache install",
+        berth: "-".into(),
+        floor: "-".into(),
+        ratio: "-".into(),
+        target: "(issue 4)",
+        met: None,
+    });
+
+    let report = render(&rows, rounds, &version);
+    println!("{report}");
+    if let Some(path) = out {
+        std::fs::write(&path, &report).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        eprintln!("wrote {}", path.display());
+    }
+}
+
+fn berth_binary() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let release = root.join("target/release/berth");
+    assert!(
+        release.exists(),
+        "build the release binary first: cargo build --release (benches/run.sh does)"
+    );
+    release
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A project directory with a pipeline, removed at the end.
+fn project(pipeline: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-bench-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::write(
+        dir.path().join("berth.yml"),
+        format!("image: {IMAGE}\n{pipeline}"),
+    )
+    .expect("write");
+    dir
+}
+
+/// Run berth to completion; wall time and peak RSS (KiB) of the berth process.
+fn run_berth(berth: &Path, dir: &Path, args: &[&str]) -> (Duration, i64) {
+    let start = Instant::now();
+    // Reaped below with wait4, which also gives the child's peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(berth)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start berth");
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child and reading its resource usage into our struct.
+    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "berth {args:?} failed in {}",
+        dir.display()
+    );
+    (elapsed, usage.ru_maxrss)
+}
+
+fn bare_spec(name: &str, cmd: &[&str]) -> ContainerSpec {
+    ContainerSpec {
+        name: name.to_string(),
+        image: IMAGE.to_string(),
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        labels: HashMap::from([("io.berth.bench".to_string(), "1".to_string())]),
+        ..ContainerSpec::default()
+    }
+}
+
+/// The floor: create, start, wait for and remove one container through the API.
+async fn bare_run(engine: &Engine, name: &str, cmd: &[&str]) -> Result<(), String> {
+    let id = engine
+        .create_container(&bare_spec(name, cmd))
+        .await
+        .map_err(|e| e.to_string())?;
+    engine.start(&id).await.map_err(|e| e.to_string())?;
+    let code = engine.wait(&id).await.map_err(|e| e.to_string())?;
+    engine
+        .remove_container(&id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if code != 0 {
+        return Err(format!("exit {code}"));
+    }
+    Ok(())
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "berth-bench-{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn row(
+    name: &'static str,
+    berth: Duration,
+    floor: Duration,
+    target: &'static str,
+    max_ratio: f64,
+) -> Row {
+    let ratio = berth.as_secs_f64() / floor.as_secs_f64();
+    Row {
+        name,
+        berth: ms(berth),
+        floor: ms(floor),
+        ratio: format!("{ratio:.2}×"),
+        target,
+        met: Some(ratio <= max_ratio),
+    }
+}
+
+fn per_job(rt: &tokio::runtime::Runtime, engine: &Engine, berth: &Path, rounds: usize) -> Row {
+    let dir = project("job:\n  script: [\"true\"]\n");
+    let mut b = Vec::new();
+    let mut f = Vec::new();
+    run_berth(berth, dir.path(), &["run", "--output", "plain"]); // warm-up
+    for _ in 0..rounds {
+        b.push(run_berth(berth, dir.path(), &["run", "--output", "plain"]).0);
+        let start = Instant::now();
+        rt.block_on(bare_run(engine, &unique("one"), &["true"]))
+            .expect("bare run");
+        f.push(start.elapsed());
+    }
+    let (b, f) = (median(b), median(f));
+    let extra = b.saturating_sub(f);
+    Row {
+        name: "1. Per-job overhead (`true`)",
+        berth: ms(b),
+        floor: ms(f),
+        ratio: format!("+{}", ms(extra)),
+        target: "≤ +50 ms",
+        met: Some(extra <= Duration::from_millis(50)),
+    }
+}
+
+fn two_stages(rt: &tokio::runtime::Runtime, engine: &Engine, berth: &Path, rounds: usize) -> Row {
+    let dir = project(
+        "stages: [one, two]\na:\n  stage: one\n  script: [mkdir -p out, echo x > out/x]\n  artifacts: {paths: [out/]}\nb:\n  stage: one\n  script: [\"true\"]\nc:\n  stage: two\n  script: [cat out/x]\nd:\n  stage: two\n  script: [\"true\"]\n",
+    );
+    let mut b = Vec::new();
+    let mut f = Vec::new();
+    for _ in 0..rounds {
+        b.push(run_berth(berth, dir.path(), &["run", "--output", "plain", "-j", "2"]).0);
+        let start = Instant::now();
+        rt.block_on(async {
+            bare_run(engine, &unique("s1"), &["true"]).await?;
+            bare_run(engine, &unique("s2"), &["true"]).await
+        })
+        .expect("bare runs");
+        f.push(start.elapsed());
+    }
+    row(
+        "2. 4 jobs, 2 stages, an artifact",
+        median(b),
+        median(f),
+        "≤ 1.3×",
+        1.3,
+    )
+}
+
+fn fan_out(rt: &tokio::runtime::Runtime, engine: &Engine, berth: &Path, rounds: usize) -> Row {
+    let jobs: String = (0..16)
+        .map(|i| format!("j{i}:\n  script: [\"true\"]\n"))
+        .collect();
+    let dir = project(&jobs);
+    let mut b = Vec::new();
+    let mut f = Vec::new();
+    for _ in 0..rounds {
+        b.push(run_berth(berth, dir.path(), &["run", "--output", "plain", "-j", "16"]).0);
+        let start = Instant::now();
+        rt.block_on(async {
+            let names: Vec<String> = (0..16).map(|_| unique("fan")).collect();
+            let runs = names.iter().map(|n| bare_run(engine, n, &["true"]));
+            futures_util::future::try_join_all(runs).await
+        })
+        .expect("bare runs");
+        f.push(start.elapsed());
+    }
+    row(
+        "3. Fan-out: 16 jobs, -j 16",
+        median(b),
+        median(f),
+        "≤ 1.2×",
+        1.2,
+    )
+}
+
+fn big_artifact(rt: &tokio::runtime::Runtime, engine: &Engine, berth: &Path, rounds: usize) -> Row {
+    let dir = project(
+        "stages: [make, use]\nmake:\n  stage: make\n  script: [mkdir -p big, head -c 536870912 /dev/urandom > big/blob]\n  artifacts: {paths: [big/]}\nuse:\n  stage: use\n  script: [ls -l big/blob]\n",
+    );
+    let mut b = Vec::new();
+    let mut peak = 0;
+    let mut f = Vec::new();
+    for _ in 0..rounds {
+        let (t, rss) = run_berth(berth, dir.path(), &["run", "--output", "plain"]);
+        b.push(t);
+        peak = peak.max(rss);
+        let _ = std::fs::remove_dir_all(dir.path().join(".berth"));
+        let start = Instant::now();
+        rt.block_on(bare_copy(engine)).expect("bare copy");
+        f.push(start.elapsed());
+    }
+    let mut r = row(
+        "4. 512 MiB artifact out and in",
+        median(b),
+        median(f),
+        "≤ 1.25×",
+        1.25,
+    );
+    r.name = "4. 512 MiB artifact out and in";
+    r.berth = format!("{} (peak RSS {} MiB)", r.berth, peak / 1024);
+    r
+}
+
+/// The floor for artifacts: make the data in one container, copy it out to a file and into a
+/// second container through the archive API (what `docker cp` does), run the second.
+async fn bare_copy(engine: &Engine) -> Result<(), String> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let a = engine
+        .create_container(&bare_spec(
+            &unique("make"),
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /big && head -c 536870912 /dev/urandom > /big/blob",
+            ],
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    engine.start(&a).await.map_err(|e| e.to_string())?;
+    engine.wait(&a).await.map_err(|e| e.to_string())?;
+    let tmp = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let mut file = tokio::fs::File::create(tmp.path())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stream = std::pin::pin!(engine.download(&a, "/big"));
+    while let Some(chunk) = stream.next().await {
+        file.write_all(&chunk.map_err(|e| e.to_string())?)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    file.flush().await.map_err(|e| e.to_string())?;
+    engine
+        .remove_container(&a)
+        .await
+        .map_err(|e| e.to_string())?;
+    let b = engine
+        .create_container(&bare_spec(&unique("use"), &["ls", "-l", "/big/blob"]))
+        .await
+        .map_err(|e| e.to_string())?;
+    engine
+        .upload_tar_file(&b, "/", tmp.path())
+        .await
+        .map_err(|e| e.to_string())?;
+    engine.start(&b).await.map_err(|e| e.to_string())?;
+    let code = engine.wait(&b).await.map_err(|e| e.to_string())?;
+    engine
+        .remove_container(&b)
+        .await
+        .map_err(|e| e.to_string())?;
+    if code != 0 {
+        return Err(format!("exit {code}"));
+    }
+    Ok(())
+}
+
+fn planning(berth: &Path, rounds: usize) -> Row {
+    let mut yaml = String::from("stages: [s0, s1, s2, s3, s4, s5, s6, s7, s8, s9]\n");
+    for i in 0..2000 {
+        let stage = i / 200;
+        yaml.push_str(&format!(
+            "job{i}:\n  stage: s{stage}\n  script: [\"true\"]\n"
+        ));
+        if stage > 0 {
+            yaml.push_str(&format!(
+                "  needs: [job{}, job{}]\n",
+                i - 200,
+                (i / 200 - 1) * 200 + (i * 7) % 200
+            ));
+        }
+    }
+    let dir = project(&yaml);
+    let mut times = Vec::new();
+    for _ in 0..rounds.max(5) {
+        times.push(run_berth(berth, dir.path(), &["plan"]).0);
+    }
+    let t = median(times);
+    Row {
+        name: "5. `berth plan`, 2,000 jobs with needs",
+        berth: ms(t),
+        floor: "-".into(),
+        ratio: "-".into(),
+        target: "< 50 ms",
+        met: Some(t < Duration::from_millis(50)),
+    }
+}
+
+fn memory(berth: &Path) -> Row {
+    let jobs: String = (0..32)
+        .map(|i| {
+            format!(
+                "j{i}:\n  script: ['head -c 10485760 /dev/zero | tr \"\\\\0\" x | fold -w 99']\n"
+            )
+        })
+        .collect();
+    let dir = project(&jobs);
+    let (t, rss) = run_berth(berth, dir.path(), &["run", "--output", "plain", "-j", "32"]);
+    let mib = rss as f64 / 1024.0;
+    Row {
+        name: "6. Peak RSS, 32 jobs × 10 MB of log",
+        berth: format!("{mib:.1} MiB (in {})", ms(t)),
+        floor: "-".into(),
+        ratio: "-".into(),
+        target: "< 60 MB",
+        met: Some(mib < 60.0),
+    }
+}
+
+fn render(rows: &[Row], rounds: usize, engine_version: &str) -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0);
+    let mut s = String::new();
+    s.push_str("# BENCHMARKS\n\n");
+    s.push_str("berth against the bare Docker floor (the same containers created, started, waited for and removed directly through the Engine API), measured in one run by `benches/run.sh`. ");
+    s.push_str(&format!("Medians of {rounds} rounds (3 for the 512 MiB artifact). Machine: {cpus} CPUs, {} GiB; Docker engine {engine_version}; release build.\n\n", mem_kib / 1024 / 1024));
+    s.push_str(
+        "| measurement | berth | floor | ratio | target | met |\n|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "-",
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.name, r.berth, r.floor, r.ratio, r.target, met
+        ));
+    }
+    s
+}
