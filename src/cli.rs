@@ -612,6 +612,17 @@ fn pick_run(runs: &Path, given: Option<&str>) -> Result<String, i32> {
     }
 }
 
+/// The run record a command is about: its id and manifest (default: the latest run).
+fn load_run(cli: &Cli, given: Option<&str>) -> Result<(PathBuf, String, records::Manifest), i32> {
+    let runs = runs_dir(cli)?;
+    let run = pick_run(&runs, given)?;
+    let manifest = records::Manifest::load(&runs.join(&run)).map_err(|e| {
+        eprintln!("berth: {e}");
+        exit::BAD_INPUT
+    })?;
+    Ok((runs.join(&run), run, manifest))
+}
+
 fn cmd_runs(cli: &Cli) -> i32 {
     let runs = match runs_dir(cli) {
         Ok(r) => r,
@@ -647,31 +658,20 @@ fn cmd_runs(cli: &Cli) -> i32 {
 }
 
 fn cmd_logs(cli: &Cli, names: &[String]) -> i32 {
-    let runs = match runs_dir(cli) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
     let (run, job) = match names {
         [job] => (None, job),
         [run, job] => (Some(run.as_str()), job),
         _ => return exit::BAD_INPUT,
     };
-    let run = match pick_run(&runs, run) {
-        Ok(r) => r,
+    let (dir, run, manifest) = match load_run(cli, run) {
+        Ok(x) => x,
         Err(code) => return code,
-    };
-    let manifest = match records::Manifest::load(&runs.join(&run)) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::BAD_INPUT;
-        }
     };
     let Some(record) = manifest.jobs.iter().find(|j| &j.name == job) else {
         eprintln!("berth: run {run} has no job `{job}`");
         return exit::BAD_INPUT;
     };
-    match std::fs::File::open(runs.join(&run).join(&record.log)) {
+    match std::fs::File::open(dir.join(&record.log)) {
         Ok(mut f) => {
             let _ = std::io::copy(&mut f, &mut std::io::stdout());
             exit::OK
@@ -684,20 +684,9 @@ fn cmd_logs(cli: &Cli, names: &[String]) -> i32 {
 }
 
 fn cmd_show(cli: &Cli, run: Option<&str>) -> i32 {
-    let runs = match runs_dir(cli) {
-        Ok(r) => r,
+    let (_, _, m) = match load_run(cli, run) {
+        Ok(x) => x,
         Err(code) => return code,
-    };
-    let run = match pick_run(&runs, run) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let m = match records::Manifest::load(&runs.join(&run)) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::BAD_INPUT;
-        }
     };
     println!("run {} of {}: {}", m.run_id, m.pipeline, m.status);
     println!(

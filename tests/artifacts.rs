@@ -2,12 +2,7 @@
 
 mod common;
 
-use common::{require_image, Project, BUSYBOX};
-
-fn busybox_project(pipeline: &str) -> Project {
-    require_image(BUSYBOX);
-    Project::new(&[("berth.yml", &format!("image: {BUSYBOX}\n{pipeline}"))])
-}
+use common::busybox_project;
 
 #[test]
 fn artifacts_flow_across_three_stages_narrowed_by_needs_and_dependencies() {

@@ -2,12 +2,7 @@
 
 mod common;
 
-use common::{require_image, Project, BUSYBOX};
-
-fn busybox_project(pipeline: &str) -> Project {
-    require_image(BUSYBOX);
-    Project::new(&[("berth.yml", &format!("image: {BUSYBOX}\n{pipeline}"))])
-}
+use common::{busybox_project, require_image, Project, BUSYBOX};
 
 #[test]
 fn stages_run_in_order_and_each_job_gets_a_fresh_workspace() {

@@ -150,13 +150,7 @@ pub(super) async fn prepare(
                     .engine
                     .ensure_image(&image, |line| lines.push(line.to_string()))
                     .await;
-                for line in lines {
-                    sink.send(Event::ImageProgress {
-                        image: image.clone(),
-                        line,
-                    })
-                    .await;
-                }
+                forward_progress(sink, &image, lines).await;
                 result.map_err(wrap)?;
             }
             Source::Build {
@@ -193,13 +187,7 @@ pub(super) async fn prepare(
                         lines.push(l.to_string())
                     })
                     .await;
-                for line in lines {
-                    sink.send(Event::ImageProgress {
-                        image: image.clone(),
-                        line,
-                    })
-                    .await;
-                }
+                forward_progress(sink, &image, lines).await;
                 result.map_err(wrap)?;
             }
         }
@@ -231,4 +219,14 @@ pub(super) async fn prepare(
         .await;
     }
     Ok(prepared)
+}
+
+async fn forward_progress(sink: &Sink, image: &str, lines: Vec<String>) {
+    for line in lines {
+        sink.send(Event::ImageProgress {
+            image: image.to_string(),
+            line,
+        })
+        .await;
+    }
 }

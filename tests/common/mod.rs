@@ -66,6 +66,12 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// A throwaway project whose `berth.yml` runs `pipeline` in the busybox image.
+pub fn busybox_project(pipeline: &str) -> Project {
+    require_image(BUSYBOX);
+    Project::new(&[("berth.yml", &format!("image: {BUSYBOX}\n{pipeline}"))])
+}
+
 /// A throwaway project directory with the given files.
 pub struct Project {
     pub dir: tempfile::TempDir,
