@@ -495,6 +495,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         run_dir,
         no_cache: args.no_cache,
         service_timeout: args.service_timeout,
+        tracked: std::sync::Arc::new(git_tracked(&project)),
         info: RunInfo {
             berth_version: env!("CARGO_PKG_VERSION").to_string(),
             engine_version: engine.version().await.unwrap_or_else(|_| "unknown".into()),
@@ -581,6 +582,24 @@ fn read_secrets(specs: &[String]) -> Result<Vec<(String, String)>, String> {
             }),
         })
         .collect()
+}
+
+/// The files git tracks in the project, relative to it (empty outside a repository).
+fn git_tracked(project: &Path) -> std::collections::HashSet<String> {
+    std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(project)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            o.stdout
+                .split(|b| *b == 0)
+                .filter(|p| !p.is_empty())
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Does the project have uncommitted changes? (false outside a git repository)

@@ -260,3 +260,34 @@ use:
         manifest.stdout
     );
 }
+
+#[test]
+fn untracked_artifacts_are_the_files_git_does_not_track() {
+    let p = busybox_project(
+        "\
+stages: [a, b]
+make:
+  stage: a
+  script: [echo new > generated.txt, echo changed >> tracked.txt]
+  artifacts: {untracked: true}
+use:
+  stage: b
+  script: [cat generated.txt]
+",
+    );
+    p.write("tracked.txt", "v1\n");
+    p.git(&["init", "-q"]);
+    p.git(&["add", "."]);
+    p.git(&["commit", "-q", "-m", "init"]);
+    let run = p.berth(&["run"]);
+    run.expect_code(0);
+    assert_eq!(run.log("use")[2], "new");
+    let listed = p.berth(&["artifacts", "make"]);
+    assert!(listed.stdout.contains("generated.txt"), "{}", listed.stdout);
+    assert!(
+        !listed.stdout.contains("tracked.txt  "),
+        "{}",
+        listed.stdout
+    );
+    assert!(!listed.stdout.contains("berth.yml"), "{}", listed.stdout);
+}

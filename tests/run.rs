@@ -263,27 +263,10 @@ job with spaces:
 #[test]
 fn git_facts_reach_the_job() {
     let p = busybox_project("job:\n  script: echo \"$CI_COMMIT_SHA $CI_COMMIT_REF_NAME\"\n");
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(p.path())
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    git(&["init", "-q", "-b", "feature-x"]);
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "init"]);
-    let sha = git(&["rev-parse", "HEAD"]);
+    p.git(&["init", "-q", "-b", "feature-x"]);
+    p.git(&["add", "."]);
+    p.git(&["commit", "-q", "-m", "init"]);
+    let sha = p.git(&["rev-parse", "HEAD"]);
     let run = p.berth(&["run"]);
     run.expect_code(0);
     assert_eq!(run.log("job")[1], format!("{sha} feature-x"));

@@ -53,8 +53,8 @@ pub fn file_stem(index: usize, job: &str) -> String {
     format!("{index:03}-{}", crate::vars::slug(job))
 }
 
-/// Collect a stopped (or finished) container's artifacts into `dir/<stem>.tar.gz` and
-/// `dir/<stem>.json`. Returns what was stored (None when nothing matched) and the warnings
+/// Collect a stopped (or finished) container's artifacts into `<dest>.tar.gz` and
+/// `<dest>.json`. Returns what was stored (None when nothing matched) and the warnings
 /// for the job's log (patterns that matched nothing).
 pub async fn collect(
     engine: &Engine,
@@ -62,12 +62,17 @@ pub async fn collect(
     container_dir: &str,
     spec: &Artifacts,
     job: &str,
-    dir: &Path,
-    stem: &str,
+    dest: &Path,
+    tracked: &std::sync::Arc<HashSet<String>>,
 ) -> Result<(Option<Stored>, Vec<String>), String> {
     let include = paths::matcher(&spec.paths)?;
     let exclude = paths::matcher(&spec.exclude)?;
     let mut bases: Vec<String> = spec.paths.iter().map(|p| paths::base_dir(p)).collect();
+    // `untracked` looks at the whole project.
+    let untracked = spec.untracked.then(|| tracked.clone());
+    if untracked.is_some() {
+        bases.push(String::new());
+    }
     bases.sort();
     bases.dedup();
     // A base inside another base is fetched with it.
@@ -100,9 +105,12 @@ pub async fn collect(
         ));
     }
 
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let archive_path = dir.join(format!("{stem}.tar.gz"));
-    let manifest_path = dir.join(format!("{stem}.json"));
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let archive_path = PathBuf::from(format!("{}.tar.gz", dest.display()));
+    let manifest_path = PathBuf::from(format!("{}.json", dest.display()));
     let patterns = spec.paths.clone();
     let job = job.to_string();
     let archive_for_task = archive_path.clone();
@@ -121,7 +129,13 @@ pub async fn collect(
                 let raw = entry.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
                 let Some(rel) = rebase(&base, &raw) else { continue };
                 let hits = include.matches(&rel);
-                if hits.is_empty() || exclude.is_match(&rel) || !seen.insert(rel.clone()) {
+                let is_untracked = untracked.as_ref().is_some_and(|t| {
+                    !entry.header().entry_type().is_dir() && !t.contains(&rel)
+                });
+                if (hits.is_empty() && !is_untracked)
+                    || exclude.is_match(&rel)
+                    || !seen.insert(rel.clone())
+                {
                     continue;
                 }
                 for h in hits {

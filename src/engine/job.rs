@@ -381,8 +381,8 @@ async fn keep_artifacts(
         &shared.config.context.container_dir,
         spec,
         &job.name,
-        &dir,
-        &stem,
+        &dir.join(stem),
+        &shared.config.tracked,
     )
     .await?;
     for w in warnings {

@@ -58,6 +58,8 @@ pub struct RunConfig {
     pub service_timeout: Duration,
     /// Facts recorded with the run (versions, pipeline hash, commit).
     pub info: crate::events::RunInfo,
+    /// The files git tracks in the project (for `artifacts: untracked`).
+    pub tracked: Arc<std::collections::HashSet<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]

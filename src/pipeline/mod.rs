@@ -150,6 +150,8 @@ pub struct Artifacts {
     /// Paths and globs relative to the project directory.
     pub paths: Vec<String>,
     pub exclude: Vec<String>,
+    /// Also every file git does not track (what the job created or left untracked).
+    pub untracked: bool,
     pub when: ArtifactsWhen,
     pub name: Option<String>,
 }
@@ -913,6 +915,7 @@ impl Reader {
         let mut artifacts = Artifacts {
             paths: Vec::new(),
             exclude: Vec::new(),
+            untracked: false,
             when: ArtifactsWhen::OnSuccess,
             name: None,
         };
@@ -962,11 +965,12 @@ impl Reader {
                 "name" => artifacts.name = e.value.as_text().map(String::from),
                 // Artifacts live with the run record; there is no server to expire them.
                 "expire_in" | "expose_as" | "public" | "access" => {}
-                "untracked" | "reports" => self.warn(
-                    format!(
-                        "`artifacts: {}` is not supported by berth yet; ignored",
-                        e.key
-                    ),
+                "untracked" => match e.value.as_bool() {
+                    Some(b) => artifacts.untracked = b,
+                    None => self.expected("true or false", "artifacts: untracked", &e.value),
+                },
+                "reports" => self.warn(
+                    "`artifacts: reports` is not supported by berth yet; ignored",
                     e.key_span,
                 ),
                 other => self.error(
