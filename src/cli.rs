@@ -424,6 +424,11 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         }
     };
 
+    // Asked now, awaited later: the engine is slow to tell its version.
+    let engine_version = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.version().await }
+    });
     let secrets = match read_secrets(&args.secrets) {
         Ok(s) => s,
         Err(e) => {
@@ -434,6 +439,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
     let (run_id, pipeline_id) = new_run_id();
     let context = Context::new(&project, pipeline_id);
     let config_commit = context.commit_sha.clone();
+    let config_dirty = context.dirty;
     let runs = project.join(".berth").join("runs");
     if let Err(e) = crate::report::records::prune_runs(&runs, args.keep_runs.saturating_sub(1)) {
         eprintln!("berth: cannot prune old runs in {}: {e}", runs.display());
@@ -495,17 +501,31 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         run_dir,
         no_cache: args.no_cache,
         service_timeout: args.service_timeout,
-        tracked: std::sync::Arc::new(git_tracked(&project)),
+        // Only `artifacts: untracked` needs the list of tracked files.
+        tracked: std::sync::Arc::new(
+            if plan
+                .jobs
+                .iter()
+                .any(|j| j.job.artifacts.as_ref().is_some_and(|a| a.untracked))
+            {
+                git_tracked(&project)
+            } else {
+                Default::default()
+            },
+        ),
         info: RunInfo {
             berth_version: env!("CARGO_PKG_VERSION").to_string(),
-            engine_version: engine.version().await.unwrap_or_else(|_| "unknown".into()),
+            engine_version: match engine_version.await {
+                Ok(Ok(v)) => v,
+                _ => "unknown".into(),
+            },
             pipeline_file: source.path.display().to_string(),
             pipeline_sha256: {
                 use sha2::{Digest, Sha256};
                 hex::encode(Sha256::digest(source.text.as_bytes()))
             },
             commit: config_commit.clone(),
-            dirty: git_dirty(&project),
+            dirty: config_dirty,
             started_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -586,6 +606,9 @@ fn read_secrets(specs: &[String]) -> Result<Vec<(String, String)>, String> {
 
 /// The files git tracks in the project, relative to it (empty outside a repository).
 fn git_tracked(project: &Path) -> std::collections::HashSet<String> {
+    if !crate::vars::in_git_repo(project) {
+        return Default::default();
+    }
     std::process::Command::new("git")
         .args(["ls-files", "-z"])
         .current_dir(project)
@@ -600,16 +623,6 @@ fn git_tracked(project: &Path) -> std::collections::HashSet<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Does the project have uncommitted changes? (false outside a git repository)
-fn git_dirty(project: &Path) -> bool {
-    std::process::Command::new("git")
-        .args(["status", "--porcelain"])
-        .current_dir(project)
-        .output()
-        .map(|o| o.status.success() && !o.stdout.is_empty())
-        .unwrap_or(false)
 }
 
 fn runs_dir(cli: &Cli) -> Result<PathBuf, i32> {

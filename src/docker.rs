@@ -115,12 +115,9 @@ impl Engine {
     pub async fn connect() -> Result<Engine, DockerError> {
         let docker =
             Docker::connect_with_defaults().map_err(|e| DockerError::Unreachable(e.to_string()))?;
+        // Negotiating asks the engine for its version: that is also the proof it answers.
         let docker = docker
             .negotiate_version()
-            .await
-            .map_err(|e| DockerError::Unreachable(e.to_string()))?;
-        docker
-            .ping()
             .await
             .map_err(|e| DockerError::Unreachable(e.to_string()))?;
         Ok(Engine { docker })
@@ -306,6 +303,40 @@ impl Engine {
             .await
             .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", tar.display())))?;
         let body = tokio_util::io::ReaderStream::new(file);
+        let options = UploadToContainerOptionsBuilder::default()
+            .path(dest)
+            .build();
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_try_stream(body))
+            .await?;
+        Ok(())
+    }
+
+    /// Unpack a tar file followed by a small in-memory tar, in one request: each archive
+    /// upload costs the engine a mount of the container's filesystem, so jobs make one.
+    /// `first` must end with tar's end-of-archive blocks, which are left out of the stream.
+    pub async fn upload_tar_file_then(
+        &self,
+        container: &str,
+        dest: &str,
+        first: &Path,
+        then: Vec<u8>,
+    ) -> Result<(), DockerError> {
+        use tokio::io::AsyncReadExt;
+        let file = tokio::fs::File::open(first)
+            .await
+            .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", first.display())))?;
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", first.display())))?
+            .len();
+        // Two 512-byte zero blocks close a tar; the second archive's own close the stream.
+        let body = tokio_util::io::ReaderStream::new(file.take(len.saturating_sub(1024))).chain(
+            futures_util::stream::once(
+                async move { Ok::<Bytes, std::io::Error>(Bytes::from(then)) },
+            ),
+        );
         let options = UploadToContainerOptionsBuilder::default()
             .path(dest)
             .build();

@@ -65,7 +65,11 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
         .enumerate()
         .map(|(i, j)| (j.name.as_str(), i))
         .collect();
-    let stage_of = |j: &Job| stage_index.get(j.stage.as_str()).copied().unwrap_or(0);
+    // Looked up once per job: the dependency closures below ask for it n² times.
+    let stage_at: Vec<usize> = candidates
+        .iter()
+        .map(|j| stage_index.get(j.stage.as_str()).copied().unwrap_or(0))
+        .collect();
     let direct_deps = |i: usize| -> Vec<usize> {
         let job = candidates[i];
         match &job.needs {
@@ -74,7 +78,7 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
                 .filter_map(|n| index_of.get(n.job.as_str()).copied())
                 .collect(),
             None => (0..candidates.len())
-                .filter(|&k| stage_of(candidates[k]) < stage_of(job))
+                .filter(|&k| stage_at[k] < stage_at[i])
                 .collect(),
         }
     };
@@ -109,7 +113,7 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
                 .filter_map(|n| index_of.get(n.job.as_str()).copied())
                 .collect(),
             (None, None) => (0..candidates.len())
-                .filter(|&k| stage_of(candidates[k]) < stage_of(job))
+                .filter(|&k| stage_at[k] < stage_at[i])
                 .collect(),
         };
         from.sort_unstable();
@@ -125,7 +129,7 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
             let named = select.iter().any(|n| n == &job.name);
             PlannedJob {
                 job: job.clone(),
-                stage_index: stage_of(job),
+                stage_index: stage_at[i],
                 deps: direct_deps(i)
                     .into_iter()
                     .filter_map(|d| new_index.get(&d).copied())

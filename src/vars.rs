@@ -17,6 +17,8 @@ pub struct Context {
     pub commit_sha: String,
     pub ref_name: String,
     pub pipeline_id: u64,
+    /// Uncommitted changes when the run started.
+    pub dirty: bool,
 }
 
 impl Context {
@@ -37,10 +39,21 @@ impl Context {
                 .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
                 .filter(|s| !s.is_empty())
         };
-        let commit_sha = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "0".repeat(40));
-        let ref_name = git(&["symbolic-ref", "--short", "-q", "HEAD"])
-            .or_else(|| git(&["describe", "--tags", "--exact-match"]))
-            .unwrap_or_else(|| "local".into());
+        // Outside a repository there is nothing to ask git; inside, one status call tells the
+        // commit, the branch and whether the tree is dirty.
+        let status = in_git_repo(project_dir)
+            .then(|| git(&["status", "--porcelain=v2", "--branch"]))
+            .flatten();
+        let facts = status.as_deref().map(parse_status).unwrap_or_default();
+        let commit_sha = facts.oid.unwrap_or_else(|| "0".repeat(40));
+        let ref_name = match facts.head {
+            Some(branch) => branch,
+            None if status.is_some() => {
+                git(&["describe", "--tags", "--exact-match"]).unwrap_or_else(|| "HEAD".into())
+            }
+            None => "local".into(),
+        };
+        let dirty = facts.dirty;
         Context {
             project_dir: project_dir.to_path_buf(),
             container_dir: format!("/builds/{slug}"),
@@ -48,8 +61,36 @@ impl Context {
             commit_sha,
             ref_name,
             pipeline_id,
+            dirty,
         }
     }
+}
+
+/// Is `dir` inside a git work tree? (Looks for `.git` upwards; starts no process.)
+pub fn in_git_repo(dir: &Path) -> bool {
+    dir.ancestors().any(|d| d.join(".git").exists())
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct GitFacts {
+    oid: Option<String>,
+    head: Option<String>,
+    dirty: bool,
+}
+
+/// Read `git status --porcelain=v2 --branch`.
+fn parse_status(text: &str) -> GitFacts {
+    let mut facts = GitFacts::default();
+    for line in text.lines() {
+        if let Some(oid) = line.strip_prefix("# branch.oid ") {
+            facts.oid = (oid != "(initial)").then(|| oid.to_string());
+        } else if let Some(head) = line.strip_prefix("# branch.head ") {
+            facts.head = (head != "(detached)").then(|| head.to_string());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            facts.dirty = true;
+        }
+    }
+    facts
 }
 
 /// A name safe for container names and paths: letters, digits, `-`, `_`, `.`.
@@ -226,6 +267,7 @@ mod tests {
             commit_sha: "a".repeat(40),
             ref_name: "feature/x".into(),
             pipeline_id: 7,
+            dirty: false,
         };
         let src = "variables: {A: global, B: global, C: '$A/c'}\njob:\n  variables: {B: job}\n  script: s\n";
         let p = crate::pipeline::load(src).unwrap().pipeline;
@@ -245,6 +287,27 @@ mod tests {
         assert_eq!(get("CI_JOB_STAGE"), Some("test"));
         assert_eq!(get("CI_PROJECT_DIR"), Some("/builds/demo"));
         assert_eq!(get("CI_COMMIT_REF_SLUG"), Some("feature-x"));
+    }
+
+    #[test]
+    fn git_status_facts() {
+        let clean = "# branch.oid abc123\n# branch.head main\n# branch.upstream origin/main\n";
+        assert_eq!(
+            parse_status(clean),
+            GitFacts {
+                oid: Some("abc123".into()),
+                head: Some("main".into()),
+                dirty: false
+            }
+        );
+        let dirty = "# branch.oid abc\n# branch.head (detached)\n? new.txt\n";
+        let f = parse_status(dirty);
+        assert_eq!(f.head, None);
+        assert!(f.dirty);
+        assert_eq!(
+            parse_status("# branch.oid (initial)\n# branch.head main\n").oid,
+            None
+        );
     }
 
     #[test]

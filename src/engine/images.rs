@@ -124,6 +124,8 @@ pub(super) async fn prepare(
         })));
     }
 
+    // Image IDs for the record; an ID found is also the proof the image is present.
+    let mut ids: BTreeMap<String, Option<String>> = BTreeMap::new();
     for (image, (source, job)) in needed {
         if cancel.is_cancelled() {
             break;
@@ -137,7 +139,8 @@ pub(super) async fn prepare(
         };
         match source {
             Source::Reference => {
-                if shared.engine.image_exists(&image).await.map_err(wrap)? {
+                if let Some(id) = shared.engine.image_id(&image).await.map_err(wrap)? {
+                    ids.insert(image, Some(id));
                     continue;
                 }
                 sink.send(Event::ImagePreparing {
@@ -157,7 +160,8 @@ pub(super) async fn prepare(
                 context,
                 dockerfile,
             } => {
-                if shared.engine.image_exists(&image).await.map_err(wrap)? {
+                if let Some(id) = shared.engine.image_id(&image).await.map_err(wrap)? {
+                    ids.insert(image, Some(id));
                     continue;
                 }
                 sink.send(Event::ImagePreparing {
@@ -193,7 +197,6 @@ pub(super) async fn prepare(
         }
     }
     // What each job will run, for the run's record (the sink masks secrets).
-    let mut ids: BTreeMap<String, Option<String>> = BTreeMap::new();
     for (pj, job) in plan.jobs.iter().zip(&prepared) {
         let Some(job) = job else { continue };
         if !ids.contains_key(&job.image) {

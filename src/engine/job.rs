@@ -243,15 +243,19 @@ async fn drive(
     id: &str,
 ) -> Ended {
     let engine = &shared.engine;
-    if let Workspace::Copy { tar } = &shared.config.workspace {
-        if let Err(e) = engine.upload_tar_file(id, "/", tar).await {
-            return Ended::Broken(e);
+    let uploaded = match &shared.config.workspace {
+        Workspace::Copy { tar } => {
+            engine
+                .upload_tar_file_then(id, "/", tar, job.scripts_tar.clone())
+                .await
         }
-    }
-    if let Err(e) = engine
-        .upload_tar_bytes(id, "/", job.scripts_tar.clone())
-        .await
-    {
+        Workspace::Mount => {
+            engine
+                .upload_tar_bytes(id, "/", job.scripts_tar.clone())
+                .await
+        }
+    };
+    if let Err(e) = uploaded {
         return Ended::Broken(e);
     }
     if let Err(ended) = receive_artifacts(job, shared, sink, id).await {
