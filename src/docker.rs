@@ -302,7 +302,16 @@ impl Engine {
         let file = tokio::fs::File::open(tar)
             .await
             .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", tar.display())))?;
-        let body = tokio_util::io::ReaderStream::new(file);
+        self.upload_stream(container, dest, tokio_util::io::ReaderStream::new(file))
+            .await
+    }
+
+    async fn upload_stream(
+        &self,
+        container: &str,
+        dest: &str,
+        body: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    ) -> Result<(), DockerError> {
         let options = UploadToContainerOptionsBuilder::default()
             .path(dest)
             .build();
@@ -337,13 +346,7 @@ impl Engine {
                 async move { Ok::<Bytes, std::io::Error>(Bytes::from(then)) },
             ),
         );
-        let options = UploadToContainerOptionsBuilder::default()
-            .path(dest)
-            .build();
-        self.docker
-            .upload_to_container(container, Some(options), bollard::body_try_stream(body))
-            .await?;
-        Ok(())
+        self.upload_stream(container, dest, body).await
     }
 
     /// Unpack an in-memory tar (small things such as the job's scripts) into the container.

@@ -184,13 +184,7 @@ taker:
     );
     assert!(seen.contains("artifacts:"), "{seen}");
     // Replace the stored archive before `taker` starts (maker stored it, then finishes).
-    let runs = p.path().join(".berth/runs");
-    let run_dir = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = p.run_dir();
     let archive = run_dir.join("artifacts/000-maker.tar.gz");
     write_hostile_archive(&archive);
     let mut rest = String::new();

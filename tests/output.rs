@@ -161,12 +161,7 @@ fn run_records_keep_logs_and_a_manifest() {
         "{}",
         show.stdout
     );
-    let dir = std::fs::read_dir(p.path().join(".berth/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = p.run_dir();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["status"], "passed");

@@ -69,13 +69,7 @@ job:
     let run = p.berth(&["run"]);
     run.expect_code(1);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
-    let runs = p.path().join(".berth/runs");
-    let run_dir = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = p.run_dir();
     let log = std::fs::read_to_string(run_dir.join("services/000-job-1/noisy.log")).unwrap();
     assert!(log.contains("service says hi"), "{log}");
 }

@@ -116,6 +116,17 @@ impl Project {
         }
     }
 
+    /// The record directory of this project's latest run.
+    pub fn run_dir(&self) -> PathBuf {
+        let runs = self.path().join(".berth/runs");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
+            .unwrap_or_else(|e| panic!("{}: {e}", runs.display()))
+            .map(|e| e.expect("dir entry").path())
+            .collect();
+        dirs.sort();
+        dirs.pop().expect("a run record")
+    }
+
     /// `git ARGS` in this project (a fixed identity); its trimmed stdout.
     pub fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")
