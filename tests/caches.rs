@@ -161,3 +161,41 @@ fn cache_rm_and_prune() {
     pruned.expect_code(0);
     assert!(pruned.stdout.contains("removed cache `two`"));
 }
+
+#[test]
+fn two_berth_processes_share_a_cache_without_losing_updates() {
+    let p = busybox_project(concat!(
+        "bump:\n",
+        "  cache: {key: shared, paths: [c]}\n",
+        "  script:\n",
+        "    - n=$(cat c/count 2>/dev/null || echo 0)\n",
+        "    - sleep 1\n",
+        "    - echo $((n + 1)) > c/count\n",
+        "    - cat c/count\n",
+    ));
+    let spawn = || {
+        p.command(&["run", "--output", "plain"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start berth")
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    let counts: Vec<String> = [a, b]
+        .iter()
+        .filter_map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .rev()
+                .find_map(|l| {
+                    l.strip_prefix("[bump] ")
+                        .filter(|x| x.parse::<u32>().is_ok())
+                        .map(String::from)
+                })
+        })
+        .collect();
+    let mut counts = counts;
+    counts.sort();
+    assert_eq!(counts, vec!["1", "2"], "one update was lost");
+}

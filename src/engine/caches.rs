@@ -153,20 +153,50 @@ pub fn mounts(
     out
 }
 
-/// In-process locks per volume: readers share, a writer is alone.
+/// Locks per volume: readers share, a writer is alone. Within one berth, an async lock; between
+/// two berth processes on the same project, an advisory file lock in `.berth/locks/`.
 #[derive(Default)]
 pub struct Locks {
     locks: std::sync::Mutex<HashMap<String, Arc<RwLock<()>>>>,
 }
 
+/// Held while a job runs; dropping it releases both locks.
 pub enum Guard {
-    Read(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>),
-    Write(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>),
+    Read(
+        #[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>,
+        #[allow(dead_code)] Option<std::fs::File>,
+    ),
+    Write(
+        #[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>,
+        #[allow(dead_code)] Option<std::fs::File>,
+    ),
+}
+
+/// Take the file lock of a volume (shared or exclusive), waiting for it off the async threads.
+/// `None` when the lock file cannot be made (then only the in-process lock protects).
+async fn file_lock(dir: &std::path::Path, volume: &str, exclusive: bool) -> Option<std::fs::File> {
+    use std::os::unix::io::AsRawFd;
+    std::fs::create_dir_all(dir).ok()?;
+    let file = std::fs::File::create(dir.join(format!("{volume}.lock"))).ok()?;
+    tokio::task::spawn_blocking(move || {
+        let op = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        // SAFETY: flock on a descriptor we own; released when the file is closed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+        (rc == 0).then_some(file)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 impl Locks {
     /// Take every mount's lock, in name order so that two jobs can never deadlock.
-    pub async fn acquire(&self, mounts: &[Mount]) -> Vec<Guard> {
+    pub async fn acquire(&self, mounts: &[Mount], project: &std::path::Path) -> Vec<Guard> {
+        let lock_dir = project.join(".berth").join("locks");
         let mut sorted: Vec<&Mount> = mounts.iter().collect();
         sorted.sort_by(|a, b| a.volume.cmp(&b.volume));
         let mut guards = Vec::new();
@@ -176,9 +206,11 @@ impl Locks {
                 map.entry(m.volume.clone()).or_default().clone()
             };
             guards.push(if m.read_only {
-                Guard::Read(lock.read_owned().await)
+                let inner = lock.read_owned().await;
+                Guard::Read(inner, file_lock(&lock_dir, &m.volume, false).await)
             } else {
-                Guard::Write(lock.write_owned().await)
+                let inner = lock.write_owned().await;
+                Guard::Write(inner, file_lock(&lock_dir, &m.volume, true).await)
             });
         }
         guards

@@ -31,7 +31,10 @@ pub(super) async fn run(
 ) -> Outcome {
     let started = Instant::now();
     // Held through every attempt: a job writing a cache has it to itself.
-    let _cache_guards = shared.cache_locks.acquire(&job.caches).await;
+    let _cache_guards = shared
+        .cache_locks
+        .acquire(&job.caches, &shared.config.context.project_dir)
+        .await;
     if let Err(e) = prepare_caches(&job, &shared, &sink).await {
         let duration = started.elapsed();
         sink.send(Event::JobFinished {
