@@ -245,6 +245,15 @@ pub fn main() -> i32 {
     })
 }
 
+/// The Docker engine, or exit code 3 with a message that says what to check.
+async fn connect() -> Result<Engine, i32> {
+    Engine::connect().await.map_err(|e| {
+        eprintln!("berth: {e}");
+        eprintln!("berth: is the Docker engine running? (DOCKER_HOST is used when set)");
+        exit::DOCKER
+    })
+}
+
 fn project_dir(cli: &Cli) -> Result<PathBuf, i32> {
     let dir = match &cli.project {
         Some(d) => d.clone(),
@@ -415,13 +424,9 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let engine = match Engine::connect().await {
+    let engine = match connect().await {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            eprintln!("berth: is the Docker engine running? (DOCKER_HOST is used when set)");
-            return exit::DOCKER;
-        }
+        Err(code) => return code,
     };
 
     // Asked now, awaited later: the engine is slow to tell its version.
@@ -914,12 +919,9 @@ async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let engine = match Engine::connect().await {
+    let engine = match connect().await {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::DOCKER;
-        }
+        Err(code) => return code,
     };
     let filter = format!("{}={}", labels::PROJECT, project.display());
     let volumes = match engine.volumes_with_label(&filter).await {
@@ -1060,12 +1062,9 @@ fn human_bytes(n: u64) -> String {
 }
 
 async fn cmd_prune(args: &PruneArgs) -> i32 {
-    let engine = match Engine::connect().await {
+    let engine = match connect().await {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::DOCKER;
-        }
+        Err(code) => return code,
     };
     let live = |labels: &std::collections::HashMap<String, String>| -> bool {
         !args.all

@@ -61,6 +61,22 @@ impl From<bollard::errors::Error> for DockerError {
     }
 }
 
+/// A removal or kill whose object is already gone (404), or whose state already is what was
+/// asked (409 with `conflict_ok`: not running, removal in progress), has done its job.
+fn done_unless_failed(
+    result: Result<(), bollard::errors::Error>,
+    conflict_ok: bool,
+) -> Result<(), DockerError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) if conflict_ok => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
@@ -139,11 +155,7 @@ impl Engine {
     }
 
     pub async fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.image_id(image).await?.is_some())
     }
 
     /// Make sure `image` is present, pulling it with the user's registry credentials if not.
@@ -411,15 +423,8 @@ impl Engine {
 
     /// Stop a running container at once (SIGKILL), keeping its filesystem for collection.
     pub async fn kill(&self, container: &str) -> Result<(), DockerError> {
-        match self.docker.kill_container(container, None).await {
-            Ok(()) => Ok(()),
-            // 404 gone, 409 not running: either way it is stopped.
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // 404 gone, 409 not running: either way it is stopped.
+        done_unless_failed(self.docker.kill_container(container, None).await, true)
     }
 
     /// Does `path` exist inside the container (running or stopped)?
@@ -467,15 +472,11 @@ impl Engine {
             .force(true)
             .v(true)
             .build();
-        match self.docker.remove_container(container, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            // 409: removal already in progress.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // 409: removal already in progress.
+        done_unless_failed(
+            self.docker.remove_container(container, Some(options)).await,
+            true,
+        )
     }
 
     /// Containers (running or not) carrying `label=value` (or just `label` when value is None).
@@ -594,11 +595,7 @@ impl Engine {
     }
 
     pub async fn remove_network(&self, id: &str) -> Result<(), DockerError> {
-        match self.docker.remove_network(id).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        done_unless_failed(self.docker.remove_network(id).await, false)
     }
 
     /// Volumes carrying the label.
@@ -642,11 +639,7 @@ impl Engine {
 
     pub async fn remove_volume(&self, name: &str) -> Result<(), DockerError> {
         let options = RemoveVolumeOptionsBuilder::default().force(true).build();
-        match self.docker.remove_volume(name, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        done_unless_failed(self.docker.remove_volume(name, Some(options)).await, false)
     }
 }
 

@@ -38,6 +38,14 @@ impl JobStatus {
         }
     }
 
+    /// `": why"` after a status that is not a pass, for status lines.
+    pub fn note(self, message: Option<&str>) -> String {
+        match message {
+            Some(m) if self != JobStatus::Passed => format!(": {m}"),
+            _ => String::new(),
+        }
+    }
+
     /// Does this status fail the pipeline?
     pub fn fails_pipeline(self) -> bool {
         matches!(

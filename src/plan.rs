@@ -41,12 +41,7 @@ pub enum PlanError {
 /// Plan the pipeline. `select` names jobs to run (with what they need); empty runs all.
 /// `manual` runs manual jobs as if they had been played.
 pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanError> {
-    let stage_index: HashMap<&str, usize> = p
-        .stages
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i))
-        .collect();
+    let stage_index = p.stage_index();
     let mut candidates: Vec<&Job> = p.jobs.iter().filter(|j| j.when != When::Never).collect();
     // Validation guarantees the stage exists; stable sort keeps file order inside a stage.
     candidates.sort_by_key(|j| stage_index.get(j.stage.as_str()).copied().unwrap_or(0));

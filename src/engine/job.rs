@@ -129,6 +129,7 @@ async fn attempt_once(
 ) -> Ended {
     let engine = &shared.engine;
     let config = &shared.config;
+    // The job's container, its services and their network carry the same labels.
     let mut labels = shared.labels.clone();
     labels.insert(labels::JOB.to_string(), job.name.clone());
     let mut binds = match &config.workspace {
@@ -153,12 +154,11 @@ async fn attempt_once(
     let sidecars = if job.services.is_empty() {
         None
     } else {
-        let service_labels = services::labels_for(&shared.labels, &job.name);
         match services::start(
             engine,
             &job.services,
             &name,
-            &service_labels,
+            &labels,
             config.service_timeout,
         )
         .await

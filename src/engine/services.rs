@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::docker::{labels, ContainerSpec, DockerError, Engine};
+use crate::docker::{ContainerSpec, DockerError, Engine};
 use crate::pipeline::Service;
 use crate::vars;
 
@@ -201,13 +201,6 @@ pub async fn stop(engine: &Engine, running: Running, logs_dir: Option<&Path>) ->
         problems.push(format!("network {}: {e}", running.network));
     }
     problems
-}
-
-/// Labels of a job's service containers and network.
-pub fn labels_for(base: &HashMap<String, String>, job: &str) -> HashMap<String, String> {
-    let mut l = base.clone();
-    l.insert(labels::JOB.to_string(), job.to_string());
-    l
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 pub mod duration;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -51,6 +51,17 @@ pub struct Pipeline {
     pub variables: Vec<Variable>,
     /// Jobs in file order (hidden jobs and templates are not jobs).
     pub jobs: Vec<Job>,
+}
+
+impl Pipeline {
+    /// Each stage's position, by name.
+    pub fn stage_index(&self) -> HashMap<&str, usize> {
+        self.stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -1275,12 +1286,7 @@ impl Reader {
 
     /// Stages exist, needs name real jobs in the same or an earlier stage, and form no cycle.
     fn check_graph(&mut self, p: &Pipeline) {
-        let stage_index: HashMap<&str, usize> = p
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.as_str(), i))
-            .collect();
+        let stage_index = p.stage_index();
         let by_name: HashMap<&str, &Job> = p.jobs.iter().map(|j| (j.name.as_str(), j)).collect();
         let declared = p.stages[1..p.stages.len() - 1].join(", ");
         for job in &p.jobs {
@@ -1392,16 +1398,6 @@ fn find_cycle<'a>(
     path.pop();
     state.insert(name, 2);
     None
-}
-
-/// Names used twice are impossible in a mapping; this is for names given on the command line.
-pub fn unknown_names<'a>(p: &Pipeline, names: &'a [String]) -> Vec<&'a str> {
-    let known: HashSet<&str> = p.jobs.iter().map(|j| j.name.as_str()).collect();
-    names
-        .iter()
-        .filter(|n| !known.contains(n.as_str()))
-        .map(|s| s.as_str())
-        .collect()
 }
 
 #[cfg(test)]

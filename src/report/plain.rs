@@ -66,10 +66,7 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
             message,
             ..
         } => {
-            let why = match message {
-                Some(m) if *status != JobStatus::Passed => format!(": {m}"),
-                _ => String::new(),
-            };
+            let why = status.note(message.as_deref());
             writeln!(
                 out,
                 "==> {job}: {} in {}{why}",

@@ -114,10 +114,7 @@ impl Reporter for Terminal {
                 if let Some(bar) = self.bars.remove(job) {
                     bar.finish_and_clear();
                 }
-                let why = match message {
-                    Some(m) if *status != JobStatus::Passed => format!(": {m}"),
-                    _ => String::new(),
-                };
+                let why = status.note(message.as_deref());
                 self.line(format!(
                     "{} {job} {} in {}{why}",
                     mark(*status),
