@@ -17,7 +17,7 @@ use crate::pipeline::{self, Loaded, Source};
 use crate::plan::{self, Plan};
 use crate::report::records::{self, Records};
 use crate::report::{json::Json, junit::Junit, plain::Plain, terminal::Terminal, Fanout, Reporter};
-use crate::vars::Context;
+use crate::vars::{self, Context};
 use crate::workspace::{self, Selection};
 
 /// Exit codes, as documented in the README.
@@ -114,9 +114,8 @@ struct RunArgs {
     /// How many jobs may run at once
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = default_parallelism())]
     parallel: usize,
-    /// Set a variable for every job (highest precedence); may be repeated
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    env: Vec<(String, String)>,
+    #[command(flatten)]
+    origin: OriginArgs,
     /// How the project reaches the jobs: a fresh copy each (copy), or bind-mounted read-write
     /// for fast local loops (mount)
     #[arg(long, value_enum, default_value_t = WorkspaceMode::Copy)]
@@ -151,10 +150,39 @@ struct RunArgs {
     default_image: String,
 }
 
+/// What the pipeline runs for, as GitLab would know it from the push.
+#[derive(Debug, clap::Args)]
+struct OriginArgs {
+    /// The branch the pipeline is for [default: git's current branch]
+    #[arg(long, value_name = "NAME")]
+    branch: Option<String>,
+    /// Make it a tag pipeline for this tag (CI_COMMIT_TAG)
+    #[arg(long, value_name = "NAME", conflicts_with = "branch")]
+    tag: Option<String>,
+    /// CI_PIPELINE_SOURCE: push, merge_request_event, schedule, web, api, trigger, ...
+    #[arg(long, value_name = "SOURCE", default_value = "push")]
+    source: String,
+    /// Set a variable for every job (highest precedence; rules see it too); may be repeated
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    env: Vec<(String, String)>,
+}
+
+impl OriginArgs {
+    fn origin(&self) -> vars::Origin {
+        vars::Origin {
+            branch: self.branch.clone(),
+            tag: self.tag.clone(),
+            source: Some(self.source.clone()),
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct PlanArgs {
     /// Jobs to plan (with everything they need); all when none are named
     jobs: Vec<String>,
+    #[command(flatten)]
+    origin: OriginArgs,
     /// Include manual jobs as if they were played
     #[arg(long)]
     manual: bool,
@@ -268,8 +296,14 @@ fn project_dir(cli: &Cli) -> Result<PathBuf, i32> {
     })
 }
 
-/// Find, read and validate the pipeline; print diagnostics. Errors are exit code 2.
-fn load(cli: &Cli, project: &Path) -> Result<(Source, Loaded), i32> {
+/// Find, read and validate the pipeline for its context; print diagnostics. Errors are exit
+/// code 2; a pipeline that `workflow: rules` refuse is a message and exit code 0.
+fn load(
+    cli: &Cli,
+    project: &Path,
+    origin: &OriginArgs,
+    pipeline_id: u64,
+) -> Result<(Source, Loaded, Context), i32> {
     let path = match &cli.file {
         Some(f) => f.clone(),
         None => Source::discover(project).ok_or_else(|| {
@@ -284,20 +318,41 @@ fn load(cli: &Cli, project: &Path) -> Result<(Source, Loaded), i32> {
         eprintln!("berth: cannot read {}: {e}", path.display());
         exit::BAD_INPUT
     })?;
-    match pipeline::load(&source.text) {
+    let context = Context::with_origin(project, pipeline_id, &origin.origin());
+    let pipeline_context = pipeline::Context {
+        project_dir: project.to_path_buf(),
+        variables: context.pipeline_variables(),
+        overrides: origin.env.clone(),
+        changes: Some(std::sync::Arc::new(context.changes())),
+    };
+    match pipeline::load_source(&source, &pipeline_context) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                eprint!("{}", w.render(&source.name, &source.text));
+                eprint!("{}", w.render(&loaded.sources));
             }
-            Ok((source, loaded))
+            if let Some(why) = &loaded.refused {
+                eprintln!(
+                    "berth: `workflow: rules` create no pipeline for {} {} (source {}): {why}",
+                    if context.tag.is_some() {
+                        "tag"
+                    } else {
+                        "branch"
+                    },
+                    context.ref_name,
+                    context.source
+                );
+                return Err(exit::OK);
+            }
+            Ok((source, loaded, context))
         }
-        Err(diags) => {
-            let errors = diags
+        Err(failed) => {
+            let errors = failed
+                .diagnostics
                 .iter()
                 .filter(|d| d.severity == Severity::Error)
                 .count();
-            for d in &diags {
-                eprint!("{}", d.render(&source.name, &source.text));
+            for d in &failed.diagnostics {
+                eprint!("{}", d.render(&failed.sources));
             }
             eprintln!(
                 "berth: {errors} error{} in {}; nothing was started",
@@ -319,11 +374,11 @@ fn make_plan(loaded: &Loaded, jobs: &[String], manual: bool) -> Result<Plan, i32
 fn cmd_plan(cli: &Cli, args: &PlanArgs) -> i32 {
     let result = (|| {
         let project = project_dir(cli)?;
-        let (source, loaded) = load(cli, &project)?;
+        let (source, loaded, _) = load(cli, &project, &args.origin, 0)?;
         let plan = make_plan(&loaded, &args.jobs, args.manual)?;
-        Ok::<_, i32>((source, plan))
+        Ok::<_, i32>((source, loaded, plan))
     })();
-    let (source, plan) = match result {
+    let (source, loaded, plan) = match result {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -342,13 +397,13 @@ fn cmd_plan(cli: &Cli, args: &PlanArgs) -> i32 {
                 return exit::BAD_INPUT;
             }
         },
-        PlanOutput::Text => print!("{}", render_plan(&source.name, &plan)),
+        PlanOutput::Text => print!("{}", render_plan(&source.name, &plan, &loaded.pipeline)),
     }
     exit::OK
 }
 
 /// The human plan: stages in order, each job with what decides when it runs.
-pub fn render_plan(file: &str, plan: &Plan) -> String {
+pub fn render_plan(file: &str, plan: &Plan, pipeline: &pipeline::Pipeline) -> String {
     let mut out = String::new();
     let stages_used: Vec<&str> = plan
         .stages
@@ -384,6 +439,18 @@ pub fn render_plan(file: &str, plan: &Plan) -> String {
             if pj.job.when != pipeline::When::OnSuccess {
                 notes.push(format!("when {}", pj.job.when.as_str()));
             }
+            if let Some(d) = pj.job.start_in {
+                notes.push(format!("starts after {}", pipeline::duration::human(d)));
+            }
+            if let Some(why) = &pj.job.reason {
+                notes.push(why.clone());
+            }
+            if let Some(pipeline::Trigger::Child { files, .. }) = &pj.job.trigger {
+                notes.push(format!("child pipeline {}", files.join(", ")));
+            }
+            if let Some(pipeline::Trigger::Other { what }) = &pj.job.trigger {
+                notes.push(format!("triggers {what}: skipped locally"));
+            }
             if !pj.run {
                 notes.push("not run unless named".into());
             }
@@ -408,6 +475,18 @@ pub fn render_plan(file: &str, plan: &Plan) -> String {
             out.push('\n');
         }
     }
+    if !pipeline.left_out.is_empty() {
+        out.push_str("\nnot in this pipeline\n");
+        let width = pipeline
+            .left_out
+            .iter()
+            .map(|l| l.name.len())
+            .max()
+            .unwrap_or(0);
+        for l in &pipeline.left_out {
+            out.push_str(&format!("  {:width$}  {}\n", l.name, l.reason));
+        }
+    }
     out
 }
 
@@ -416,7 +495,8 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let (source, loaded) = match load(cli, &project) {
+    let (run_id, pipeline_id) = new_run_id();
+    let (source, loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -441,8 +521,6 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    let (run_id, pipeline_id) = new_run_id();
-    let context = Context::new(&project, pipeline_id);
     let config_commit = context.commit_sha.clone();
     let config_dirty = context.dirty;
     let runs = project.join(".berth").join("runs");
@@ -501,7 +579,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         workspace,
         context,
         pipeline_variables: loaded.pipeline.variables.clone(),
-        overrides: args.env.iter().chain(&secrets).cloned().collect(),
+        overrides: args.origin.env.iter().chain(&secrets).cloned().collect(),
         default_image: args.default_image.clone(),
         run_dir,
         no_cache: args.no_cache,

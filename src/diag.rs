@@ -20,6 +20,49 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
+/// The files a pipeline was read from: the main file first, then each included file, so that a
+/// span's `file` number finds its name and text.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// As shown in messages: the path relative to the project.
+    pub name: String,
+    pub text: String,
+}
+
+impl SourceMap {
+    pub fn single(name: &str, text: &str) -> SourceMap {
+        SourceMap {
+            files: vec![SourceFile {
+                name: name.to_string(),
+                text: text.to_string(),
+            }],
+        }
+    }
+
+    /// Add a file; returns its number for spans.
+    pub fn add(&mut self, name: String, text: String) -> u16 {
+        self.files.push(SourceFile { name, text });
+        (self.files.len() - 1) as u16
+    }
+
+    pub fn get(&self, file: u16) -> Option<&SourceFile> {
+        self.files.get(file as usize)
+    }
+
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
+    pub fn main_name(&self) -> &str {
+        self.files.first().map(|f| f.name.as_str()).unwrap_or("")
+    }
+}
+
 impl Diagnostic {
     pub fn error(message: impl Into<String>, span: Option<Span>) -> Self {
         Diagnostic {
@@ -49,7 +92,11 @@ impl Diagnostic {
     }
 
     /// Render like a compiler: headline, `--> file:line:col`, the source line and a caret.
-    pub fn render(&self, file: &str, source: &str) -> String {
+    pub fn render(&self, sources: &SourceMap) -> String {
+        let (file, source) = match sources.get(self.span.map(|s| s.file).unwrap_or(0)) {
+            Some(f) => (f.name.as_str(), f.text.as_str()),
+            None => ("", ""),
+        };
         let mut out = String::new();
         let level = match self.severity {
             Severity::Error => "error",
@@ -97,13 +144,10 @@ mod tests {
     #[test]
     fn renders_file_line_job_and_caret() {
         let src = "stages: [build]\njob:\n  stage: tset\n";
-        let d = Diagnostic::error(
-            "stage `tset` is not declared",
-            Some(Span { line: 3, col: 10 }),
-        )
-        .in_job("job")
-        .with_help("declared stages: build");
-        let text = d.render("berth.yml", src);
+        let d = Diagnostic::error("stage `tset` is not declared", Some(Span::at(3, 10)))
+            .in_job("job")
+            .with_help("declared stages: build");
+        let text = d.render(&SourceMap::single("berth.yml", src));
         assert_eq!(
             text,
             "error: job `job`: stage `tset` is not declared\n  --> berth.yml:3:10\n  |\n3 |   stage: tset\n  |          ^\n  = help: declared stages: build\n"

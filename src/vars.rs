@@ -7,6 +7,15 @@ use std::process::Command;
 
 use crate::pipeline::{Job, Variable};
 
+/// Where the pipeline runs for: GitLab takes branch, tag and source from the event that
+/// started it; berth from git, overridden by `--branch`, `--tag` and `--source`.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub branch: Option<String>,
+    pub tag: Option<String>,
+    pub source: Option<String>,
+}
+
 /// Facts about the project and the run that the predefined variables carry.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -19,10 +28,27 @@ pub struct Context {
     pub pipeline_id: u64,
     /// Uncommitted changes when the run started.
     pub dirty: bool,
+    /// The pipeline's branch (none for tag and merge request pipelines).
+    pub branch: Option<String>,
+    pub tag: Option<String>,
+    /// CI_PIPELINE_SOURCE: push, merge_request_event, schedule, web, ...
+    pub source: String,
+    pub default_branch: String,
+    pub commit_message: String,
+    pub commit_timestamp: String,
+    pub commit_author: String,
+    /// `group/project` from the `origin` remote (else the directory's name).
+    pub project_path: String,
+    /// The GitLab host from the `origin` remote (else `gitlab.example.com`).
+    pub server_host: String,
 }
 
 impl Context {
     pub fn new(project_dir: &Path, pipeline_id: u64) -> Context {
+        Context::with_origin(project_dir, pipeline_id, &Origin::default())
+    }
+
+    pub fn with_origin(project_dir: &Path, pipeline_id: u64, origin: &Origin) -> Context {
         let project_name = project_dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -40,20 +66,58 @@ impl Context {
                 .filter(|s| !s.is_empty())
         };
         // Outside a repository there is nothing to ask git; inside, one status call tells the
-        // commit, the branch and whether the tree is dirty.
-        let status = in_git_repo(project_dir)
+        // commit, the branch and whether the tree is dirty, and one log call the message.
+        let in_repo = in_git_repo(project_dir);
+        let status = in_repo
             .then(|| git(&["status", "--porcelain=v2", "--branch"]))
             .flatten();
         let facts = status.as_deref().map(parse_status).unwrap_or_default();
-        let commit_sha = facts.oid.unwrap_or_else(|| "0".repeat(40));
-        let ref_name = match facts.head {
-            Some(branch) => branch,
-            None if status.is_some() => {
-                git(&["describe", "--tags", "--exact-match"]).unwrap_or_else(|| "HEAD".into())
+        let commit_sha = facts.oid.clone().unwrap_or_else(|| "0".repeat(40));
+        let (commit_timestamp, commit_author, commit_message) = match facts.oid {
+            Some(_) => {
+                let log = git(&["log", "-1", "--format=%cI%n%an <%ae>%n%B"]).unwrap_or_default();
+                let mut lines = log.splitn(3, '\n');
+                (
+                    lines.next().unwrap_or_default().to_string(),
+                    lines.next().unwrap_or_default().to_string(),
+                    lines.next().unwrap_or_default().to_string(),
+                )
             }
-            None => "local".into(),
+            None => Default::default(),
         };
-        let dirty = facts.dirty;
+        let git_dir = project_dir
+            .ancestors()
+            .map(|d| d.join(".git"))
+            .find(|d| d.is_dir());
+        let (project_path, server_host) = git_dir
+            .as_deref()
+            .and_then(origin_url)
+            .and_then(|u| parse_remote(&u))
+            .map(|(host, path)| (path, host))
+            .unwrap_or_else(|| (project_name.clone(), "gitlab.example.com".into()));
+        let default_branch = git_dir
+            .as_deref()
+            .and_then(|d| std::fs::read_to_string(d.join("refs/remotes/origin/HEAD")).ok())
+            .and_then(|t| {
+                t.trim()
+                    .strip_prefix("ref: refs/remotes/origin/")
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| "main".into());
+        let (branch, tag) = match (&origin.branch, &origin.tag) {
+            (_, Some(tag)) => (None, Some(tag.clone())),
+            (Some(b), None) => (Some(b.clone()), None),
+            (None, None) => match facts.head {
+                Some(branch) => (Some(branch), None),
+                None if status.is_some() => match git(&["describe", "--tags", "--exact-match"]) {
+                    Some(t) => (None, Some(t)),
+                    None => (Some("HEAD".into()), None),
+                },
+                None => (Some(default_branch.clone()), None),
+            },
+        };
+        let ref_name = tag.clone().or_else(|| branch.clone()).unwrap_or_default();
+        let source = origin.source.clone().unwrap_or_else(|| "push".into());
         Context {
             project_dir: project_dir.to_path_buf(),
             container_dir: format!("/builds/{slug}"),
@@ -61,9 +125,253 @@ impl Context {
             commit_sha,
             ref_name,
             pipeline_id,
-            dirty,
+            dirty: facts.dirty,
+            branch,
+            tag,
+            source,
+            default_branch,
+            commit_message,
+            commit_timestamp,
+            commit_author,
+            project_path,
+            server_host,
         }
     }
+
+    /// The predefined variables of the pipeline (not of one job), as GitLab sets them.
+    pub fn pipeline_variables(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(&str, String)> = vec![
+            ("CI", "true".into()),
+            ("GITLAB_CI", "true".into()),
+            ("BERTH", "true".into()),
+            ("CI_SERVER", "yes".into()),
+            ("CI_SERVER_NAME", "GitLab".into()),
+            ("CI_SERVER_HOST", self.server_host.clone()),
+            ("CI_SERVER_FQDN", self.server_host.clone()),
+            ("CI_SERVER_PORT", "443".into()),
+            ("CI_SERVER_PROTOCOL", "https".into()),
+            ("CI_SERVER_URL", format!("https://{}", self.server_host)),
+            ("CI_PIPELINE_ID", self.pipeline_id.to_string()),
+            ("CI_PIPELINE_IID", self.pipeline_id.to_string()),
+            ("CI_PIPELINE_SOURCE", self.source.clone()),
+            ("CI_PIPELINE_CREATED_AT", self.commit_timestamp.clone()),
+            ("CI_COMMIT_SHA", self.commit_sha.clone()),
+            (
+                "CI_COMMIT_SHORT_SHA",
+                self.commit_sha.chars().take(8).collect(),
+            ),
+            ("CI_COMMIT_BEFORE_SHA", "0".repeat(40)),
+            ("CI_COMMIT_REF_NAME", self.ref_name.clone()),
+            ("CI_COMMIT_REF_SLUG", ref_slug(&self.ref_name)),
+            ("CI_COMMIT_MESSAGE", self.commit_message.clone()),
+            (
+                "CI_COMMIT_TITLE",
+                self.commit_message
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            (
+                "CI_COMMIT_DESCRIPTION",
+                self.commit_message
+                    .split_once('\n')
+                    .map(|(_, d)| d.trim_start_matches('\n').to_string())
+                    .unwrap_or_default(),
+            ),
+            ("CI_COMMIT_TIMESTAMP", self.commit_timestamp.clone()),
+            ("CI_COMMIT_AUTHOR", self.commit_author.clone()),
+            ("CI_DEFAULT_BRANCH", self.default_branch.clone()),
+            ("CI_PROJECT_NAME", self.project_name.clone()),
+            ("CI_PROJECT_TITLE", self.project_name.clone()),
+            ("CI_PROJECT_PATH", self.project_path.clone()),
+            ("CI_PROJECT_PATH_SLUG", ref_slug(&self.project_path)),
+            (
+                "CI_PROJECT_NAMESPACE",
+                self.project_path
+                    .rsplit_once('/')
+                    .map(|(ns, _)| ns.to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "CI_PROJECT_ROOT_NAMESPACE",
+                self.project_path
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            (
+                "CI_PROJECT_URL",
+                format!("https://{}/{}", self.server_host, self.project_path),
+            ),
+            ("CI_PROJECT_DIR", self.container_dir.clone()),
+            ("CI_BUILDS_DIR", "/builds".into()),
+            ("CI_REGISTRY", format!("registry.{}", self.server_host)),
+            (
+                "CI_REGISTRY_IMAGE",
+                format!("registry.{}/{}", self.server_host, self.project_path).to_lowercase(),
+            ),
+        ];
+        if let Some(tag) = &self.tag {
+            v.push(("CI_COMMIT_TAG", tag.clone()));
+        }
+        match (&self.branch, self.source.as_str()) {
+            (Some(branch), "merge_request_event") => {
+                v.push(("CI_MERGE_REQUEST_ID", "1".into()));
+                v.push(("CI_MERGE_REQUEST_IID", "1".into()));
+                v.push(("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", branch.clone()));
+                v.push((
+                    "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
+                    self.default_branch.clone(),
+                ));
+                v.push(("CI_MERGE_REQUEST_EVENT_TYPE", "detached".into()));
+                v.push((
+                    "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA",
+                    self.commit_sha.clone(),
+                ));
+                v.push(("CI_MERGE_REQUEST_PROJECT_PATH", self.project_path.clone()));
+            }
+            (Some(branch), _) => v.push(("CI_COMMIT_BRANCH", branch.clone())),
+            (None, _) => {}
+        }
+        v.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// What `rules: changes` compares, from git.
+    pub fn changes(&self) -> GitChanges {
+        GitChanges {
+            dir: self.project_dir.clone(),
+            merge_request: self.source == "merge_request_event",
+            default_branch: self.default_branch.clone(),
+            cache: Default::default(),
+        }
+    }
+}
+
+/// `rules: changes` read from git: the working tree (committed or not, untracked files too)
+/// against the previous commit, the default branch for merge requests, or `compare_to`.
+pub struct GitChanges {
+    dir: PathBuf,
+    merge_request: bool,
+    default_branch: String,
+    cache: std::sync::Mutex<HashMap<Option<String>, Option<Vec<String>>>>,
+}
+
+impl crate::pipeline::ChangedFiles for GitChanges {
+    fn changed(&self, compare_to: Option<&str>) -> Result<Option<Vec<String>>, String> {
+        let key = compare_to.map(String::from);
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        if !in_git_repo(&self.dir) {
+            return Ok(None);
+        }
+        let git = |args: &[&str]| -> Option<String> {
+            let out = Command::new("git")
+                .args(args)
+                .current_dir(&self.dir)
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let base = match compare_to {
+            Some(r) => Some(
+                git(&[
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    &format!("{r}^{{commit}}"),
+                ])
+                .ok_or_else(|| format!("`compare_to: {r}` is not a ref in this repository"))?,
+            ),
+            None if self.merge_request => {
+                let target = [
+                    format!("origin/{}", self.default_branch),
+                    self.default_branch.clone(),
+                ]
+                .into_iter()
+                .find_map(|t| git(&["merge-base", "HEAD", &t]));
+                target
+            }
+            None => git(&["rev-parse", "--verify", "--quiet", "HEAD~1"]),
+        };
+        let result = match base {
+            None => None,
+            Some(base) => {
+                let base = base.trim();
+                let mut files: Vec<String> = git(&["diff", "--name-only", base])
+                    .unwrap_or_default()
+                    .lines()
+                    .map(String::from)
+                    .collect();
+                files.extend(
+                    git(&["ls-files", "--others", "--exclude-standard"])
+                        .unwrap_or_default()
+                        .lines()
+                        .map(String::from),
+                );
+                Some(files)
+            }
+        };
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, result.clone());
+        }
+        Ok(result)
+    }
+}
+
+/// The `origin` remote's URL, read from `.git/config` (no git process).
+fn origin_url(git_dir: &Path) -> Option<String> {
+    let config = std::fs::read_to_string(git_dir.join("config")).ok()?;
+    let mut in_origin = false;
+    for line in config.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_origin = line == "[remote \"origin\"]";
+        } else if in_origin {
+            if let Some(url) = line.strip_prefix("url") {
+                return Some(url.trim_start().trim_start_matches('=').trim().to_string());
+            }
+        }
+    }
+    None
+}
+
+/// (host, `group/project`) from `https://host/group/project.git` or `git@host:group/project.git`.
+fn parse_remote(url: &str) -> Option<(String, String)> {
+    let rest = match url.split_once("://") {
+        Some((_, rest)) => rest.to_string(),
+        None => url.replacen(':', "/", 1),
+    };
+    let rest = rest
+        .rsplit_once('@')
+        .map(|(_, r)| r.to_string())
+        .unwrap_or(rest);
+    let (host, path) = rest.split_once('/')?;
+    let host = host.split(':').next().unwrap_or(host);
+    let path = path.trim_end_matches('/').trim_end_matches(".git");
+    (!host.is_empty() && !path.is_empty()).then(|| (host.to_string(), path.to_string()))
+}
+
+/// GitLab's `*_SLUG`: lowercased, anything but `a-z0-9` replaced by `-`, at most 63 bytes, no
+/// `-` at either end.
+pub fn ref_slug(name: &str) -> String {
+    let s: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s: String = s.chars().take(63).collect();
+    s.trim_matches('-').to_string()
 }
 
 /// Is `dir` inside a git work tree? (Looks for `.git` upwards; starts no process.)
@@ -114,33 +422,16 @@ pub fn slug(name: &str) -> String {
 }
 
 /// The environment of one job, in GitLab's precedence (later wins): predefined, pipeline
-/// variables, job variables, command line. Values are expanded against the result.
+/// variables, job variables, variables from earlier jobs' dotenv reports, command line. Values
+/// are expanded against the result.
 pub fn job_env(
     ctx: &Context,
     pipeline_vars: &[Variable],
     job: &Job,
     job_id: u64,
+    dotenv: &[(String, String)],
     overrides: &[(String, String)],
 ) -> Vec<(String, String)> {
-    let predefined = [
-        ("CI", "true".to_string()),
-        ("GITLAB_CI", "true".to_string()),
-        ("BERTH", "true".to_string()),
-        ("CI_JOB_NAME", job.name.clone()),
-        ("CI_JOB_STAGE", job.stage.clone()),
-        ("CI_JOB_ID", job_id.to_string()),
-        ("CI_PROJECT_DIR", ctx.container_dir.clone()),
-        ("CI_BUILDS_DIR", "/builds".to_string()),
-        ("CI_PROJECT_NAME", ctx.project_name.clone()),
-        ("CI_PIPELINE_ID", ctx.pipeline_id.to_string()),
-        ("CI_COMMIT_SHA", ctx.commit_sha.clone()),
-        (
-            "CI_COMMIT_SHORT_SHA",
-            ctx.commit_sha.chars().take(8).collect(),
-        ),
-        ("CI_COMMIT_REF_NAME", ctx.ref_name.clone()),
-        ("CI_COMMIT_REF_SLUG", slug(&ctx.ref_name).to_lowercase()),
-    ];
     let mut order: Vec<String> = Vec::new();
     let mut values: HashMap<String, (String, bool)> = HashMap::new();
     let mut set = |name: &str, value: String, expand: bool| {
@@ -149,20 +440,43 @@ pub fn job_env(
         }
         values.insert(name.to_string(), (value, expand));
     };
-    for (k, v) in predefined {
+    for (k, v) in ctx.pipeline_variables() {
+        set(&k, v, false);
+    }
+    let job_predefined = [
+        ("CI_JOB_NAME", job.name.clone()),
+        ("CI_JOB_NAME_SLUG", ref_slug(&job.name)),
+        ("CI_JOB_STAGE", job.stage.clone()),
+        ("CI_JOB_ID", job_id.to_string()),
+        ("CI_NODE_TOTAL", "1".to_string()),
+    ];
+    for (k, v) in job_predefined {
         set(k, v, false);
     }
-    for v in pipeline_vars.iter().chain(&job.variables) {
+    if let Some(env) = &job.environment {
+        set("CI_ENVIRONMENT_NAME", env.name.clone(), true);
+        set("CI_ENVIRONMENT_SLUG", ref_slug(&env.name), false);
+        if let Some(url) = &env.url {
+            set("CI_ENVIRONMENT_URL", url.clone(), true);
+        }
+    }
+    let inherited = pipeline_vars
+        .iter()
+        .filter(|v| match &job.inherit_variables {
+            None => true,
+            Some(keep) => keep.contains(&v.name),
+        });
+    for v in inherited.chain(&job.variables) {
         set(&v.name, v.value.clone(), v.expand);
     }
-    for (k, v) in overrides {
+    for (k, v) in dotenv.iter().chain(overrides) {
         set(k, v.clone(), false);
     }
     let raw: HashMap<&str, &str> = values
         .iter()
         .map(|(k, (v, _))| (k.as_str(), v.as_str()))
         .collect();
-    order
+    let mut env: Vec<(String, String)> = order
         .iter()
         .map(|name| {
             let (value, expand_it) = &values[name];
@@ -173,7 +487,18 @@ pub fn job_env(
             };
             (name.clone(), value)
         })
-        .collect()
+        .collect();
+    // The slug follows the expanded name.
+    if let Some(name) = env
+        .iter()
+        .find(|(k, _)| k == "CI_ENVIRONMENT_NAME")
+        .map(|(_, v)| ref_slug(v))
+    {
+        if let Some(slot) = env.iter_mut().find(|(k, _)| k == "CI_ENVIRONMENT_SLUG") {
+            slot.1 = name;
+        }
+    }
+    env
 }
 
 /// Expand `$VAR` and `${VAR}` (`$$` is a literal `$`). Unknown variables become empty, as in
@@ -268,6 +593,15 @@ mod tests {
             ref_name: "feature/x".into(),
             pipeline_id: 7,
             dirty: false,
+            branch: Some("feature/x".into()),
+            tag: None,
+            source: "push".into(),
+            default_branch: "main".into(),
+            commit_message: "Title\n\nBody".into(),
+            commit_timestamp: "2026-01-01T00:00:00+00:00".into(),
+            commit_author: "A <a@b>".into(),
+            project_path: "group/demo".into(),
+            server_host: "gitlab.example.com".into(),
         };
         let src = "variables: {A: global, B: global, C: '$A/c'}\njob:\n  variables: {B: job}\n  script: s\n";
         let p = crate::pipeline::load(src).unwrap().pipeline;
@@ -276,6 +610,7 @@ mod tests {
             &p.variables,
             &p.jobs[0],
             3,
+            &[],
             &[("A".into(), "cli".into())],
         );
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -287,6 +622,15 @@ mod tests {
         assert_eq!(get("CI_JOB_STAGE"), Some("test"));
         assert_eq!(get("CI_PROJECT_DIR"), Some("/builds/demo"));
         assert_eq!(get("CI_COMMIT_REF_SLUG"), Some("feature-x"));
+        assert_eq!(get("CI_COMMIT_BRANCH"), Some("feature/x"));
+        assert_eq!(get("CI_COMMIT_TITLE"), Some("Title"));
+        assert_eq!(get("CI_COMMIT_DESCRIPTION"), Some("Body"));
+        assert_eq!(get("CI_PROJECT_NAMESPACE"), Some("group"));
+        assert_eq!(
+            get("CI_REGISTRY_IMAGE"),
+            Some("registry.gitlab.example.com/group/demo")
+        );
+        assert_eq!(get("CI_COMMIT_TAG"), None);
     }
 
     #[test]
@@ -308,6 +652,20 @@ mod tests {
             parse_status("# branch.oid (initial)\n# branch.head main\n").oid,
             None
         );
+    }
+
+    #[test]
+    fn remotes_and_ref_slugs() {
+        assert_eq!(
+            parse_remote("git@gitlab.com:group/sub/proj.git"),
+            Some(("gitlab.com".into(), "group/sub/proj".into()))
+        );
+        assert_eq!(
+            parse_remote("https://user@gitlab.example.com:8443/g/p"),
+            Some(("gitlab.example.com".into(), "g/p".into()))
+        );
+        assert_eq!(ref_slug("Feature/ABC_1.2"), "feature-abc-1-2");
+        assert_eq!(ref_slug(&"x".repeat(80)).len(), 63);
     }
 
     #[test]

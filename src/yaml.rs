@@ -12,11 +12,20 @@ use std::fmt;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-/// A position in the source: 1-based line and column.
+/// A position in the source: 1-based line and column, and which file (an index into the
+/// pipeline's [`crate::diag::SourceMap`]; 0 is the main pipeline file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Span {
     pub line: usize,
     pub col: usize,
+    #[serde(skip)]
+    pub file: u16,
+}
+
+impl Span {
+    pub fn at(line: usize, col: usize) -> Span {
+        Span { line, col, file: 0 }
+    }
 }
 
 impl fmt::Display for Span {
@@ -144,30 +153,49 @@ fn is_null_text(text: &str) -> bool {
 
 /// Parse one YAML document into a spanned tree. An empty document is a null node.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
-    let mut builder = Builder::default();
+    let mut docs = parse_documents(source, 0)?;
+    Ok(if docs.is_empty() {
+        null_node(Span::at(1, 1))
+    } else {
+        docs.swap_remove(0)
+    })
+}
+
+/// Parse every document of a file (`---` separated), its spans naming file number `file`.
+pub fn parse_documents(source: &str, file: u16) -> Result<Vec<Node>, SyntaxError> {
+    let mut builder = Builder {
+        file,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(source);
-    parser.load(&mut builder, false).map_err(|e| SyntaxError {
+    parser.load(&mut builder, true).map_err(|e| SyntaxError {
         message: e.info().to_string(),
-        span: span_of(e.marker()),
+        span: span_of(e.marker(), file),
     })?;
     if let Some(err) = builder.error {
         return Err(err);
     }
-    Ok(builder.root.unwrap_or(Node {
+    Ok(builder.docs)
+}
+
+/// A null scalar at `span` (an empty document, a missing value).
+pub fn null_node(span: Span) -> Node {
+    Node {
         value: Value::Scalar {
             text: String::new(),
             plain: true,
         },
-        span: Span { line: 1, col: 1 },
+        span,
         tag: None,
-    }))
+    }
 }
 
-fn span_of(m: &Marker) -> Span {
+fn span_of(m: &Marker, file: u16) -> Span {
     // yaml-rust2 counts lines from 1 and columns from 0.
     Span {
         line: m.line(),
         col: m.col() + 1,
+        file,
     }
 }
 
@@ -190,16 +218,22 @@ enum Open {
 
 #[derive(Default)]
 struct Builder {
+    file: u16,
     stack: Vec<Open>,
     anchors: HashMap<usize, Node>,
-    root: Option<Node>,
+    docs: Vec<Node>,
+    /// The current document has its root value (an empty document has none).
+    has_root: bool,
     error: Option<SyntaxError>,
 }
 
 impl Builder {
     fn push_value(&mut self, node: Node, from_alias: bool) {
         match self.stack.last_mut() {
-            None => self.root = Some(node),
+            None => {
+                self.docs.push(node);
+                self.has_root = true;
+            }
             Some(Open::Seq { node: seq, .. }) => {
                 if let Value::Seq(items) = &mut seq.value {
                     items.push(node);
@@ -293,7 +327,7 @@ fn upsert(entries: &mut Vec<Entry>, entry: Entry) {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
-        let span = span_of(&mark);
+        let span = span_of(&mark, self.file);
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let node = Node {
@@ -352,11 +386,16 @@ impl MarkedEventReceiver for Builder {
                     }
                 }
             },
-            Event::Nothing
-            | Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart
-            | Event::DocumentEnd => {}
+            Event::DocumentStart => {
+                self.has_root = false;
+                self.anchors.clear();
+            }
+            Event::DocumentEnd => {
+                if !self.has_root {
+                    self.docs.push(null_node(span));
+                }
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd => {}
         }
     }
 }
@@ -377,10 +416,10 @@ mod tests {
     fn spans_point_at_keys_and_values() {
         let doc = parse("a: 1\nbuild job:\n  stage: test\n").unwrap();
         let entry = doc.entry("build job").unwrap();
-        assert_eq!(entry.key_span, Span { line: 2, col: 1 });
+        assert_eq!(entry.key_span, Span::at(2, 1));
         let stage = entry.value.get("stage").unwrap();
         assert_eq!(stage.as_text(), Some("test"));
-        assert_eq!(stage.span, Span { line: 3, col: 10 });
+        assert_eq!(stage.span, Span::at(3, 10));
     }
 
     #[test]
@@ -452,5 +491,21 @@ job:
     #[test]
     fn empty_document_is_null() {
         assert!(parse("").unwrap().is_null());
+    }
+
+    #[test]
+    fn several_documents_and_their_file() {
+        let docs = parse_documents("spec:\n  inputs: {}\n---\njob:\n  script: x\n", 3).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert!(docs[0].get("spec").is_some());
+        let job = docs[1].entry("job").unwrap();
+        assert_eq!(
+            job.key_span,
+            Span {
+                line: 4,
+                col: 1,
+                file: 3
+            }
+        );
     }
 }

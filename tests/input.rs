@@ -118,13 +118,13 @@ fn missing_pipeline_file_and_bad_arguments() {
 fn unsupported_keys_warn_and_the_plan_still_prints() {
     let p = Project::new(&[(
         "berth.yml",
-        "job:\n  script: make\n  parallel: 3\n  tags: [docker]\n",
+        "job:\n  script: make\n  hooks: {pre_get_sources_script: x}\n  tags: [docker]\n",
     )]);
     let run = p.berth(&["plan"]);
     run.expect_code(0);
     assert!(
         run.stderr
-            .contains("warning: job `job`: `parallel` is not supported by berth yet"),
+            .contains("warning: job `job`: `hooks` is not supported by berth yet"),
         "{}",
         run.stderr
     );

@@ -436,6 +436,7 @@ pub(crate) fn job_env(
         &config.pipeline_variables,
         job,
         job_id,
+        &[],
         &config.overrides,
     )
 }

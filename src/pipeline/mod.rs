@@ -3,7 +3,14 @@
 //! Everything GitLab would refuse is an error [`Diagnostic`] with the line it is about; keys berth
 //! reads but does not act on yet are warnings. Nothing here touches Docker.
 
+mod compose;
+pub mod context;
 pub mod duration;
+pub mod expr;
+mod includes;
+mod inputs;
+mod parallel;
+pub mod rules;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,8 +18,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::diag::Diagnostic;
-use crate::yaml::{self, Node, Span, Value};
+pub use context::{ChangedFiles, ChangedList, Context};
+
+use crate::diag::{Diagnostic, SourceMap};
+use crate::yaml::{Node, Span, Value};
+use rules::{Condition, Policy, Rule};
 
 /// The pipeline file's text and the name to show in messages.
 #[derive(Debug, Clone)]
@@ -48,9 +58,20 @@ impl Source {
 #[derive(Debug, Clone, Serialize)]
 pub struct Pipeline {
     pub stages: Vec<String>,
+    /// Global variables, then those a `workflow` rule set (which win).
     pub variables: Vec<Variable>,
-    /// Jobs in file order (hidden jobs and templates are not jobs).
+    /// Jobs in file order (hidden jobs and templates are not jobs); parallel jobs expanded.
     pub jobs: Vec<Job>,
+    /// Jobs the file defines that `rules`, `only` or `except` left out, and why.
+    pub left_out: Vec<LeftOut>,
+    /// `workflow: name`, expanded.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LeftOut {
+    pub name: String,
+    pub reason: String,
 }
 
 impl Pipeline {
@@ -96,6 +117,36 @@ pub struct Job {
     pub dependencies: Option<Vec<Need>>,
     pub caches: Vec<Cache>,
     pub services: Vec<Service>,
+    /// `when: delayed`: how long to wait before starting.
+    pub start_in: Option<Duration>,
+    /// Why the job was created (the rule that matched), for `berth plan`.
+    pub reason: Option<String>,
+    pub environment: Option<Environment>,
+    /// A trigger job starts a pipeline instead of running a script.
+    pub trigger: Option<Trigger>,
+    /// The name before `parallel` expanded it (`build` for `build 1/3`).
+    pub base_name: String,
+    /// `inherit: variables`: which global variables the job gets (`None`: all).
+    pub inherit_variables: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Environment {
+    pub name: String,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// `trigger: include:` local files: a child pipeline berth runs.
+    Child {
+        files: Vec<String>,
+        /// `strategy: depend`: the trigger job mirrors the child's result.
+        depend: bool,
+    },
+    /// Another project's pipeline, or a remote include: nothing to run locally.
+    Other { what: String },
 }
 
 /// A sidecar container started before the job on a network of its own.
@@ -165,6 +216,8 @@ pub struct Artifacts {
     pub untracked: bool,
     pub when: ArtifactsWhen,
     pub name: Option<String>,
+    /// `reports: dotenv`: files of `KEY=VALUE` lines whose variables later jobs receive.
+    pub dotenv: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -193,6 +246,9 @@ pub struct Need {
     pub span: Span,
     pub artifacts: bool,
     pub optional: bool,
+    /// `parallel: matrix` in a need: the instances' names it narrows to.
+    #[serde(skip)]
+    pub instances: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -236,6 +292,7 @@ pub enum When {
     OnFailure,
     Always,
     Manual,
+    Delayed,
     Never,
 }
 
@@ -246,6 +303,7 @@ impl When {
             When::OnFailure => "on_failure",
             When::Always => "always",
             When::Manual => "manual",
+            When::Delayed => "delayed",
             When::Never => "never",
         }
     }
@@ -256,6 +314,17 @@ impl When {
 pub struct Loaded {
     pub pipeline: Pipeline,
     pub warnings: Vec<Diagnostic>,
+    /// Every file read (the main one first), for messages.
+    pub sources: SourceMap,
+    /// `workflow: rules` refused to create the pipeline: why.
+    pub refused: Option<String>,
+}
+
+/// Reading failed: every diagnostic (errors first), and the files they point into.
+#[derive(Debug)]
+pub struct Failed {
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: SourceMap,
 }
 
 /// Keys that are the pipeline's, not jobs.
@@ -271,9 +340,8 @@ const GLOBAL_KEYS: &[&str] = &[
     "cache",
     "include",
     "workflow",
+    "spec",
 ];
-/// Global keys GitLab has that berth reads but does not act on yet.
-const GLOBAL_NOT_YET: &[&str] = &["include", "workflow"];
 
 const JOB_KEYS: &[&str] = &[
     "stage",
@@ -287,10 +355,19 @@ const JOB_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "when",
+    "start_in",
     "artifacts",
     "dependencies",
     "cache",
     "services",
+    "extends",
+    "rules",
+    "only",
+    "except",
+    "parallel",
+    "trigger",
+    "inherit",
+    "environment",
 ];
 /// Job keys that have no meaning on a local machine: accepted quietly.
 const JOB_NO_LOCAL_MEANING: &[&str] = &[
@@ -298,7 +375,6 @@ const JOB_NO_LOCAL_MEANING: &[&str] = &[
     "interruptible",
     "coverage",
     "resource_group",
-    "environment",
     "id_tokens",
     "secrets",
     "release",
@@ -307,19 +383,7 @@ const JOB_NO_LOCAL_MEANING: &[&str] = &[
     "identity",
 ];
 /// GitLab job keys berth does not support yet: a warning each.
-const JOB_NOT_YET: &[&str] = &[
-    "extends",
-    "rules",
-    "only",
-    "except",
-    "parallel",
-    "trigger",
-    "inherit",
-    "start_in",
-    "hooks",
-    "manual_confirmation",
-    "run",
-];
+const JOB_NOT_YET: &[&str] = &["hooks", "manual_confirmation", "run"];
 const DEFAULT_KEYS: &[&str] = &[
     "image",
     "before_script",
@@ -329,96 +393,66 @@ const DEFAULT_KEYS: &[&str] = &[
     "retry",
     "artifacts",
     "cache",
+    "services",
+    "tags",
+    "interruptible",
+    "id_tokens",
 ];
-const DEFAULT_NOT_YET: &[&str] = &["services", "tags", "interruptible", "hooks", "id_tokens"];
+const DEFAULT_NOT_YET: &[&str] = &["hooks"];
 
-/// Read and validate a pipeline. On failure, every diagnostic found (errors and warnings).
-pub fn load(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
-    let root = yaml::parse(text).map_err(|e| {
-        vec![Diagnostic::error(
-            format!("invalid YAML: {}", e.message),
-            Some(e.span),
-        )]
-    })?;
-    let mut cx = Reader::default();
-    let root = match resolve_references(&root, &root, 0) {
-        Ok(root) => root,
-        Err(d) => return Err(vec![d]),
+/// Read a pipeline file and everything it includes, and create its jobs as GitLab would for
+/// `ctx`. On failure, every diagnostic found (errors and warnings).
+pub fn load_source(source: &Source, ctx: &Context) -> Result<Loaded, Failed> {
+    let mut sources = SourceMap::single(&source.name, &source.text);
+    let mut composer = compose::Composer::new(ctx, &mut sources);
+    let root = composer.compose();
+    let mut errors = std::mem::take(&mut composer.errors);
+    let mut warnings = std::mem::take(&mut composer.warnings);
+    let mut cx = Reader {
+        ctx,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        job: None,
+        refused: None,
     };
-    let pipeline = cx.pipeline(&root);
-    if cx.errors.is_empty() {
+    let pipeline = match root {
+        Some(root) if errors.is_empty() => cx.pipeline(&root),
+        _ => None,
+    };
+    errors.append(&mut cx.errors);
+    warnings.append(&mut cx.warnings);
+    if errors.is_empty() {
         if let Some(pipeline) = pipeline {
             return Ok(Loaded {
                 pipeline,
-                warnings: cx.warnings,
+                warnings,
+                sources,
+                refused: cx.refused,
             });
         }
     }
-    let mut all = cx.errors;
-    all.extend(cx.warnings);
-    Err(all)
+    errors.extend(warnings);
+    Err(Failed {
+        diagnostics: errors,
+        sources,
+    })
 }
 
-/// Replace `!reference [job, key, ...]` tags with the node they name (nested ones too).
-fn resolve_references(node: &Node, root: &Node, depth: usize) -> Result<Node, Diagnostic> {
-    if depth > 10 {
-        return Err(Diagnostic::error(
-            "`!reference` nests more than 10 levels deep (is there a cycle?)",
-            Some(node.span),
-        ));
-    }
-    if node.tag.as_deref() == Some("!reference") {
-        let path: Option<Vec<&str>> = node
-            .as_seq()
-            .map(|items| items.iter().map(|i| i.as_text()).collect())
-            .unwrap_or(None);
-        let path = path.filter(|p| !p.is_empty()).ok_or_else(|| {
-            Diagnostic::error(
-                "`!reference` needs a list of names, like `!reference [.setup, script]`",
-                Some(node.span),
-            )
-        })?;
-        let mut target = root;
-        for (i, key) in path.iter().enumerate() {
-            target = target.get(key).ok_or_else(|| {
-                Diagnostic::error(
-                    format!(
-                        "`!reference [{}]` names `{}`, which does not exist",
-                        path.join(", "),
-                        path[..=i].join(".")
-                    ),
-                    Some(node.span),
-                )
-            })?;
-        }
-        return resolve_references(target, root, depth + 1);
-    }
-    let value = match &node.value {
-        Value::Scalar { .. } => node.value.clone(),
-        Value::Seq(items) => Value::Seq(
-            items
-                .iter()
-                .map(|i| resolve_references(i, root, depth))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Map(entries) => Value::Map(
-            entries
-                .iter()
-                .map(|e| {
-                    Ok(yaml::Entry {
-                        key: e.key.clone(),
-                        key_span: e.key_span,
-                        value: resolve_references(&e.value, root, depth)?,
-                    })
-                })
-                .collect::<Result<_, Diagnostic>>()?,
-        ),
+/// Read a pipeline from text alone (no project files around it), for a push to `main`.
+pub fn load(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
+    let source = Source {
+        path: PathBuf::from("berth.yml"),
+        name: "berth.yml".into(),
+        text: text.to_string(),
     };
-    Ok(Node {
-        value,
-        span: node.span,
-        tag: node.tag.clone(),
-    })
+    load_source(&source, &Context::for_tests()).map_err(|f| f.diagnostics)
+}
+
+/// `inherit:`: which defaults and global variables a job takes (`None`: all of them).
+#[derive(Default)]
+struct Inherit {
+    default: Option<Vec<String>>,
+    variables: Option<Vec<String>>,
 }
 
 /// What `default:` (or the old global keywords) gives every job.
@@ -434,14 +468,15 @@ struct Defaults {
     services: Option<Vec<Service>>,
 }
 
-#[derive(Default)]
-struct Reader {
+struct Reader<'a> {
+    ctx: &'a Context,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     job: Option<String>,
+    refused: Option<String>,
 }
 
-impl Reader {
+impl Reader<'_> {
     fn error(&mut self, message: impl Into<String>, span: Span) {
         let mut d = Diagnostic::error(message, Some(span));
         d.job = self.job.clone();
@@ -468,17 +503,7 @@ impl Reader {
     }
 
     fn pipeline(&mut self, root: &Node) -> Option<Pipeline> {
-        if root.is_null() {
-            self.error("the pipeline file is empty", root.span);
-            return None;
-        }
-        let Some(entries) = root.as_map() else {
-            self.error(
-                format!("a pipeline file should be a mapping, found {}", root.kind()),
-                root.span,
-            );
-            return None;
-        };
+        let entries = root.as_map()?;
 
         let mut stages = match root.get("stages").or_else(|| root.get("types")) {
             Some(node) => self.string_list("stages", node).unwrap_or_default(),
@@ -531,40 +556,141 @@ impl Reader {
                 None => self.expected("a mapping", "default", default),
             }
         }
-        for e in entries {
-            if GLOBAL_NOT_YET.contains(&e.key.as_str()) {
-                self.warn(
-                    format!(
-                        "the global `{}` keyword is not supported by berth yet; ignored",
-                        e.key
-                    ),
-                    e.key_span,
-                );
-            }
+        let mut name = None;
+        if let Some(workflow) = root.get("workflow") {
+            name = self.workflow(workflow, &mut variables);
         }
 
         let mut jobs = Vec::new();
+        let mut left_out = Vec::new();
+        let mut defined = 0;
         for e in entries {
             if GLOBAL_KEYS.contains(&e.key.as_str()) || e.key.starts_with('.') {
                 continue;
             }
+            defined += 1;
             self.job = Some(e.key.clone());
-            if let Some(job) = self.job_def(&e.key, e.key_span, &e.value, &defaults) {
-                jobs.push(job);
-            }
+            self.create_jobs(
+                &e.key,
+                e.key_span,
+                &e.value,
+                &defaults,
+                &variables,
+                &mut jobs,
+                &mut left_out,
+            );
             self.job = None;
         }
-        if jobs.is_empty() && self.errors.is_empty() {
+        if defined == 0 && self.errors.is_empty() {
             self.error("the pipeline has no jobs", root.span);
         }
+        if self.refused.is_some() {
+            jobs.clear();
+            left_out.clear();
+        }
+        self.resolve_needs(&mut jobs, &left_out);
 
         let pipeline = Pipeline {
             stages,
             variables,
             jobs,
+            left_out,
+            name,
         };
         self.check_graph(&pipeline);
         Some(pipeline)
+    }
+
+    /// `workflow: rules` decide whether there is a pipeline at all, and may set variables.
+    fn workflow(&mut self, node: &Node, variables: &mut Vec<Variable>) -> Option<String> {
+        if node.is_null() {
+            return None;
+        }
+        let Some(entries) = node.as_map() else {
+            self.expected("a mapping with `rules`", "workflow", node);
+            return None;
+        };
+        for e in entries {
+            if !["rules", "name", "auto_cancel"].contains(&e.key.as_str()) {
+                self.error(
+                    format!("`workflow` has an unknown key `{}`", e.key),
+                    e.key_span,
+                );
+            }
+        }
+        if let Some(rules_node) = node.get("rules") {
+            let rules = self.rules(rules_node).unwrap_or_default();
+            let vars = self.visible(&[variables], &[]);
+            let lookup = |n: &str| vars.get(n).cloned();
+            match rules::first_match(&rules, &lookup, self.ctx) {
+                Ok(Some(i)) => {
+                    let rule = &rules[i];
+                    if rule.when == Some(When::Never) {
+                        self.refused = Some(format!(
+                            "workflow rule {} ({}) says `when: never`",
+                            i + 1,
+                            rule.condition.describe()
+                        ));
+                    } else {
+                        variables.extend(rule.variables.iter().cloned());
+                    }
+                }
+                Ok(None) => {
+                    self.refused = Some("no `workflow: rules` entry matched".into());
+                }
+                Err((span, e)) => self.error(e, span),
+            }
+        }
+        let name = node.get("name").and_then(|n| n.as_text())?;
+        let vars = self.visible(&[variables], &[]);
+        Some(crate::vars::expand(name, &|n| vars.get(n).cloned(), 0))
+    }
+
+    /// The variables a job's conditions can see, expanded: the context's predefined ones, then
+    /// each layer in order, then the command line's.
+    fn visible(
+        &self,
+        layers: &[&[Variable]],
+        extra: &[(String, String)],
+    ) -> HashMap<String, String> {
+        let mut raw: Vec<(String, String, bool)> = self
+            .ctx
+            .variables
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.clone(), v.clone(), false))
+            .collect();
+        for layer in layers {
+            raw.extend(
+                layer
+                    .iter()
+                    .map(|v| (v.name.clone(), v.value.clone(), v.expand)),
+            );
+        }
+        raw.extend(
+            self.ctx
+                .overrides
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone(), false)),
+        );
+        let mut last: HashMap<String, (String, bool)> = HashMap::new();
+        for (k, v, e) in raw {
+            last.insert(k, (v, e));
+        }
+        let plain: HashMap<&str, &str> = last
+            .iter()
+            .map(|(k, (v, _))| (k.as_str(), v.as_str()))
+            .collect();
+        last.iter()
+            .map(|(k, (v, e))| {
+                let value = if *e {
+                    crate::vars::expand(v, &|n| plain.get(n).map(|s| s.to_string()), 0)
+                } else {
+                    v.clone()
+                };
+                (k.clone(), value)
+            })
+            .collect()
     }
 
     fn default_key(
@@ -588,7 +714,307 @@ impl Reader {
         }
     }
 
-    fn job_def(&mut self, name: &str, span: Span, node: &Node, defaults: &Defaults) -> Option<Job> {
+    /// Read one job definition, expand `parallel`, and keep the instances its rules create.
+    #[allow(clippy::too_many_arguments)]
+    fn create_jobs(
+        &mut self,
+        name: &str,
+        span: Span,
+        node: &Node,
+        defaults: &Defaults,
+        globals: &[Variable],
+        jobs: &mut Vec<Job>,
+        left_out: &mut Vec<LeftOut>,
+    ) {
+        let Some(inherit) = self.inherit(node) else {
+            return;
+        };
+        let Some(job) = self.job_def(name, span, node, defaults, &inherit) else {
+            return;
+        };
+        let job_rules = node.get("rules").and_then(|n| self.rules(n));
+        let only = node.get("only").and_then(|n| self.policy(n, "only"));
+        let except = node.get("except").and_then(|n| self.policy(n, "except"));
+        if job_rules.is_some() && (node.get("only").is_some() || node.get("except").is_some()) {
+            self.error(
+                "a job cannot use `rules` together with `only` or `except`",
+                node.get("rules").map(|n| n.span).unwrap_or(span),
+            );
+            return;
+        }
+        let explicit_allow_failure = node.get("allow_failure").map(|n| self.allow_failure(n));
+        let instances = match parallel::expand(node.get("parallel")) {
+            Ok(list) => list,
+            Err(d) => {
+                self.errors.push(d.in_job(name));
+                return;
+            }
+        };
+        let globals: Vec<Variable> = match &inherit.variables {
+            None => globals.to_vec(),
+            Some(keep) => globals
+                .iter()
+                .filter(|v| keep.contains(&v.name))
+                .cloned()
+                .collect(),
+        };
+        for instance in instances {
+            let mut job = job.clone();
+            if let Some(inst) = instance {
+                job.name = inst.name(name);
+                let mut vars = inst.variables;
+                vars.append(&mut job.variables);
+                job.variables = vars;
+                job.variables.extend(inst.matrix);
+            }
+            let predefined = [
+                ("CI_JOB_NAME".to_string(), job.name.clone()),
+                ("CI_JOB_STAGE".to_string(), job.stage.clone()),
+            ];
+            let vars = self.visible(&[&globals, &job.variables], &predefined);
+            let lookup = |n: &str| vars.get(n).cloned();
+            let decided = match &job_rules {
+                Some(rules) => {
+                    self.apply_rules(job, rules, &lookup, explicit_allow_failure.clone())
+                }
+                None => self.apply_policies(job, only.as_ref(), except.as_ref(), &lookup),
+            };
+            match decided {
+                Ok(job) => jobs.push(job),
+                Err(out) => left_out.push(out),
+            }
+        }
+    }
+
+    fn apply_rules(
+        &mut self,
+        mut job: Job,
+        rules: &[Rule],
+        lookup: &dyn Fn(&str) -> Option<String>,
+        explicit_allow_failure: Option<AllowFailure>,
+    ) -> Result<Job, LeftOut> {
+        let leave = |job: &Job, reason: String| LeftOut {
+            name: job.name.clone(),
+            reason,
+        };
+        let i = match rules::first_match(rules, lookup, self.ctx) {
+            Ok(Some(i)) => i,
+            Ok(None) => return Err(leave(&job, "no rule matched".into())),
+            Err((span, e)) => {
+                self.error(e, span);
+                return Err(leave(&job, "a rule could not be evaluated".into()));
+            }
+        };
+        let rule = &rules[i];
+        let what = format!("rule {} ({})", i + 1, rule.condition.describe());
+        let when = rule.when.unwrap_or(job.when);
+        if when == When::Never {
+            return Err(leave(&job, format!("{what}: when: never")));
+        }
+        job.when = when;
+        if rule.start_in.is_some() {
+            job.start_in = rule.start_in;
+        }
+        // With rules, a manual job fails the pipeline unless it says otherwise.
+        job.allow_failure = rule
+            .allow_failure
+            .clone()
+            .or(explicit_allow_failure)
+            .unwrap_or(AllowFailure::No);
+        job.variables.extend(rule.variables.iter().cloned());
+        if let Some(needs) = &rule.needs {
+            job.needs = Some(needs.clone());
+        }
+        job.reason = Some(what);
+        Ok(job)
+    }
+
+    fn apply_policies(
+        &mut self,
+        mut job: Job,
+        only: Option<&Policy>,
+        except: Option<&Policy>,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Job, LeftOut> {
+        let leave = |job: &Job, reason: String| LeftOut {
+            name: job.name.clone(),
+            reason,
+        };
+        if job.when == When::Never {
+            return Err(leave(&job, "when: never".into()));
+        }
+        // GitLab's default: `only: [branches, tags]`.
+        let default_only = Policy {
+            refs: Some(vec!["branches".into(), "tags".into()]),
+            ..Policy::default()
+        };
+        let only_given = only.is_some();
+        let only = only.unwrap_or(&default_only);
+        match only.parts(lookup, self.ctx) {
+            Ok(parts) if parts.iter().all(|p| *p) => {}
+            Ok(_) => {
+                let reason = if only_given {
+                    "`only` did not match".to_string()
+                } else {
+                    "GitLab's default `only: [branches, tags]` did not match".to_string()
+                };
+                return Err(leave(&job, reason));
+            }
+            Err(e) => {
+                self.error(e, job.span);
+                return Err(leave(&job, "`only` could not be evaluated".into()));
+            }
+        }
+        if let Some(except) = except {
+            match except.parts(lookup, self.ctx) {
+                Ok(parts) if parts.iter().any(|p| *p) => {
+                    return Err(leave(&job, "`except` matched".into()))
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.error(e, job.span);
+                    return Err(leave(&job, "`except` could not be evaluated".into()));
+                }
+            }
+        }
+        if only_given || except.is_some() {
+            job.reason = Some(
+                match (only_given, except.is_some()) {
+                    (true, true) => "`only` matched and `except` did not",
+                    (true, false) => "`only` matched",
+                    _ => "`except` did not match",
+                }
+                .into(),
+            );
+        }
+        Ok(job)
+    }
+
+    fn rules(&mut self, node: &Node) -> Option<Vec<Rule>> {
+        if node.is_null() {
+            return Some(Vec::new());
+        }
+        let Some(items) = node.as_seq() else {
+            self.expected("a list of rules", "rules", node);
+            return None;
+        };
+        // `!reference` can put a list of rules where one rule goes: GitLab flattens them.
+        let mut flat: Vec<&Node> = Vec::new();
+        let mut stack: Vec<&Node> = items.iter().rev().collect();
+        while let Some(n) = stack.pop() {
+            match n.as_seq() {
+                Some(inner) => stack.extend(inner.iter().rev()),
+                None => flat.push(n),
+            }
+        }
+        let mut out = Vec::new();
+        for item in flat {
+            let Some(entries) = item.as_map() else {
+                self.expected("a mapping like `{if: ..., when: ...}`", "rules", item);
+                continue;
+            };
+            for e in entries {
+                if ![
+                    "if",
+                    "changes",
+                    "exists",
+                    "when",
+                    "start_in",
+                    "allow_failure",
+                    "variables",
+                    "needs",
+                    "interruptible",
+                ]
+                .contains(&e.key.as_str())
+                {
+                    self.error(format!("a rule has an unknown key `{}`", e.key), e.key_span);
+                }
+            }
+            let condition = match Condition::read(item) {
+                Ok(c) => c,
+                Err(d) => {
+                    self.push_error(d);
+                    continue;
+                }
+            };
+            out.push(Rule {
+                span: item.span,
+                condition,
+                when: item.get("when").and_then(|n| self.when(n)),
+                start_in: item.get("start_in").and_then(|n| self.start_in(n)),
+                allow_failure: item.get("allow_failure").map(|n| self.allow_failure(n)),
+                variables: item
+                    .get("variables")
+                    .map(|n| self.variables(n))
+                    .unwrap_or_default(),
+                needs: item.get("needs").and_then(|n| self.needs(n)),
+            });
+        }
+        Some(out)
+    }
+
+    fn policy(&mut self, node: &Node, key: &str) -> Option<Policy> {
+        match Policy::read(node, key) {
+            Ok(p) => Some(p),
+            Err(d) => {
+                self.push_error(d);
+                None
+            }
+        }
+    }
+
+    fn push_error(&mut self, mut d: Diagnostic) {
+        d.job = self.job.clone();
+        self.errors.push(d);
+    }
+
+    /// `inherit: {default, variables}`: `None` inside means everything is inherited.
+    fn inherit(&mut self, node: &Node) -> Option<Inherit> {
+        let mut out = Inherit::default();
+        let Some(inherit) = node.get("inherit") else {
+            return Some(out);
+        };
+        let Some(entries) = inherit.as_map() else {
+            self.expected(
+                "a mapping with `default` and `variables`",
+                "inherit",
+                inherit,
+            );
+            return None;
+        };
+        for e in entries {
+            let value = if let Some(b) = e.value.as_bool() {
+                if b {
+                    None
+                } else {
+                    Some(Vec::new())
+                }
+            } else {
+                Some(
+                    self.string_list(&format!("inherit: {}", e.key), &e.value)
+                        .unwrap_or_default(),
+                )
+            };
+            match e.key.as_str() {
+                "default" => out.default = value,
+                "variables" => out.variables = value,
+                other => self.error(
+                    format!("`inherit` has an unknown key `{other}`"),
+                    e.key_span,
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    fn job_def(
+        &mut self,
+        name: &str,
+        span: Span,
+        node: &Node,
+        defaults: &Defaults,
+        inherit: &Inherit,
+    ) -> Option<Job> {
         let Some(entries) = node.as_map() else {
             self.error(
                 format!(
@@ -619,10 +1045,11 @@ impl Reader {
                 );
             }
         }
-        if node.get("trigger").is_some() && node.get("script").is_none() {
-            // A trigger job has no script; it is reported and left out.
-            return None;
-        }
+        let from_default = |key: &str| match &inherit.default {
+            None => true,
+            Some(keys) => keys.iter().any(|k| k == key),
+        };
+        let trigger = node.get("trigger").and_then(|n| self.trigger(n));
 
         let stage_span = node.get("stage").map(|n| n.span).unwrap_or(span);
         let stage = match node.get("stage") {
@@ -637,15 +1064,22 @@ impl Reader {
         };
         let image = match node.get("image") {
             Some(n) => self.image(n),
-            None => defaults.image.clone(),
+            None if from_default("image") => defaults.image.clone(),
+            None => None,
         };
         let before_script = match node.get("before_script") {
             Some(n) => self.script("before_script", n).unwrap_or_default(),
-            None => defaults.before_script.clone().unwrap_or_default(),
+            None if from_default("before_script") => {
+                defaults.before_script.clone().unwrap_or_default()
+            }
+            None => Vec::new(),
         };
         let after_script = match node.get("after_script") {
             Some(n) => self.script("after_script", n).unwrap_or_default(),
-            None => defaults.after_script.clone().unwrap_or_default(),
+            None if from_default("after_script") => {
+                defaults.after_script.clone().unwrap_or_default()
+            }
+            None => Vec::new(),
         };
         let script = match node.get("script") {
             Some(n) => {
@@ -655,6 +1089,7 @@ impl Reader {
                 }
                 script
             }
+            None if trigger.is_some() => Vec::new(),
             None => {
                 let mut help =
                     "every job runs a `script`: a command or a list of commands".to_string();
@@ -681,6 +1116,13 @@ impl Reader {
             Some(n) => self.when(n).unwrap_or(When::OnSuccess),
             None => When::OnSuccess,
         };
+        let start_in = node.get("start_in").and_then(|n| self.start_in(n));
+        if when == When::Delayed && start_in.is_none() {
+            self.error(
+                "`when: delayed` needs a `start_in`",
+                node.get("when").map(|n| n.span).unwrap_or(span),
+            );
+        }
         let allow_failure = match node.get("allow_failure") {
             Some(n) => self.allow_failure(n),
             // GitLab: manual jobs may fail without failing the pipeline.
@@ -689,24 +1131,30 @@ impl Reader {
         };
         let timeout = match node.get("timeout") {
             Some(n) => self.timeout(n),
-            None => defaults.timeout,
+            None if from_default("timeout") => defaults.timeout,
+            None => None,
         };
         let retry = match node.get("retry") {
             Some(n) => self.retry(n).unwrap_or(0),
-            None => defaults.retry.unwrap_or(0),
+            None if from_default("retry") => defaults.retry.unwrap_or(0),
+            None => 0,
         };
         let artifacts = match node.get("artifacts") {
             Some(n) => self.artifacts(n),
-            None => defaults.artifacts.clone(),
+            None if from_default("artifacts") => defaults.artifacts.clone(),
+            None => None,
         };
         let caches = match node.get("cache") {
             Some(n) => self.caches(n),
-            None => defaults.caches.clone().unwrap_or_default(),
+            None if from_default("cache") => defaults.caches.clone().unwrap_or_default(),
+            None => Vec::new(),
         };
         let services = match node.get("services") {
             Some(n) => self.services(n),
-            None => defaults.services.clone().unwrap_or_default(),
+            None if from_default("services") => defaults.services.clone().unwrap_or_default(),
+            None => Vec::new(),
         };
+        let environment = node.get("environment").and_then(|n| self.environment(n));
         let dependencies = match node.get("dependencies") {
             Some(n) if n.is_null() => Some(Vec::new()),
             Some(n) => self.string_list("dependencies", n).map(|names| {
@@ -719,6 +1167,7 @@ impl Reader {
                         span: item.span,
                         artifacts: true,
                         optional: false,
+                        instances: None,
                     })
                     .collect()
             }),
@@ -743,7 +1192,168 @@ impl Reader {
             dependencies,
             caches,
             services,
+            start_in,
+            reason: None,
+            environment,
+            trigger,
+            base_name: name.to_string(),
+            inherit_variables: inherit.variables.clone(),
         })
+    }
+
+    fn environment(&mut self, node: &Node) -> Option<Environment> {
+        if let Some(name) = node.as_text() {
+            return Some(Environment {
+                name: name.to_string(),
+                url: None,
+            });
+        }
+        if node.as_map().is_none() {
+            self.expected("a name or a mapping with `name`", "environment", node);
+            return None;
+        }
+        let Some(name) = node.get("name").and_then(|n| n.as_text()) else {
+            self.error("`environment` needs a `name`", node.span);
+            return None;
+        };
+        Some(Environment {
+            name: name.to_string(),
+            url: node.get("url").and_then(|u| u.as_text()).map(String::from),
+        })
+    }
+
+    fn trigger(&mut self, node: &Node) -> Option<Trigger> {
+        if let Some(project) = node.as_text() {
+            return Some(Trigger::Other {
+                what: format!("project {project}"),
+            });
+        }
+        if node.as_map().is_none() {
+            self.expected(
+                "a project or a mapping with `include` or `project`",
+                "trigger",
+                node,
+            );
+            return None;
+        }
+        let depend = node.get("strategy").and_then(|s| s.as_text()) == Some("depend");
+        if let Some(project) = node.get("project").and_then(|p| p.as_text()) {
+            return Some(Trigger::Other {
+                what: format!("project {project}"),
+            });
+        }
+        let Some(include) = node.get("include") else {
+            self.error("`trigger` needs `include` or `project`", node.span);
+            return None;
+        };
+        let items: Vec<&Node> = match include.as_seq() {
+            Some(items) => items.iter().collect(),
+            None => vec![include],
+        };
+        let mut files = Vec::new();
+        for item in items {
+            if let Some(path) = item
+                .as_text()
+                .or_else(|| item.get("local").and_then(|l| l.as_text()))
+            {
+                if path.starts_with("http://") || path.starts_with("https://") {
+                    return Some(Trigger::Other {
+                        what: format!("remote {path}"),
+                    });
+                }
+                files.push(path.trim_start_matches('/').to_string());
+            } else {
+                let what = item
+                    .as_map()
+                    .and_then(|m| m.first())
+                    .map(|e| format!("{} {}", e.key, e.value.as_scalar().unwrap_or("...")))
+                    .unwrap_or_else(|| "an include".into());
+                return Some(Trigger::Other { what });
+            }
+        }
+        Some(Trigger::Child { files, depend })
+    }
+
+    fn start_in(&mut self, node: &Node) -> Option<Duration> {
+        let text = node.as_text()?;
+        match duration::parse(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(format!("`start_in`: {e}"), node.span);
+                None
+            }
+        }
+    }
+
+    /// Point `needs` and `dependencies` at the jobs that exist: a parallel job's name means
+    /// all its instances (or those a `parallel: matrix` names); an optional need of a job
+    /// that is not created is dropped; a required one is an error.
+    fn resolve_needs(&mut self, jobs: &mut [Job], left_out: &[LeftOut]) {
+        let created: std::collections::HashSet<String> =
+            jobs.iter().map(|j| j.name.clone()).collect();
+        let mut instances: HashMap<String, Vec<String>> = HashMap::new();
+        for j in jobs.iter().filter(|j| j.name != j.base_name) {
+            instances
+                .entry(j.base_name.clone())
+                .or_default()
+                .push(j.name.clone());
+        }
+        let omitted = |name: &str| {
+            left_out.iter().any(|l| {
+                l.name == name
+                    || l.name.starts_with(&format!("{name}: ["))
+                    || l.name.starts_with(&format!("{name} "))
+            })
+        };
+        for job in jobs.iter_mut() {
+            self.job = Some(job.name.clone());
+            for (key, list) in [
+                ("needs", &mut job.needs),
+                ("dependencies", &mut job.dependencies),
+            ] {
+                let Some(list) = list.as_mut() else {
+                    continue;
+                };
+                let mut out = Vec::new();
+                for need in list.drain(..) {
+                    let names: Vec<String> = match &need.instances {
+                        Some(named) => named.clone(),
+                        None if created.contains(&need.job) => vec![need.job.clone()],
+                        None => instances
+                            .get(&need.job)
+                            .cloned()
+                            .unwrap_or_else(|| vec![need.job.clone()]),
+                    };
+                    for n in names {
+                        if created.contains(&n) {
+                            out.push(Need {
+                                job: n,
+                                instances: None,
+                                ..need.clone()
+                            });
+                        } else if need.optional {
+                        } else if omitted(&n) || omitted(&need.job) {
+                            self.errors.push(
+                                Diagnostic::error(
+                                    format!("`{key}` names `{n}`, which is not in this pipeline (its rules left it out)"),
+                                    Some(need.span),
+                                )
+                                .in_job(&job.name)
+                                .with_help("make the need `optional: true`, or give both jobs the same rules"),
+                            );
+                        } else {
+                            out.push(Need {
+                                job: n,
+                                instances: None,
+                                ..need.clone()
+                            });
+                        }
+                    }
+                }
+                *list = out;
+            }
+            self.job = None;
+        }
     }
 
     fn services(&mut self, node: &Node) -> Vec<Service> {
@@ -929,6 +1539,7 @@ impl Reader {
             untracked: false,
             when: ArtifactsWhen::OnSuccess,
             name: None,
+            dotenv: Vec::new(),
         };
         for e in entries {
             match e.key.as_str() {
@@ -980,10 +1591,21 @@ impl Reader {
                     Some(b) => artifacts.untracked = b,
                     None => self.expected("true or false", "artifacts: untracked", &e.value),
                 },
-                "reports" => self.warn(
-                    "`artifacts: reports` is not supported by berth yet; ignored",
-                    e.key_span,
-                ),
+                "reports" => {
+                    for r in e.value.as_map().unwrap_or_default() {
+                        if r.key == "dotenv" {
+                            artifacts.dotenv = match r.value.as_text() {
+                                Some(one) => vec![one.to_string()],
+                                None => self
+                                    .string_list("artifacts: reports: dotenv", &r.value)
+                                    .unwrap_or_default(),
+                            };
+                        } else {
+                            // Test and coverage reports are for GitLab's UI; the files stay
+                            // in the job's artifacts when `paths` names them.
+                        }
+                    }
+                }
                 other => self.error(
                     format!("`artifacts` has an unknown key `{other}`"),
                     e.key_span,
@@ -1168,6 +1790,7 @@ impl Reader {
                     span: item.span,
                     artifacts: true,
                     optional: false,
+                    instances: None,
                 });
             } else if item.as_map().is_some() {
                 if item.get("pipeline").is_some() || item.get("project").is_some() {
@@ -1184,11 +1807,22 @@ impl Reader {
                 let flag = |key: &str, default: bool| {
                     item.get(key).and_then(|n| n.as_bool()).unwrap_or(default)
                 };
+                let instances = match item.get("parallel") {
+                    None => None,
+                    Some(p) => match parallel::need_names(name, p) {
+                        Ok(names) => Some(names),
+                        Err(d) => {
+                            self.push_error(d);
+                            continue;
+                        }
+                    },
+                };
                 out.push(Need {
                     job: name.to_string(),
                     span: item.get("job").map(|j| j.span).unwrap_or(item.span),
                     artifacts: flag("artifacts", true),
                     optional: flag("optional", false),
+                    instances,
                 });
             } else {
                 self.expected("a job name or `{job: NAME}`", "needs", item);
@@ -1204,13 +1838,7 @@ impl Reader {
             Some("always") => When::Always,
             Some("manual") => When::Manual,
             Some("never") => When::Never,
-            Some("delayed") => {
-                self.warn(
-                    "`when: delayed` is not supported by berth yet; the job runs without delay",
-                    node.span,
-                );
-                When::OnSuccess
-            }
+            Some("delayed") => When::Delayed,
             _ => {
                 self.error_help(
                     format!(
@@ -1218,7 +1846,7 @@ impl Reader {
                         node.as_scalar().unwrap_or("...")
                     ),
                     node.span,
-                    "use on_success, on_failure, always, manual or never",
+                    "use on_success, on_failure, always, manual, delayed or never",
                 );
                 return None;
             }

@@ -1,0 +1,475 @@
+//! One configuration from many files, in GitLab's order: `include` first (each included file
+//! deep-merged in turn, the including file last so that it wins), then `extends`, then
+//! `!reference` tags. What comes out is one YAML tree whose spans still name the file and line
+//! each value came from.
+
+use std::collections::HashSet;
+
+use crate::diag::{Diagnostic, SourceMap};
+use crate::yaml::{self, Entry, Node, Span, Value};
+
+use super::context::Context;
+use super::includes::{self, Fetched, IncludeCache};
+use super::inputs;
+
+/// GitLab's limits: 150 included files, `extends` 11 levels deep.
+const MAX_INCLUDES: usize = 150;
+const MAX_EXTENDS_DEPTH: usize = 11;
+
+pub(super) struct Composer<'a> {
+    pub ctx: &'a Context,
+    pub sources: &'a mut SourceMap,
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+    /// Files already included, with their inputs: GitLab includes each only once.
+    seen: HashSet<String>,
+    /// The main file's global `variables`, which include rules may read.
+    main_variables: Vec<(String, String)>,
+}
+
+impl<'a> Composer<'a> {
+    pub fn new(ctx: &'a Context, sources: &'a mut SourceMap) -> Self {
+        Composer {
+            ctx,
+            sources,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            seen: HashSet::new(),
+            main_variables: Vec::new(),
+        }
+    }
+
+    /// Compose the whole configuration from the main file (file number 0 in the source map).
+    pub fn compose(&mut self) -> Option<Node> {
+        let main = self.sources.get(0).map(|f| f.text.clone())?;
+        let root = self.file(&main, 0, None, None)?;
+        let root = self.extends(root);
+        match resolve_references(&root, &root, 0) {
+            Ok(root) => Some(root),
+            Err(d) => {
+                self.errors.push(d);
+                None
+            }
+        }
+    }
+
+    /// Read one file's content document (after its `spec` header, with its inputs put in), and
+    /// merge what it includes under it.
+    fn file(
+        &mut self,
+        text: &str,
+        file: u16,
+        inputs: Option<&Node>,
+        included_at: Option<Span>,
+    ) -> Option<Node> {
+        let docs = match yaml::parse_documents(text, file) {
+            Ok(docs) => docs,
+            Err(e) => {
+                self.errors.push(Diagnostic::error(
+                    format!("invalid YAML: {}", e.message),
+                    Some(e.span),
+                ));
+                return None;
+            }
+        };
+        let (header, content) = match docs.len() {
+            0 => (
+                None,
+                yaml::null_node(Span {
+                    file,
+                    ..Span::at(1, 1)
+                }),
+            ),
+            1 => (None, docs.into_iter().next()?),
+            2 if docs[0].get("spec").is_some() => {
+                let mut it = docs.into_iter();
+                (it.next(), it.next()?)
+            }
+            _ => {
+                self.errors.push(Diagnostic::error(
+                    "a pipeline file holds one document, or a `spec:` header, `---` and the content",
+                    Some(docs[1].span),
+                ));
+                return None;
+            }
+        };
+        let content = match (&header, inputs) {
+            (Some(header), given) => match inputs::apply(header, given, included_at, &content) {
+                Ok(c) => c,
+                Err(d) => {
+                    self.errors.extend(d);
+                    return None;
+                }
+            },
+            (None, Some(given)) => {
+                self.errors.push(Diagnostic::error(
+                    "`inputs` are given, but the included file declares no `spec: inputs`",
+                    Some(given.span),
+                ));
+                return None;
+            }
+            (None, None) => content,
+        };
+        if content.is_null() && file == 0 {
+            self.errors.push(Diagnostic::error(
+                "the pipeline file is empty",
+                Some(content.span),
+            ));
+            return None;
+        }
+        if content.is_null() {
+            return Some(Node {
+                value: Value::Map(Vec::new()),
+                ..content
+            });
+        }
+        if content.as_map().is_none() {
+            self.errors.push(Diagnostic::error(
+                format!(
+                    "a pipeline file should be a mapping, found {}",
+                    content.kind()
+                ),
+                Some(content.span),
+            ));
+            return None;
+        }
+        if file == 0 {
+            self.main_variables = plain_variables(content.get("variables"));
+        }
+        let Some(include) = content.entry("include").cloned() else {
+            return Some(content);
+        };
+        let mut merged = Node {
+            value: Value::Map(Vec::new()),
+            span: content.span,
+            tag: None,
+        };
+        for item in include_items(&include.value) {
+            for included in self.include(item) {
+                deep_merge(&mut merged, included);
+            }
+        }
+        let mut own = content;
+        if let Value::Map(entries) = &mut own.value {
+            entries.retain(|e| e.key != "include");
+        }
+        deep_merge(&mut merged, own);
+        Some(merged)
+    }
+
+    /// The trees one `include` entry brings (a wildcard brings several).
+    fn include(&mut self, item: &Node) -> Vec<Node> {
+        let spec = match includes::Spec::read(item, &self.variables()) {
+            Ok(spec) => spec,
+            Err(d) => {
+                self.errors.push(d);
+                return Vec::new();
+            }
+        };
+        if let Some(rules) = &spec.rules {
+            let vars = self.variables();
+            match super::rules::include_allowed(rules, &vars, self.ctx) {
+                Ok(true) => {}
+                Ok(false) => return Vec::new(),
+                Err(d) => {
+                    self.errors.push(d);
+                    return Vec::new();
+                }
+            }
+        }
+        let cache = IncludeCache::from_env();
+        let files = match includes::fetch(&spec, &self.ctx.project_dir, &cache) {
+            Ok(files) => files,
+            Err(d) => {
+                self.errors.push(d);
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for Fetched { name, text } in files {
+            let key = format!("{name}\u{0}{:?}", spec.inputs.as_ref().map(strip_spans));
+            if !self.seen.insert(key) {
+                continue;
+            }
+            if self.seen.len() > MAX_INCLUDES {
+                self.errors.push(Diagnostic::error(
+                    format!("more than {MAX_INCLUDES} files are included"),
+                    Some(item.span),
+                ));
+                return out;
+            }
+            let file = self.sources.add(name, text.clone());
+            if let Some(tree) = self.file(&text, file, spec.inputs.as_ref(), Some(item.span)) {
+                out.push(tree);
+            }
+        }
+        out
+    }
+
+    /// Variables an `include` may use: the context's (predefined, command line) and the main
+    /// file's global ones.
+    fn variables(&self) -> Vec<(String, String)> {
+        let mut vars = self.main_variables.clone();
+        vars.extend(self.ctx.variables.iter().cloned());
+        vars.extend(self.ctx.overrides.iter().cloned());
+        vars
+    }
+
+    /// Resolve every `extends` in the tree: parents merged deeply, later parents winning, the
+    /// job's own keys over all of them.
+    fn extends(&mut self, mut root: Node) -> Node {
+        let names: Vec<String> = root
+            .as_map()
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e.value.get("extends").is_some())
+            .map(|e| e.key.clone())
+            .collect();
+        for name in names {
+            let mut chain = vec![name.clone()];
+            match self.extended(&root, &name, &mut chain) {
+                Ok(node) => {
+                    if let Value::Map(entries) = &mut root.value {
+                        if let Some(e) = entries.iter_mut().find(|e| e.key == name) {
+                            e.value = node;
+                        }
+                    }
+                }
+                Err(d) => self.errors.push(d.in_job(&name)),
+            }
+        }
+        root
+    }
+
+    fn extended(
+        &self,
+        root: &Node,
+        name: &str,
+        chain: &mut Vec<String>,
+    ) -> Result<Node, Diagnostic> {
+        let Some(job) = root.get(name) else {
+            return Err(Diagnostic::error(
+                format!("`extends` names `{name}`, which does not exist"),
+                None,
+            ));
+        };
+        let Some(parents) = job.get("extends") else {
+            return Ok(job.clone());
+        };
+        let list: Vec<&Node> = match &parents.value {
+            Value::Seq(items) => items.iter().collect(),
+            _ => vec![parents],
+        };
+        let mut base = Node {
+            value: Value::Map(Vec::new()),
+            span: job.span,
+            tag: None,
+        };
+        for parent in list {
+            let Some(parent_name) = parent.as_text() else {
+                return Err(Diagnostic::error(
+                    format!(
+                        "`extends` should be a job name or a list of them, found {}",
+                        parent.kind()
+                    ),
+                    Some(parent.span),
+                ));
+            };
+            if chain.iter().any(|c| c == parent_name) {
+                chain.push(parent_name.to_string());
+                return Err(Diagnostic::error(
+                    format!("`extends` forms a cycle: {}", chain.join(" -> ")),
+                    Some(parent.span),
+                ));
+            }
+            if chain.len() >= MAX_EXTENDS_DEPTH {
+                return Err(Diagnostic::error(
+                    format!(
+                        "`extends` nests more than {MAX_EXTENDS_DEPTH} levels: {} -> {parent_name}",
+                        chain.join(" -> ")
+                    ),
+                    Some(parent.span),
+                ));
+            }
+            let Some(parent_node) = root.get(parent_name) else {
+                let mut d = Diagnostic::error(
+                    format!("`extends` names `{parent_name}`, which does not exist"),
+                    Some(parent.span),
+                );
+                if chain.len() > 1 {
+                    d = d.with_help(format!("through {} -> {parent_name}", chain.join(" -> ")));
+                }
+                return Err(d);
+            };
+            if parent_node.as_map().is_none() {
+                return Err(Diagnostic::error(
+                    format!("`extends` names `{parent_name}`, which is not a mapping"),
+                    Some(parent.span),
+                ));
+            }
+            chain.push(parent_name.to_string());
+            let resolved = self.extended(root, parent_name, chain)?;
+            chain.pop();
+            deep_merge(&mut base, resolved);
+        }
+        let mut own = job.clone();
+        if let Value::Map(entries) = &mut own.value {
+            entries.retain(|e| e.key != "extends");
+        }
+        deep_merge(&mut base, own);
+        Ok(base)
+    }
+}
+
+/// The `include` value as a list of entries.
+fn include_items(node: &Node) -> Vec<&Node> {
+    match &node.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ if node.is_null() => Vec::new(),
+        _ => vec![node],
+    }
+}
+
+/// Scalar global variables of a file, for include rules.
+fn plain_variables(node: Option<&Node>) -> Vec<(String, String)> {
+    node.and_then(|n| n.as_map())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| {
+            let value = match e.value.as_scalar() {
+                Some(v) => v.to_string(),
+                None => e.value.get("value")?.as_scalar()?.to_string(),
+            };
+            Some((e.key.clone(), value))
+        })
+        .collect()
+}
+
+/// A node's shape without positions, to compare inputs.
+fn strip_spans(node: &Node) -> String {
+    match &node.value {
+        Value::Scalar { text, .. } => format!("{text:?}"),
+        Value::Seq(items) => format!(
+            "[{}]",
+            items.iter().map(strip_spans).collect::<Vec<_>>().join(",")
+        ),
+        Value::Map(entries) => format!(
+            "{{{}}}",
+            entries
+                .iter()
+                .map(|e| format!("{:?}:{}", e.key, strip_spans(&e.value)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
+/// Ruby's `deep_merge`, as GitLab uses it for includes and `extends`: mappings merge key by
+/// key (a key keeps its first position), anything else is replaced by the newer value.
+pub(super) fn deep_merge(base: &mut Node, over: Node) {
+    match (&mut base.value, over.value) {
+        (Value::Map(entries), Value::Map(new)) => {
+            for e in new {
+                match entries.iter_mut().find(|x| x.key == e.key) {
+                    Some(existing) => {
+                        if existing.value.as_map().is_some() && e.value.as_map().is_some() {
+                            deep_merge(&mut existing.value, e.value);
+                        } else {
+                            existing.value = e.value;
+                        }
+                    }
+                    None => entries.push(e),
+                }
+            }
+        }
+        (_, value) => {
+            base.value = value;
+            base.span = over.span;
+            base.tag = over.tag;
+        }
+    }
+}
+
+/// Replace `!reference [job, key, ...]` tags with the node they name (nested ones too).
+pub(super) fn resolve_references(
+    node: &Node,
+    root: &Node,
+    depth: usize,
+) -> Result<Node, Diagnostic> {
+    if depth > 10 {
+        return Err(Diagnostic::error(
+            "`!reference` nests more than 10 levels deep (is there a cycle?)",
+            Some(node.span),
+        ));
+    }
+    if node.tag.as_deref() == Some("!reference") {
+        let path: Option<Vec<&str>> = node
+            .as_seq()
+            .map(|items| items.iter().map(|i| i.as_text()).collect())
+            .unwrap_or(None);
+        let path = path.filter(|p| !p.is_empty()).ok_or_else(|| {
+            Diagnostic::error(
+                "`!reference` needs a list of names, like `!reference [.setup, script]`",
+                Some(node.span),
+            )
+        })?;
+        let mut target = root;
+        for (i, key) in path.iter().enumerate() {
+            target = target.get(key).ok_or_else(|| {
+                Diagnostic::error(
+                    format!(
+                        "`!reference [{}]` names `{}`, which does not exist",
+                        path.join(", "),
+                        path[..=i].join(".")
+                    ),
+                    Some(node.span),
+                )
+            })?;
+        }
+        return resolve_references(target, root, depth + 1);
+    }
+    let value = match &node.value {
+        Value::Scalar { .. } => node.value.clone(),
+        Value::Seq(items) => Value::Seq(
+            items
+                .iter()
+                .map(|i| resolve_references(i, root, depth))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(entries) => Value::Map(
+            entries
+                .iter()
+                .map(|e| {
+                    Ok(Entry {
+                        key: e.key.clone(),
+                        key_span: e.key_span,
+                        value: resolve_references(&e.value, root, depth)?,
+                    })
+                })
+                .collect::<Result<_, Diagnostic>>()?,
+        ),
+    };
+    Ok(Node {
+        value,
+        span: node.span,
+        tag: node.tag.clone(),
+    })
+}
+
+/// Is `path` (relative, `/`-separated) inside the project?
+pub(super) fn stays_inside(path: &str) -> bool {
+    let mut depth = 0i32;
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    true
+}

@@ -1,0 +1,71 @@
+//! What a pipeline is created for. GitLab knows the branch, tag, source and changed files from
+//! the push that started it; berth takes them from git and the command line (see `vars`), and
+//! hands them here so that `include`, `rules`, `only`/`except` and `workflow` can decide.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The files a change touched, as `rules: changes` compares them.
+pub trait ChangedFiles: Send + Sync {
+    /// Paths (relative, `/`-separated) changed against `compare_to` (a ref), or against
+    /// GitLab's default base when `None`. `Ok(None)`: there is nothing to compare with (a new
+    /// branch, no parent commit), and GitLab then treats `changes` as true.
+    fn changed(&self, compare_to: Option<&str>) -> Result<Option<Vec<String>>, String>;
+}
+
+#[derive(Clone)]
+pub struct Context {
+    pub project_dir: PathBuf,
+    /// Predefined pipeline variables (CI_COMMIT_BRANCH, CI_PIPELINE_SOURCE, ...).
+    pub variables: Vec<(String, String)>,
+    /// The command line's `-e`: the highest precedence.
+    pub overrides: Vec<(String, String)>,
+    pub changes: Option<Arc<dyn ChangedFiles>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("project_dir", &self.project_dir)
+            .field("variables", &self.variables)
+            .field("overrides", &self.overrides)
+            .finish()
+    }
+}
+
+impl Context {
+    /// A push to `main` in the current directory: what tests and `load(text)` use.
+    pub fn for_tests() -> Context {
+        Context {
+            project_dir: PathBuf::from("."),
+            variables: vec![
+                ("CI".into(), "true".into()),
+                ("GITLAB_CI".into(), "true".into()),
+                ("CI_COMMIT_BRANCH".into(), "main".into()),
+                ("CI_COMMIT_REF_NAME".into(), "main".into()),
+                ("CI_DEFAULT_BRANCH".into(), "main".into()),
+                ("CI_PIPELINE_SOURCE".into(), "push".into()),
+            ],
+            overrides: Vec::new(),
+            changes: None,
+        }
+    }
+
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.overrides
+            .iter()
+            .rev()
+            .chain(self.variables.iter().rev())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A fixed list of changed files (tests).
+pub struct ChangedList(pub Option<Vec<String>>);
+
+impl ChangedFiles for ChangedList {
+    fn changed(&self, _compare_to: Option<&str>) -> Result<Option<Vec<String>>, String> {
+        Ok(self.0.clone())
+    }
+}
