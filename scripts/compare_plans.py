@@ -78,7 +78,10 @@ def gcl_result(out_dir):
     if int(rc_text.strip()) != 0:
         return "error", None
     try:
-        jobs = json.loads(read(os.path.join(out_dir, "gcl.out")) or "")
+        text = read(os.path.join(out_dir, "gcl.out")) or ""
+        # Warnings may come before the JSON array on stdout.
+        start = text.find("\n[")
+        jobs = json.loads(text if text.startswith("[") else text[start + 1 :])
     except ValueError as e:
         return None, f"not JSON: {e}"
     stages = gcl_stages(out_dir)
