@@ -30,6 +30,10 @@ def expected_of(case_dir):
 def berth_result(out_dir):
     rc = int((read(os.path.join(out_dir, "berth.rc")) or "-1").strip())
     out = read(os.path.join(out_dir, "berth.out")) or ""
+    err = read(os.path.join(out_dir, "berth.err")) or ""
+    # Exit 2 is also berth's answer to a flag it does not know: that is no verdict on the case.
+    if rc == 2 and ("unexpected argument" in err or "unrecognized subcommand" in err):
+        return None, "berth rejected the command line: " + err.strip().splitlines()[0][:160]
     if rc == 2:
         return "error", None
     if rc != 0:
