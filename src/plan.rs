@@ -216,7 +216,7 @@ release:
   when: manual
   script: s
 gone:
-  when: never
+  rules: [{when: never}]
   script: s
 ";
 

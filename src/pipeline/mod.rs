@@ -840,9 +840,6 @@ impl Reader<'_> {
             name: job.name.clone(),
             reason,
         };
-        if job.when == When::Never {
-            return Err(leave(&job, "when: never".into()));
-        }
         // GitLab's default: `only: [branches, tags]`.
         let default_only = Policy {
             refs: Some(vec!["branches".into(), "tags".into()]),
@@ -1113,7 +1110,17 @@ impl Reader<'_> {
             .unwrap_or_default();
         let needs = node.get("needs").and_then(|n| self.needs(n));
         let when = match node.get("when") {
-            Some(n) => self.when(n).unwrap_or(When::OnSuccess),
+            Some(n) => match self.when(n) {
+                Some(When::Never) => {
+                    self.error_help(
+                        "`when: never` is not a job's `when`",
+                        n.span,
+                        "GitLab takes `when: never` only inside `rules` (`rules: [{when: never}]`)",
+                    );
+                    When::OnSuccess
+                }
+                w => w.unwrap_or(When::OnSuccess),
+            },
             None => When::OnSuccess,
         };
         let start_in = node.get("start_in").and_then(|n| self.start_in(n));
