@@ -319,13 +319,7 @@ fn load(
         exit::BAD_INPUT
     })?;
     let context = Context::with_origin(project, pipeline_id, &origin.origin());
-    let pipeline_context = pipeline::Context {
-        project_dir: project.to_path_buf(),
-        variables: context.pipeline_variables(),
-        overrides: origin.env.clone(),
-        changes: Some(std::sync::Arc::new(context.changes())),
-    };
-    match pipeline::load_source(&source, &pipeline_context) {
+    match pipeline::load_source(&source, &pipeline_context(&context, origin)) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprint!("{}", w.render(&loaded.sources));
@@ -345,23 +339,36 @@ fn load(
             }
             Ok((source, loaded, context))
         }
-        Err(failed) => {
-            let errors = failed
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .count();
-            for d in &failed.diagnostics {
-                eprint!("{}", d.render(&failed.sources));
-            }
-            eprintln!(
-                "berth: {errors} error{} in {}; nothing was started",
-                if errors == 1 { "" } else { "s" },
-                source.name
-            );
-            Err(exit::BAD_INPUT)
-        }
+        Err(failed) => Err(report_failed(&failed, &source)),
     }
+}
+
+/// What rules, includes and child pipelines see of the run's context.
+fn pipeline_context(context: &Context, origin: &OriginArgs) -> pipeline::Context {
+    pipeline::Context {
+        project_dir: context.project_dir.clone(),
+        variables: context.pipeline_variables(),
+        overrides: origin.env.clone(),
+        changes: Some(std::sync::Arc::new(context.changes())),
+    }
+}
+
+/// Print every diagnostic of a pipeline that cannot be read; exit code 2.
+fn report_failed(failed: &pipeline::Failed, source: &Source) -> i32 {
+    let errors = failed
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    for d in &failed.diagnostics {
+        eprint!("{}", d.render(&failed.sources));
+    }
+    eprintln!(
+        "berth: {errors} error{} in {}; nothing was started",
+        if errors == 1 { "" } else { "s" },
+        source.name
+    );
+    exit::BAD_INPUT
 }
 
 fn make_plan(loaded: &Loaded, jobs: &[String], manual: bool) -> Result<Plan, i32> {
@@ -496,10 +503,17 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         Err(code) => return code,
     };
     let (run_id, pipeline_id) = new_run_id();
-    let (source, loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
+    let (source, mut loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    // Child pipelines run as part of this run.
+    if let Err(failed) = pipeline::flatten_children(
+        &mut loaded.pipeline,
+        &pipeline_context(&context, &args.origin),
+    ) {
+        return report_failed(&failed, &source);
+    }
     let plan = match make_plan(&loaded, &args.jobs, args.manual) {
         Ok(p) => p,
         Err(code) => return code,

@@ -279,6 +279,71 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<usize, String> {
     Ok(count)
 }
 
+/// GitLab's limit on a dotenv report.
+const DOTENV_LIMIT: usize = 5 * 1024;
+
+/// Read an `artifacts: reports: dotenv` file out of a stopped container: its variables, in order.
+pub async fn read_dotenv(
+    engine: &Engine,
+    container: &str,
+    container_dir: &str,
+    path: &str,
+) -> Result<Vec<(String, String)>, String> {
+    if paths::check_pattern(path).is_err() {
+        return Err(format!("dotenv report `{path}` is outside the project"));
+    }
+    let full = format!("{container_dir}/{}", path.trim_start_matches("./"));
+    let mut tar_bytes = Vec::new();
+    let mut stream = Box::pin(engine.download(container, &full));
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| format!("dotenv report `{path}`: {e}"))?
+    {
+        tar_bytes.extend_from_slice(&chunk);
+        if tar_bytes.len() > DOTENV_LIMIT + 64 * 1024 {
+            return Err(format!(
+                "dotenv report `{path}` is larger than {DOTENV_LIMIT} bytes"
+            ));
+        }
+    }
+    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    let mut text = String::new();
+    if let Some(entry) = archive.entries().map_err(|e| e.to_string())?.next() {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        if entry.size() as usize > DOTENV_LIMIT {
+            return Err(format!(
+                "dotenv report `{path}` is larger than {DOTENV_LIMIT} bytes"
+            ));
+        }
+        entry
+            .read_to_string(&mut text)
+            .map_err(|e| format!("dotenv report `{path}`: {e}"))?;
+    }
+    parse_dotenv(&text).map_err(|e| format!("dotenv report `{path}`: {e}"))
+}
+
+/// `KEY=VALUE` lines as GitLab reads them: blank lines skipped, names of letters, digits and
+/// `_`, values taken as written (no quotes removed, no expansion).
+pub fn parse_dotenv(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("line {}: `{line}` is not KEY=VALUE", n + 1));
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("line {}: `{key}` is not a variable name", n + 1));
+        }
+        out.push((key.to_string(), value.trim().to_string()));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +401,22 @@ mod tests {
         assert!(check_archive(link.path())
             .unwrap_err()
             .contains("entry `out/evil` is a link"));
+    }
+
+    #[test]
+    fn dotenv_lines() {
+        let vars =
+            parse_dotenv("VERSION=1.2.3\n\n  BUILD_URL = https://x?a=b \nQUOTED=\"q\"\n").unwrap();
+        assert_eq!(
+            vars,
+            vec![
+                ("VERSION".to_string(), "1.2.3".to_string()),
+                ("BUILD_URL".to_string(), "https://x?a=b".to_string()),
+                ("QUOTED".to_string(), "\"q\"".to_string()),
+            ]
+        );
+        assert!(parse_dotenv("no equals sign").is_err());
+        assert!(parse_dotenv("BAD-NAME=1").is_err());
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub(super) async fn prepare(
     let mut needed: BTreeMap<String, (Source, String)> = BTreeMap::new();
     let mut prepared = Vec::with_capacity(plan.jobs.len());
     for (index, pj) in plan.jobs.iter().enumerate() {
-        if !pj.run {
+        if !pj.run || matches!(pj.job.trigger, Some(crate::pipeline::Trigger::Other { .. })) {
             prepared.push(None);
             continue;
         }
@@ -121,6 +121,9 @@ pub(super) async fn prepare(
             artifacts_from: pj.artifacts_from.clone(),
             caches: cache_mounts,
             services,
+            start_in: job
+                .start_in
+                .filter(|_| job.when == crate::pipeline::When::Delayed),
         })));
     }
 

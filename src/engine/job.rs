@@ -29,6 +29,21 @@ pub(super) async fn run(
     sink: Sink,
     cancel: CancellationToken,
 ) -> Outcome {
+    if let Some(delay) = job.start_in {
+        log(
+            &sink,
+            &job.name,
+            format!(
+                "when: delayed: starting in {}",
+                crate::pipeline::duration::human(delay)
+            ),
+        )
+        .await;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => {}
+        }
+    }
     let started = Instant::now();
     // Held through every attempt: a job writing a cache has it to itself.
     let _cache_guards = shared
@@ -177,7 +192,7 @@ async fn attempt_once(
         image: job.image.clone(),
         entrypoint: job.entrypoint.clone(),
         cmd: script::Scripts::command(),
-        env: job.env.clone(),
+        env: with_dotenv(job, shared),
         working_dir: config.context.container_dir.clone(),
         labels,
         binds,
@@ -194,6 +209,11 @@ async fn attempt_once(
         }
     };
     let mut ended = drive(job, shared, sink, cancel, &id).await;
+    if matches!(ended, Ended::Exited(0)) {
+        if let Err(why) = keep_dotenv(job, shared, sink, &id).await {
+            ended = Ended::Refused(why);
+        }
+    }
     // Keep artifacts from the attempt whose result stands: a pass, or the last failure.
     let passed = matches!(ended, Ended::Exited(0));
     let failed_for_good = matches!(ended, Ended::Exited(_) | Ended::TimedOut) && !passed && last;
@@ -226,6 +246,62 @@ async fn attempt_once(
         .await;
     }
     ended
+}
+
+/// The job's environment with the variables of the dotenv reports it receives (from the jobs
+/// whose artifacts it gets): above its own variables, below the command line's.
+fn with_dotenv(job: &PreparedJob, shared: &Shared) -> Vec<(String, String)> {
+    let reports = shared.dotenv.lock().unwrap_or_else(|e| e.into_inner());
+    let mut env = job.env.clone();
+    for from in &job.artifacts_from {
+        for (k, v) in reports.get(from).into_iter().flatten() {
+            if shared.config.overrides.iter().any(|(o, _)| o == k) {
+                continue;
+            }
+            match env.iter_mut().find(|(n, _)| n == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => env.push((k.clone(), v.clone())),
+            }
+        }
+    }
+    env
+}
+
+/// Read the job's dotenv reports out of its stopped container, for the jobs after it.
+async fn keep_dotenv(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    id: &str,
+) -> Result<(), String> {
+    let Some(files) = job.artifacts.as_ref().map(|a| &a.dotenv) else {
+        return Ok(());
+    };
+    let mut all = Vec::new();
+    for file in files {
+        let vars = artifacts::read_dotenv(
+            &shared.engine,
+            id,
+            &shared.config.context.container_dir,
+            file,
+        )
+        .await?;
+        log(
+            sink,
+            &job.name,
+            format!("dotenv report {file}: {} variables", vars.len()),
+        )
+        .await;
+        all.extend(vars);
+    }
+    if !all.is_empty() {
+        shared
+            .dotenv
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.index, all);
+    }
+    Ok(())
 }
 
 async fn notices(sink: &Sink, job: &str, problems: Vec<String>) {

@@ -96,6 +96,8 @@ pub struct PreparedJob {
     pub artifacts_from: Vec<usize>,
     pub caches: Vec<caches::Mount>,
     pub services: Vec<services::Prepared>,
+    /// `when: delayed`: wait this long before starting.
+    pub start_in: Option<Duration>,
 }
 
 /// What the jobs share.
@@ -108,6 +110,8 @@ pub(crate) struct Shared {
     cache_locks: caches::Locks,
     /// (job, mount) for every cache a job used, for the cache index.
     cache_uses: Mutex<Vec<(String, caches::Mount)>>,
+    /// Variables from each job's dotenv report, by plan index.
+    dotenv: Mutex<HashMap<usize, Vec<(String, String)>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +161,7 @@ pub async fn run(
         stored: Mutex::new(HashMap::new()),
         cache_locks: caches::Locks::default(),
         cache_uses: Mutex::new(Vec::new()),
+        dotenv: Mutex::new(HashMap::new()),
     });
 
     let prepared = images::prepare(plan, &shared, &sink, &cancel).await?;
@@ -196,6 +201,17 @@ async fn schedule(
                     continue;
                 }
                 let pj = &plan.jobs[i];
+                if let Some(crate::pipeline::Trigger::Other { what }) = &pj.job.trigger {
+                    state[i] = State::Done(JobStatus::Skipped, None);
+                    sink.send(Event::JobSkipped {
+                        job: pj.job.name.clone(),
+                        stage: pj.job.stage.clone(),
+                        status: JobStatus::Skipped,
+                        reason: format!("it triggers {what}, which cannot run locally"),
+                    })
+                    .await;
+                    continue;
+                }
                 if !pj.run {
                     state[i] = State::Done(JobStatus::Manual, None);
                     sink.send(Event::JobSkipped {
@@ -338,6 +354,13 @@ fn decide(plan: &Plan, i: usize, state: &[State]) -> Decision {
                 let name = plan.jobs[d].job.name.as_str();
                 match status {
                     s if s.fails_pipeline() => failed = failed.or(Some(name)),
+                    // A trigger of another project's pipeline is skipped, and nothing follows
+                    // from it.
+                    JobStatus::Skipped
+                        if matches!(
+                            plan.jobs[d].job.trigger,
+                            Some(crate::pipeline::Trigger::Other { .. })
+                        ) => {}
                     // A job skipped because of a failure carries the failure on.
                     JobStatus::Skipped => failed = failed.or(Some(name)),
                     JobStatus::Manual if pj.dag => manual_need = manual_need.or(Some(name)),

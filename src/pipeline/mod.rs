@@ -3,6 +3,7 @@
 //! Everything GitLab would refuse is an error [`Diagnostic`] with the line it is about; keys berth
 //! reads but does not act on yet are warnings. Nothing here touches Docker.
 
+mod children;
 mod compose;
 pub mod context;
 pub mod duration;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use children::flatten as flatten_children;
 pub use context::{ChangedFiles, ChangedList, Context};
 
 use crate::diag::{Diagnostic, SourceMap};
