@@ -269,3 +269,80 @@ fn errors_in_included_files_point_at_them() {
     assert!(run.stderr.contains("job `bad`"), "{}", run.stderr);
     assert!(p.leftovers().is_empty());
 }
+
+/// Serve `body` over HTTP on loopback for `requests` connections; returns the URL.
+fn serve_once(body: &'static str, requests: usize) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!(
+        "http://{}/ci/remote.yml",
+        listener.local_addr().expect("addr")
+    );
+    let handle = std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, handle)
+}
+
+#[test]
+fn remote_includes_are_fetched_and_cached_for_offline_runs() {
+    let (url, server) = serve_once("remote-job:\n  stage: test\n  script: echo remote\n", 1);
+    let p = Project::new(&[(
+        ".gitlab-ci.yml",
+        &format!("include:\n  - remote: '{url}'\nlocal-job:\n  script: echo local\n"),
+    )]);
+    let cache = tempfile::tempdir().expect("cache dir");
+    let plan = |p: &Project| -> common::Run {
+        p.command(&["plan", "--output", "json"])
+            .env("BERTH_INCLUDE_CACHE", cache.path())
+            .output()
+            .expect("berth runs")
+            .into()
+    };
+    let online = plan(&p);
+    online.expect_code(0);
+    assert!(
+        online.stdout.contains("\"remote-job\""),
+        "{}",
+        online.stdout
+    );
+    server.join().expect("server thread");
+
+    // The server is gone: the cached copy is used, and berth says so.
+    let offline = plan(&p);
+    offline.expect_code(0);
+    assert!(
+        offline.stdout.contains("\"remote-job\""),
+        "{}",
+        offline.stdout
+    );
+    assert!(
+        offline.stderr.contains("using the copy cached"),
+        "{}",
+        offline.stderr
+    );
+
+    // No server and no copy: exit 2, naming the include.
+    let empty = tempfile::tempdir().expect("cache dir");
+    let none: common::Run = p
+        .command(&["plan"])
+        .env("BERTH_INCLUDE_CACHE", empty.path())
+        .output()
+        .expect("berth runs")
+        .into();
+    none.expect_code(2);
+    assert!(
+        none.stderr.contains("could not be fetched"),
+        "{}",
+        none.stderr
+    );
+}

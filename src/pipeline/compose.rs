@@ -186,7 +186,11 @@ impl<'a> Composer<'a> {
             }
         };
         let mut out = Vec::new();
-        for Fetched { name, text } in files {
+        for Fetched { name, text, note } in files {
+            if let Some(note) = note {
+                self.warnings
+                    .push(Diagnostic::warning(note, Some(item.span)));
+            }
             let key = format!("{name}\u{0}{:?}", spec.inputs.as_ref().map(strip_spans));
             if !self.seen.insert(key) {
                 continue;

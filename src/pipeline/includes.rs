@@ -38,6 +38,8 @@ pub struct Spec {
 pub struct Fetched {
     pub name: String,
     pub text: String,
+    /// Something the user should know (a cached copy used because the fetch failed).
+    pub note: Option<String>,
 }
 
 const KEYS: &[&str] = &[
@@ -237,6 +239,7 @@ pub fn fetch(
 ) -> Result<Vec<Fetched>, Diagnostic> {
     match &spec.location {
         Location::Local(path) => local(path, project, spec.span),
+        Location::Remote(url) => remote(spec, url, cache).map(|f| vec![f]),
         Location::Project { files, .. } => {
             files.iter().map(|f| cached(spec, cache, Some(f))).collect()
         }
@@ -251,6 +254,7 @@ fn cached(spec: &Spec, cache: &IncludeCache, file: Option<&str>) -> Result<Fetch
             return Ok(Fetched {
                 name: format!("{} (cached)", spec.describe()),
                 text,
+                note: None,
             });
         }
     }
@@ -274,6 +278,64 @@ fn cached(spec: &Spec, cache: &IncludeCache, file: Option<&str>) -> Result<Fetch
         Some(spec.span),
     )
     .with_help(help))
+}
+
+/// A remote include: fetched (and its copy in the include cache refreshed), else the cached
+/// copy, so that a pipeline that ran once runs offline.
+fn remote(spec: &Spec, url: &str, cache: &IncludeCache) -> Result<Fetched, Diagnostic> {
+    let path = cache.path_of(&spec.location, None);
+    match http_get(url) {
+        Ok(text) => {
+            if let Some(path) = &path {
+                // A cache that cannot be written only costs the offline copy.
+                let _ = path
+                    .parent()
+                    .map(std::fs::create_dir_all)
+                    .transpose()
+                    .and_then(|_| std::fs::write(path, &text));
+            }
+            Ok(Fetched {
+                name: url.to_string(),
+                text,
+                note: None,
+            })
+        }
+        Err(why) => match path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+            Some(text) => Ok(Fetched {
+                name: format!("{url} (cached copy)"),
+                text,
+                note: Some(format!(
+                    "`include: remote: {url}` could not be fetched ({why}); using the copy cached when it last was"
+                )),
+            }),
+            None => Err(Diagnostic::error(
+                format!("`include: remote: {url}` could not be fetched: {why}"),
+                Some(spec.span),
+            )
+            .with_help(match &path {
+                Some(p) => format!(
+                    "run once with network to cache it, or put a copy at {}, or vendor it as a local file",
+                    p.display()
+                ),
+                None => "vendor it: copy the file into the project and use `include: local: PATH`".into(),
+            })),
+        },
+    }
+}
+
+/// GET a small text file (a pipeline: at most 1 MiB), within 10 seconds.
+fn http_get(url: &str) -> Result<String, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()
+        .map_err(|e| e.to_string())
 }
 
 /// A local include: one file, or every file a wildcard matches (in path order).
@@ -317,7 +379,11 @@ fn local(path: &str, project: &Path, span: Span) -> Result<Vec<Fetched>, Diagnos
                 Some(span),
             )
         })?;
-        out.push(Fetched { name, text });
+        out.push(Fetched {
+            name,
+            text,
+            note: None,
+        });
     }
     Ok(out)
 }
