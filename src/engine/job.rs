@@ -224,27 +224,38 @@ async fn attempt_once(
             }
         }
     }
-    if let Err(e) = engine.remove_container(&id).await {
-        sink.send(Event::Notice {
-            message: format!("job `{}`: could not remove its container: {e}", job.name),
-        })
-        .await;
-    }
-    if let Some(running) = sidecars {
-        // A failed job's service logs go into the run's record.
-        let logs = (!matches!(ended, Ended::Exited(0) | Ended::Cancelled)).then(|| {
+    // A failed job's service logs go into the run's record.
+    let logs =
+        (sidecars.is_some() && !matches!(ended, Ended::Exited(0) | Ended::Cancelled)).then(|| {
             config.run_dir.join("services").join(format!(
                 "{}-{attempt}",
                 artifacts::file_stem(job.index, &job.name)
             ))
         });
-        notices(
-            sink,
-            &job.name,
-            services::stop(engine, running, logs.as_deref()).await,
-        )
-        .await;
-    }
+    // The result stands once the artifacts are kept: removing the container (then its services
+    // and network) goes on in the background while the next jobs start; the run waits for it
+    // before it ends.
+    let (engine, sink, name) = (engine.clone(), sink.clone(), job.name.clone());
+    shared
+        .cleanup
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .spawn(async move {
+            if let Err(e) = engine.remove_container(&id).await {
+                sink.send(Event::Notice {
+                    message: format!("job `{name}`: could not remove its container: {e}"),
+                })
+                .await;
+            }
+            if let Some(running) = sidecars {
+                notices(
+                    &sink,
+                    &name,
+                    services::stop(&engine, running, logs.as_deref()).await,
+                )
+                .await;
+            }
+        });
     ended
 }
 

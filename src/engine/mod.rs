@@ -112,6 +112,8 @@ pub(crate) struct Shared {
     cache_uses: Mutex<Vec<(String, caches::Mount)>>,
     /// Variables from each job's dotenv report, by plan index.
     dotenv: Mutex<HashMap<usize, Vec<(String, String)>>>,
+    /// Containers, services and networks of finished jobs being removed in the background.
+    cleanup: Mutex<JoinSet<()>>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,10 +164,13 @@ pub async fn run(
         cache_locks: caches::Locks::default(),
         cache_uses: Mutex::new(Vec::new()),
         dotenv: Mutex::new(HashMap::new()),
+        cleanup: Mutex::new(JoinSet::new()),
     });
 
     let prepared = images::prepare(plan, &shared, &sink, &cancel).await?;
     let result = schedule(plan, prepared, &shared, &sink, &cancel, started).await;
+    let removing = std::mem::take(&mut *shared.cleanup.lock().unwrap_or_else(|e| e.into_inner()));
+    removing.join_all().await;
     sweep(&shared, &sink).await;
     record_cache_uses(&shared, &sink).await;
     sink.send(Event::RunFinished {
