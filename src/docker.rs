@@ -37,6 +37,9 @@ pub mod labels {
     pub const TEMPORARY: &str = "io.berth.temporary";
 }
 
+/// bollard's own default request timeout.
+const CONNECT_TIMEOUT_SECS: u64 = 120;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error("cannot reach the Docker engine: {0}")]
@@ -129,13 +132,42 @@ impl Engine {
     /// Connect as the docker CLI would (DOCKER_HOST, else the local socket) and agree on an API
     /// version the engine speaks.
     pub async fn connect() -> Result<Engine, DockerError> {
-        let docker =
-            Docker::connect_with_defaults().map_err(|e| DockerError::Unreachable(e.to_string()))?;
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let endpoint = crate::endpoint::find(&|k| std::env::var(k).ok(), home.as_deref())
+            .map_err(DockerError::Unreachable)?;
+        let unreachable = |e: bollard::errors::Error| {
+            DockerError::Unreachable(format!("{} ({}): {e}", endpoint.host, endpoint.from))
+        };
+        let docker = match &endpoint.tls {
+            Some(tls)
+                if endpoint.host.starts_with("tcp://") || endpoint.host.starts_with("https://") =>
+            {
+                Docker::connect_with_ssl(
+                    &endpoint.host,
+                    &tls.key,
+                    &tls.cert,
+                    &tls.ca,
+                    CONNECT_TIMEOUT_SECS,
+                    bollard::API_DEFAULT_VERSION,
+                )
+            }
+            _ if endpoint.host.starts_with("tcp://") || endpoint.host.starts_with("http://") => {
+                Docker::connect_with_http(
+                    &endpoint.host,
+                    CONNECT_TIMEOUT_SECS,
+                    bollard::API_DEFAULT_VERSION,
+                )
+            }
+            _ if endpoint.host.starts_with("unix://") => Docker::connect_with_unix(
+                &endpoint.host,
+                CONNECT_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            _ => Docker::connect_with_host(&endpoint.host),
+        }
+        .map_err(unreachable)?;
         // Negotiating asks the engine for its version: that is also the proof it answers.
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| DockerError::Unreachable(e.to_string()))?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
         Ok(Engine { docker })
     }
 

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod diag;
 pub mod docker;
+pub mod endpoint;
 pub mod engine;
 pub mod events;
 pub mod paths;
