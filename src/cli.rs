@@ -53,6 +53,10 @@ pub struct Cli {
 enum Command {
     /// Run the pipeline, or the named jobs and everything they need
     Run(RunArgs),
+    /// Run JOB and what it needs; if JOB fails, open a shell in its container as it was left
+    Debug(RunArgs),
+    /// Run what JOB needs, then open a shell in JOB's environment instead of its script
+    Shell(RunArgs),
     /// Validate the pipeline and print what would run, in order, without Docker
     Plan(PlanArgs),
     /// List, remove or prune this project's dependency caches (Docker named volumes)
@@ -148,6 +152,20 @@ struct RunArgs {
     /// The image for jobs that name none
     #[arg(long, value_name = "IMAGE", default_value = "alpine:latest")]
     default_image: String,
+    /// When a job fails, open a shell in its container as it was left (runs one job at a time)
+    #[arg(long)]
+    shell_on_failure: bool,
+    /// Keep the failed job's state as an image after the shell ends
+    #[arg(long)]
+    keep: bool,
+}
+
+/// What `run`, `debug` and `shell` ask of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunMode {
+    Run,
+    Debug,
+    Shell,
 }
 
 /// What the pipeline runs for, as GitLab would know it from the push.
@@ -262,7 +280,9 @@ pub fn main() -> i32 {
     runtime.block_on(async move {
         match &cli.command {
             Command::Plan(args) => cmd_plan(&cli, args),
-            Command::Run(args) => cmd_run(&cli, args).await,
+            Command::Run(args) => cmd_run(&cli, args, RunMode::Run).await,
+            Command::Debug(args) => cmd_run(&cli, args, RunMode::Debug).await,
+            Command::Shell(args) => cmd_run(&cli, args, RunMode::Shell).await,
             Command::Prune(args) => cmd_prune(args).await,
             Command::Artifacts(args) => cmd_artifacts(&cli, args),
             Command::Cache(command) => cmd_cache(&cli, command).await,
@@ -497,7 +517,24 @@ pub fn render_plan(file: &str, plan: &Plan, pipeline: &pipeline::Pipeline) -> St
     out
 }
 
-async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
+async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode) -> i32 {
+    let target = match (mode, args.jobs.as_slice()) {
+        (RunMode::Run, _) => None,
+        (_, [one]) => Some(one.clone()),
+        _ => {
+            eprintln!(
+                "berth: `berth {}` takes exactly one job",
+                if mode == RunMode::Debug {
+                    "debug"
+                } else {
+                    "shell"
+                }
+            );
+            return exit::BAD_INPUT;
+        }
+    };
+    // A shell takes the terminal: one job at a time, plain lines around it.
+    let interactive = mode != RunMode::Run || args.shell_on_failure;
     let project = match project_dir(cli) {
         Ok(p) => p,
         Err(code) => return code,
@@ -589,7 +626,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
     let config = RunConfig {
         run_id,
         pipeline_name: source.name.clone(),
-        jobs_limit: args.parallel,
+        jobs_limit: if interactive { 1 } else { args.parallel },
         workspace,
         context,
         pipeline_variables: loaded.pipeline.variables.clone(),
@@ -599,6 +636,22 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         no_cache: args.no_cache,
         service_timeout: args.service_timeout,
         // Only `artifacts: untracked` needs the list of tracked files.
+        debug: match mode {
+            RunMode::Debug => Some(engine::debug::Debug {
+                job: target.clone(),
+                keep: args.keep,
+            }),
+            RunMode::Run if args.shell_on_failure => Some(engine::debug::Debug {
+                job: None,
+                keep: args.keep,
+            }),
+            _ => None,
+        },
+        shell_job: if mode == RunMode::Shell {
+            target.clone()
+        } else {
+            None
+        },
         tracked: std::sync::Arc::new(
             if plan
                 .jobs
@@ -634,6 +687,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
     watch_signals(cancel.clone());
     let (sink, mut rx) = Sink::masking(1024, secrets.iter().map(|(_, v)| v.clone()).collect());
     let live = match args.output {
+        _ if interactive => false,
         Output::Auto => std::io::stderr().is_terminal(),
         Output::Plain | Output::Json => false,
         Output::Terminal => true,

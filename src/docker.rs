@@ -106,6 +106,8 @@ pub struct ContainerSpec {
     /// A network to join instead of the default bridge, with the names others reach it by.
     pub network: Option<String>,
     pub aliases: Vec<String>,
+    /// A terminal and an open stdin, for a shell someone types into.
+    pub interactive: bool,
 }
 
 /// One piece of a container's output.
@@ -302,10 +304,12 @@ impl Engine {
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             working_dir: (!spec.working_dir.is_empty()).then(|| spec.working_dir.clone()),
             labels: Some(spec.labels.clone()),
-            attach_stdin: Some(false),
+            attach_stdin: Some(spec.interactive),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            tty: Some(false),
+            tty: Some(spec.interactive),
+            open_stdin: Some(spec.interactive),
+            stdin_once: Some(spec.interactive),
             host_config: Some(HostConfig {
                 binds: if spec.binds.is_empty() {
                     None
@@ -412,6 +416,78 @@ impl Engine {
     pub async fn start(&self, container: &str) -> Result<(), DockerError> {
         self.docker.start_container(container, None).await?;
         Ok(())
+    }
+
+    /// Attach to a created interactive container before it starts: what it prints, and a writer
+    /// to its stdin.
+    pub async fn attach(
+        &self,
+        container: &str,
+    ) -> Result<
+        (
+            impl Stream<Item = Result<Bytes, DockerError>>,
+            std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+        ),
+        DockerError,
+    > {
+        let options = bollard::query_parameters::AttachContainerOptionsBuilder::default()
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .build();
+        let attached = self
+            .docker
+            .attach_container(container, Some(options))
+            .await?;
+        let output = attached
+            .output
+            .map(|chunk| chunk.map(|o| o.into_bytes()).map_err(DockerError::from));
+        Ok((output, attached.input))
+    }
+
+    /// Tell a container's terminal its size.
+    pub async fn resize(&self, container: &str, rows: u16, cols: u16) -> Result<(), DockerError> {
+        let options = bollard::query_parameters::ResizeContainerTTYOptionsBuilder::default()
+            .h(i32::from(rows))
+            .w(i32::from(cols))
+            .build();
+        self.docker.resize_container_tty(container, options).await?;
+        Ok(())
+    }
+
+    /// Save a (stopped) container's filesystem as an image `repo:tag` with these labels.
+    pub async fn commit(
+        &self,
+        container: &str,
+        repo: &str,
+        tag: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<String, DockerError> {
+        let options = bollard::query_parameters::CommitContainerOptionsBuilder::default()
+            .container(container)
+            .repo(repo)
+            .tag(tag)
+            .pause(false)
+            .build();
+        let config = bollard::models::ContainerConfig {
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        let id = self.docker.commit_container(options, config).await?;
+        Ok(id.id)
+    }
+
+    /// Remove an image; one that is already gone is not an error.
+    pub async fn remove_image(&self, image: &str) -> Result<(), DockerError> {
+        let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+            .force(true)
+            .build();
+        match self.docker.remove_image(image, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The container's output from its start, following until it stops.

@@ -14,6 +14,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod tty;
 pub mod vars;
 pub mod workspace;
 pub mod yaml;

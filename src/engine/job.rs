@@ -187,17 +187,27 @@ async fn attempt_once(
             }
         }
     };
+    let shell = config.shell_job.as_deref() == Some(job.name.as_str());
     let spec = ContainerSpec {
         name,
         image: job.image.clone(),
-        entrypoint: job.entrypoint.clone(),
-        cmd: script::Scripts::command(),
+        entrypoint: if shell {
+            Some(vec![String::new()])
+        } else {
+            job.entrypoint.clone()
+        },
+        cmd: if shell {
+            script::Scripts::shell_command()
+        } else {
+            script::Scripts::command()
+        },
         env: with_dotenv(job, shared),
         working_dir: config.context.container_dir.clone(),
         labels,
         binds,
         network: sidecars.as_ref().map(|s| s.network.clone()),
         aliases: Vec::new(),
+        interactive: shell,
     };
     let id = match engine.create_container(&spec).await {
         Ok(id) => id,
@@ -208,7 +218,7 @@ async fn attempt_once(
             return Ended::Broken(e);
         }
     };
-    let mut ended = drive(job, shared, sink, cancel, &id).await;
+    let mut ended = drive(job, shared, sink, cancel, &id, shell).await;
     if matches!(ended, Ended::Exited(0)) {
         if let Err(why) = keep_dotenv(job, shared, sink, &id).await {
             ended = Ended::Refused(why);
@@ -221,6 +231,20 @@ async fn attempt_once(
         if (passed || failed_for_good) && spec.when.keeps(passed) {
             if let Err(why) = keep_artifacts(job, shared, sink, &id, spec).await {
                 ended = Ended::Refused(format!("artifacts: {why}"));
+            }
+        }
+    }
+    if let Some(debug) = &config.debug {
+        let failed = matches!(ended, Ended::Exited(code) if code != 0)
+            || matches!(ended, Ended::TimedOut | Ended::Refused(_));
+        if failed && last && debug.job.as_ref().is_none_or(|j| j == &job.name) {
+            if let Err(e) =
+                super::debug::after_failure(engine, sink, &spec, &id, &job.name, debug.keep).await
+            {
+                sink.send(Event::Notice {
+                    message: format!("job `{}`: cannot open a shell in it: {e}", job.name),
+                })
+                .await;
             }
         }
     }
@@ -331,6 +355,7 @@ async fn drive(
     sink: &Sink,
     cancel: &CancellationToken,
     id: &str,
+    shell: bool,
 ) -> Ended {
     let engine = &shared.engine;
     let uploaded = match &shared.config.workspace {
@@ -353,6 +378,22 @@ async fn drive(
     }
     if cancel.is_cancelled() {
         return Ended::Cancelled;
+    }
+    if shell {
+        log(
+            sink,
+            &job.name,
+            format!(
+                "a shell in the job's environment, before its script (which is in {}/); `exit` ends it",
+                script::DIR
+            ),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        return match super::debug::interact(engine, id).await {
+            Ok(code) => Ended::Exited(code),
+            Err(e) => Ended::Broken(e),
+        };
     }
     if let Err(e) = engine.start(id).await {
         return Ended::Broken(e);

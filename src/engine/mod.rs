@@ -7,6 +7,7 @@
 
 pub mod artifacts;
 pub mod caches;
+pub mod debug;
 mod images;
 mod job;
 pub mod script;
@@ -60,6 +61,10 @@ pub struct RunConfig {
     pub info: crate::events::RunInfo,
     /// The files git tracks in the project (for `artifacts: untracked`).
     pub tracked: Arc<std::collections::HashSet<String>>,
+    /// `--shell-on-failure` / `berth debug JOB`.
+    pub debug: Option<debug::Debug>,
+    /// `berth shell JOB`: this job gets a shell instead of its script.
+    pub shell_job: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

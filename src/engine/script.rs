@@ -96,6 +96,16 @@ impl Scripts {
     pub fn command() -> Vec<String> {
         vec!["/bin/sh".into(), format!("{DIR}/driver.sh")]
     }
+
+    /// A shell for someone to type into, in the project directory: bash when the image has
+    /// it, else sh.
+    pub fn shell_command() -> Vec<String> {
+        vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "cd \"$CI_PROJECT_DIR\" 2>/dev/null; if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi".into(),
+        ]
+    }
 }
 
 #[cfg(test)]

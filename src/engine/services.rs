@@ -92,6 +92,7 @@ pub async fn start(
             binds: Vec::new(),
             network: Some(network.clone()),
             aliases: service.aliases.clone(),
+            interactive: false,
         };
         let id = match create_and_start(engine, &spec).await {
             Ok(id) => id,
