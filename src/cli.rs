@@ -57,6 +57,8 @@ enum Command {
     Debug(RunArgs),
     /// Run what JOB needs, then open a shell in JOB's environment instead of its script
     Shell(RunArgs),
+    /// Run recorded jobs again: the same images (by ID), variables, commit and pipeline file
+    Replay(ReplayArgs),
     /// Validate the pipeline and print what would run, in order, without Docker
     Plan(PlanArgs),
     /// List, remove or prune this project's dependency caches (Docker named volumes)
@@ -109,6 +111,19 @@ struct ArtifactsArgs {
     /// Unpack the job's artifacts into DIR
     #[arg(long, value_name = "DIR")]
     extract: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// A run id (default: the latest run) and/or the jobs to replay (default: every job that ran)
+    #[arg(value_name = "RUN|JOB")]
+    names: Vec<String>,
+    /// Replay even when the commit, the tree, the pipeline file or an image has changed since
+    #[arg(long)]
+    allow_drift: bool,
+    /// Output format: a live view on a terminal (auto), or plain lines
+    #[arg(long, value_enum, default_value_t = Output::Auto)]
+    output: Output,
 }
 
 #[derive(Debug, clap::Args)]
@@ -280,9 +295,10 @@ pub fn main() -> i32 {
     runtime.block_on(async move {
         match &cli.command {
             Command::Plan(args) => cmd_plan(&cli, args),
-            Command::Run(args) => cmd_run(&cli, args, RunMode::Run).await,
-            Command::Debug(args) => cmd_run(&cli, args, RunMode::Debug).await,
-            Command::Shell(args) => cmd_run(&cli, args, RunMode::Shell).await,
+            Command::Run(args) => cmd_run(&cli, args, RunMode::Run, None).await,
+            Command::Debug(args) => cmd_run(&cli, args, RunMode::Debug, None).await,
+            Command::Shell(args) => cmd_run(&cli, args, RunMode::Shell, None).await,
+            Command::Replay(args) => cmd_replay(&cli, args).await,
             Command::Prune(args) => cmd_prune(args).await,
             Command::Artifacts(args) => cmd_artifacts(&cli, args),
             Command::Cache(command) => cmd_cache(&cli, command).await,
@@ -517,7 +533,7 @@ pub fn render_plan(file: &str, plan: &Plan, pipeline: &pipeline::Pipeline) -> St
     out
 }
 
-async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode) -> i32 {
+async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode, replay: Option<engine::Replay>) -> i32 {
     let target = match (mode, args.jobs.as_slice()) {
         (RunMode::Run, _) => None,
         (_, [one]) => Some(one.clone()),
@@ -573,6 +589,11 @@ async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode) -> i32 {
         }
     };
     let config_commit = context.commit_sha.clone();
+    let (config_branch, config_tag, config_source) = (
+        context.branch.clone(),
+        context.tag.clone(),
+        context.source.clone(),
+    );
     let config_dirty = context.dirty;
     let runs = project.join(".berth").join("runs");
     if let Err(e) = crate::report::records::prune_runs(&runs, args.keep_runs.saturating_sub(1)) {
@@ -652,6 +673,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode) -> i32 {
         } else {
             None
         },
+        replay: replay.map(std::sync::Arc::new),
         tracked: std::sync::Arc::new(
             if plan
                 .jobs
@@ -676,6 +698,9 @@ async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode) -> i32 {
             },
             commit: config_commit.clone(),
             dirty: config_dirty,
+            branch: config_branch,
+            tag: config_tag,
+            source: config_source,
             started_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -733,6 +758,193 @@ async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode) -> i32 {
             }
         }
     }
+}
+
+/// `berth replay`: check what drifted since the recorded run, then run its jobs again with the
+/// recorded environments in the recorded images.
+async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
+    let runs = match runs_dir(cli) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let (run, jobs): (Option<&str>, Vec<String>) = match args.names.split_first() {
+        Some((first, rest)) if runs.join(first).is_dir() => (Some(first.as_str()), rest.to_vec()),
+        _ => (None, args.names.clone()),
+    };
+    let (_, run_id, manifest) = match load_run(cli, run) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let selected: Vec<&records::JobRecord> = manifest
+        .jobs
+        .iter()
+        .filter(|j| {
+            if jobs.is_empty() {
+                j.started_at.is_some()
+            } else {
+                jobs.contains(&j.name)
+            }
+        })
+        .collect();
+    let unknown: Vec<&String> = jobs
+        .iter()
+        .filter(|n| !manifest.jobs.iter().any(|j| &j.name == *n))
+        .collect();
+    if !unknown.is_empty() || selected.is_empty() {
+        eprintln!(
+            "berth: run {run_id} has no recorded job {}",
+            if unknown.is_empty() {
+                "that ran".to_string()
+            } else {
+                unknown
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        return exit::BAD_INPUT;
+    }
+    let project = match project_dir(cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let engine = match connect().await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+
+    // What changed since the run.
+    let mut drift = Vec::new();
+    let now = Context::new(&project, 0);
+    if now.commit_sha != manifest.commit {
+        drift.push(format!(
+            "the commit is {}, the run was at {}",
+            short(&now.commit_sha),
+            short(&manifest.commit)
+        ));
+    }
+    if now.dirty {
+        drift.push("the working tree has uncommitted changes".to_string());
+    }
+    let file = cli.file.clone().or_else(|| Source::discover(&project));
+    match file.as_deref().map(std::fs::read) {
+        Some(Ok(bytes)) => {
+            use sha2::{Digest, Sha256};
+            if hex::encode(Sha256::digest(&bytes)) != manifest.pipeline_sha256 {
+                drift.push(format!(
+                    "the pipeline file {} changed since the run",
+                    manifest.pipeline
+                ));
+            }
+        }
+        _ => drift.push(format!("the pipeline file {} is gone", manifest.pipeline)),
+    }
+    let mut secrets = std::collections::BTreeSet::new();
+    let mut replay = engine::Replay::default();
+    for job in &selected {
+        match &job.image_id {
+            Some(id) => match engine.image_id(&job.image).await {
+                Ok(Some(current)) if &current == id => {}
+                Ok(Some(current)) => drift.push(format!(
+                    "job `{}`: image {} is now {}, the run used {}",
+                    job.name,
+                    job.image,
+                    short_id(&current),
+                    short_id(id)
+                )),
+                Ok(None) => match engine.image_id(id).await {
+                    Ok(Some(_)) => {}
+                    _ => drift.push(format!(
+                        "job `{}`: the image it ran in ({}, {}) is no longer present",
+                        job.name,
+                        job.image,
+                        short_id(id)
+                    )),
+                },
+                Err(e) => {
+                    eprintln!("berth: {e}");
+                    return exit::DOCKER;
+                }
+            },
+            None => drift.push(format!("job `{}`: the record names no image ID", job.name)),
+        }
+        let mut env = Vec::new();
+        for (k, v) in &job.variables {
+            if v == crate::events::MASK {
+                match std::env::var(k) {
+                    Ok(value) => {
+                        secrets.insert(k.clone());
+                        env.push((k.clone(), value));
+                    }
+                    Err(_) => drift.push(format!(
+                        "job `{}`: secret {k} is not set in berth's environment",
+                        job.name
+                    )),
+                }
+            } else {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        replay.jobs.insert(
+            job.name.clone(),
+            engine::ReplayJob {
+                env,
+                image: job.image_id.clone(),
+            },
+        );
+    }
+    if !drift.is_empty() {
+        let verb = if args.allow_drift {
+            "replaying anyway"
+        } else {
+            "refusing to replay"
+        };
+        eprintln!("berth: run {run_id} drifted ({verb}):");
+        for d in &drift {
+            eprintln!("  - {d}");
+        }
+        if !args.allow_drift {
+            eprintln!("berth: --allow-drift replays it as it is now");
+            return exit::BAD_INPUT;
+        }
+    }
+    let run_args = RunArgs {
+        jobs: selected.iter().map(|j| j.name.clone()).collect(),
+        parallel: default_parallelism(),
+        origin: OriginArgs {
+            branch: manifest.branch.clone(),
+            tag: manifest.tag.clone(),
+            source: if manifest.source.is_empty() {
+                "push".into()
+            } else {
+                manifest.source.clone()
+            },
+            env: Vec::new(),
+        },
+        workspace: WorkspaceMode::Copy,
+        manual: true,
+        no_cache: false,
+        service_timeout: std::time::Duration::from_secs(30),
+        output: args.output,
+        verbose: false,
+        junit: None,
+        secrets: secrets.into_iter().collect(),
+        keep_runs: 20,
+        default_image: "alpine:latest".into(),
+        shell_on_failure: false,
+        keep: false,
+    };
+    cmd_run(cli, &run_args, RunMode::Run, Some(replay)).await
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(8)]
+}
+
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
 }
 
 /// `--secret NAME` (from the environment) or `NAME=@FILE` (from a file) as (name, value).

@@ -88,6 +88,10 @@ pub struct RunInfo {
     pub dirty: bool,
     /// Seconds since the epoch.
     pub started_at: u64,
+    /// What the pipeline ran for: its branch or tag, and CI_PIPELINE_SOURCE.
+    pub branch: Option<String>,
+    pub tag: Option<String>,
+    pub source: String,
 }
 
 /// Durations travel as whole milliseconds.

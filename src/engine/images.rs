@@ -42,7 +42,11 @@ pub(super) async fn prepare(
         }
         let job = &pj.job;
         let job_id = config.context.pipeline_id * 1000 + index as u64 + 1;
-        let env = super::job_env(config, job, job_id);
+        let replayed = config.replay.as_ref().and_then(|r| r.jobs.get(&job.name));
+        let env = match replayed {
+            Some(r) => r.env.clone(),
+            None => super::job_env(config, job, job_id),
+        };
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let (image, entrypoint, source) = match &job.image {
             None => (config.default_image.clone(), None, Source::Reference),
@@ -83,6 +87,11 @@ pub(super) async fn prepare(
                     },
                 )
             }
+        };
+        // A replay runs in the very image the record names, whatever the tag says now.
+        let (image, source) = match replayed.and_then(|r| r.image.clone()) {
+            Some(id) => (id, Source::Reference),
+            None => (image, source),
         };
         needed
             .entry(image.clone())

@@ -65,6 +65,22 @@ pub struct RunConfig {
     pub debug: Option<debug::Debug>,
     /// `berth shell JOB`: this job gets a shell instead of its script.
     pub shell_job: Option<String>,
+    /// `berth replay`: recorded environments and image IDs, by job name.
+    pub replay: Option<Arc<Replay>>,
+}
+
+/// What a run record says each replayed job had.
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    pub jobs: HashMap<String, ReplayJob>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayJob {
+    /// The job's whole environment, as recorded (secrets filled in again).
+    pub env: Vec<(String, String)>,
+    /// The image ID the job ran in.
+    pub image: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,12 @@ pub struct Manifest {
     pub pipeline_sha256: String,
     pub commit: String,
     pub dirty: bool,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub source: String,
     pub jobs: Vec<JobRecord>,
     pub critical_path: Vec<String>,
 }
@@ -156,6 +162,9 @@ impl Records {
                     commit,
                     dirty,
                     started_at,
+                    branch,
+                    tag,
+                    source,
                     ..
                 } = info.clone();
                 let m = &mut self.manifest;
@@ -168,6 +177,9 @@ impl Records {
                 m.commit = commit;
                 m.dirty = dirty;
                 m.started_at = started_at;
+                m.branch = branch;
+                m.tag = tag;
+                m.source = source;
                 // A manifest exists from the start, so that a crashed run is still listed.
                 self.save()?;
             }
