@@ -149,7 +149,31 @@ struct RunArgs {
     /// The image for jobs that name none
     #[arg(long, value_name = "IMAGE", default_value = "alpine:latest")]
     default_image: String,
+    #[command(flatten)]
+    python: PythonRunArgs,
 }
+
+// ---- Python caches and hermetic runs (`berth warm`, `berth cache export/import`) ----
+
+/// Options of `berth run` (and `berth warm`) about Python caches and the job network.
+#[derive(Debug, clap::Args)]
+struct PythonRunArgs {
+    /// Jobs' network: `default` (a bridge; services on a network of the job's own), or `none`
+    /// (no network at all, no services; pip and uv install from their caches only)
+    #[arg(long, value_enum, default_value_t = NetworkMode::Default)]
+    network: NetworkMode,
+    /// Do not give jobs that install Python packages their automatic caches
+    #[arg(long)]
+    no_python_cache: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum NetworkMode {
+    Default,
+    None,
+}
+
+// ---- end of Python options ----
 
 #[derive(Debug, clap::Args)]
 struct PlanArgs {
@@ -505,6 +529,8 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         default_image: args.default_image.clone(),
         run_dir,
         no_cache: args.no_cache,
+        python_cache: !args.python.no_python_cache,
+        offline: args.python.network == NetworkMode::None,
         service_timeout: args.service_timeout,
         // Only `artifacts: untracked` needs the list of tracked files.
         tracked: std::sync::Arc::new(

@@ -9,6 +9,7 @@ pub mod artifacts;
 pub mod caches;
 mod images;
 mod job;
+pub mod python;
 pub mod script;
 pub mod services;
 
@@ -56,6 +57,10 @@ pub struct RunConfig {
     pub no_cache: bool,
     /// How long a service may take to accept connections.
     pub service_timeout: Duration,
+    /// Automatic caches for jobs that install Python packages (`--no-python-cache` turns off).
+    pub python_cache: bool,
+    /// `--network none`: jobs get no network (and so no services); package tools stay offline.
+    pub offline: bool,
     /// Facts recorded with the run (versions, pipeline hash, commit).
     pub info: crate::events::RunInfo,
     /// The files git tracks in the project (for `artifacts: untracked`).
