@@ -53,6 +53,9 @@ pub struct Cli {
 enum Command {
     /// Run the pipeline, or the named jobs and everything they need
     Run(RunArgs),
+    /// Fill the Python dependency caches of the named jobs (default: every job that installs
+    /// Python packages) in their own images, without running their scripts; takes `run`'s options
+    Warm(RunArgs),
     /// Validate the pipeline and print what would run, in order, without Docker
     Plan(PlanArgs),
     /// List, remove or prune this project's dependency caches (Docker named volumes)
@@ -173,6 +176,85 @@ enum NetworkMode {
     None,
 }
 
+/// `berth warm`: each chosen job becomes a job that only resolves and downloads what the
+/// project's dependency files name, in the job's image, with its variables and services and its
+/// automatic Python caches mounted; nothing waits for anything else.
+async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
+    use crate::engine::python;
+    if args.python.no_python_cache || args.python.network == NetworkMode::None {
+        eprintln!("berth: warm needs the Python caches and a network");
+        return exit::BAD_INPUT;
+    }
+    let project = match project_dir(cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let (source, loaded) = match load(cli, &project) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    // Manual jobs count too: warming runs none of their commands.
+    let mut plan = match make_plan(&loaded, &args.jobs, true) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let files = python::dependency_files(&project);
+    let mut warm = Vec::new();
+    for planned in std::mem::take(&mut plan.jobs) {
+        let job = &planned.job;
+        let named = args.jobs.contains(&job.name);
+        if !args.jobs.is_empty() && !named {
+            continue;
+        }
+        let tools = python::detect(job.before_script.iter().chain(&job.script));
+        if tools.is_empty() {
+            if named {
+                eprintln!(
+                    "berth: job `{}` installs no Python packages (pip, uv, poetry, pipenv, pdm)",
+                    job.name
+                );
+                return exit::BAD_INPUT;
+            }
+            continue;
+        }
+        let names: Vec<&str> = tools.iter().map(|t| t.name()).collect();
+        eprintln!(
+            "berth: warming `{}` ({}) from {}",
+            job.name,
+            names.join(", "),
+            if files.is_empty() {
+                "no dependency files".to_string()
+            } else {
+                files.join(", ")
+            }
+        );
+        let mut job = planned.job.clone();
+        job.before_script = Vec::new();
+        job.after_script = Vec::new();
+        job.script = python::warm_script(&tools, &files);
+        job.artifacts = None;
+        job.caches = Vec::new();
+        job.needs = Some(Vec::new());
+        job.dependencies = Some(Vec::new());
+        job.when = pipeline::When::OnSuccess;
+        job.allow_failure = pipeline::AllowFailure::No;
+        warm.push(plan::PlannedJob {
+            job,
+            deps: Vec::new(),
+            dag: true,
+            run: true,
+            artifacts_from: Vec::new(),
+            ..planned
+        });
+    }
+    if warm.is_empty() {
+        eprintln!("berth: no job installs Python packages; nothing to warm");
+        return exit::OK;
+    }
+    plan.jobs = warm;
+    execute(args, project, source, loaded, plan).await
+}
+
 // ---- end of Python options ----
 
 #[derive(Debug, clap::Args)]
@@ -259,6 +341,7 @@ pub fn main() -> i32 {
         match &cli.command {
             Command::Plan(args) => cmd_plan(&cli, args),
             Command::Run(args) => cmd_run(&cli, args).await,
+            Command::Warm(args) => cmd_warm(&cli, args).await,
             Command::Prune(args) => cmd_prune(args).await,
             Command::Artifacts(args) => cmd_artifacts(&cli, args),
             Command::Cache(command) => cmd_cache(&cli, command).await,
@@ -448,6 +531,17 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    execute(args, project, source, loaded, plan).await
+}
+
+/// Run a plan: the engine, the reporters, the run record; `berth run` and `berth warm` share it.
+async fn execute(
+    args: &RunArgs,
+    project: PathBuf,
+    source: Source,
+    loaded: Loaded,
+    plan: Plan,
+) -> i32 {
     let engine = match connect().await {
         Ok(e) => e,
         Err(code) => return code,

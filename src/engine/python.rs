@@ -48,15 +48,11 @@ impl Tool {
         format!("{MOUNT_ROOT}/{}", self.name())
     }
 
-    /// The variables that point the tool at its volume. pip also gets a wheelhouse (filled by
-    /// `berth warm`) as extra find-links, which is what lets it install with no index at all.
+    /// The variables that point the tool at its volume.
     fn env(self) -> Vec<(&'static str, String)> {
         let dir = self.dir();
         match self {
-            Tool::Pip => vec![
-                ("PIP_CACHE_DIR", format!("{dir}/cache")),
-                ("PIP_FIND_LINKS", format!("{dir}/wheels")),
-            ],
+            Tool::Pip => vec![("PIP_CACHE_DIR", format!("{dir}/cache"))],
             Tool::Uv => vec![("UV_CACHE_DIR", dir)],
             Tool::Poetry => vec![("POETRY_CACHE_DIR", dir)],
             // pipenv installs with pip: both caches live in its volume.
@@ -71,7 +67,13 @@ impl Tool {
     /// Variables for a job with no network: install from what is cached, ask no index.
     fn offline_env(self) -> Vec<(&'static str, String)> {
         match self {
-            Tool::Pip | Tool::Pipenv => vec![("PIP_NO_INDEX", "1".into())],
+            // pip's HTTP cache needs an index to answer: offline, the wheelhouse that
+            // `berth warm` fills is the index.
+            Tool::Pip => vec![
+                ("PIP_NO_INDEX", "1".into()),
+                ("PIP_FIND_LINKS", format!("{}/wheels", self.dir())),
+            ],
+            Tool::Pipenv => vec![("PIP_NO_INDEX", "1".into())],
             Tool::Uv => vec![("UV_OFFLINE", "1".into())],
             Tool::Poetry | Tool::Pdm => Vec::new(),
         }

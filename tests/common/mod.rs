@@ -2,6 +2,8 @@
 //! images built once, and throwaway projects.
 #![allow(dead_code)]
 
+pub mod pypi;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,146 @@
+//! Zero-config Python dependency caches, `berth warm`, `--network none` and cache export/import,
+//! against the real engine, with the fixture's wheels served by a local index service.
+
+mod common;
+
+use common::pypi::require_index;
+use common::{Project, Run};
+
+fn fixture() -> Project {
+    require_index();
+    Project::fixture("python-deps")
+}
+
+/// The keys of this project's caches, from `berth cache ls`.
+fn cache_keys(p: &Project) -> Vec<String> {
+    let listed = p.berth(&["cache", "ls"]);
+    listed.expect_code(0);
+    listed
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn log_has(run: &Run, job: &str, needle: &str) -> bool {
+    run.log(job).iter().any(|l| l.contains(needle))
+}
+
+#[test]
+fn a_cold_run_fills_the_cache_and_the_next_run_installs_from_it() {
+    let p = fixture();
+    let cold = p.berth(&["run"]);
+    cold.expect_code(0);
+    assert!(
+        log_has(&cold, "test", "Downloading http://pypi/files/pytest-8.3.3"),
+        "{}",
+        cold.stderr
+    );
+    assert!(
+        cold.stderr.contains("cache `python-pip-"),
+        "{}",
+        cold.stderr
+    );
+    assert!(log_has(&cold, "test", "passed"), "{}", cold.stderr);
+
+    let warm = p.berth(&["run"]);
+    warm.expect_code(0);
+    assert!(
+        log_has(&warm, "test", "Using cached http://pypi/files/pytest-8.3.3"),
+        "{}",
+        warm.stderr
+    );
+    assert!(
+        !log_has(&warm, "test", "Downloading"),
+        "nothing is downloaded again: {}",
+        warm.stderr
+    );
+    let keys = cache_keys(&p);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("python-pip-"));
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn after_warm_the_pipeline_passes_with_no_network() {
+    let p = fixture();
+    // Without a warmed cache, no network means no packages: the switch really cuts it off.
+    let cold = p.berth(&["run", "--network", "none"]);
+    cold.expect_code(1);
+    assert!(
+        log_has(&cold, "test", "Services not started"),
+        "{}",
+        cold.stderr
+    );
+
+    let warmed = p.berth(&["warm"]);
+    warmed.expect_code(0);
+    assert!(
+        warmed.stderr.contains("warming `test` (pip) from"),
+        "{}",
+        warmed.stderr
+    );
+    assert!(
+        log_has(
+            &warmed,
+            "test",
+            "berth warm: resolving requirements.txt with pip"
+        ),
+        "{}",
+        warmed.stderr
+    );
+    assert!(
+        log_has(
+            &warmed,
+            "test",
+            "Saved /var/cache/berth/pip/wheels/pytest-8.3.3"
+        ),
+        "{}",
+        warmed.stderr
+    );
+    assert!(
+        !log_has(&warmed, "test", "pytest -q"),
+        "warm runs none of the job's own commands"
+    );
+
+    let offline = p.berth(&["run", "--network", "none"]);
+    offline.expect_code(0);
+    assert!(
+        log_has(
+            &offline,
+            "test",
+            "Processing /var/cache/berth/pip/wheels/pytest-8.3.3"
+        ),
+        "{}",
+        offline.stderr
+    );
+    assert!(log_has(&offline, "test", "4 passed"), "{}", offline.stderr);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_changed_lockfile_gets_a_new_key_and_the_switch_turns_caching_off() {
+    let p = fixture();
+    p.berth(&["warm"]).expect_code(0);
+    let first = cache_keys(&p);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let text = std::fs::read_to_string(p.path().join("requirements.txt")).unwrap();
+    p.write("requirements.txt", &format!("{text}# pinned again\n"));
+    p.berth(&["warm"]).expect_code(0);
+    let second = cache_keys(&p);
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert!(second.contains(&first[0]));
+
+    let off = p.berth(&["run", "--no-python-cache"]);
+    off.expect_code(0);
+    assert!(!off.stderr.contains("cache `python-"), "{}", off.stderr);
+    let by_variable = p.berth(&["run", "-e", "BERTH_PYTHON_CACHE=false"]);
+    by_variable.expect_code(0);
+    assert!(
+        !by_variable.stderr.contains("cache `python-"),
+        "{}",
+        by_variable.stderr
+    );
+}
