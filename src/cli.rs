@@ -88,6 +88,22 @@ enum CacheCommand {
         #[arg(required = true)]
         keys: Vec<String>,
     },
+    /// Write the caches with these keys into one .tar.gz (keys and labels kept), for another machine
+    Export {
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// The file to write
+        #[arg(short = 'o', long = "output", value_name = "FILE.tar.gz")]
+        output: PathBuf,
+    },
+    /// Load the caches of a `cache export` file into this project; a cache already here with
+    /// other content is refused (exit 2) unless --force
+    Import {
+        file: PathBuf,
+        /// Replace caches whose content differs
+        #[arg(long)]
+        force: bool,
+    },
     /// Remove caches not used for a while (all of this project's, without --older-than)
     Prune {
         /// For example `7d`, `12h`, `1w`
@@ -255,6 +271,80 @@ async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
     execute(args, project, source, loaded, plan).await
 }
 
+async fn cmd_cache_export(cli: &Cli, keys: &[String], output: &Path) -> i32 {
+    let project = match project_dir(cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let engine = match connect().await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    match engine::transfer::export(&engine, &project, keys, output).await {
+        Ok(volumes) => {
+            println!(
+                "exported {} cache volume{} to {}",
+                volumes.len(),
+                if volumes.len() == 1 { "" } else { "s" },
+                output.display()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("berth: cache export: {e}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+async fn cmd_cache_import(cli: &Cli, file: &Path, force: bool) -> i32 {
+    use crate::engine::transfer::Imported;
+    let project = match project_dir(cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let engine = match connect().await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    match engine::transfer::import(&engine, &project, file, force).await {
+        Ok(done) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let mut index = crate::engine::caches::Index::load(&project);
+            for d in &done {
+                match d {
+                    Imported::Created { key, volume } | Imported::Replaced { key, volume } => {
+                        let verb = if matches!(d, Imported::Created { .. }) {
+                            "imported"
+                        } else {
+                            "replaced"
+                        };
+                        println!("{verb} cache `{key}` (volume {volume})");
+                        // Counted as used now, so that `cache prune --older-than` spares it.
+                        let entry = index.volumes.entry(volume.clone()).or_default();
+                        entry.key = key.clone();
+                        entry.last_used = now;
+                    }
+                    Imported::Identical { key } => {
+                        println!("cache `{key}` is already here, identical; kept")
+                    }
+                }
+            }
+            if let Err(e) = index.save(&project) {
+                eprintln!("berth: cannot update the cache index: {e}");
+            }
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("berth: cache import: {e}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
 // ---- end of Python options ----
 
 #[derive(Debug, clap::Args)]
@@ -344,6 +434,12 @@ pub fn main() -> i32 {
             Command::Warm(args) => cmd_warm(&cli, args).await,
             Command::Prune(args) => cmd_prune(args).await,
             Command::Artifacts(args) => cmd_artifacts(&cli, args),
+            Command::Cache(CacheCommand::Export { keys, output }) => {
+                cmd_cache_export(&cli, keys, output).await
+            }
+            Command::Cache(CacheCommand::Import { file, force }) => {
+                cmd_cache_import(&cli, file, *force).await
+            }
             Command::Cache(command) => cmd_cache(&cli, command).await,
             Command::Runs => cmd_runs(&cli),
             Command::Logs { names } => cmd_logs(&cli, names),
@@ -1111,6 +1207,8 @@ async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
             }
             chosen
         }
+        // Handled by cmd_cache_export / cmd_cache_import.
+        CacheCommand::Export { .. } | CacheCommand::Import { .. } => return exit::BAD_INPUT,
         CacheCommand::Prune { older_than } => volumes
             .iter()
             .filter(|v| match older_than {

@@ -144,3 +144,56 @@ fn a_changed_lockfile_gets_a_new_key_and_the_switch_turns_caching_off() {
         by_variable.stderr
     );
 }
+
+#[test]
+fn warmed_caches_move_through_export_and_import() {
+    let p = fixture();
+    p.berth(&["warm"]).expect_code(0);
+    let keys = cache_keys(&p);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let bundle = p.path().join("caches.tar.gz");
+    let bundle_arg = bundle.display().to_string();
+    let exported = p.berth(&["cache", "export", &keys[0], "-o", &bundle_arg]);
+    exported.expect_code(0);
+    assert!(exported.stdout.contains("exported 1 cache volume"));
+
+    // A fresh engine state: the caches are gone, and with them the offline run.
+    p.berth(&["cache", "rm", &keys[0]]).expect_code(0);
+    assert!(cache_keys(&p).is_empty());
+    p.berth(&["run", "--network", "none"]).expect_code(1);
+
+    let imported = p.berth(&["cache", "import", &bundle_arg]);
+    imported.expect_code(0);
+    assert!(
+        imported
+            .stdout
+            .contains(&format!("imported cache `{}`", keys[0])),
+        "{}",
+        imported.stdout
+    );
+    assert_eq!(cache_keys(&p), keys, "the same key, the same labels");
+    let offline = p.berth(&["run", "--network", "none"]);
+    offline.expect_code(0);
+    assert!(log_has(&offline, "test", "4 passed"), "{}", offline.stderr);
+
+    // The same content again: nothing to do. Other content under the key: refused, unchanged.
+    let again = p.berth(&["cache", "import", &bundle_arg]);
+    again.expect_code(0);
+    assert!(again.stdout.contains("identical"), "{}", again.stdout);
+    p.berth(&["run"]).expect_code(0); // the online run adds pip's HTTP cache to the volume
+    let refused = p.berth(&["cache", "import", &bundle_arg]);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("other content"),
+        "{}",
+        refused.stderr
+    );
+    let forced = p.berth(&["cache", "import", "--force", &bundle_arg]);
+    forced.expect_code(0);
+    assert!(
+        forced.stdout.contains("replaced cache"),
+        "{}",
+        forced.stdout
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

@@ -12,6 +12,7 @@ mod job;
 pub mod python;
 pub mod script;
 pub mod services;
+pub mod transfer;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
