@@ -457,7 +457,7 @@ mod tests {
             digest_of(&out.join("caches/0.tar")).unwrap(),
             read.caches[0].digest
         );
-        // Any tar.gz is not an export.
+        // A tar.gz without a manifest first is not an export.
         let stranger = dir.path().join("s.tar.gz");
         {
             let gz = flate2::write::GzEncoder::new(
@@ -465,7 +465,7 @@ mod tests {
                 flate2::Compression::fast(),
             );
             let mut tar = tar::Builder::new(gz);
-            tar.append_path_with_name(part.path(), "../escape.tar")
+            tar.append_path_with_name(part.path(), "caches/0.tar")
                 .unwrap();
             tar.into_inner().unwrap().finish().unwrap();
         }
