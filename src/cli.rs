@@ -216,6 +216,8 @@ async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
     };
     let files = python::dependency_files(&project);
     let mut warm = Vec::new();
+    // Jobs that would fill the same caches the same way are warmed once.
+    let mut seen = std::collections::HashSet::new();
     for planned in std::mem::take(&mut plan.jobs) {
         let job = &planned.job;
         let named = args.jobs.contains(&job.name);
@@ -231,6 +233,13 @@ async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
                 );
                 return exit::BAD_INPUT;
             }
+            continue;
+        }
+        let same = format!(
+            "{:?} {tools:?} {:?} {:?}",
+            job.image, job.variables, job.services
+        );
+        if !named && !seen.insert(same) {
             continue;
         }
         let names: Vec<&str> = tools.iter().map(|t| t.name()).collect();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::pypi::require_index;
-use common::{Project, Run};
+use common::{require_image, Project, Run, PYTHON_UV};
 
 fn fixture() -> Project {
     require_index();
@@ -195,5 +195,47 @@ fn warmed_caches_move_through_export_and_import() {
         "{}",
         forced.stdout
     );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn with_uv_and_a_uv_lock_warm_then_run_offline() {
+    require_index();
+    require_image(PYTHON_UV);
+    let p = Project::fixture("python-deps-uv");
+    p.berth(&["run", "--network", "none"]).expect_code(1);
+
+    let warmed = p.berth(&["warm"]);
+    warmed.expect_code(0);
+    assert!(
+        log_has(&warmed, "test", "berth warm: resolving uv.lock with uv"),
+        "{}",
+        warmed.stderr
+    );
+    // `lock` (a manual job) uses uv the same way in the same image: warmed once, not twice.
+    assert!(
+        warmed.stderr.contains("warming `test` (uv)"),
+        "{}",
+        warmed.stderr
+    );
+    assert!(
+        !warmed.stderr.contains("warming `lock`"),
+        "{}",
+        warmed.stderr
+    );
+    let keys = cache_keys(&p);
+    assert!(
+        keys.len() == 1 && keys[0].starts_with("python-uv-"),
+        "{keys:?}"
+    );
+
+    let offline = p.berth(&["run", "--network", "none"]);
+    offline.expect_code(0);
+    assert!(
+        log_has(&offline, "test", "Installed 5 packages"),
+        "{}",
+        offline.stderr
+    );
+    assert!(log_has(&offline, "test", "4 passed"), "{}", offline.stderr);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }

@@ -53,7 +53,9 @@ impl Tool {
         let dir = self.dir();
         match self {
             Tool::Pip => vec![("PIP_CACHE_DIR", format!("{dir}/cache"))],
-            Tool::Uv => vec![("UV_CACHE_DIR", dir)],
+            // The cache is another filesystem than the environment: copy, as uv would after
+            // failing to hardlink, without its warning.
+            Tool::Uv => vec![("UV_CACHE_DIR", dir), ("UV_LINK_MODE", "copy".into())],
             Tool::Poetry => vec![("POETRY_CACHE_DIR", dir)],
             // pipenv installs with pip: both caches live in its volume.
             Tool::Pipenv => vec![
