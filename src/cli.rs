@@ -197,8 +197,8 @@ enum NetworkMode {
 /// automatic Python caches mounted; nothing waits for anything else.
 async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
     use crate::engine::python;
-    if args.python.no_python_cache || args.python.network == NetworkMode::None {
-        eprintln!("berth: warm needs the Python caches and a network");
+    if args.python.no_python_cache || args.no_cache || args.python.network == NetworkMode::None {
+        eprintln!("berth: warm fills the stored Python caches: it needs them, and a network");
         return exit::BAD_INPUT;
     }
     let project = match project_dir(cli) {

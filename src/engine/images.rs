@@ -88,7 +88,8 @@ pub(super) async fn prepare(
             .entry(image.clone())
             .or_insert_with(|| (source, job.name.clone()));
         let services = super::services::prepare(&job.services, &env);
-        for s in &services {
+        // With no network, services are not started: their images are not needed either.
+        for s in services.iter().filter(|_| !config.offline) {
             needed
                 .entry(s.image.clone())
                 .or_insert_with(|| (Source::Reference, job.name.clone()));
