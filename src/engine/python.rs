@@ -304,6 +304,11 @@ pub fn warm_script(tools: &BTreeSet<Tool>, files: &[String]) -> Vec<String> {
                     // The project's own dependencies, built or downloaded as wheels.
                     script.push("echo 'berth warm: resolving the project with pip'".into());
                     script.push(format!("pip wheel -w {wheels}{constraints} ."));
+                } else if requirements.is_empty() {
+                    script.push(
+                        "echo 'berth warm: no requirements file or pyproject.toml: nothing for pip to resolve'"
+                            .into(),
+                    );
                 }
             }
             Tool::Uv => {
