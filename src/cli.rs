@@ -55,6 +55,9 @@ enum Command {
     Run(RunArgs),
     /// Fill the Python dependency caches of the named jobs (default: every job that installs
     /// Python packages) in their own images, without running their scripts; takes `run`'s options
+    #[command(mut_arg("jobs", |a| a.help(
+        "Jobs whose caches to fill; every job that installs Python packages when none are named"
+    )))]
     Warm(RunArgs),
     /// Validate the pipeline and print what would run, in order, without Docker
     Plan(PlanArgs),
@@ -1172,7 +1175,7 @@ async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
     let to_remove: Vec<&crate::docker::ObjectInfo> = match command {
         CacheCommand::Ls => {
             println!(
-                "{:<24} {:<20} {:>10}  {:<12} JOBS",
+                "{:<28} {:<20} {:>10}  {:<12} JOBS",
                 "KEY", "PATH", "SIZE", "LAST USED"
             );
             for v in &volumes {
@@ -1194,7 +1197,7 @@ async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
                     )
                 };
                 println!(
-                    "{:<24} {:<20} {:>10}  {:<12} {}",
+                    "{:<28} {:<20} {:>10}  {:<12} {}",
                     label(v, cache_labels::KEY),
                     label(v, cache_labels::PATH),
                     size,
