@@ -239,3 +239,22 @@ fn with_uv_and_a_uv_lock_warm_then_run_offline() {
     assert!(log_has(&offline, "test", "4 passed"), "{}", offline.stderr);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn warm_names_what_it_cannot_warm() {
+    let p = common::busybox_project("build:\n  script: [make]\n");
+    let none = p.berth(&["warm"]);
+    none.expect_code(0);
+    assert!(none.stderr.contains("nothing to warm"), "{}", none.stderr);
+    let named = p.berth(&["warm", "build"]);
+    named.expect_code(2);
+    assert!(
+        named
+            .stderr
+            .contains("job `build` installs no Python packages"),
+        "{}",
+        named.stderr
+    );
+    let offline = p.berth(&["warm", "--network", "none"]);
+    offline.expect_code(2);
+}
