@@ -70,20 +70,114 @@ fn main() {
     if want("memory") {
         rows.push(memory(&berth));
     }
-    rows.push(Row {
-        name: "7. Python warm-cache install",
-        berth: "-".into(),
-        floor: "-".into(),
-        ratio: "-".into(),
-        target: "(issue 4)",
-        met: None,
-    });
+    if want("python") {
+        rows.push(python_install(&rt, &engine, &berth, rounds, false));
+        rows.push(python_install(&rt, &engine, &berth, rounds, true));
+    }
 
     let report = render(&rows, rounds, &version);
     println!("{report}");
     if let Some(path) = out {
         std::fs::write(&path, &report).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         eprintln!("wrote {}", path.display());
+    }
+}
+
+/// Row 7: the install step of the Python fixtures (`pip install -r requirements.txt` into a
+/// venv; `uv sync --frozen` from uv.lock), timed inside the job. Cold: `--no-cache` (empty caches,
+/// wheels from the local index service). Warm: after `berth warm`, with `--network none` (from
+/// the cache alone). The "floor" column holds the cold time; the ratio is cold over warm. The
+/// index is a container on this machine, so downloads cost next to nothing here: PyPI over a
+/// real link costs more, and the cache saves more.
+fn python_install(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    berth: &Path,
+    rounds: usize,
+    uv: bool,
+) -> Row {
+    const INDEX: &str = "berth-test/pypi-fixture:latest";
+    for image in [INDEX, "berth-test/python-uv:3.11"] {
+        assert!(
+            rt.block_on(engine.image_exists(image)).unwrap_or(false),
+            "{image} is missing: the Python tests build it (cargo nextest run --test python)"
+        );
+    }
+    let (fixture, install) = if uv {
+        ("python-deps-uv", "uv sync --frozen")
+    } else {
+        (
+            "python-deps",
+            "/tmp/venv/bin/pip install -r requirements.txt",
+        )
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::Builder::new()
+        .prefix("berth-bench-py-")
+        .tempdir()
+        .expect("temp dir");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(root.join("fixtures").join(fixture).join("."))
+        .arg(dir.path())
+        .status()
+        .expect("cp");
+    assert!(status.success(), "copy the fixture");
+    // The install command, timed in the job itself.
+    let pipeline = dir.path().join("berth.yml");
+    let text = std::fs::read_to_string(&pipeline).expect("read the fixture's pipeline");
+    let timed = format!(
+        "t0=$(date +%s%N); {install}; echo \"install_ms=$(( ($(date +%s%N) - t0) / 1000000 ))\""
+    );
+    assert!(
+        text.contains(&format!("- {install}\n")),
+        "{fixture}: no `{install}`"
+    );
+    std::fs::write(
+        &pipeline,
+        text.replace(&format!("- {install}\n"), &format!("- {timed}\n")),
+    )
+    .expect("write the pipeline");
+    let install_time = |args: &[&str]| -> Duration {
+        run_berth(berth, dir.path(), args);
+        let out = Command::new(berth)
+            .args(["logs", "test"])
+            .current_dir(dir.path())
+            .output()
+            .expect("berth logs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("install_ms=")?.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or_else(|| panic!("no install time in the log of {fixture}"))
+    };
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    run_berth(berth, dir.path(), &["warm", "--output", "plain"]);
+    for _ in 0..rounds {
+        cold.push(install_time(&["run", "--no-cache", "--output", "plain"]));
+        warm.push(install_time(&[
+            "run",
+            "--network",
+            "none",
+            "--output",
+            "plain",
+        ]));
+    }
+    run_berth(berth, dir.path(), &["cache", "prune"]);
+    let (cold, warm) = (median(cold), median(warm));
+    let speedup = cold.as_secs_f64() / warm.as_secs_f64();
+    Row {
+        name: if uv {
+            "7b. Python warm-cache install, uv (`uv sync --frozen`; floor: cold)"
+        } else {
+            "7. Python warm-cache install, pip (`pip install -r`; floor: cold)"
+        },
+        berth: ms(warm),
+        floor: ms(cold),
+        ratio: format!("{speedup:.2}× (cold/warm)"),
+        target: "warm < cold",
+        met: Some(warm < cold),
     }
 }
 
@@ -442,5 +536,10 @@ fn render(rows: &[Row], rounds: usize, engine_version: &str) -> String {
             r.name, r.berth, r.floor, r.ratio, r.target, met
         ));
     }
+    if rows.iter().any(|r| r.name.starts_with('7')) {
+        s.push_str(PYTHON_NOTE);
+    }
     s
 }
+
+const PYTHON_NOTE: &str = "\nRows 7 and 7b time the install step alone, inside the job: the berth column after `berth warm`, with `--network none` (from the cache alone); the floor column cold, with `--no-cache` (empty caches). The wheels come from a package index in a container on this machine, so downloading costs little here; over a real link to PyPI the cold install costs more and the cache saves more.\n";

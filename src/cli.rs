@@ -59,6 +59,12 @@ enum Command {
     Shell(RunArgs),
     /// Run recorded jobs again: the same images (by ID), variables, commit and pipeline file
     Replay(ReplayArgs),
+    /// Fill the Python dependency caches of the named jobs (default: every job that installs
+    /// Python packages) in their own images, without running their scripts; takes `run`'s options
+    #[command(mut_arg("jobs", |a| a.help(
+        "Jobs whose caches to fill; every job that installs Python packages when none are named"
+    )))]
+    Warm(RunArgs),
     /// Validate the pipeline and print what would run, in order, without Docker
     Plan(PlanArgs),
     /// List, remove or prune this project's dependency caches (Docker named volumes)
@@ -90,6 +96,22 @@ enum CacheCommand {
     Rm {
         #[arg(required = true)]
         keys: Vec<String>,
+    },
+    /// Write the caches with these keys into one .tar.gz (keys and labels kept), for another machine
+    Export {
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// The file to write
+        #[arg(short = 'o', long = "output", value_name = "FILE.tar.gz")]
+        output: PathBuf,
+    },
+    /// Load the caches of a `cache export` file into this project; a cache already here with
+    /// other content is refused (exit 2) unless --force
+    Import {
+        file: PathBuf,
+        /// Replace caches whose content differs
+        #[arg(long)]
+        force: bool,
     },
     /// Remove caches not used for a while (all of this project's, without --older-than)
     Prune {
@@ -167,6 +189,8 @@ struct RunArgs {
     /// The image for jobs that name none
     #[arg(long, value_name = "IMAGE", default_value = "alpine:latest")]
     default_image: String,
+    #[command(flatten)]
+    python: PythonRunArgs,
     /// When a job fails, open a shell in its container as it was left (runs one job at a time)
     #[arg(long)]
     shell_on_failure: bool,
@@ -209,6 +233,199 @@ impl OriginArgs {
         }
     }
 }
+
+// ---- Python caches and hermetic runs (`berth warm`, `berth cache export/import`) ----
+
+/// Options of `berth run` (and `berth warm`) about Python caches and the job network.
+#[derive(Debug, clap::Args)]
+struct PythonRunArgs {
+    /// Jobs' network: `default` (a bridge; services on a network of the job's own), or `none`
+    /// (no network at all, no services; pip and uv install from their caches only)
+    #[arg(long, value_enum, default_value_t = NetworkMode::Default)]
+    network: NetworkMode,
+    /// Do not give jobs that install Python packages their automatic caches
+    #[arg(long)]
+    no_python_cache: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum NetworkMode {
+    Default,
+    None,
+}
+
+/// `berth warm`: each chosen job becomes a job that only resolves and downloads what the
+/// project's dependency files name, in the job's image, with its variables and services and its
+/// automatic Python caches mounted; nothing waits for anything else.
+async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
+    use crate::engine::python;
+    if args.python.no_python_cache || args.no_cache || args.python.network == NetworkMode::None {
+        eprintln!("berth: warm fills the stored Python caches: it needs them, and a network");
+        return exit::BAD_INPUT;
+    }
+    let project = match project_dir(cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let (run_id, pipeline_id) = new_run_id();
+    let (source, loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    // Manual jobs count too: warming runs none of their commands.
+    let mut plan = match make_plan(&loaded, &args.jobs, true) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let files = python::dependency_files(&project);
+    let mut warm = Vec::new();
+    // Jobs that would fill the same caches the same way are warmed once.
+    let mut seen = std::collections::HashSet::new();
+    for planned in std::mem::take(&mut plan.jobs) {
+        let job = &planned.job;
+        let named = args.jobs.contains(&job.name);
+        if !args.jobs.is_empty() && !named {
+            continue;
+        }
+        let tools = python::detect(job.before_script.iter().chain(&job.script));
+        if tools.is_empty() {
+            if named {
+                eprintln!(
+                    "berth: job `{}` installs no Python packages (pip, uv, poetry, pipenv, pdm)",
+                    job.name
+                );
+                return exit::BAD_INPUT;
+            }
+            continue;
+        }
+        let same = format!(
+            "{:?} {tools:?} {:?} {:?}",
+            job.image, job.variables, job.services
+        );
+        if !named && !seen.insert(same) {
+            continue;
+        }
+        let names: Vec<&str> = tools.iter().map(|t| t.name()).collect();
+        eprintln!(
+            "berth: warming `{}` ({}) from {}",
+            job.name,
+            names.join(", "),
+            if files.is_empty() {
+                "no dependency files".to_string()
+            } else {
+                files.join(", ")
+            }
+        );
+        let mut job = planned.job.clone();
+        job.before_script = Vec::new();
+        job.after_script = Vec::new();
+        job.script = python::warm_script(&tools, &files);
+        job.artifacts = None;
+        job.caches = Vec::new();
+        job.needs = Some(Vec::new());
+        job.dependencies = Some(Vec::new());
+        job.when = pipeline::When::OnSuccess;
+        job.allow_failure = pipeline::AllowFailure::No;
+        warm.push(plan::PlannedJob {
+            job,
+            deps: Vec::new(),
+            dag: true,
+            run: true,
+            artifacts_from: Vec::new(),
+            ..planned
+        });
+    }
+    if warm.is_empty() {
+        eprintln!("berth: no job installs Python packages; nothing to warm");
+        return exit::OK;
+    }
+    plan.jobs = warm;
+    let run = LoadedRun {
+        project,
+        source,
+        loaded,
+        plan,
+        context,
+        run_id,
+    };
+    execute(args, run, RunMode::Run, None, None).await
+}
+
+async fn cmd_cache_export(cli: &Cli, keys: &[String], output: &Path) -> i32 {
+    let project = match project_dir(cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let engine = match connect().await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    match engine::transfer::export(&engine, &project, keys, output).await {
+        Ok(volumes) => {
+            println!(
+                "exported {} cache volume{} to {}",
+                volumes.len(),
+                if volumes.len() == 1 { "" } else { "s" },
+                output.display()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("berth: cache export: {e}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+async fn cmd_cache_import(cli: &Cli, file: &Path, force: bool) -> i32 {
+    use crate::engine::transfer::Imported;
+    let project = match project_dir(cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let engine = match connect().await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    match engine::transfer::import(&engine, &project, file, force).await {
+        Ok(done) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let mut index = crate::engine::caches::Index::load(&project);
+            for d in &done {
+                match d {
+                    Imported::Created { key, volume } | Imported::Replaced { key, volume } => {
+                        let verb = if matches!(d, Imported::Created { .. }) {
+                            "imported"
+                        } else {
+                            "replaced"
+                        };
+                        println!("{verb} cache `{key}` (volume {volume})");
+                        // Counted as used now, so that `cache prune --older-than` spares it.
+                        let entry = index.volumes.entry(volume.clone()).or_default();
+                        entry.key = key.clone();
+                        entry.last_used = now;
+                    }
+                    Imported::Identical { key } => {
+                        println!("cache `{key}` is already here, identical; kept")
+                    }
+                }
+            }
+            if let Err(e) = index.save(&project) {
+                eprintln!("berth: cannot update the cache index: {e}");
+            }
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("berth: cache import: {e}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+// ---- end of Python options ----
 
 #[derive(Debug, clap::Args)]
 struct PlanArgs {
@@ -299,8 +516,15 @@ pub fn main() -> i32 {
             Command::Debug(args) => cmd_run(&cli, args, RunMode::Debug, None).await,
             Command::Shell(args) => cmd_run(&cli, args, RunMode::Shell, None).await,
             Command::Replay(args) => cmd_replay(&cli, args).await,
+            Command::Warm(args) => cmd_warm(&cli, args).await,
             Command::Prune(args) => cmd_prune(args).await,
             Command::Artifacts(args) => cmd_artifacts(&cli, args),
+            Command::Cache(CacheCommand::Export { keys, output }) => {
+                cmd_cache_export(&cli, keys, output).await
+            }
+            Command::Cache(CacheCommand::Import { file, force }) => {
+                cmd_cache_import(&cli, file, *force).await
+            }
             Command::Cache(command) => cmd_cache(&cli, command).await,
             Command::Runs => cmd_runs(&cli),
             Command::Logs { names } => cmd_logs(&cli, names),
@@ -549,8 +773,6 @@ async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode, replay: Option<engine
             return exit::BAD_INPUT;
         }
     };
-    // A shell takes the terminal: one job at a time, plain lines around it.
-    let interactive = mode != RunMode::Run || args.shell_on_failure;
     let project = match project_dir(cli) {
         Ok(p) => p,
         Err(code) => return code,
@@ -571,6 +793,46 @@ async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode, replay: Option<engine
         Ok(p) => p,
         Err(code) => return code,
     };
+    let loaded_run = LoadedRun {
+        project,
+        source,
+        loaded,
+        plan,
+        context,
+        run_id,
+    };
+    execute(args, loaded_run, mode, target, replay).await
+}
+
+/// A pipeline read and planned for a run.
+struct LoadedRun {
+    project: PathBuf,
+    source: Source,
+    loaded: Loaded,
+    plan: Plan,
+    context: Context,
+    run_id: String,
+}
+
+/// Run a plan: the engine, the reporters, the run record; `run`, `debug`, `shell`, `replay`
+/// and `warm` share it.
+async fn execute(
+    args: &RunArgs,
+    run: LoadedRun,
+    mode: RunMode,
+    target: Option<String>,
+    replay: Option<engine::Replay>,
+) -> i32 {
+    let LoadedRun {
+        project,
+        source,
+        loaded,
+        plan,
+        context,
+        run_id,
+    } = run;
+    // A shell takes the terminal: one job at a time, plain lines around it.
+    let interactive = mode != RunMode::Run || args.shell_on_failure;
     let engine = match connect().await {
         Ok(e) => e,
         Err(code) => return code,
@@ -655,6 +917,8 @@ async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode, replay: Option<engine
         default_image: args.default_image.clone(),
         run_dir,
         no_cache: args.no_cache,
+        python_cache: !args.python.no_python_cache,
+        offline: args.python.network == NetworkMode::None,
         service_timeout: args.service_timeout,
         // Only `artifacts: untracked` needs the list of tracked files.
         debug: match mode {
@@ -934,6 +1198,10 @@ async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
         default_image: "alpine:latest".into(),
         shell_on_failure: false,
         keep: false,
+        python: PythonRunArgs {
+            network: NetworkMode::Default,
+            no_python_cache: false,
+        },
     };
     cmd_run(cli, &run_args, RunMode::Run, Some(replay)).await
 }
@@ -1305,7 +1573,7 @@ async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
     let to_remove: Vec<&crate::docker::ObjectInfo> = match command {
         CacheCommand::Ls => {
             println!(
-                "{:<24} {:<20} {:>10}  {:<12} JOBS",
+                "{:<28} {:<20} {:>10}  {:<12} JOBS",
                 "KEY", "PATH", "SIZE", "LAST USED"
             );
             for v in &volumes {
@@ -1327,7 +1595,7 @@ async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
                     )
                 };
                 println!(
-                    "{:<24} {:<20} {:>10}  {:<12} {}",
+                    "{:<28} {:<20} {:>10}  {:<12} {}",
                     label(v, cache_labels::KEY),
                     label(v, cache_labels::PATH),
                     size,
@@ -1349,6 +1617,8 @@ async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
             }
             chosen
         }
+        // Handled by cmd_cache_export / cmd_cache_import.
+        CacheCommand::Export { .. } | CacheCommand::Import { .. } => return exit::BAD_INPUT,
         CacheCommand::Prune { older_than } => volumes
             .iter()
             .filter(|v| match older_than {

@@ -745,6 +745,15 @@ impl Engine {
         Ok(self.docker.inspect_volume(name).await?.mountpoint)
     }
 
+    /// Some image present on the engine, for helper containers that are created, never started.
+    pub async fn any_local_image(&self) -> Result<Option<String>, DockerError> {
+        let list = self
+            .docker
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await?;
+        Ok(list.into_iter().next().map(|i| i.id))
+    }
+
     pub async fn remove_volume(&self, name: &str) -> Result<(), DockerError> {
         let options = RemoveVolumeOptionsBuilder::default().force(true).build();
         done_unless_failed(self.docker.remove_volume(name, Some(options)).await, false)

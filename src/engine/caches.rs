@@ -31,17 +31,21 @@ pub struct Mount {
     /// The cache path, relative to the project.
     pub path: String,
     pub read_only: bool,
+    /// Writable, yet safe for concurrent jobs (the tool guards its own cache): shared lock.
+    pub shared: bool,
     pub labels: HashMap<String, String>,
 }
 
 impl Mount {
+    /// `volume:target[:ro]`; a relative path is inside the workspace, an absolute one as is.
     pub fn bind(&self, container_dir: &str) -> String {
         let ro = if self.read_only { ":ro" } else { "" };
-        format!(
-            "{}:{container_dir}/{}{ro}",
-            self.volume,
-            self.path.trim_end_matches('/')
-        )
+        let path = self.path.trim_end_matches('/');
+        if path.starts_with('/') {
+            format!("{}:{path}{ro}", self.volume)
+        } else {
+            format!("{}:{container_dir}/{path}{ro}", self.volume)
+        }
     }
 }
 
@@ -146,6 +150,7 @@ pub fn mounts(
                 key: key.clone(),
                 path,
                 read_only: cache.policy == CachePolicy::Pull,
+                shared: false,
                 labels,
             });
         }
@@ -205,7 +210,7 @@ impl Locks {
                 let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
                 map.entry(m.volume.clone()).or_default().clone()
             };
-            guards.push(if m.read_only {
+            guards.push(if m.read_only || m.shared {
                 let inner = lock.read_owned().await;
                 Guard::Read(inner, file_lock(&lock_dir, &m.volume, false).await)
             } else {

@@ -97,7 +97,8 @@ pub(super) async fn prepare(
             .entry(image.clone())
             .or_insert_with(|| (source, job.name.clone()));
         let services = super::services::prepare(&job.services, &env);
-        for s in &services {
+        // With no network, services are not started: their images are not needed either.
+        for s in services.iter().filter(|_| !config.offline) {
             needed
                 .entry(s.image.clone())
                 .or_insert_with(|| (Source::Reference, job.name.clone()));
@@ -115,7 +116,7 @@ pub(super) async fn prepare(
                 "cannot write the job's scripts: {e}"
             )))
         })?;
-        prepared.push(Some(Arc::new(PreparedJob {
+        prepared.push(Some(PreparedJob {
             index,
             name: job.name.clone(),
             stage: job.stage.clone(),
@@ -133,7 +134,7 @@ pub(super) async fn prepare(
             start_in: job
                 .start_in
                 .filter(|_| job.when == crate::pipeline::When::Delayed),
-        })));
+        }));
     }
 
     // Image IDs for the record; an ID found is also the proof the image is present.
@@ -209,11 +210,16 @@ pub(super) async fn prepare(
         }
     }
     // What each job will run, for the run's record (the sink masks secrets).
-    for (pj, job) in plan.jobs.iter().zip(&prepared) {
+    for (pj, job) in plan.jobs.iter().zip(prepared.iter_mut()) {
         let Some(job) = job else { continue };
         if !ids.contains_key(&job.image) {
             let id = shared.engine.image_id(&job.image).await.unwrap_or(None);
             ids.insert(job.image.clone(), id);
+        }
+        if config.python_cache {
+            // Keyed by the image ID: known only now that every image is there.
+            let image_id = ids.get(&job.image).cloned().flatten();
+            add_python_caches(job, &pj.job, image_id.as_deref(), config);
         }
         let commands = pj
             .job
@@ -233,7 +239,33 @@ pub(super) async fn prepare(
         })
         .await;
     }
-    Ok(prepared)
+    Ok(prepared.into_iter().map(|p| p.map(Arc::new)).collect())
+}
+
+/// The automatic Python caches of a job that installs Python packages (see [`super::python`]).
+fn add_python_caches(
+    job: &mut PreparedJob,
+    source: &crate::pipeline::Job,
+    image_id: Option<&str>,
+    config: &super::RunConfig,
+) {
+    let tools = super::python::detect(source.before_script.iter().chain(&source.script));
+    let ctx = super::python::Context {
+        project: &config.context.project_dir,
+        run_id: &config.run_id,
+        temporary: config.no_cache,
+        offline: config.offline,
+    };
+    // Without an ID (an engine that would not say), the reference stands in for it.
+    let image_id = image_id.unwrap_or(&job.image);
+    let extra = super::python::for_job(&tools, image_id, &job.env, &ctx);
+    for m in extra.mounts {
+        // A declared cache at the same place wins.
+        if !job.caches.iter().any(|c| c.path == m.path) {
+            job.caches.push(m);
+        }
+    }
+    job.env.extend(extra.env);
 }
 
 async fn forward_progress(sink: &Sink, image: &str, lines: Vec<String>) {

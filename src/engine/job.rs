@@ -166,7 +166,15 @@ async fn attempt_once(
         job.index,
         vars::slug(&job.name)
     );
-    let sidecars = if job.services.is_empty() {
+    if config.offline && !job.services.is_empty() {
+        log(
+            sink,
+            &job.name,
+            "Services not started: --network none gives the job no network to reach them".into(),
+        )
+        .await;
+    }
+    let sidecars = if job.services.is_empty() || config.offline {
         None
     } else {
         match services::start(
@@ -205,7 +213,11 @@ async fn attempt_once(
         working_dir: config.context.container_dir.clone(),
         labels,
         binds,
-        network: sidecars.as_ref().map(|s| s.network.clone()),
+        network: if config.offline {
+            Some("none".to_string())
+        } else {
+            sidecars.as_ref().map(|s| s.network.clone())
+        },
         aliases: Vec::new(),
         interactive: shell,
     };

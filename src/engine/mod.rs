@@ -10,8 +10,10 @@ pub mod caches;
 pub mod debug;
 mod images;
 mod job;
+pub mod python;
 pub mod script;
 pub mod services;
+pub mod transfer;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -57,6 +59,10 @@ pub struct RunConfig {
     pub no_cache: bool,
     /// How long a service may take to accept connections.
     pub service_timeout: Duration,
+    /// Automatic caches for jobs that install Python packages (`--no-python-cache` turns off).
+    pub python_cache: bool,
+    /// `--network none`: jobs get no network (and so no services); package tools stay offline.
+    pub offline: bool,
     /// Facts recorded with the run (versions, pipeline hash, commit).
     pub info: crate::events::RunInfo,
     /// The files git tracks in the project (for `artifacts: untracked`).

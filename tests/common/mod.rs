@@ -2,6 +2,8 @@
 //! images built once, and throwaway projects.
 #![allow(dead_code)]
 
+pub mod pypi;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub const BUSYBOX: &str = "berth-test/busybox:latest";
 pub const PYTHON: &str = "berth-test/python:3.11";
+pub const PYTHON_UV: &str = "berth-test/python-uv:3.11";
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -34,7 +37,11 @@ pub fn require_image(image: &str) {
     // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
     unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
     if !image_exists(image) {
-        let which = if image == PYTHON { "python" } else { "busybox" };
+        let which = match image {
+            PYTHON => "python",
+            PYTHON_UV => "python-uv",
+            _ => "busybox",
+        };
         let status = Command::new("bash")
             .arg(repo_root().join("images/build.sh"))
             .arg(which)

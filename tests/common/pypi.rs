@@ -1,0 +1,155 @@
+//! A local package index for the Python cache tests. The fixture's wheels are downloaded on the
+//! host once (PyPI is reachable from the host, not from containers) into `target/python-wheels`,
+//! laid out as a PEP 503 simple index and baked into `berth-test/pypi-fixture`, an image the
+//! fixture's pipeline runs as a service. No test needs a container to reach the internet.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{block_on, repo_root, require_image, PYTHON};
+
+pub const INDEX_IMAGE: &str = "berth-test/pypi-fixture:latest";
+
+/// The wheels of `fixtures/python-deps/requirements.txt`, for CPython 3.11 on x86-64 Linux.
+pub fn wheels_dir() -> PathBuf {
+    repo_root().join("target").join("python-wheels")
+}
+
+/// Make sure the Python image and the index image exist (downloading the wheels on the host and
+/// building the index image when missing), under a lock shared by parallel test processes.
+pub fn require_index() {
+    require_image(PYTHON);
+    let lock_path = std::env::temp_dir().join("berth-test-pypi.lock");
+    let lock = std::fs::File::create(&lock_path).expect("create the index lock file");
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
+    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    let wheels = download_wheels();
+    block_on(async {
+        let engine = berth::docker::Engine::connect()
+            .await
+            .expect("Docker engine");
+        if engine
+            .image_exists(INDEX_IMAGE)
+            .await
+            .expect("inspect image")
+        {
+            return;
+        }
+        let ctx = tempfile::tempdir().expect("temp dir");
+        lay_out_index(&wheels, &ctx.path().join("www"));
+        let here = repo_root().join("images/pypi-fixture");
+        for f in ["Dockerfile", "serve.py"] {
+            std::fs::copy(here.join(f), ctx.path().join(f)).expect("copy the recipe");
+        }
+        let tar_file = tempfile::NamedTempFile::new().expect("temp file");
+        {
+            let mut builder =
+                tar::Builder::new(std::fs::File::create(tar_file.path()).expect("tar"));
+            builder
+                .append_dir_all(".", ctx.path())
+                .expect("pack the context");
+            builder.finish().expect("finish the context");
+        }
+        engine
+            .build_image(tar_file.path(), "Dockerfile", INDEX_IMAGE, |_| {})
+            .await
+            .expect("build the index image");
+    });
+    drop(lock);
+}
+
+/// `pip download` on the host, once: the wheels stay in `target/` between test runs.
+fn download_wheels() -> Vec<PathBuf> {
+    let dir = wheels_dir();
+    let requirements = repo_root().join("fixtures/python-deps/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .expect("read the fixture's requirements")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .count();
+    let have = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if have(&dir).len() < wanted {
+        std::fs::create_dir_all(&dir).expect("create the wheels dir");
+        let status = Command::new("python3")
+            .args(["-m", "pip", "download", "--quiet", "--no-deps"])
+            .args(["--only-binary=:all:", "--platform", "manylinux2014_x86_64"])
+            .args([
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp311",
+            ])
+            .arg("-d")
+            .arg(&dir)
+            .arg("-r")
+            .arg(&requirements)
+            .status()
+            .expect("run pip on the host (python3 -m pip)");
+        assert!(
+            status.success(),
+            "pip download of the fixture's wheels failed"
+        );
+    }
+    let mut found = have(&dir);
+    found.sort();
+    assert_eq!(
+        found.len(),
+        wanted,
+        "wheels in {}: {found:?}",
+        dir.display()
+    );
+    found
+}
+
+/// PEP 503: `simple/<normalized name>/index.html` linking each file with its sha256.
+fn lay_out_index(wheels: &[PathBuf], www: &Path) {
+    use sha2::{Digest, Sha256};
+    let files = www.join("files");
+    std::fs::create_dir_all(&files).expect("mkdir files");
+    let mut projects = Vec::new();
+    for wheel in wheels {
+        let name = wheel
+            .file_name()
+            .expect("a file name")
+            .to_string_lossy()
+            .into_owned();
+        let bytes = std::fs::read(wheel).expect("read a wheel");
+        std::fs::write(files.join(&name), &bytes).expect("copy a wheel");
+        let project = name
+            .split('-')
+            .next()
+            .expect("a project name")
+            .to_lowercase()
+            .replace(['_', '.'], "-");
+        let page = www.join("simple").join(&project);
+        std::fs::create_dir_all(&page).expect("mkdir project");
+        let sha = hex::encode(Sha256::digest(&bytes));
+        std::fs::write(
+            page.join("index.html"),
+            format!("<!DOCTYPE html><html><body><a href=\"/files/{name}#sha256={sha}\">{name}</a></body></html>\n"),
+        )
+        .expect("write a project page");
+        projects.push(project);
+    }
+    let links: String = projects
+        .iter()
+        .map(|p| format!("<a href=\"/simple/{p}/\">{p}</a>\n"))
+        .collect();
+    std::fs::write(
+        www.join("simple/index.html"),
+        format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n"),
+    )
+    .expect("write the root page");
+}
