@@ -4,6 +4,7 @@
 //! reads but does not act on yet are warnings. Nothing here touches Docker.
 
 pub mod duration;
+pub mod expr;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
