@@ -15,8 +15,10 @@
 //! - The right side of `=~`/`!~` may be a variable (or string) holding `/pattern/flags`; when it
 //!   does not hold that form, or holds an invalid regex, GitLab falls back to Ruby's
 //!   `String#scan`, which is a substring test: `$A =~ $B` is then true when B's value contains A's.
-//! - Values are compared as they are: nothing inside a value or a string literal is expanded.
-//! - `${VAR}` is not part of the language; at most 100 tokens are allowed. `true` and `false`
+//! - Values are compared as they are: nothing inside a value or a string literal is expanded
+//!   (GitLab issue 327780: nested variables are not expanded in `rules:if`), so `lookup` should
+//!   give raw values.
+//! - `${VAR}` is not part of the language; at most 99 tokens are allowed. `true` and `false`
 //!   are booleans (never equal to a variable, whose value is a string).
 //!
 //! Deliberate differences: GitLab's shunting-yard parser accepts some malformed orders
