@@ -142,14 +142,40 @@ fn is_null_text(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 
+/// GitLab's default `max_yaml_depth`.
+const MAX_DEPTH: usize = 100;
+
 /// Parse one YAML document into a spanned tree. An empty document is a null node.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(source);
-    parser.load(&mut builder, false).map_err(|e| SyntaxError {
-        message: e.info().to_string(),
-        span: span_of(e.marker()),
-    })?;
+    // The events of the first document, read in a loop rather than with `Parser::load`, which
+    // recurses once per nesting level and overflows the stack on deep input (found by fuzzing).
+    let mut depth = 0;
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| SyntaxError {
+            message: e.info().to_string(),
+            span: span_of(e.marker()),
+        })?;
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(SyntaxError {
+                        message: format!("lists and mappings nest more than {MAX_DEPTH} deep"),
+                        span: span_of(&mark),
+                    });
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth -= 1,
+            _ => {}
+        }
+        let last = matches!(event, Event::DocumentEnd | Event::StreamEnd);
+        builder.on_event(event, mark);
+        if last {
+            break;
+        }
+    }
     if let Some(err) = builder.error {
         return Err(err);
     }
@@ -447,6 +473,36 @@ job:
     #[test]
     fn unknown_alias_is_an_error() {
         assert!(parse("a: *nope\n").is_err());
+    }
+
+    // Found by fuzzing pipeline::load: 20000 nested lists overflowed the stack.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deepest = format!("{}x", "- ".repeat(MAX_DEPTH));
+        assert!(parse(&deepest).is_ok());
+        let too_deep = format!("{}x", "- ".repeat(MAX_DEPTH + 1));
+        assert!(parse(&too_deep).is_err_and(|e| e.message.contains("nest more than 100 deep")));
+        for deep in [
+            format!("{}x", "- ".repeat(20_000)),
+            "[".repeat(20_000),
+            format!("a: {}", "{b: ".repeat(20_000)),
+        ] {
+            match parse(&deep) {
+                Ok(_) => panic!("{}... parsed", &deep[..20]),
+                // Flow collections (`[`, `{`) may meet yaml-rust2's own limit first.
+                Err(e) => assert!(
+                    e.message.contains("nest more than 100 deep")
+                        || e.message.contains("recursion limit exceeded"),
+                    "{e:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_first_document_is_read() {
+        let node = parse("a: 1\n---\nb: [\n");
+        assert!(node.is_ok_and(|n| n.get("a").is_some() && n.get("b").is_none()));
     }
 
     #[test]
