@@ -2,6 +2,7 @@
 # Build the fuzz targets and run each for a while, seeded from the repository's pipelines.
 #   fuzz/run.sh [SECONDS] [TARGET...]     (default: 300 seconds each, targets pipeline_load expr)
 # Works on a stable toolchain: `--sanitizer none` needs no nightly (cargo install cargo-fuzz once).
+# Extra libFuzzer options go in FUZZ_ARGS (e.g. FUZZ_ARGS=-max_len=65536 for deep nesting).
 # New inputs collect in fuzz/corpus/TARGET, crashes in fuzz/artifacts/TARGET (both ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -34,5 +35,5 @@ for target in "${targets[@]}"; do
   [ -f "$target.dict" ] && dict=("-dict=$target.dict")
   echo "== $target for ${seconds}s"
   cargo fuzz run --sanitizer none -O "$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -print_final_stats=1 "${dict[@]}"
+    -max_total_time="$seconds" -print_final_stats=1 "${dict[@]}" ${FUZZ_ARGS:-}
 done
