@@ -151,6 +151,9 @@ fn is_null_text(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 
+/// GitLab's default `max_yaml_depth`.
+const MAX_DEPTH: usize = 100;
+
 /// Parse one YAML document into a spanned tree. An empty document is a null node.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
     let mut docs = parse_documents(source, 0)?;
@@ -168,10 +171,33 @@ pub fn parse_documents(source: &str, file: u16) -> Result<Vec<Node>, SyntaxError
         ..Builder::default()
     };
     let mut parser = Parser::new_from_str(source);
-    parser.load(&mut builder, true).map_err(|e| SyntaxError {
-        message: e.info().to_string(),
-        span: span_of(e.marker(), file),
-    })?;
+    // The events read in a loop rather than with `Parser::load`, which recurses once per
+    // nesting level and overflows the stack on deep input (found by fuzzing).
+    let mut depth = 0;
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| SyntaxError {
+            message: e.info().to_string(),
+            span: span_of(e.marker(), file),
+        })?;
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(SyntaxError {
+                        message: format!("lists and mappings nest more than {MAX_DEPTH} deep"),
+                        span: span_of(&mark, file),
+                    });
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth -= 1,
+            _ => {}
+        }
+        let last = matches!(event, Event::StreamEnd);
+        builder.on_event(event, mark);
+        if last {
+            break;
+        }
+    }
     if let Some(err) = builder.error {
         return Err(err);
     }
@@ -486,6 +512,38 @@ job:
     #[test]
     fn unknown_alias_is_an_error() {
         assert!(parse("a: *nope\n").is_err());
+    }
+
+    // Found by fuzzing pipeline::load: 20000 nested lists overflowed the stack.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deepest = format!("{}x", "- ".repeat(MAX_DEPTH));
+        assert!(parse(&deepest).is_ok());
+        let too_deep = format!("{}x", "- ".repeat(MAX_DEPTH + 1));
+        assert!(parse(&too_deep).is_err_and(|e| e.message.contains("nest more than 100 deep")));
+        for deep in [
+            format!("{}x", "- ".repeat(20_000)),
+            "[".repeat(20_000),
+            format!("a: {}", "{b: ".repeat(20_000)),
+        ] {
+            match parse(&deep) {
+                Ok(_) => panic!("{}... parsed", &deep[..20]),
+                // Flow collections (`[`, `{`) may meet yaml-rust2's own limit first.
+                Err(e) => assert!(
+                    e.message.contains("nest more than 100 deep")
+                        || e.message.contains("recursion limit exceeded"),
+                    "{e:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn every_document_is_read_and_parse_gives_the_first() {
+        let node = parse("a: 1\n---\nb: 2\n").unwrap();
+        assert!(node.get("a").is_some() && node.get("b").is_none());
+        // A `spec:` header and its content are one file: a broken later document is an error.
+        assert!(parse("a: 1\n---\nb: [\n").is_err());
     }
 
     #[test]

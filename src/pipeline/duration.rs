@@ -52,7 +52,8 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if parts == 0 {
         return Err(format!("`{text}` is not a duration like `1h 30m`"));
     }
-    Ok(Duration::from_secs_f64(total))
+    // A long enough number overflows Duration (or f64 itself): an error, not a panic.
+    Duration::try_from_secs_f64(total).map_err(|_| format!("`{text}` is too long a duration"))
 }
 
 /// Format like `1h 30m 5s`, `2.3s`, for output.
@@ -100,6 +101,15 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse("soon").is_err());
         assert!(parse("5 parsecs").is_err());
+    }
+
+    // Found by fuzzing pipeline::load: this used to panic in Duration::from_secs_f64.
+    #[test]
+    fn rejects_durations_too_long_to_hold() {
+        let huge = format!("{}m", "4".repeat(90));
+        assert!(parse(&huge).is_err_and(|e| e.contains("too long")));
+        let overflow_f64 = format!("{}s 1m", "9".repeat(400));
+        assert!(parse(&overflow_f64).is_err());
     }
 
     #[test]
