@@ -59,6 +59,10 @@ enum Command {
     Shell(RunArgs),
     /// Run recorded jobs again: the same images (by ID), variables, commit and pipeline file
     Replay(ReplayArgs),
+    /// Pin every image the pipeline uses (jobs and services) to its ID in berth.lock
+    Lock(RunArgs),
+    /// Run the jobs twice, hermetically, varying hostname and time; compare their artifacts
+    Verify(RunArgs),
     /// Fill the Python dependency caches of the named jobs (default: every job that installs
     /// Python packages) in their own images, without running their scripts; takes `run`'s options
     #[command(mut_arg("jobs", |a| a.help(
@@ -197,14 +201,22 @@ struct RunArgs {
     /// Keep the failed job's state as an image after the shell ends
     #[arg(long)]
     keep: bool,
+    /// Run only from berth.lock's images, with no network (services on an internal network
+    /// with the job), SOURCE_DATE_EPOCH from the commit, TZ=UTC and a fixed locale
+    #[arg(long)]
+    hermetic: bool,
 }
 
-/// What `run`, `debug` and `shell` ask of a run.
+/// What `run`, `debug`, `shell`, `lock` and `verify` ask of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RunMode {
     Run,
     Debug,
     Shell,
+    /// Resolve every image and write berth.lock; nothing runs.
+    Lock,
+    /// One of `berth verify`'s two runs: hermetic, with a lock if there is one.
+    Verify,
 }
 
 /// What the pipeline runs for, as GitLab would know it from the push.
@@ -348,7 +360,7 @@ async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
         context,
         run_id,
     };
-    execute(args, run, RunMode::Run, None, None).await
+    execute(args, run, RunMode::Run, None, None, None).await
 }
 
 async fn cmd_cache_export(cli: &Cli, keys: &[String], output: &Path) -> i32 {
@@ -512,9 +524,11 @@ pub fn main() -> i32 {
     runtime.block_on(async move {
         match &cli.command {
             Command::Plan(args) => cmd_plan(&cli, args),
-            Command::Run(args) => cmd_run(&cli, args, RunMode::Run, None).await,
-            Command::Debug(args) => cmd_run(&cli, args, RunMode::Debug, None).await,
-            Command::Shell(args) => cmd_run(&cli, args, RunMode::Shell, None).await,
+            Command::Run(args) => cmd_run(&cli, args, RunMode::Run, None, None).await,
+            Command::Debug(args) => cmd_run(&cli, args, RunMode::Debug, None, None).await,
+            Command::Shell(args) => cmd_run(&cli, args, RunMode::Shell, None, None).await,
+            Command::Lock(args) => cmd_run(&cli, args, RunMode::Lock, None, None).await,
+            Command::Verify(args) => cmd_verify(&cli, args).await,
             Command::Replay(args) => cmd_replay(&cli, args).await,
             Command::Warm(args) => cmd_warm(&cli, args).await,
             Command::Prune(args) => cmd_prune(args).await,
@@ -757,9 +771,15 @@ pub fn render_plan(file: &str, plan: &Plan, pipeline: &pipeline::Pipeline) -> St
     out
 }
 
-async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode, replay: Option<engine::Replay>) -> i32 {
+async fn cmd_run(
+    cli: &Cli,
+    args: &RunArgs,
+    mode: RunMode,
+    replay: Option<engine::Replay>,
+    hostname: Option<String>,
+) -> i32 {
     let target = match (mode, args.jobs.as_slice()) {
-        (RunMode::Run, _) => None,
+        (RunMode::Run | RunMode::Lock | RunMode::Verify, _) => None,
         (_, [one]) => Some(one.clone()),
         _ => {
             eprintln!(
@@ -789,7 +809,8 @@ async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode, replay: Option<engine
     ) {
         return report_failed(&failed, &source);
     }
-    let plan = match make_plan(&loaded, &args.jobs, args.manual) {
+    // A lock covers manual jobs' images too.
+    let plan = match make_plan(&loaded, &args.jobs, args.manual || mode == RunMode::Lock) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -801,7 +822,7 @@ async fn cmd_run(cli: &Cli, args: &RunArgs, mode: RunMode, replay: Option<engine
         context,
         run_id,
     };
-    execute(args, loaded_run, mode, target, replay).await
+    execute(args, loaded_run, mode, target, replay, hostname).await
 }
 
 /// A pipeline read and planned for a run.
@@ -822,6 +843,7 @@ async fn execute(
     mode: RunMode,
     target: Option<String>,
     replay: Option<engine::Replay>,
+    hostname: Option<String>,
 ) -> i32 {
     let LoadedRun {
         project,
@@ -832,7 +854,38 @@ async fn execute(
         run_id,
     } = run;
     // A shell takes the terminal: one job at a time, plain lines around it.
-    let interactive = mode != RunMode::Run || args.shell_on_failure;
+    let interactive = matches!(mode, RunMode::Debug | RunMode::Shell) || args.shell_on_failure;
+    let hermetic = if args.hermetic || loaded.pipeline.hermetic || mode == RunMode::Verify {
+        let lock = match crate::lock::Lockfile::load(&project) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("berth: {e}");
+                return exit::BAD_INPUT;
+            }
+        };
+        if lock.is_none() && mode == RunMode::Run {
+            eprintln!(
+                "berth: a hermetic run uses only locked images, and there is no {}: `berth lock` writes it",
+                crate::lock::FILE
+            );
+            return exit::BAD_INPUT;
+        }
+        // Without a commit, the pipeline file's time stands for the sources' time.
+        let epoch = context.commit_epoch.unwrap_or_else(|| {
+            std::fs::metadata(&source.path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        });
+        Some(engine::Hermetic {
+            source_date_epoch: epoch,
+            lock: lock.map(std::sync::Arc::new),
+        })
+    } else {
+        None
+    };
     let engine = match connect().await {
         Ok(e) => e,
         Err(code) => return code,
@@ -862,6 +915,10 @@ async fn execute(
         eprintln!("berth: cannot prune old runs in {}: {e}", runs.display());
     }
     let run_dir = runs.join(&run_id);
+    if mode == RunMode::Lock {
+        let config = lock_config(&project, &source, &loaded, context, run_id, run_dir, args);
+        return write_lock(&plan, config, engine, &project).await;
+    }
     if let Err(e) = std::fs::create_dir_all(&run_dir) {
         eprintln!("berth: cannot create {}: {e}", run_dir.display());
         return exit::BAD_INPUT;
@@ -938,6 +995,8 @@ async fn execute(
             None
         },
         replay: replay.map(std::sync::Arc::new),
+        hermetic,
+        hostname,
         tracked: std::sync::Arc::new(
             if plan
                 .jobs
@@ -1018,8 +1077,172 @@ async fn execute(
             } else {
                 match e {
                     RunError::Image { .. } | RunError::Docker(_) => exit::DOCKER,
+                    RunError::Lock(_) => exit::BAD_INPUT,
                 }
             }
+        }
+    }
+}
+
+/// What `berth lock` needs of a run's configuration: no workspace, no record, nothing run.
+fn lock_config(
+    project: &Path,
+    source: &Source,
+    loaded: &Loaded,
+    context: Context,
+    run_id: String,
+    run_dir: PathBuf,
+    args: &RunArgs,
+) -> RunConfig {
+    RunConfig {
+        run_id,
+        pipeline_name: source.name.clone(),
+        jobs_limit: 1,
+        workspace: Workspace::Mount,
+        context,
+        pipeline_variables: loaded.pipeline.variables.clone(),
+        overrides: args.origin.env.clone(),
+        default_image: args.default_image.clone(),
+        run_dir,
+        no_cache: true,
+        python_cache: false,
+        offline: false,
+        service_timeout: args.service_timeout,
+        debug: None,
+        shell_job: None,
+        replay: None,
+        hermetic: None,
+        hostname: None,
+        tracked: Default::default(),
+        info: RunInfo {
+            pipeline_file: project.join(&source.name).display().to_string(),
+            ..Default::default()
+        },
+    }
+}
+
+/// `berth lock`: every image of the pipeline present (pulled or built) and pinned.
+async fn write_lock(plan: &Plan, config: RunConfig, engine: Engine, project: &Path) -> i32 {
+    let (sink, mut rx) = Sink::masking(1024, Vec::new());
+    let mut plain = Plain::new(std::io::stderr());
+    let reporting = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            plain.handle(&event);
+        }
+    });
+    let resolved = engine::resolve_images(plan, config, engine, sink).await;
+    let _ = reporting.await;
+    let images = match resolved {
+        Ok(images) => images,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::DOCKER;
+        }
+    };
+    let mut lock = crate::lock::Lockfile {
+        version: 1,
+        ..Default::default()
+    };
+    for (name, id, digests) in images {
+        println!("{name}  {id}");
+        lock.images.insert(
+            name,
+            crate::lock::Locked {
+                id,
+                digest: digests.into_iter().next(),
+            },
+        );
+    }
+    match lock.save(project) {
+        Ok(()) => {
+            eprintln!(
+                "berth: wrote {} ({} images)",
+                crate::lock::FILE,
+                lock.images.len()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("berth: cannot write {}: {e}", crate::lock::FILE);
+            exit::BAD_INPUT
+        }
+    }
+}
+
+/// `berth verify`: the same jobs twice, hermetic, with another hostname and a later start;
+/// every artifact file that differs is listed, with a short diff for text. Exit 1 when the build
+/// is not reproducible.
+async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
+    let runs = match runs_dir(cli) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let mut ids = Vec::new();
+    for (i, host) in ["berth-verify-a", "berth-verify-b"].into_iter().enumerate() {
+        let started = std::time::Instant::now();
+        eprintln!("berth: verify: run {} of 2 (hostname {host})", i + 1);
+        let before = records::run_ids(&runs);
+        let code = cmd_run(cli, args, RunMode::Verify, None, Some(host.to_string())).await;
+        if code != exit::OK {
+            eprintln!(
+                "berth: verify: run {} did not pass (exit {code}); nothing to compare",
+                i + 1
+            );
+            return code;
+        }
+        match records::run_ids(&runs)
+            .into_iter()
+            .find(|r| !before.contains(r))
+        {
+            Some(id) => ids.push(id),
+            None => {
+                eprintln!("berth: verify: run {} left no record", i + 1);
+                return exit::DOCKER;
+            }
+        }
+        // The second run starts in another second, so that the time shows if it leaks in.
+        if let Some(rest) = std::time::Duration::from_millis(1100).checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+    }
+    let load = |id: &str| records::Manifest::load(&runs.join(id));
+    let (a, b) = match (load(&ids[0]), load(&ids[1])) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("berth: verify: {e}");
+            return exit::DOCKER;
+        }
+    };
+    match crate::verify::compare((&runs.join(&ids[0]), &a), (&runs.join(&ids[1]), &b)) {
+        Ok(diffs) if diffs.is_empty() => {
+            let files: usize = a.jobs.iter().filter(|j| j.artifacts.is_some()).count();
+            println!(
+                "reproducible: runs {} and {} gave the same artifacts ({files} job{} with artifacts)",
+                ids[0],
+                ids[1],
+                if files == 1 { "" } else { "s" }
+            );
+            exit::OK
+        }
+        Ok(diffs) => {
+            println!(
+                "not reproducible: {} file{} differ between runs {} and {}",
+                diffs.len(),
+                if diffs.len() == 1 { "" } else { "s" },
+                ids[0],
+                ids[1]
+            );
+            for d in diffs {
+                println!("  {}: {}: {}", d.job, d.path, d.what);
+                for line in d.diff {
+                    println!("      {line}");
+                }
+            }
+            exit::JOB_FAILED
+        }
+        Err(e) => {
+            eprintln!("berth: verify: {e}");
+            exit::DOCKER
         }
     }
 }
@@ -1198,12 +1421,13 @@ async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
         default_image: "alpine:latest".into(),
         shell_on_failure: false,
         keep: false,
+        hermetic: false,
         python: PythonRunArgs {
             network: NetworkMode::Default,
             no_python_cache: false,
         },
     };
-    cmd_run(cli, &run_args, RunMode::Run, Some(replay)).await
+    cmd_run(cli, &run_args, RunMode::Run, Some(replay), None).await
 }
 
 fn short(sha: &str) -> &str {

@@ -37,6 +37,17 @@ pub mod labels {
     pub const TEMPORARY: &str = "io.berth.temporary";
 }
 
+/// What a network reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkKind {
+    /// A bridge with the usual way out.
+    Bridge,
+    /// No way out, but the host (its address on the bridge) still answers.
+    Internal,
+    /// Nothing but the containers on it: internal, and no host address on the bridge.
+    Sealed,
+}
+
 /// bollard's own default request timeout.
 const CONNECT_TIMEOUT_SECS: u64 = 120;
 
@@ -108,6 +119,8 @@ pub struct ContainerSpec {
     pub aliases: Vec<String>,
     /// A terminal and an open stdin, for a shell someone types into.
     pub interactive: bool,
+    /// The container's hostname (Docker's default: its short ID).
+    pub hostname: Option<String>,
 }
 
 /// One piece of a container's output.
@@ -177,6 +190,20 @@ impl Engine {
     pub async fn version(&self) -> Result<String, DockerError> {
         let v = self.docker.version().await?;
         Ok(v.version.unwrap_or_else(|| "unknown".into()))
+    }
+
+    /// The image's ID and its registry digests (`repo@sha256:...`), if it is present.
+    pub async fn image_identity(
+        &self,
+        image: &str,
+    ) -> Result<Option<(String, Vec<String>)>, DockerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(info) => Ok(info
+                .id
+                .map(|id| (id, info.repo_digests.unwrap_or_default()))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The image's ID (the digest of its configuration), if it is present.
@@ -309,6 +336,7 @@ impl Engine {
             attach_stderr: Some(true),
             tty: Some(spec.interactive),
             open_stdin: Some(spec.interactive),
+            hostname: spec.hostname.clone(),
             stdin_once: Some(spec.interactive),
             host_config: Some(HostConfig {
                 binds: if spec.binds.is_empty() {
@@ -619,15 +647,26 @@ impl Engine {
     }
 
     /// Create a bridge network of berth's; returns its id.
+    /// A bridge network of the given kind.
     pub async fn create_network(
         &self,
         name: &str,
         labels: &HashMap<String, String>,
+        kind: NetworkKind,
     ) -> Result<String, DockerError> {
         let request = bollard::models::NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
             labels: Some(labels.clone()),
+            internal: Some(kind != NetworkKind::Bridge),
+            // Without an address on the bridge the host is not reachable from the network
+            // (an internal network alone still routes to the host's own addresses).
+            options: (kind == NetworkKind::Sealed).then(|| {
+                HashMap::from([(
+                    "com.docker.network.bridge.inhibit_ipv4".to_string(),
+                    "true".to_string(),
+                )])
+            }),
             ..Default::default()
         };
         let created = self.docker.create_network(request).await?;
@@ -700,6 +739,16 @@ impl Engine {
                 labels: n.labels.unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// Connect a (created) container to one more network.
+    pub async fn connect_network(&self, network: &str, container: &str) -> Result<(), DockerError> {
+        let request = bollard::models::NetworkConnectRequest {
+            container: container.to_string(),
+            ..Default::default()
+        };
+        self.docker.connect_network(network, request).await?;
+        Ok(())
     }
 
     pub async fn remove_network(&self, id: &str) -> Result<(), DockerError> {

@@ -37,6 +37,8 @@ pub struct Context {
     pub commit_message: String,
     pub commit_timestamp: String,
     pub commit_author: String,
+    /// The commit's time in seconds since the epoch (SOURCE_DATE_EPOCH of hermetic runs).
+    pub commit_epoch: Option<u64>,
     /// `group/project` from the `origin` remote (else the directory's name).
     pub project_path: String,
     /// The GitLab host from the `origin` remote (else `gitlab.example.com`).
@@ -73,11 +75,13 @@ impl Context {
             .flatten();
         let facts = status.as_deref().map(parse_status).unwrap_or_default();
         let commit_sha = facts.oid.clone().unwrap_or_else(|| "0".repeat(40));
-        let (commit_timestamp, commit_author, commit_message) = match facts.oid {
+        let (commit_epoch, commit_timestamp, commit_author, commit_message) = match facts.oid {
             Some(_) => {
-                let log = git(&["log", "-1", "--format=%cI%n%an <%ae>%n%B"]).unwrap_or_default();
-                let mut lines = log.splitn(3, '\n');
+                let log =
+                    git(&["log", "-1", "--format=%ct%n%cI%n%an <%ae>%n%B"]).unwrap_or_default();
+                let mut lines = log.splitn(4, '\n');
                 (
+                    lines.next().and_then(|t| t.parse().ok()),
                     lines.next().unwrap_or_default().to_string(),
                     lines.next().unwrap_or_default().to_string(),
                     lines.next().unwrap_or_default().to_string(),
@@ -133,6 +137,7 @@ impl Context {
             commit_message,
             commit_timestamp,
             commit_author,
+            commit_epoch,
             project_path,
             server_host,
         }
@@ -600,6 +605,7 @@ mod tests {
             commit_message: "Title\n\nBody".into(),
             commit_timestamp: "2026-01-01T00:00:00+00:00".into(),
             commit_author: "A <a@b>".into(),
+            commit_epoch: Some(1_767_225_600),
             project_path: "group/demo".into(),
             server_host: "gitlab.example.com".into(),
         };

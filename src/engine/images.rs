@@ -137,6 +137,18 @@ pub(super) async fn prepare(
         }));
     }
 
+    // A hermetic run uses locked images only: nothing unlocked is even pulled.
+    let lock = config.hermetic.as_ref().and_then(|h| h.lock.clone());
+    if let Some(lock) = &lock {
+        for (image, (_, job)) in &needed {
+            lock.entry(image)
+                .map_err(|e| RunError::Lock(format!("job `{job}`: {e}")))?;
+        }
+    }
+    let locked: Vec<(String, String)> = needed
+        .iter()
+        .map(|(image, (_, job))| (image.clone(), job.clone()))
+        .collect();
     // Image IDs for the record; an ID found is also the proof the image is present.
     let mut ids: BTreeMap<String, Option<String>> = BTreeMap::new();
     for (image, (source, job)) in needed {
@@ -209,6 +221,16 @@ pub(super) async fn prepare(
             }
         }
     }
+    if let Some(lock) = &lock {
+        for (image, job) in &locked {
+            let current = match ids.get(image).cloned().flatten() {
+                Some(id) => Some(id),
+                None => shared.engine.image_id(image).await.unwrap_or(None),
+            };
+            lock.check(image, current.as_deref())
+                .map_err(|e| RunError::Lock(format!("job `{job}`: {e}")))?;
+        }
+    }
     // What each job will run, for the run's record (the sink masks secrets).
     for (pj, job) in plan.jobs.iter().zip(prepared.iter_mut()) {
         let Some(job) = job else { continue };
@@ -254,7 +276,7 @@ fn add_python_caches(
         project: &config.context.project_dir,
         run_id: &config.run_id,
         temporary: config.no_cache,
-        offline: config.offline,
+        offline: config.offline || config.hermetic.is_some(),
     };
     // Without an ID (an engine that would not say), the reference stands in for it.
     let image_id = image_id.unwrap_or(&job.image);

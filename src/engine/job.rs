@@ -183,6 +183,8 @@ async fn attempt_once(
             &name,
             &labels,
             config.service_timeout,
+            // Hermetic: the job and its services reach each other and nothing else.
+            config.hermetic.is_some(),
         )
         .await
         {
@@ -213,13 +215,15 @@ async fn attempt_once(
         working_dir: config.context.container_dir.clone(),
         labels,
         binds,
-        network: if config.offline {
-            Some("none".to_string())
-        } else {
-            sidecars.as_ref().map(|s| s.network.clone())
+        network: match &sidecars {
+            _ if config.offline => Some("none".to_string()),
+            Some(s) => Some(s.network.clone()),
+            None if config.hermetic.is_some() => Some("none".to_string()),
+            None => None,
         },
         aliases: Vec::new(),
         interactive: shell,
+        hostname: config.hostname.clone(),
     };
     let id = match engine.create_container(&spec).await {
         Ok(id) => id,

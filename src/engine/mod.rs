@@ -73,6 +73,19 @@ pub struct RunConfig {
     pub shell_job: Option<String>,
     /// `berth replay`: recorded environments and image IDs, by job name.
     pub replay: Option<Arc<Replay>>,
+    /// `--hermetic`: locked images, no network, fixed time, zone and locale.
+    pub hermetic: Option<Hermetic>,
+    /// The containers' hostname (`berth verify` varies it between its two runs).
+    pub hostname: Option<String>,
+}
+
+/// What a hermetic run holds fixed.
+#[derive(Debug, Clone)]
+pub struct Hermetic {
+    /// SOURCE_DATE_EPOCH: the commit's time.
+    pub source_date_epoch: u64,
+    /// The images the run may use; `None`: no lock to check (`berth verify` without one).
+    pub lock: Option<Arc<crate::lock::Lockfile>>,
 }
 
 /// What a run record says each replayed job had.
@@ -91,6 +104,9 @@ pub struct ReplayJob {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// An image is not locked, or not as locked (`--hermetic`).
+    #[error("{0}")]
+    Lock(String),
     #[error("job `{job}`: {source}")]
     Image { job: String, source: DockerError },
     #[error(transparent)]
@@ -486,12 +502,63 @@ pub(crate) fn job_env(
     job: &crate::pipeline::Job,
     job_id: u64,
 ) -> Vec<(String, String)> {
-    vars::job_env(
+    let mut env = vars::job_env(
         &config.context,
         &config.pipeline_variables,
         job,
         job_id,
         &[],
         &config.overrides,
-    )
+    );
+    if let Some(h) = &config.hermetic {
+        // Fixed unless the pipeline names them itself.
+        for (k, v) in [
+            ("SOURCE_DATE_EPOCH", h.source_date_epoch.to_string()),
+            ("TZ", "UTC".to_string()),
+            ("LANG", "C.UTF-8".to_string()),
+            ("LC_ALL", "C.UTF-8".to_string()),
+        ] {
+            if !env.iter().any(|(n, _)| n == k) {
+                env.push((k.to_string(), v));
+            }
+        }
+    }
+    env
+}
+
+/// Every image a plan runs (jobs and services), present after this (pulled or built), with
+/// its ID and registry digests: what `berth lock` writes.
+pub async fn resolve_images(
+    plan: &Plan,
+    config: RunConfig,
+    engine: Engine,
+    sink: Sink,
+) -> Result<Vec<(String, String, Vec<String>)>, RunError> {
+    let shared = Arc::new(Shared {
+        engine,
+        config,
+        labels: HashMap::new(),
+        stored: Mutex::new(HashMap::new()),
+        cache_locks: caches::Locks::default(),
+        cache_uses: Mutex::new(Vec::new()),
+        dotenv: Mutex::new(HashMap::new()),
+        cleanup: Mutex::new(JoinSet::new()),
+    });
+    let prepared = images::prepare(plan, &shared, &sink, &CancellationToken::new()).await?;
+    let mut names: Vec<String> = prepared
+        .iter()
+        .flatten()
+        .flat_map(|p| {
+            std::iter::once(p.image.clone()).chain(p.services.iter().map(|s| s.image.clone()))
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for name in names {
+        if let Some((id, digests)) = shared.engine.image_identity(&name).await? {
+            out.push((name, id, digests));
+        }
+    }
+    Ok(out)
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::docker::{ContainerSpec, DockerError, Engine};
+use crate::docker::{ContainerSpec, DockerError, Engine, NetworkKind};
 use crate::pipeline::Service;
 use crate::vars;
 
@@ -53,11 +53,15 @@ pub fn prepare(services: &[Service], job_env: &[(String, String)]) -> Vec<Prepar
 /// The services of one attempt, up and ready.
 pub struct Running {
     pub network: String,
+    /// Hermetic runs: the network berth reaches the services by to see they are ready.
+    pub probe: Option<String>,
     /// (container id, first alias)
     pub containers: Vec<(String, String)>,
 }
 
 /// Create the network, start every service on it, and wait until each accepts connections.
+/// `sealed` (hermetic runs): the job's network reaches nothing but the services, and berth
+/// probes the services' ports over a second, internal network only they are on.
 /// On failure, what was created is returned with the error so that it can be removed.
 pub async fn start(
     engine: &Engine,
@@ -65,16 +69,33 @@ pub async fn start(
     name_prefix: &str,
     base_labels: &HashMap<String, String>,
     ready_timeout: Duration,
+    sealed: bool,
 ) -> Result<Running, (Option<Running>, String)> {
     let network = format!("{name_prefix}-net");
+    let kind = if sealed {
+        NetworkKind::Sealed
+    } else {
+        NetworkKind::Bridge
+    };
     engine
-        .create_network(&network, base_labels)
+        .create_network(&network, base_labels, kind)
         .await
         .map_err(|e| (None, format!("cannot create the network: {e}")))?;
     let mut running = Running {
         network: network.clone(),
+        probe: None,
         containers: Vec::new(),
     };
+    if sealed {
+        let probe = format!("{name_prefix}-probe");
+        if let Err(e) = engine
+            .create_network(&probe, base_labels, NetworkKind::Internal)
+            .await
+        {
+            return Err((Some(running), format!("cannot create the network: {e}")));
+        }
+        running.probe = Some(probe);
+    }
     for (i, service) in services.iter().enumerate() {
         let alias = service
             .aliases
@@ -93,8 +114,9 @@ pub async fn start(
             network: Some(network.clone()),
             aliases: service.aliases.clone(),
             interactive: false,
+            hostname: None,
         };
-        let id = match create_and_start(engine, &spec).await {
+        let id = match create_and_start(engine, &spec, running.probe.as_deref()).await {
             Ok(id) => id,
             Err(e) => {
                 return Err((
@@ -105,16 +127,24 @@ pub async fn start(
         };
         running.containers.push((id, alias));
     }
+    let reachable = running.probe.clone().unwrap_or(network);
     for (id, alias) in running.containers.clone() {
-        if let Err(e) = wait_ready(engine, &id, &network, ready_timeout).await {
+        if let Err(e) = wait_ready(engine, &id, &reachable, ready_timeout).await {
             return Err((Some(running), format!("service `{alias}`: {e}")));
         }
     }
     Ok(running)
 }
 
-async fn create_and_start(engine: &Engine, spec: &ContainerSpec) -> Result<String, DockerError> {
+async fn create_and_start(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    probe: Option<&str>,
+) -> Result<String, DockerError> {
     let id = engine.create_container(spec).await?;
+    if let Some(probe) = probe {
+        engine.connect_network(probe, &id).await?;
+    }
     engine.start(&id).await?;
     Ok(id)
 }
@@ -198,8 +228,10 @@ pub async fn stop(engine: &Engine, running: Running, logs_dir: Option<&Path>) ->
             problems.push(format!("service `{alias}`: {e}"));
         }
     }
-    if let Err(e) = engine.remove_network(&running.network).await {
-        problems.push(format!("network {}: {e}", running.network));
+    for network in std::iter::once(&running.network).chain(&running.probe) {
+        if let Err(e) = engine.remove_network(network).await {
+            problems.push(format!("network {network}: {e}"));
+        }
     }
     problems
 }

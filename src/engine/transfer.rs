@@ -301,6 +301,7 @@ async fn helper(
         network: None,
         aliases: Vec::new(),
         interactive: false,
+        hostname: None,
     };
     engine
         .create_container(&spec)

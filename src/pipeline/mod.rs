@@ -68,6 +68,8 @@ pub struct Pipeline {
     pub left_out: Vec<LeftOut>,
     /// `workflow: name`, expanded.
     pub name: Option<String>,
+    /// `hermetic: true` (berth's own key): run as with `--hermetic`.
+    pub hermetic: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -343,6 +345,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "include",
     "workflow",
     "spec",
+    "hermetic",
 ];
 
 const JOB_KEYS: &[&str] = &[
@@ -592,12 +595,23 @@ impl Reader<'_> {
         }
         self.resolve_needs(&mut jobs, &left_out);
 
+        let hermetic = match root.get("hermetic") {
+            None => false,
+            Some(n) => match n.as_bool() {
+                Some(b) => b,
+                None => {
+                    self.expected("true or false", "hermetic", n);
+                    false
+                }
+            },
+        };
         let pipeline = Pipeline {
             stages,
             variables,
             jobs,
             left_out,
             name,
+            hermetic,
         };
         self.check_graph(&pipeline);
         Some(pipeline)
