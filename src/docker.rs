@@ -112,6 +112,16 @@ pub enum Output {
     Stderr(Bytes),
 }
 
+/// One progress report of a pull (a layer's status and bytes) or a build (a line of its output,
+/// `Step N/M : ...` at each step).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageStep {
+    pub layer: Option<String>,
+    pub line: String,
+    pub current: Option<u64>,
+    pub total: Option<u64>,
+}
+
 /// How an image came to be available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageSource {
@@ -159,11 +169,11 @@ impl Engine {
     }
 
     /// Make sure `image` is present, pulling it with the user's registry credentials if not.
-    /// `progress` receives one line per pull status change.
+    /// `progress` receives each status change of each layer, with its bytes when Docker tells.
     pub async fn ensure_image(
         &self,
         image: &str,
-        mut progress: impl FnMut(&str),
+        mut progress: impl FnMut(ImageStep),
     ) -> Result<ImageSource, DockerError> {
         if self.image_exists(image).await? {
             return Ok(ImageSource::Present);
@@ -179,11 +189,14 @@ impl Engine {
             match item {
                 Ok(info) => {
                     if let Some(status) = info.status {
-                        let line = match info.id {
-                            Some(id) => format!("{id}: {status}"),
-                            None => status,
-                        };
-                        progress(&line);
+                        let bytes = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+                        let detail = info.progress_detail.unwrap_or_default();
+                        progress(ImageStep {
+                            layer: info.id,
+                            line: status,
+                            current: bytes(detail.current),
+                            total: bytes(detail.total).filter(|&t| t > 0),
+                        });
                     }
                 }
                 Err(e) => {
@@ -213,7 +226,7 @@ impl Engine {
         context_tar: &Path,
         dockerfile: &str,
         tag: &str,
-        mut progress: impl FnMut(&str),
+        mut progress: impl FnMut(ImageStep),
     ) -> Result<ImageSource, DockerError> {
         if self.image_exists(tag).await? {
             return Ok(ImageSource::Present);
@@ -246,7 +259,10 @@ impl Engine {
             if let Some(line) = info.stream {
                 let line = line.trim_end();
                 if !line.is_empty() {
-                    progress(line);
+                    progress(ImageStep {
+                        line: line.to_string(),
+                        ..ImageStep::default()
+                    });
                 }
             }
         }

@@ -36,7 +36,18 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
         Event::ImagePreparing { image, action } => {
             writeln!(out, "berth: image {image}: {action}")
         }
-        Event::ImageProgress { image, line } => writeln!(out, "berth: image {image}: {line}"),
+        // Byte counts come many times a second: plain output keeps the status changes.
+        Event::ImageProgress {
+            current_bytes: Some(_),
+            ..
+        } => Ok(()),
+        Event::ImageProgress {
+            image,
+            line,
+            layer: Some(layer),
+            ..
+        } => writeln!(out, "berth: image {image}: {layer}: {line}"),
+        Event::ImageProgress { image, line, .. } => writeln!(out, "berth: image {image}: {line}"),
         Event::JobStarted {
             job,
             stage,
