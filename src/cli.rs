@@ -866,7 +866,8 @@ fn watch_signals(cancel: CancellationToken) {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        eprintln!("berth: interrupted again; exiting without cleanup (run `berth prune`)");
+        crate::report::terminal::restore_terminal();
+        eprintln!("\nberth: interrupted again; exiting without cleanup (run `berth prune`)");
         std::process::exit(exit::INTERRUPTED);
     });
 }

@@ -171,8 +171,40 @@ fn spinner_style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
+/// The terminal's settings from before the live view turned echo off.
+static SAVED: std::sync::Mutex<Option<libc::termios>> = std::sync::Mutex::new(None);
+
+/// Keys typed during the run (^C above all) would be echoed into the live lines and shift them
+/// under indicatif's feet; echo stays off while the view is up. Signals still work (ISIG).
+fn quiet_echo() {
+    // SAFETY: tcgetattr/tcsetattr on stderr's terminal with termios values we own.
+    unsafe {
+        let mut settings: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(libc::STDERR_FILENO, &mut settings) != 0 {
+            return;
+        }
+        let saved = settings;
+        settings.c_lflag &= !(libc::ECHO | libc::ECHONL);
+        if libc::tcsetattr(libc::STDERR_FILENO, libc::TCSANOW, &settings) == 0 {
+            if let Ok(mut slot) = SAVED.lock() {
+                slot.get_or_insert(saved);
+            }
+        }
+    }
+}
+
+/// Put the terminal's settings back (the view ended, or berth exits without unwinding).
+pub fn restore_terminal() {
+    let saved = SAVED.lock().ok().and_then(|mut slot| slot.take());
+    if let Some(settings) = saved {
+        // SAFETY: tcsetattr with the settings tcgetattr gave.
+        unsafe { libc::tcsetattr(libc::STDERR_FILENO, libc::TCSANOW, &settings) };
+    }
+}
+
 impl Terminal {
     pub fn new(verbose: bool) -> Self {
+        quiet_echo();
         Terminal {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             overall: None,
@@ -232,6 +264,7 @@ impl Drop for Terminal {
     /// A run that stops early (an image that cannot be had) still leaves a clean terminal.
     fn drop(&mut self) {
         self.clear_live();
+        restore_terminal();
     }
 }
 
@@ -247,7 +280,7 @@ impl Reporter for Terminal {
                 self.line(format!("berth: run {run_id} of {pipeline}: {jobs} jobs"));
                 self.counts.planned = *jobs;
                 let overall = self.multi.add(ProgressBar::new_spinner());
-                overall.set_style(spinner_style("{msg} · {elapsed}"));
+                overall.set_style(spinner_style("{elapsed:>4} {wide_msg}"));
                 overall.enable_steady_tick(TICK);
                 self.overall = Some(overall);
                 self.recount();

@@ -1,0 +1,329 @@
+//! The live view, through a real pseudo-terminal: berth runs with its stdin, stdout and stderr on
+//! a pty, everything it writes is fed to a terminal emulator (vt100), and the tests look at the
+//! screen as a person would, and at the bytes where colours matter.
+
+mod common;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::num::NonZeroU16;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{busybox_project, Project};
+
+/// A passing job, and a failing one whose last lines of log must be shown.
+const PIPELINE: &str = "\
+stages: [build, test]
+ok:
+  stage: build
+  script: [echo building, sleep 1, echo built]
+bad:
+  stage: test
+  script: [echo first words, echo 'the last words', exit 4]
+";
+
+/// What berth wrote to the pty, and how it ended.
+struct Session {
+    bytes: Vec<u8>,
+    code: Option<i32>,
+    /// The pty echoes typed keys again once berth is gone (the live view turns echo off).
+    echo_after: bool,
+}
+
+impl Session {
+    fn screen(&self, rows: u16, cols: u16) -> vt100::Screen {
+        let size = |n| NonZeroU16::new(n).expect("a screen has a size");
+        let mut parser = vt100::Parser::new(size(rows), size(cols), 0);
+        parser.process(&self.bytes);
+        parser.screen().clone()
+    }
+
+    /// Everything written, escape sequences removed (redraws included, so every state shows).
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&strip_ansi_escapes::strip(&self.bytes)).into_owned()
+    }
+
+    fn raw(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// Open a pty of the given size; returns (master, slave).
+fn open_pty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
+    let mut master = -1;
+    let mut slave = -1;
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two fds we then own; the name and termios pointers may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds were just opened by openpty and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+}
+
+/// Start `berth ARGS` on a fresh pty (its own session, the pty as controlling terminal).
+fn spawn_on_pty(
+    p: &Project,
+    args: &[&str],
+    env: &[(&str, &str)],
+    rows: u16,
+    cols: u16,
+) -> (Child, File) {
+    let (master, slave) = open_pty(rows, cols);
+    let mut cmd = p.command(args);
+    cmd.env("TERM", "xterm-256color");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let io = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup the pty"));
+    cmd.stdin(io(&slave)).stdout(io(&slave)).stderr(io(&slave));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("start berth on the pty");
+    drop(slave);
+    (child, File::from(master))
+}
+
+/// Read the pty until berth exits; `when_seen` (text, bytes to type) is typed into the terminal
+/// once the text appears.
+fn drive(mut child: Child, master: File, when_seen: Option<(&str, &[u8])>) -> Session {
+    let mut reader = master.try_clone().expect("dup the pty master");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        // EIO once berth (the last holder of the slave side) is gone.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut writer = master;
+    let mut pending = when_seen;
+    let mut bytes = Vec::new();
+    let start = Instant::now();
+    let code = loop {
+        while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) {
+            bytes.extend_from_slice(&chunk);
+            if let Some((text, keys)) = pending {
+                let seen = strip_ansi_escapes::strip(&bytes);
+                if String::from_utf8_lossy(&seen).contains(text) {
+                    writer.write_all(keys).expect("type into the pty");
+                    pending = None;
+                }
+            }
+        }
+        if let Some(status) = child.try_wait().expect("wait for berth") {
+            break status.code();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "berth did not finish; so far:\n{}",
+            String::from_utf8_lossy(&bytes)
+        );
+    };
+    // What berth wrote just before exiting.
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(300)) {
+        bytes.extend_from_slice(&chunk);
+    }
+    assert!(pending.is_none(), "never saw {:?}", pending.map(|p| p.0));
+    // SAFETY: tcgetattr on the master fd we own, into a termios we own.
+    let echo_after = unsafe {
+        let mut settings: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(writer.as_raw_fd(), &mut settings), 0);
+        settings.c_lflag & libc::ECHO != 0
+    };
+    Session {
+        bytes,
+        code,
+        echo_after,
+    }
+}
+
+fn run_on_pty(p: &Project, env: &[(&str, &str)], rows: u16, cols: u16) -> Session {
+    let (child, master) = spawn_on_pty(p, &["run", "-j", "1"], env, rows, cols);
+    drive(child, master, None)
+}
+
+/// The screen row by row (vt100 joins rows that wrapped, and indicatif fills each row to the
+/// edge, so its own `contents()` would run them together).
+fn shown(screen: &vt100::Screen) -> String {
+    let (_, cols) = screen.size();
+    screen
+        .rows(0, cols.into())
+        .map(|r| r.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const SPINNER: &str = "⠁⠂⠄⡀⢀⠠⠐⠈⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏⠉⠚⠒⠲⠤";
+
+/// The screen once berth is gone: no live line left, the cursor visible at the start of a line.
+fn assert_left_sane(screen: &vt100::Screen, session: &Session) {
+    let contents = shown(screen);
+    assert!(
+        !contents.chars().any(|c| SPINNER.contains(c)),
+        "a spinner line was left on the screen:\n{contents}"
+    );
+    assert!(
+        !contents.contains(" queued · "),
+        "the overall line was left on the screen:\n{contents}"
+    );
+    assert!(!screen.hide_cursor(), "the cursor is hidden:\n{contents}");
+    assert!(session.echo_after, "the terminal was left without echo");
+    assert_eq!(
+        screen.cursor_position().1,
+        0,
+        "the shell prompt would not start a line:\n{contents}"
+    );
+    assert!(
+        !session.raw().contains("\u{1b}[?1049h"),
+        "berth switched to the alternate screen"
+    );
+}
+
+fn row_of(lines: &[&str], needle: &str) -> usize {
+    lines
+        .iter()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("`{needle}` not on the screen:\n{}", lines.join("\n")))
+}
+
+#[test]
+fn live_view_shows_jobs_counts_and_a_failed_jobs_last_lines() {
+    let p = busybox_project(PIPELINE);
+    let (rows, cols) = (60, 100);
+    let session = run_on_pty(&p, &[], rows, cols);
+    let screen = session.screen(rows, cols);
+    let contents = shown(&screen);
+    assert_eq!(session.code, Some(1), "{contents}");
+
+    // While it ran: a spinner line per running job with its stage, and the overall counts.
+    let text = session.text();
+    assert!(text.contains("ok   0s [build]"), "{text}");
+    assert!(
+        text.contains("0 done · 1 running · 1 queued · 0 failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 done · 1 running · 0 queued · 0 failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 done · 0 running · 0 queued · 1 failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("built"),
+        "the latest log line was not shown: {text}"
+    );
+
+    // What stays: status marks, the failed job's last lines under its name, the summary.
+    let lines: Vec<&str> = contents.lines().collect();
+    let passed = row_of(&lines, "✔ ok passed in ");
+    let failed = row_of(&lines, "✘ bad failed in ");
+    assert!(lines[failed].ends_with(": exit code 4"), "{contents}");
+    let first = row_of(&lines, "│ first words");
+    let last = row_of(&lines, "│ the last words");
+    assert!(
+        passed < failed && failed < first && first < last,
+        "{contents}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("│ building")),
+        "a passing job's log was shown: {contents}"
+    );
+    assert!(row_of(&lines, "pipeline failed in") > last, "{contents}");
+    assert_left_sane(&screen, &session);
+
+    // Colours on a terminal (red for the failure), since NO_COLOR is not set.
+    assert!(session.raw().contains("\u{1b}[31m✘"), "{:?}", session.raw());
+}
+
+#[test]
+fn no_color_means_no_colour_escapes() {
+    let p = busybox_project(PIPELINE);
+    let session = run_on_pty(&p, &[("NO_COLOR", "1")], 60, 100);
+    assert_eq!(session.code, Some(1));
+    let raw = session.raw();
+    let sgr = regex::Regex::new(r"\x1b\[[0-9;]*m").expect("regex");
+    assert!(
+        sgr.find(&raw).is_none(),
+        "colour escape in: {:?}",
+        sgr.find(&raw)
+            .map(|m| &raw[m.start().saturating_sub(40)..m.end()])
+    );
+    // Still the live view, marks and all.
+    let text = session.text();
+    assert!(text.contains("✘ bad failed in"), "{text}");
+    assert!(text.contains("queued · "), "{text}");
+}
+
+#[test]
+fn narrow_terminal_keeps_one_line_per_bar() {
+    let p = busybox_project(
+        "\
+long:
+  script:
+    - echo 'a log line far wider than the terminal it is shown on, so it must be cut to fit'
+    - sleep 1
+",
+    );
+    let (rows, cols) = (30, 40);
+    let session = run_on_pty(&p, &[], rows, cols);
+    let screen = session.screen(rows, cols);
+    assert_eq!(session.code, Some(0), "{}", shown(&screen));
+    // Each redraw of the job's line is cut to the width: it never reaches the overall line's row.
+    let text = session.text();
+    assert!(text.contains("a log line far wider"), "{text}");
+    assert!(
+        !text.contains("cut to fit"),
+        "the live line was not cut to the terminal's width: {text}"
+    );
+    assert!(shown(&screen).contains("✔ long passed in"));
+    assert_left_sane(&screen, &session);
+}
+
+#[test]
+fn ctrl_c_leaves_the_terminal_clean() {
+    let p = busybox_project(
+        "\
+waiting:
+  script: [echo ready, sleep 300]
+",
+    );
+    let (rows, cols) = (40, 100);
+    let (child, master) = spawn_on_pty(&p, &["run"], &[], rows, cols);
+    // ^C typed at the terminal: the tty sends SIGINT to berth's process group.
+    let session = drive(child, master, Some(("ready", b"\x03")));
+    let screen = session.screen(rows, cols);
+    let contents = shown(&screen);
+    assert_eq!(session.code, Some(130), "{contents}");
+    assert!(contents.contains("interrupted"), "{contents}");
+    assert!(contents.contains("■ waiting cancelled"), "{contents}");
+    assert_left_sane(&screen, &session);
+    assert!(p.leftovers().is_empty(), "left behind: {:?}", p.leftovers());
+}
