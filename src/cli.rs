@@ -142,6 +142,11 @@ struct RunArgs {
     /// (NAME=@FILE); masked as [MASKED] in every log line, event and record. Repeatable
     #[arg(long = "secret", value_name = "NAME[=@FILE]")]
     secrets: Vec<String>,
+    /// Mask this variable's value (as the jobs see it, from the pipeline file or -e) as
+    /// [MASKED] in every log line, event and record; the pipeline file can list names in its
+    /// BERTH_MASK variable instead. Repeatable
+    #[arg(long = "mask", value_name = "NAME")]
+    masks: Vec<String>,
     /// How many run records to keep under .berth/runs
     #[arg(long, value_name = "N", default_value_t = 20)]
     keep_runs: usize,
@@ -632,7 +637,12 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
 
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone());
-    let (sink, mut rx) = Sink::masking(1024, secrets.iter().map(|(_, v)| v.clone()).collect());
+    let hidden = secrets
+        .iter()
+        .map(|(_, v)| v.clone())
+        .chain(masked_values(&plan, &config, &args.masks))
+        .collect();
+    let (sink, mut rx) = Sink::masking(1024, hidden);
     let live = match args.output {
         Output::Auto => std::io::stderr().is_terminal(),
         Output::Plain | Output::Json => false,
@@ -679,6 +689,46 @@ async fn cmd_run(cli: &Cli, args: &RunArgs) -> i32 {
             }
         }
     }
+}
+
+/// The name of the variable in which a pipeline file lists the variables to mask (a berth
+/// extension: GitLab masks variables in the project's settings, its YAML has no way to).
+pub const MASK_LIST: &str = "BERTH_MASK";
+
+/// The values to mask of the variables named by `--mask` or by a job's `BERTH_MASK` (names
+/// separated by spaces or commas), as each job that runs would see them.
+fn masked_values(plan: &Plan, config: &engine::RunConfig, masks: &[String]) -> Vec<String> {
+    let mut values = Vec::new();
+    for pj in plan.jobs.iter().filter(|pj| pj.run) {
+        let env = vars::job_env(
+            &config.context,
+            &config.pipeline_variables,
+            &pj.job,
+            0,
+            &[],
+            &config.overrides,
+        );
+        let value_of = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let listed = value_of(MASK_LIST).map(|list| mask_names(list));
+        for name in masks
+            .iter()
+            .map(String::as_str)
+            .chain(listed.iter().flatten().copied())
+        {
+            if let Some(v) = value_of(name) {
+                if !values.contains(v) {
+                    values.push(v.clone());
+                }
+            }
+        }
+    }
+    values
+}
+
+fn mask_names(list: &str) -> Vec<&str> {
+    list.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 /// `--secret NAME` (from the environment) or `NAME=@FILE` (from a file) as (name, value).
@@ -1232,6 +1282,14 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_416), (2025, 11, 24));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn mask_lists_take_spaces_and_commas() {
+        assert_eq!(
+            mask_names(" API_KEY, DB_PASSWORD\tTOKEN,,"),
+            ["API_KEY", "DB_PASSWORD", "TOKEN"]
+        );
     }
 
     #[test]
