@@ -74,6 +74,18 @@ enum Command {
     Artifacts(ArtifactsArgs),
     /// Remove containers, networks and temporary volumes that crashed runs left behind
     Prune(PruneArgs),
+    /// Print a completion script for SHELL to stdout (e.g. `berth completions bash >
+    /// ~/.local/share/bash-completion/completions/berth`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of berth, or of one of its commands, to stdout (e.g. `berth man
+    /// | man -l -`)
+    Man {
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,8 +286,51 @@ pub fn main() -> i32 {
             Command::Runs => cmd_runs(&cli),
             Command::Logs { names } => cmd_logs(&cli, names),
             Command::Show { run } => cmd_show(&cli, run.as_deref()),
+            Command::Completions { shell } => cmd_completions(*shell),
+            Command::Man { command } => cmd_man(command.as_deref()),
         }
     })
+}
+
+/// `berth completions SHELL`: generated from the clap definition, so it never falls behind.
+fn cmd_completions(shell: clap_complete::Shell) -> i32 {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "berth", &mut std::io::stdout());
+    exit::OK
+}
+
+/// `berth man [COMMAND]`: berth(1), or berth-COMMAND(1) for one subcommand, as roff.
+fn cmd_man(command: Option<&str>) -> i32 {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    // Global options (-C, -f) reach the subcommands' pages, which are named berth-NAME.
+    cli.build();
+    let page = match command {
+        None => cli,
+        Some(name) => match cli.find_subcommand(name) {
+            // After build(), its display name is `berth-NAME`: the page's title.
+            Some(sub) => sub.clone(),
+            None => {
+                eprintln!("berth: no command `{name}` (see `berth --help`)");
+                return exit::BAD_INPUT;
+            }
+        },
+    };
+    let mut out = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(page)
+        .source(concat!("berth ", env!("CARGO_PKG_VERSION")))
+        .render(&mut out)
+    {
+        eprintln!("berth: cannot render the man page: {e}");
+        return exit::BAD_INPUT;
+    }
+    use std::io::Write;
+    match std::io::stdout().write_all(&out) {
+        Ok(()) => exit::OK,
+        // A closed pipe (`berth man | head`) is not berth's failure.
+        Err(_) => exit::OK,
+    }
 }
 
 /// The Docker engine, or exit code 3 with a message that says what to check.
