@@ -32,13 +32,22 @@ struct Session {
     code: Option<i32>,
     /// The pty echoes typed keys again once berth is gone (the live view turns echo off).
     echo_after: bool,
+    resized: Option<(usize, u16, u16)>,
 }
 
 impl Session {
+    /// The screen at the end, as a terminal of this size (then of the resized size) shows it.
     fn screen(&self, rows: u16, cols: u16) -> vt100::Screen {
         let size = |n| NonZeroU16::new(n).expect("a screen has a size");
         let mut parser = vt100::Parser::new(size(rows), size(cols), 0);
-        parser.process(&self.bytes);
+        match self.resized {
+            Some((at, rows, cols)) => {
+                parser.process(&self.bytes[..at]);
+                parser.set_size(size(rows), size(cols));
+                parser.process(&self.bytes[at..]);
+            }
+            None => parser.process(&self.bytes),
+        }
         parser.screen().clone()
     }
 
@@ -107,65 +116,143 @@ fn spawn_on_pty(
     (child, File::from(master))
 }
 
-/// Read the pty until berth exits; `when_seen` (text, bytes to type) is typed into the terminal
-/// once the text appears.
-fn drive(mut child: Child, master: File, when_seen: Option<(&str, &[u8])>) -> Session {
-    let mut reader = master.try_clone().expect("dup the pty master");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        // EIO once berth (the last holder of the slave side) is gone.
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut writer = master;
-    let mut pending = when_seen;
-    let mut bytes = Vec::new();
-    let start = Instant::now();
-    let code = loop {
-        while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) {
-            bytes.extend_from_slice(&chunk);
-            if let Some((text, keys)) = pending {
-                let seen = strip_ansi_escapes::strip(&bytes);
-                if String::from_utf8_lossy(&seen).contains(text) {
-                    writer.write_all(keys).expect("type into the pty");
-                    pending = None;
+/// berth running on a pty, and what it wrote so far (read by a thread, so berth never blocks).
+struct PtyRun {
+    child: Child,
+    master: File,
+    rx: mpsc::Receiver<Vec<u8>>,
+    bytes: Vec<u8>,
+    /// (bytes written before, rows, cols) of a resize, for replaying the screen.
+    resized: Option<(usize, u16, u16)>,
+}
+
+impl PtyRun {
+    fn start(p: &Project, args: &[&str], env: &[(&str, &str)], rows: u16, cols: u16) -> PtyRun {
+        let (child, master) = spawn_on_pty(p, args, env, rows, cols);
+        let mut reader = master.try_clone().expect("dup the pty master");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            // EIO once berth (the last holder of the slave side) is gone.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
                 }
             }
+        });
+        PtyRun {
+            child,
+            master,
+            rx,
+            bytes: Vec::new(),
+            resized: None,
         }
-        if let Some(status) = child.try_wait().expect("wait for berth") {
-            break status.code();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "berth did not finish; so far:\n{}",
-            String::from_utf8_lossy(&bytes)
-        );
-    };
-    // What berth wrote just before exiting.
-    while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(300)) {
-        bytes.extend_from_slice(&chunk);
     }
-    assert!(pending.is_none(), "never saw {:?}", pending.map(|p| p.0));
-    // SAFETY: tcgetattr on the master fd we own, into a termios we own.
-    let echo_after = unsafe {
-        let mut settings: libc::termios = std::mem::zeroed();
-        assert_eq!(libc::tcgetattr(writer.as_raw_fd(), &mut settings), 0);
-        settings.c_lflag & libc::ECHO != 0
-    };
-    Session {
-        bytes,
-        code,
-        echo_after,
+
+    /// Take what arrives until nothing has for `quiet`.
+    fn drain(&mut self, quiet: Duration) {
+        while let Ok(chunk) = self.rx.recv_timeout(quiet) {
+            self.bytes.extend_from_slice(&chunk);
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&strip_ansi_escapes::strip(&self.bytes)).into_owned()
+    }
+
+    /// Take what arrives during `time`.
+    fn read_for(&mut self, time: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < time {
+            if let Ok(chunk) = self.rx.recv_timeout(Duration::from_millis(20)) {
+                self.bytes.extend_from_slice(&chunk);
+            }
+        }
+    }
+
+    /// The screen as it is now.
+    fn screen_now(&self, rows: u16, cols: u16) -> vt100::Screen {
+        Session {
+            bytes: self.bytes.clone(),
+            code: None,
+            echo_after: false,
+            resized: self.resized,
+        }
+        .screen(rows, cols)
+    }
+
+    fn wait_for(&mut self, text: &str) {
+        let start = Instant::now();
+        while !self.text().contains(text) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "never saw {text:?} in:\n{}",
+                self.text()
+            );
+            self.drain(Duration::from_millis(50));
+        }
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        self.master.write_all(keys).expect("type into the pty");
+    }
+
+    /// Resize the terminal as a window manager would. berth is stopped meanwhile so that
+    /// nothing it drew for the old size is read as drawn for the new one.
+    fn resize(&mut self, rows: u16, cols: u16) {
+        let pid = self.child.id() as i32;
+        // SAFETY: signals to our own child; ioctl on the master fd we own with a winsize.
+        unsafe {
+            assert_eq!(libc::kill(pid, libc::SIGSTOP), 0);
+            self.drain(Duration::from_millis(300));
+            self.resized = Some((self.bytes.len(), rows, cols));
+            let size = libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            assert_eq!(
+                libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size),
+                0
+            );
+            assert_eq!(libc::kill(pid, libc::SIGCONT), 0);
+        }
+    }
+
+    /// Read until berth exits.
+    fn finish(mut self) -> Session {
+        let start = Instant::now();
+        let code = loop {
+            self.drain(Duration::from_millis(50));
+            if let Some(status) = self.child.try_wait().expect("wait for berth") {
+                break status.code();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "berth did not finish; so far:\n{}",
+                self.text()
+            );
+        };
+        // What berth wrote just before exiting.
+        self.drain(Duration::from_millis(300));
+        // SAFETY: tcgetattr on the master fd we own, into a termios we own.
+        let echo_after = unsafe {
+            let mut settings: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(self.master.as_raw_fd(), &mut settings), 0);
+            settings.c_lflag & libc::ECHO != 0
+        };
+        Session {
+            bytes: self.bytes,
+            code,
+            echo_after,
+            resized: self.resized,
+        }
     }
 }
 
 fn run_on_pty(p: &Project, env: &[(&str, &str)], rows: u16, cols: u16) -> Session {
-    let (child, master) = spawn_on_pty(p, &["run", "-j", "1"], env, rows, cols);
-    drive(child, master, None)
+    PtyRun::start(p, &["run", "-j", "1"], env, rows, cols).finish()
 }
 
 /// The screen row by row (vt100 joins rows that wrapped, and indicatif fills each row to the
@@ -316,9 +403,11 @@ waiting:
 ",
     );
     let (rows, cols) = (40, 100);
-    let (child, master) = spawn_on_pty(&p, &["run"], &[], rows, cols);
+    let mut run = PtyRun::start(&p, &["run"], &[], rows, cols);
+    run.wait_for("ready");
     // ^C typed at the terminal: the tty sends SIGINT to berth's process group.
-    let session = drive(child, master, Some(("ready", b"\x03")));
+    run.type_keys(b"\x03");
+    let session = run.finish();
     let screen = session.screen(rows, cols);
     let contents = shown(&screen);
     assert_eq!(session.code, Some(130), "{contents}");
@@ -326,4 +415,74 @@ waiting:
     assert!(contents.contains("■ waiting cancelled"), "{contents}");
     assert_left_sane(&screen, &session);
     assert!(p.leftovers().is_empty(), "left behind: {:?}", p.leftovers());
+}
+
+#[test]
+fn a_resize_is_followed_without_leftovers() {
+    let p = busybox_project(
+        "\
+long:
+  script:
+    - echo 'ready, a line that fits the wide terminal but not the narrow one at all' && sleep 3
+",
+    );
+    let (rows, wide, narrow) = (30, 100, 40);
+    let mut run = PtyRun::start(&p, &["run"], &[], rows, wide);
+    run.wait_for("narrow one at all");
+    run.resize(rows, narrow);
+    // A few redraws at the new width, then the screen as a person sees it.
+    run.read_for(Duration::from_millis(800));
+    let live = shown(&run.screen_now(rows, wide));
+    let lines: Vec<&str> = live.lines().filter(|l| !l.is_empty()).collect();
+    let n = lines.len();
+    assert!(n >= 3, "{live}");
+    // The last two rows are the live lines, each cut to 40 columns; nothing else is left over.
+    assert!(lines[n - 2].contains(" long ") && lines[n - 2].contains("ready, a line"));
+    assert!(
+        !live.contains("narrow one"),
+        "not cut to the new width:\n{live}"
+    );
+    assert!(lines[n - 1].contains("1 running · 0 queued"), "{live}");
+    assert!(!lines[n - 1].contains("0 failed"), "not cut:\n{live}");
+    assert!(
+        lines[..n - 2]
+            .iter()
+            .all(|l| l.starts_with("berth: ") || l.is_empty()),
+        "something was left above the live lines:\n{live}"
+    );
+    for l in &lines {
+        assert!(l.chars().count() <= usize::from(narrow), "{l:?}");
+    }
+
+    let session = run.finish();
+    assert_eq!(session.code, Some(0), "{}", session.text());
+    let screen = session.screen(rows, wide);
+    assert!(
+        shown(&screen).contains("✔ long passed in"),
+        "{}",
+        shown(&screen)
+    );
+    assert_left_sane(&screen, &session);
+}
+
+#[test]
+fn verbose_streams_every_log_above_the_live_lines() {
+    let p = busybox_project(PIPELINE);
+    let (rows, cols) = (60, 100);
+    let session = PtyRun::start(&p, &["run", "-j", "1", "-v"], &[], rows, cols).finish();
+    assert_eq!(session.code, Some(1));
+    let screen = session.screen(rows, cols);
+    let contents = shown(&screen);
+    let lines: Vec<&str> = contents.lines().collect();
+    let building = row_of(&lines, "[ok] building");
+    let passed = row_of(&lines, "✔ ok passed in ");
+    let last = row_of(&lines, "[bad] the last words");
+    let failed = row_of(&lines, "✘ bad failed in ");
+    assert!(
+        building < passed && passed < last && last < failed,
+        "{contents}"
+    );
+    // Already shown in full: no tail under the failed job.
+    assert!(!contents.contains("│ "), "{contents}");
+    assert_left_sane(&screen, &session);
 }
