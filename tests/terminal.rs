@@ -486,3 +486,44 @@ fn verbose_streams_every_log_above_the_live_lines() {
     assert!(!contents.contains("│ "), "{contents}");
     assert_left_sane(&screen, &session);
 }
+
+#[test]
+fn an_image_build_shows_its_steps() {
+    let p = busybox_project("built:\n  image: {build: ctx}\n  script: [cat /made-by]\n");
+    // Content unique to this test run, so the image is really built (and then removed).
+    p.write(
+        "ctx/Dockerfile",
+        &format!(
+            "FROM {}\nRUN echo {} > /made-by\nRUN sleep 1\n",
+            common::BUSYBOX,
+            p.path().display()
+        ),
+    );
+    let (rows, cols) = (40, 120);
+    let session = PtyRun::start(&p, &["run"], &[], rows, cols).finish();
+    let text = session.text();
+    let tag = text
+        .split_whitespace()
+        .find(|w| w.starts_with("berth-build/ctx:"))
+        .map(|w| w.trim_end_matches(':').to_string());
+    if let Some(tag) = &tag {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", tag])
+            .output();
+    }
+    assert_eq!(session.code, Some(0), "{text}");
+    let tag = tag.expect("the built image's tag");
+    // While it built: the image's line with each step.
+    for step in ["Step 1/", "Step 2/4 : RUN echo", "Step 3/4 : RUN sleep 1"] {
+        assert!(text.contains(step), "no {step:?} in:\n{text}");
+    }
+    let screen = session.screen(rows, cols);
+    let contents = shown(&screen);
+    assert!(
+        contents.contains(&format!("berth: image {tag}: building "))
+            && contents.contains(" done in "),
+        "{contents}"
+    );
+    assert!(contents.contains("✔ built passed in"), "{contents}");
+    assert_left_sane(&screen, &session);
+}
