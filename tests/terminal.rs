@@ -527,3 +527,28 @@ fn an_image_build_shows_its_steps() {
     assert!(contents.contains("✔ built passed in"), "{contents}");
     assert_left_sane(&screen, &session);
 }
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_still_leaves_the_terminal_sane() {
+    let p = busybox_project(
+        "\
+waiting:
+  script: [echo ready, sleep 300]
+",
+    );
+    let (rows, cols) = (40, 100);
+    let mut run = PtyRun::start(&p, &["run"], &[], rows, cols);
+    run.wait_for("ready");
+    run.type_keys(b"\x03");
+    run.wait_for("berth: interrupted; stopping");
+    run.type_keys(b"\x03");
+    let session = run.finish();
+    // No cleanup happened: prune removes what the run left.
+    p.berth(&["prune"]).expect_code(0);
+    let screen = session.screen(rows, cols);
+    let contents = shown(&screen);
+    assert_eq!(session.code, Some(130), "{contents}");
+    assert!(contents.contains("interrupted again"), "{contents}");
+    assert_left_sane(&screen, &session);
+    assert!(p.leftovers().is_empty(), "left behind: {:?}", p.leftovers());
+}

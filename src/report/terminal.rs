@@ -193,8 +193,17 @@ fn quiet_echo() {
     }
 }
 
-/// Put the terminal's settings back (the view ended, or berth exits without unwinding).
+/// The live lines, for a hard exit to take off the screen.
+static LIVE: std::sync::Mutex<Option<MultiProgress>> = std::sync::Mutex::new(None);
+
+/// Take the live lines off the screen and put the terminal's settings back (the view ended, or
+/// berth exits without unwinding: a second ^C).
 pub fn restore_terminal() {
+    if let Some(multi) = LIVE.lock().ok().and_then(|mut slot| slot.take()) {
+        // Then hidden, so that no tick draws the lines again before the process ends.
+        let _ = multi.clear();
+        multi.set_draw_target(ProgressDrawTarget::hidden());
+    }
     let saved = SAVED.lock().ok().and_then(|mut slot| slot.take());
     if let Some(settings) = saved {
         // SAFETY: tcsetattr with the settings tcgetattr gave.
@@ -205,8 +214,12 @@ pub fn restore_terminal() {
 impl Terminal {
     pub fn new(verbose: bool) -> Self {
         quiet_echo();
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        if let Ok(mut slot) = LIVE.lock() {
+            *slot = Some(multi.clone());
+        }
         Terminal {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            multi,
             overall: None,
             bars: HashMap::new(),
             image: None,
