@@ -243,6 +243,11 @@ where
                 current,
                 total,
             } = step;
+            // `line` keeps its meaning from before the layer fields: `LAYER: STATUS` for pulls.
+            let line = match &layer {
+                Some(layer) => format!("{layer}: {line}"),
+                None => line,
+            };
             sink.send(Event::ImageProgress {
                 image: image.to_string(),
                 line,

@@ -331,8 +331,13 @@ impl Reporter for Terminal {
                 let line = printable(line);
                 match layer {
                     Some(layer) => {
+                        let status = line
+                            .strip_prefix(layer.as_str())
+                            .and_then(|rest| rest.strip_prefix(": "))
+                            .unwrap_or(&line)
+                            .to_string();
                         view.layers
-                            .insert(layer.clone(), (line, *current_bytes, *total_bytes));
+                            .insert(layer.clone(), (status, *current_bytes, *total_bytes));
                     }
                     None if line.starts_with("Step ") => {
                         view.step = Some(line);
