@@ -14,8 +14,8 @@ use bollard::query_parameters::{
     BuildImageOptionsBuilder, ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder,
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
+    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -273,6 +273,16 @@ impl Engine {
                 image: tag.to_string(),
                 reason: "the build finished but the image is not there".into(),
             })
+        }
+    }
+
+    /// Remove an image by reference (forced, as `docker rmi -f`); a missing one is not an error.
+    pub async fn remove_image(&self, image: &str) -> Result<(), DockerError> {
+        let options = RemoveImageOptionsBuilder::default().force(true).build();
+        match self.docker.remove_image(image, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -508,9 +508,15 @@ fn an_image_build_shows_its_steps() {
         .find(|w| w.starts_with("berth-build/ctx:"))
         .map(|w| w.trim_end_matches(':').to_string());
     if let Some(tag) = &tag {
-        let _ = std::process::Command::new("docker")
-            .args(["rmi", "-f", tag])
-            .output();
+        common::block_on(async {
+            let engine = berth::docker::Engine::connect()
+                .await
+                .expect("Docker engine");
+            engine
+                .remove_image(tag)
+                .await
+                .expect("remove the built image");
+        });
     }
     assert_eq!(session.code, Some(0), "{text}");
     let tag = tag.expect("the built image's tag");
