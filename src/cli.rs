@@ -90,6 +90,18 @@ enum Command {
     Artifacts(ArtifactsArgs),
     /// Remove containers, networks and temporary volumes that crashed runs left behind
     Prune(PruneArgs),
+    /// Print a completion script for SHELL to stdout (e.g. `berth completions bash >
+    /// ~/.local/share/bash-completion/completions/berth`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of berth, or of one of its commands, to stdout (e.g. `berth man
+    /// | man -l -`)
+    Man {
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +199,11 @@ struct RunArgs {
     /// (NAME=@FILE); masked as [MASKED] in every log line, event and record. Repeatable
     #[arg(long = "secret", value_name = "NAME[=@FILE]")]
     secrets: Vec<String>,
+    /// Mask this variable's value (as the jobs see it, from the pipeline file or -e) as
+    /// [MASKED] in every log line, event and record; the pipeline file can list names in its
+    /// BERTH_MASK variable instead. Repeatable
+    #[arg(long = "mask", value_name = "NAME")]
+    masks: Vec<String>,
     /// How many run records to keep under .berth/runs
     #[arg(long, value_name = "N", default_value_t = 20)]
     keep_runs: usize,
@@ -543,8 +560,51 @@ pub fn main() -> i32 {
             Command::Runs => cmd_runs(&cli),
             Command::Logs { names } => cmd_logs(&cli, names),
             Command::Show { run } => cmd_show(&cli, run.as_deref()),
+            Command::Completions { shell } => cmd_completions(*shell),
+            Command::Man { command } => cmd_man(command.as_deref()),
         }
     })
+}
+
+/// `berth completions SHELL`: generated from the clap definition, so it never falls behind.
+fn cmd_completions(shell: clap_complete::Shell) -> i32 {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "berth", &mut std::io::stdout());
+    exit::OK
+}
+
+/// `berth man [COMMAND]`: berth(1), or berth-COMMAND(1) for one subcommand, as roff.
+fn cmd_man(command: Option<&str>) -> i32 {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    // Global options (-C, -f) reach the subcommands' pages, which are named berth-NAME.
+    cli.build();
+    let page = match command {
+        None => cli,
+        Some(name) => match cli.find_subcommand(name) {
+            // After build(), its display name is `berth-NAME`: the page's title.
+            Some(sub) => sub.clone(),
+            None => {
+                eprintln!("berth: no command `{name}` (see `berth --help`)");
+                return exit::BAD_INPUT;
+            }
+        },
+    };
+    let mut out = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(page)
+        .source(concat!("berth ", env!("CARGO_PKG_VERSION")))
+        .render(&mut out)
+    {
+        eprintln!("berth: cannot render the man page: {e}");
+        return exit::BAD_INPUT;
+    }
+    use std::io::Write;
+    match std::io::stdout().write_all(&out) {
+        Ok(()) => exit::OK,
+        // A closed pipe (`berth man | head`) is not berth's failure.
+        Err(_) => exit::OK,
+    }
 }
 
 /// The Docker engine, or exit code 3 with a message that says what to check.
@@ -1033,7 +1093,12 @@ async fn execute(
 
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone());
-    let (sink, mut rx) = Sink::masking(1024, secrets.iter().map(|(_, v)| v.clone()).collect());
+    let hidden = secrets
+        .iter()
+        .map(|(_, v)| v.clone())
+        .chain(masked_values(&plan, &config, &args.masks))
+        .collect();
+    let (sink, mut rx) = Sink::masking(1024, hidden);
     let live = match args.output {
         _ if interactive => false,
         Output::Auto => std::io::stderr().is_terminal(),
@@ -1417,6 +1482,7 @@ async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
         verbose: false,
         junit: None,
         secrets: secrets.into_iter().collect(),
+        masks: Vec::new(),
         keep_runs: 20,
         default_image: "alpine:latest".into(),
         shell_on_failure: false,
@@ -1437,6 +1503,46 @@ fn short(sha: &str) -> &str {
 fn short_id(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     &id[..id.len().min(12)]
+}
+
+/// The name of the variable in which a pipeline file lists the variables to mask (a berth
+/// extension: GitLab masks variables in the project's settings, its YAML has no way to).
+pub const MASK_LIST: &str = "BERTH_MASK";
+
+/// The values to mask of the variables named by `--mask` or by a job's `BERTH_MASK` (names
+/// separated by spaces or commas), as each job that runs would see them.
+fn masked_values(plan: &Plan, config: &engine::RunConfig, masks: &[String]) -> Vec<String> {
+    let mut values = Vec::new();
+    for pj in plan.jobs.iter().filter(|pj| pj.run) {
+        let env = vars::job_env(
+            &config.context,
+            &config.pipeline_variables,
+            &pj.job,
+            0,
+            &[],
+            &config.overrides,
+        );
+        let value_of = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let listed = value_of(MASK_LIST).map(|list| mask_names(list));
+        for name in masks
+            .iter()
+            .map(String::as_str)
+            .chain(listed.iter().flatten().copied())
+        {
+            if let Some(v) = value_of(name) {
+                if !values.contains(v) {
+                    values.push(v.clone());
+                }
+            }
+        }
+    }
+    values
+}
+
+fn mask_names(list: &str) -> Vec<&str> {
+    list.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 /// `--secret NAME` (from the environment) or `NAME=@FILE` (from a file) as (name, value).
@@ -1624,7 +1730,8 @@ fn watch_signals(cancel: CancellationToken) {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        eprintln!("berth: interrupted again; exiting without cleanup (run `berth prune`)");
+        crate::report::terminal::restore_terminal();
+        eprintln!("\nberth: interrupted again; exiting without cleanup (run `berth prune`)");
         std::process::exit(exit::INTERRUPTED);
     });
 }
@@ -1991,6 +2098,14 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_416), (2025, 11, 24));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn mask_lists_take_spaces_and_commas() {
+        assert_eq!(
+            mask_names(" API_KEY, DB_PASSWORD\tTOKEN,,"),
+            ["API_KEY", "DB_PASSWORD", "TOKEN"]
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use bollard::query_parameters::{
     BuildImageOptionsBuilder, ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder,
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
+    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -130,6 +130,16 @@ pub enum Output {
     Stderr(Bytes),
 }
 
+/// One progress report of a pull (a layer's status and bytes) or a build (a line of its output,
+/// `Step N/M : ...` at each step).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageStep {
+    pub layer: Option<String>,
+    pub line: String,
+    pub current: Option<u64>,
+    pub total: Option<u64>,
+}
+
 /// How an image came to be available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageSource {
@@ -220,11 +230,11 @@ impl Engine {
     }
 
     /// Make sure `image` is present, pulling it with the user's registry credentials if not.
-    /// `progress` receives one line per pull status change.
+    /// `progress` receives each status change of each layer, with its bytes when Docker tells.
     pub async fn ensure_image(
         &self,
         image: &str,
-        mut progress: impl FnMut(&str),
+        mut progress: impl FnMut(ImageStep),
     ) -> Result<ImageSource, DockerError> {
         if self.image_exists(image).await? {
             return Ok(ImageSource::Present);
@@ -240,11 +250,14 @@ impl Engine {
             match item {
                 Ok(info) => {
                     if let Some(status) = info.status {
-                        let line = match info.id {
-                            Some(id) => format!("{id}: {status}"),
-                            None => status,
-                        };
-                        progress(&line);
+                        let bytes = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+                        let detail = info.progress_detail.unwrap_or_default();
+                        progress(ImageStep {
+                            layer: info.id,
+                            line: status,
+                            current: bytes(detail.current),
+                            total: bytes(detail.total).filter(|&t| t > 0),
+                        });
                     }
                 }
                 Err(e) => {
@@ -274,7 +287,7 @@ impl Engine {
         context_tar: &Path,
         dockerfile: &str,
         tag: &str,
-        mut progress: impl FnMut(&str),
+        mut progress: impl FnMut(ImageStep),
     ) -> Result<ImageSource, DockerError> {
         if self.image_exists(tag).await? {
             return Ok(ImageSource::Present);
@@ -307,7 +320,10 @@ impl Engine {
             if let Some(line) = info.stream {
                 let line = line.trim_end();
                 if !line.is_empty() {
-                    progress(line);
+                    progress(ImageStep {
+                        line: line.to_string(),
+                        ..ImageStep::default()
+                    });
                 }
             }
         }
@@ -318,6 +334,16 @@ impl Engine {
                 image: tag.to_string(),
                 reason: "the build finished but the image is not there".into(),
             })
+        }
+    }
+
+    /// Remove an image by reference (forced, as `docker rmi -f`); a missing one is not an error.
+    pub async fn remove_image(&self, image: &str) -> Result<(), DockerError> {
+        let options = RemoveImageOptionsBuilder::default().force(true).build();
+        match self.docker.remove_image(image, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -504,18 +530,6 @@ impl Engine {
         };
         let id = self.docker.commit_container(options, config).await?;
         Ok(id.id)
-    }
-
-    /// Remove an image; one that is already gone is not an error.
-    pub async fn remove_image(&self, image: &str) -> Result<(), DockerError> {
-        let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
-            .force(true)
-            .build();
-        match self.docker.remove_image(image, Some(options), None).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// The container's output from its start, following until it stops.

@@ -133,9 +133,16 @@ pub enum Event {
         image: String,
         action: String,
     },
+    /// A pull's layer status (`layer` set, with bytes when Docker tells) or a build's output line.
     ImageProgress {
         image: String,
         line: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        layer: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        current_bytes: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total_bytes: Option<u64>,
     },
     JobStarted {
         job: String,

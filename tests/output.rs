@@ -198,3 +198,54 @@ fn old_runs_are_pruned() {
         2
     );
 }
+
+#[test]
+fn variables_listed_in_berth_mask_or_given_to_mask_are_masked() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        "berth.yml",
+        &format!(
+            "\
+image: {BUSYBOX}
+variables:
+  BERTH_MASK: API_KEY, DB_PASSWORD
+  API_KEY: k-1234-secret
+  BASE: pw
+show:
+  variables:
+    DB_PASSWORD: ${{BASE}}-9876-secret
+  script:
+    - test \"$API_KEY\" = k-1234-secret && test \"$DB_PASSWORD\" = pw-9876-secret
+    - echo \"key=$API_KEY pass=$DB_PASSWORD other=$OTHER\"
+"
+        ),
+    )]);
+    let run = p.berth(&[
+        "run",
+        "--output",
+        "json",
+        "--mask",
+        "OTHER",
+        "-e",
+        "OTHER=plain-but-hidden",
+    ]);
+    run.expect_code(0);
+    let logs = p.berth(&["logs", "show"]);
+    logs.expect_code(0);
+    assert!(
+        logs.stdout
+            .contains("key=[MASKED] pass=[MASKED] other=[MASKED]"),
+        "{}",
+        logs.stdout
+    );
+    let manifest = std::fs::read_to_string(p.run_dir().join("manifest.json")).unwrap();
+    for secret in ["k-1234-secret", "pw-9876-secret", "plain-but-hidden"] {
+        for (what, text) in [
+            ("events", &run.stdout),
+            ("log", &logs.stdout),
+            ("record", &manifest),
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked into the {what}");
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{script, PreparedJob, RunError, Shared, DEFAULT_TIMEOUT};
-use crate::docker::DockerError;
+use crate::docker::{DockerError, ImageStep};
 use crate::events::{Event, Sink};
 use crate::pipeline::Image;
 use crate::plan::Plan;
@@ -173,12 +173,10 @@ pub(super) async fn prepare(
                     action: "pulling".into(),
                 })
                 .await;
-                let mut lines = Vec::new();
-                let result = shared
-                    .engine
-                    .ensure_image(&image, |line| lines.push(line.to_string()))
-                    .await;
-                forward_progress(sink, &image, lines).await;
+                let result = with_progress(sink, &image, |step| {
+                    shared.engine.ensure_image(&image, step)
+                })
+                .await;
                 result.map_err(wrap)?;
             }
             Source::Build {
@@ -209,14 +207,12 @@ pub(super) async fn prepare(
                         reason: format!("cannot pack {}: {e}", context.display()),
                     })
                 })?;
-                let mut lines = Vec::new();
-                let result = shared
-                    .engine
-                    .build_image(tar.path(), &dockerfile, &image, |l| {
-                        lines.push(l.to_string())
-                    })
-                    .await;
-                forward_progress(sink, &image, lines).await;
+                let result = with_progress(sink, &image, |step| {
+                    shared
+                        .engine
+                        .build_image(tar.path(), &dockerfile, &image, step)
+                })
+                .await;
                 result.map_err(wrap)?;
             }
         }
@@ -290,12 +286,41 @@ fn add_python_caches(
     job.env.extend(extra.env);
 }
 
-async fn forward_progress(sink: &Sink, image: &str, lines: Vec<String>) {
-    for line in lines {
-        sink.send(Event::ImageProgress {
-            image: image.to_string(),
-            line,
-        })
-        .await;
-    }
+/// Run `work` (a pull or a build), sending each progress step as an event while it goes rather
+/// than after: the live view shows it, and a slow pull is not silence.
+async fn with_progress<W, F, T>(sink: &Sink, image: &str, work: W) -> T
+where
+    W: FnOnce(Box<dyn FnMut(ImageStep) + Send>) -> F,
+    F: std::future::Future<Output = T>,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // The callback (and so `tx`) is dropped when `work` completes, which ends the forwarding.
+    let work = work(Box::new(move |step| {
+        let _ = tx.send(step);
+    }));
+    let forward = async {
+        while let Some(step) = rx.recv().await {
+            let ImageStep {
+                layer,
+                line,
+                current,
+                total,
+            } = step;
+            // `line` keeps its meaning from before the layer fields: `LAYER: STATUS` for pulls.
+            let line = match &layer {
+                Some(layer) => format!("{layer}: {line}"),
+                None => line,
+            };
+            sink.send(Event::ImageProgress {
+                image: image.to_string(),
+                line,
+                layer,
+                current_bytes: current,
+                total_bytes: total,
+            })
+            .await;
+        }
+    };
+    let (result, ()) = tokio::join!(work, forward);
+    result
 }

@@ -36,7 +36,12 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
         Event::ImagePreparing { image, action } => {
             writeln!(out, "berth: image {image}: {action}")
         }
-        Event::ImageProgress { image, line } => writeln!(out, "berth: image {image}: {line}"),
+        // Byte counts come many times a second: plain output keeps the status changes.
+        Event::ImageProgress {
+            current_bytes: Some(_),
+            ..
+        } => Ok(()),
+        Event::ImageProgress { image, line, .. } => writeln!(out, "berth: image {image}: {line}"),
         Event::JobStarted {
             job,
             stage,
@@ -172,4 +177,32 @@ pub fn summary(
         "pipeline {word} in {}: {passed} jobs passed, {failed} did not, {skipped} not run",
         human(duration)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_byte_counts_are_left_out_status_changes_kept() {
+        let progress = |line: &str, current: Option<u64>| Event::ImageProgress {
+            image: "alpine:3".into(),
+            line: line.into(),
+            layer: Some("1a2b".into()),
+            current_bytes: current,
+            total_bytes: current.map(|_| 100),
+        };
+        let mut out = Vec::new();
+        for event in [
+            progress("1a2b: Pulling fs layer", None),
+            progress("1a2b: Downloading", Some(40)),
+            progress("1a2b: Pull complete", None),
+        ] {
+            render(&mut out, &event).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "berth: image alpine:3: 1a2b: Pulling fs layer\nberth: image alpine:3: 1a2b: Pull complete\n"
+        );
+    }
 }

@@ -1,9 +1,14 @@
-//! The live view for a terminal: a spinner line per running job with its latest log line, a
-//! status line per finished job, the tail of a failed job's log, and the closing summary.
+//! The live view for a terminal: a spinner line per running job (stage, elapsed time, latest log
+//! line), a line per image being pulled or built, a status line per finished job, the tail of a
+//! failed job's log, an overall line of counts, and the closing summary.
+//!
+//! indicatif reads the terminal's width at each redraw and cuts the wide message to fit, so narrow
+//! terminals and resizes keep one line per bar. Colours follow `console`, which honours NO_COLOR.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
+use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::plain::summary;
@@ -13,20 +18,213 @@ use crate::pipeline::duration::human;
 
 /// How many lines of a failed job's log are shown under it.
 const TAIL: usize = 20;
+const TICK: Duration = Duration::from_millis(120);
 
 pub struct Terminal {
     multi: MultiProgress,
+    /// The bottom line: done / running / queued / failed and the run's elapsed time.
+    overall: Option<ProgressBar>,
     bars: HashMap<String, ProgressBar>,
+    image: Option<ImageView>,
     tails: HashMap<String, VecDeque<String>>,
+    counts: Counts,
     verbose: bool,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Counts {
+    planned: usize,
+    done: usize,
+    running: usize,
+    failed: usize,
+}
+
+impl Counts {
+    fn line(&self) -> String {
+        let queued = self
+            .planned
+            .saturating_sub(self.done)
+            .saturating_sub(self.running);
+        format!(
+            "{} done · {} running · {} queued · {} failed",
+            self.done, self.running, queued, self.failed
+        )
+    }
+}
+
+/// The image being pulled or built (one at a time, before any job starts).
+struct ImageView {
+    image: String,
+    action: String,
+    bar: ProgressBar,
+    started: Instant,
+    /// Pull: each layer's latest status and bytes.
+    layers: BTreeMap<String, (String, Option<u64>, Option<u64>)>,
+    /// Build: the current `Step N/M : ...` and the latest line of its output.
+    step: Option<String>,
+    last: Option<String>,
+}
+
+impl ImageView {
+    fn message(&self) -> String {
+        if self.layers.is_empty() {
+            return match (&self.step, &self.last) {
+                (Some(step), Some(last)) => format!("{step} · {last}"),
+                (Some(one), None) | (None, Some(one)) => one.clone(),
+                (None, None) => self.action.clone(),
+            };
+        }
+        pull_message(&self.layers)
+    }
+}
+
+/// `2/5 layers · 1a2b3c Downloading 3.1 MB/20.4 MB · ...` for the layers still moving.
+fn pull_message(layers: &BTreeMap<String, (String, Option<u64>, Option<u64>)>) -> String {
+    let finished = |status: &str| {
+        matches!(
+            status,
+            "Pull complete" | "Already exists" | "Download complete"
+        ) || status.starts_with("Digest:")
+            || status.starts_with("Status:")
+    };
+    let done = layers.values().filter(|(s, ..)| finished(s)).count();
+    let mut parts = vec![format!("{done}/{} layers", layers.len())];
+    for (layer, (status, current, total)) in layers {
+        if finished(status) {
+            continue;
+        }
+        let short: String = layer.chars().take(12).collect();
+        parts.push(match (current, total) {
+            (Some(c), Some(t)) => format!("{short} {status} {}/{}", bytes(*c), bytes(*t)),
+            (Some(c), None) => format!("{short} {status} {}", bytes(*c)),
+            _ => format!("{short} {status}"),
+        });
+    }
+    parts.join(" · ")
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A log line made safe to print among the live lines: escape sequences, carriage returns and
+/// other control characters from the job would move the cursor under indicatif's feet.
+fn printable(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters, then one final byte in @..~
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC: up to BEL or ESC \
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' && chars.peek() == Some(&'\\') {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\t' => out.push_str("    "),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn mark(status: JobStatus) -> String {
+    let m = match status {
+        JobStatus::Passed => style("✔").green(),
+        JobStatus::AllowedFailure => style("⚠").yellow(),
+        JobStatus::Skipped | JobStatus::Manual => style("○").dim(),
+        JobStatus::Cancelled => style("■").yellow(),
+        _ => style("✘").red(),
+    };
+    m.for_stderr().to_string()
+}
+
+fn spinner_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+/// The terminal's settings from before the live view turned echo off.
+static SAVED: std::sync::Mutex<Option<libc::termios>> = std::sync::Mutex::new(None);
+
+/// Keys typed during the run (^C above all) would be echoed into the live lines and shift them
+/// under indicatif's feet; echo stays off while the view is up. Signals still work (ISIG).
+fn quiet_echo() {
+    // SAFETY: tcgetattr/tcsetattr on stderr's terminal with termios values we own.
+    unsafe {
+        let mut settings: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(libc::STDERR_FILENO, &mut settings) != 0 {
+            return;
+        }
+        let saved = settings;
+        settings.c_lflag &= !(libc::ECHO | libc::ECHONL);
+        if libc::tcsetattr(libc::STDERR_FILENO, libc::TCSANOW, &settings) == 0 {
+            if let Ok(mut slot) = SAVED.lock() {
+                slot.get_or_insert(saved);
+            }
+        }
+    }
+}
+
+/// The live lines, for a hard exit to take off the screen.
+static LIVE: std::sync::Mutex<Option<MultiProgress>> = std::sync::Mutex::new(None);
+
+/// Take the live lines off the screen and put the terminal's settings back (the view ended, or
+/// berth exits without unwinding: a second ^C).
+pub fn restore_terminal() {
+    if let Some(multi) = LIVE.lock().ok().and_then(|mut slot| slot.take()) {
+        // Then hidden, so that no tick draws the lines again before the process ends.
+        let _ = multi.clear();
+        multi.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let saved = SAVED.lock().ok().and_then(|mut slot| slot.take());
+    if let Some(settings) = saved {
+        // SAFETY: tcsetattr with the settings tcgetattr gave.
+        unsafe { libc::tcsetattr(libc::STDERR_FILENO, libc::TCSANOW, &settings) };
+    }
 }
 
 impl Terminal {
     pub fn new(verbose: bool) -> Self {
+        quiet_echo();
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        if let Ok(mut slot) = LIVE.lock() {
+            *slot = Some(multi.clone());
+        }
         Terminal {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            multi,
+            overall: None,
             bars: HashMap::new(),
+            image: None,
             tails: HashMap::new(),
+            counts: Counts::default(),
             verbose,
         }
     }
@@ -34,15 +232,52 @@ impl Terminal {
     fn line(&self, text: String) {
         let _ = self.multi.println(text);
     }
+
+    /// A new bar, above the overall line so that it stays at the bottom.
+    fn add(&self, bar: ProgressBar) -> ProgressBar {
+        match &self.overall {
+            Some(overall) => self.multi.insert_before(overall, bar),
+            None => self.multi.add(bar),
+        }
+    }
+
+    fn recount(&self) {
+        if let Some(overall) = &self.overall {
+            overall.set_message(self.counts.line());
+        }
+    }
+
+    fn image_done(&mut self) {
+        if let Some(view) = self.image.take() {
+            view.bar.finish_and_clear();
+            self.line(format!(
+                "berth: image {}: {} done in {}",
+                view.image,
+                view.action,
+                human(view.started.elapsed())
+            ));
+        }
+    }
+
+    /// Take every live line off the screen; what was printed above them stays.
+    fn clear_live(&mut self) {
+        if let Some(view) = self.image.take() {
+            view.bar.finish_and_clear();
+        }
+        for (_, bar) in self.bars.drain() {
+            bar.finish_and_clear();
+        }
+        if let Some(overall) = self.overall.take() {
+            overall.finish_and_clear();
+        }
+    }
 }
 
-fn mark(status: JobStatus) -> &'static str {
-    match status {
-        JobStatus::Passed => "✔",
-        JobStatus::AllowedFailure => "⚠",
-        JobStatus::Skipped | JobStatus::Manual => "○",
-        JobStatus::Cancelled => "■",
-        _ => "✘",
+impl Drop for Terminal {
+    /// A run that stops early (an image that cannot be had) still leaves a clean terminal.
+    fn drop(&mut self) {
+        self.clear_live();
+        restore_terminal();
     }
 }
 
@@ -54,25 +289,76 @@ impl Reporter for Terminal {
                 pipeline,
                 jobs,
                 ..
-            } => self.line(format!("berth: run {run_id} of {pipeline}: {jobs} jobs")),
-            Event::Notice { message } => self.line(format!("berth: {message}")),
-            Event::ImagePreparing { image, action } => {
-                self.line(format!("berth: image {image}: {action}"))
+            } => {
+                self.line(format!("berth: run {run_id} of {pipeline}: {jobs} jobs"));
+                self.counts.planned = *jobs;
+                let overall = self.multi.add(ProgressBar::new_spinner());
+                overall.set_style(spinner_style("{elapsed:>4} {wide_msg}"));
+                overall.enable_steady_tick(TICK);
+                self.overall = Some(overall);
+                self.recount();
             }
-            Event::ImageProgress { .. } => {}
+            Event::Notice { message } => self.line(format!("berth: {}", printable(message))),
+            Event::ImagePreparing { image, action } => {
+                self.image_done();
+                let bar = self.add(ProgressBar::new_spinner());
+                bar.set_style(spinner_style(
+                    "{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}",
+                ));
+                bar.set_prefix(format!("image {image}"));
+                bar.set_message(action.clone());
+                bar.enable_steady_tick(TICK);
+                self.image = Some(ImageView {
+                    image: image.clone(),
+                    action: action.clone(),
+                    bar,
+                    started: Instant::now(),
+                    layers: BTreeMap::new(),
+                    step: None,
+                    last: None,
+                });
+            }
+            Event::ImageProgress {
+                image,
+                line,
+                layer,
+                current_bytes,
+                total_bytes,
+            } => {
+                let Some(view) = self.image.as_mut().filter(|v| &v.image == image) else {
+                    return;
+                };
+                let line = printable(line);
+                match layer {
+                    Some(layer) => {
+                        let status = line
+                            .strip_prefix(layer.as_str())
+                            .and_then(|rest| rest.strip_prefix(": "))
+                            .unwrap_or(&line)
+                            .to_string();
+                        view.layers
+                            .insert(layer.clone(), (status, *current_bytes, *total_bytes));
+                    }
+                    None if line.starts_with("Step ") => {
+                        view.step = Some(line);
+                        view.last = None;
+                    }
+                    None => view.last = Some(line),
+                }
+                view.bar.set_message(view.message());
+            }
+            Event::JobQueued { .. } => self.image_done(),
             Event::JobStarted {
                 job,
                 stage,
                 attempt,
                 ..
             } => {
-                let bar = self.multi.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
+                self.image_done();
+                let bar = self.add(ProgressBar::new_spinner());
+                bar.set_style(spinner_style(
+                    "{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}",
+                ));
                 let again = if *attempt > 1 {
                     format!(" (attempt {attempt})")
                 } else {
@@ -80,13 +366,16 @@ impl Reporter for Terminal {
                 };
                 bar.set_prefix(format!("{job}{again}"));
                 bar.set_message(format!("[{stage}]"));
-                bar.enable_steady_tick(Duration::from_millis(120));
-                if let Some(old) = self.bars.insert(job.clone(), bar) {
-                    old.finish_and_clear();
+                bar.enable_steady_tick(TICK);
+                match self.bars.insert(job.clone(), bar) {
+                    Some(old) => old.finish_and_clear(),
+                    None => self.counts.running += 1,
                 }
                 self.tails.insert(job.clone(), VecDeque::new());
+                self.recount();
             }
             Event::JobLog { job, line } => {
+                let line = printable(line);
                 if self.verbose {
                     self.line(format!("[{job}] {line}"));
                 }
@@ -97,13 +386,16 @@ impl Reporter for Terminal {
                 if tail.len() == TAIL {
                     tail.pop_front();
                 }
-                tail.push_back(line.clone());
+                tail.push_back(line);
             }
             Event::JobRetrying {
                 job,
                 attempt,
                 reason,
-            } => self.line(format!("↻ {job}: {reason}; retrying (attempt {attempt})")),
+            } => self.line(format!(
+                "↻ {job}: {}; retrying (attempt {attempt})",
+                printable(reason)
+            )),
             Event::JobFinished {
                 job,
                 status,
@@ -113,16 +405,24 @@ impl Reporter for Terminal {
             } => {
                 if let Some(bar) = self.bars.remove(job) {
                     bar.finish_and_clear();
+                    self.counts.running = self.counts.running.saturating_sub(1);
                 }
-                let why = status.note(message.as_deref());
+                self.counts.done += 1;
+                if status.fails_pipeline() {
+                    self.counts.failed += 1;
+                }
+                self.recount();
+                let why = printable(&status.note(message.as_deref()));
                 self.line(format!(
-                    "{} {job} {} in {}{why}",
+                    "{} {} {} in {}{why}",
                     mark(*status),
+                    style(job).bold().for_stderr(),
                     status.as_str(),
                     human(*duration)
                 ));
+                let tail = self.tails.remove(job).unwrap_or_default();
                 if *status != JobStatus::Passed && !self.verbose {
-                    for l in self.tails.remove(job).unwrap_or_default() {
+                    for l in tail {
                         self.line(format!("    │ {l}"));
                     }
                 }
@@ -132,11 +432,19 @@ impl Reporter for Terminal {
                 status,
                 reason,
                 ..
-            } => self.line(format!(
-                "{} {job} {} ({reason})",
-                mark(*status),
-                status.as_str()
-            )),
+            } => {
+                self.counts.done += 1;
+                if status.fails_pipeline() {
+                    self.counts.failed += 1;
+                }
+                self.line(format!(
+                    "{} {job} {} ({})",
+                    mark(*status),
+                    status.as_str(),
+                    printable(reason)
+                ));
+                self.recount();
+            }
             Event::CacheMounted { .. } => {}
             Event::ArtifactsStored {
                 job,
@@ -146,20 +454,22 @@ impl Reporter for Terminal {
             } => self.line(format!(
                 "  {job}: artifacts: {files} files, {bytes} bytes in {path}"
             )),
-            Event::Interrupted { running } => self.line(format!(
-                "berth: interrupted; stopping {}",
-                running.join(", ")
-            )),
-            Event::JobQueued { .. } => {}
+            Event::Interrupted { running } => {
+                self.line(format!(
+                    "berth: interrupted; stopping {}",
+                    running.join(", ")
+                ));
+                for bar in self.bars.values() {
+                    bar.set_message("stopping…");
+                }
+            }
             Event::RunFinished {
                 status,
                 duration,
                 jobs,
                 critical_path,
             } => {
-                for bar in self.bars.values() {
-                    bar.finish_and_clear();
-                }
+                self.clear_live();
                 let mut out = Vec::new();
                 let _ = summary(&mut out, *status, *duration, jobs, critical_path);
                 let _ = self.multi.suspend(|| {
@@ -168,5 +478,47 @@ impl Reporter for Terminal {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_drops_escapes_and_control_characters() {
+        assert_eq!(printable("\u{1b}[31mred\u{1b}[0m done"), "red done");
+        assert_eq!(printable("50%\r100%"), "50%100%");
+        assert_eq!(printable("\u{1b}]0;title\u{7}text"), "text");
+        assert_eq!(printable("\u{1b}]8;;http://x\u{1b}\\link"), "link");
+        assert_eq!(printable("a\tb"), "a    b");
+        assert_eq!(printable("plain ✔ text"), "plain ✔ text");
+    }
+
+    #[test]
+    fn counts_line_derives_queued() {
+        let c = Counts {
+            planned: 5,
+            done: 2,
+            running: 1,
+            failed: 1,
+        };
+        assert_eq!(c.line(), "2 done · 1 running · 2 queued · 1 failed");
+    }
+
+    #[test]
+    fn pull_message_shows_moving_layers_with_bytes() {
+        let mut layers = BTreeMap::new();
+        layers.insert("aaa".to_string(), ("Pull complete".to_string(), None, None));
+        layers.insert(
+            "bbb".to_string(),
+            ("Downloading".to_string(), Some(3_100_000), Some(20_400_000)),
+        );
+        layers.insert("ccc".to_string(), ("Waiting".to_string(), None, None));
+        assert_eq!(
+            pull_message(&layers),
+            "1/3 layers · bbb Downloading 3.1 MB/20.4 MB · ccc Waiting"
+        );
+        assert_eq!(bytes(999), "999 B");
     }
 }
