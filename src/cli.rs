@@ -381,12 +381,8 @@ async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
 }
 
 async fn cmd_cache_export(cli: &Cli, keys: &[String], output: &Path) -> i32 {
-    let project = match project_dir(cli) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let engine = match connect().await {
-        Ok(e) => e,
+    let (project, engine) = match project_and_engine(cli).await {
+        Ok(x) => x,
         Err(code) => return code,
     };
     match engine::transfer::export(&engine, &project, keys, output).await {
@@ -408,12 +404,8 @@ async fn cmd_cache_export(cli: &Cli, keys: &[String], output: &Path) -> i32 {
 
 async fn cmd_cache_import(cli: &Cli, file: &Path, force: bool) -> i32 {
     use crate::engine::transfer::Imported;
-    let project = match project_dir(cli) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let engine = match connect().await {
-        Ok(e) => e,
+    let (project, engine) = match project_and_engine(cli).await {
+        Ok(x) => x,
         Err(code) => return code,
     };
     match engine::transfer::import(&engine, &project, file, force).await {
@@ -614,6 +606,13 @@ async fn connect() -> Result<Engine, i32> {
         eprintln!("berth: is the Docker engine running? (DOCKER_HOST is used when set)");
         exit::DOCKER
     })
+}
+
+/// The project directory and a connected engine, or the exit code that says why not.
+async fn project_and_engine(cli: &Cli) -> Result<(PathBuf, Engine), i32> {
+    let project = project_dir(cli)?;
+    let engine = connect().await?;
+    Ok((project, engine))
 }
 
 fn project_dir(cli: &Cli) -> Result<PathBuf, i32> {
@@ -1357,12 +1356,8 @@ async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
         );
         return exit::BAD_INPUT;
     }
-    let project = match project_dir(cli) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let engine = match connect().await {
-        Ok(e) => e,
+    let (project, engine) = match project_and_engine(cli).await {
+        Ok(x) => x,
         Err(code) => return code,
     };
 
@@ -1872,12 +1867,8 @@ fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
 
 async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
     use crate::engine::caches::{cache_labels, Index};
-    let project = match project_dir(cli) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let engine = match connect().await {
-        Ok(e) => e,
+    let (project, engine) = match project_and_engine(cli).await {
+        Ok(x) => x,
         Err(code) => return code,
     };
     let filter = format!("{}={}", labels::PROJECT, project.display());

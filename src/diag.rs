@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::yaml::Span;
+use crate::yaml::{Node, Span};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -79,6 +79,14 @@ impl Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(message, span)
         }
+    }
+
+    /// "SUBJECT should be WHAT, found KIND", pointing at the node.
+    pub fn expected(subject: &str, what: &str, node: &Node) -> Self {
+        Diagnostic::error(
+            format!("{subject} should be {what}, found {}", node.kind()),
+            Some(node.span),
+        )
     }
 
     pub fn in_job(mut self, job: &str) -> Self {

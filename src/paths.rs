@@ -18,7 +18,7 @@ pub fn check_pattern(pattern: &str) -> Result<(), &'static str> {
 }
 
 /// Does a relative path climb above its starting point (`a/../../b`)?
-fn escapes(path: &str) -> bool {
+pub fn escapes(path: &str) -> bool {
     let mut depth: i64 = 0;
     for part in path.split('/') {
         match part {

@@ -191,7 +191,7 @@ impl<'a> Composer<'a> {
                 self.warnings
                     .push(Diagnostic::warning(note, Some(item.span)));
             }
-            let key = format!("{name}\u{0}{:?}", spec.inputs.as_ref().map(strip_spans));
+            let key = format!("{name}\u{0}{:?}", spec.inputs.as_ref().map(inputs::flow));
             if !self.seen.insert(key) {
                 continue;
             }
@@ -271,12 +271,10 @@ impl<'a> Composer<'a> {
         };
         for parent in list {
             let Some(parent_name) = parent.as_text() else {
-                return Err(Diagnostic::error(
-                    format!(
-                        "`extends` should be a job name or a list of them, found {}",
-                        parent.kind()
-                    ),
-                    Some(parent.span),
+                return Err(Diagnostic::expected(
+                    "`extends`",
+                    "a job name or a list of them",
+                    parent,
                 ));
             };
             if chain.iter().any(|c| c == parent_name) {
@@ -347,25 +345,6 @@ fn plain_variables(node: Option<&Node>) -> Vec<(String, String)> {
             Some((e.key.clone(), value))
         })
         .collect()
-}
-
-/// A node's shape without positions, to compare inputs.
-fn strip_spans(node: &Node) -> String {
-    match &node.value {
-        Value::Scalar { text, .. } => format!("{text:?}"),
-        Value::Seq(items) => format!(
-            "[{}]",
-            items.iter().map(strip_spans).collect::<Vec<_>>().join(",")
-        ),
-        Value::Map(entries) => format!(
-            "{{{}}}",
-            entries
-                .iter()
-                .map(|e| format!("{:?}:{}", e.key, strip_spans(&e.value)))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-    }
 }
 
 /// Ruby's `deep_merge`, as GitLab uses it for includes and `extends`: mappings merge key by
@@ -458,22 +437,4 @@ pub(super) fn resolve_references(
         span: node.span,
         tag: node.tag.clone(),
     })
-}
-
-/// Is `path` (relative, `/`-separated) inside the project?
-pub(super) fn stays_inside(path: &str) -> bool {
-    let mut depth = 0i32;
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                depth -= 1;
-                if depth < 0 {
-                    return false;
-                }
-            }
-            _ => depth += 1,
-        }
-    }
-    true
 }

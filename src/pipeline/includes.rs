@@ -10,8 +10,6 @@ use crate::diag::Diagnostic;
 use crate::vars;
 use crate::yaml::{Node, Span};
 
-use super::compose::stays_inside;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Local(String),
@@ -87,12 +85,10 @@ impl Spec {
             });
         }
         let Some(entries) = item.as_map() else {
-            return Err(Diagnostic::error(
-                format!(
-                    "an `include` entry should be a path or a mapping like `{{local: FILE}}`, found {}",
-                    item.kind()
-                ),
-                Some(item.span),
+            return Err(Diagnostic::expected(
+                "an `include` entry",
+                "a path or a mapping like `{local: FILE}`",
+                item,
             ));
         };
         if let Some(e) = entries.iter().find(|e| !KEYS.contains(&e.key.as_str())) {
@@ -107,9 +103,10 @@ impl Spec {
                 None => Ok(None),
                 Some(n) => match n.as_text() {
                     Some(t) => Ok(Some(expand(t))),
-                    None => Err(Diagnostic::error(
-                        format!("`include: {key}` should be a string, found {}", n.kind()),
-                        Some(n.span),
+                    None => Err(Diagnostic::expected(
+                        &format!("`include: {key}`"),
+                        "a string",
+                        n,
                     )),
                 },
             }
@@ -341,7 +338,7 @@ fn http_get(url: &str) -> Result<String, String> {
 /// A local include: one file, or every file a wildcard matches (in path order).
 fn local(path: &str, project: &Path, span: Span) -> Result<Vec<Fetched>, Diagnostic> {
     let rel = path.trim_start_matches('/');
-    if !stays_inside(rel) {
+    if crate::paths::escapes(rel) {
         return Err(Diagnostic::error(
             format!("`include: local: {path}` points outside the project"),
             Some(span),

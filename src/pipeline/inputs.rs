@@ -292,8 +292,9 @@ fn function(f: &str, s: String, span: Span) -> Result<String, Diagnostic> {
     ))
 }
 
-/// A list or mapping as YAML flow text, for an array input put inside a string.
-fn flow(node: &Node) -> String {
+/// A list or mapping as YAML flow text, for an array input put inside a string (and to
+/// compare two includes' inputs).
+pub(super) fn flow(node: &Node) -> String {
     match &node.value {
         Value::Scalar { text, .. } => text.clone(),
         Value::Seq(items) => format!(

@@ -59,12 +59,10 @@ pub fn expand(node: Option<&Node>) -> Result<Vec<Option<Instance>>, Diagnostic> 
     } else if let Some(matrix) = node.get("matrix") {
         combinations(matrix)?
     } else {
-        return Err(Diagnostic::error(
-            format!(
-                "`parallel` should be a number or `{{matrix: [...]}}`, found {}",
-                node.kind()
-            ),
-            Some(node.span),
+        return Err(Diagnostic::expected(
+            "`parallel`",
+            "a number or `{matrix: [...]}`",
+            node,
         ));
     };
     if combos.len() > MAX {
@@ -98,23 +96,19 @@ pub fn expand(node: Option<&Node>) -> Result<Vec<Option<Instance>>, Diagnostic> 
 /// (the first key varying slowest), entries one after another.
 fn combinations(matrix: &Node) -> Result<Vec<Vec<(String, String)>>, Diagnostic> {
     let Some(entries) = matrix.as_seq() else {
-        return Err(Diagnostic::error(
-            format!(
-                "`parallel: matrix` should be a list of mappings, found {}",
-                matrix.kind()
-            ),
-            Some(matrix.span),
+        return Err(Diagnostic::expected(
+            "`parallel: matrix`",
+            "a list of mappings",
+            matrix,
         ));
     };
     let mut out = Vec::new();
     for entry in entries {
         let Some(keys) = entry.as_map() else {
-            return Err(Diagnostic::error(
-                format!(
-                    "a `parallel: matrix` entry should be a mapping of variables to values, found {}",
-                    entry.kind()
-                ),
-                Some(entry.span),
+            return Err(Diagnostic::expected(
+                "a `parallel: matrix` entry",
+                "a mapping of variables to values",
+                entry,
             ));
         };
         let mut acc: Vec<Vec<(String, String)>> = vec![Vec::new()];

@@ -44,12 +44,9 @@ impl Condition {
     pub fn read(rule: &Node) -> Result<Condition, Diagnostic> {
         let mut c = Condition::default();
         if let Some(n) = rule.get("if") {
-            let text = n.as_text().ok_or_else(|| {
-                Diagnostic::error(
-                    format!("`rules: if` should be an expression, found {}", n.kind()),
-                    Some(n.span),
-                )
-            })?;
+            let text = n
+                .as_text()
+                .ok_or_else(|| Diagnostic::expected("`rules: if`", "an expression", n))?;
             let parsed = expr::parse(text).map_err(|e| expr_error(text, &e, n.span))?;
             c.if_ = Some((text.to_string(), parsed));
         }
@@ -137,21 +134,15 @@ fn texts(node: Option<&Node>, key: &str) -> Result<Vec<String>, Diagnostic> {
     if let Some(t) = node.as_text() {
         return Ok(vec![t.to_string()]);
     }
-    let items = node.as_seq().ok_or_else(|| {
-        Diagnostic::error(
-            format!("`{key}` should be a list of paths, found {}", node.kind()),
-            Some(node.span),
-        )
-    })?;
+    let items = node
+        .as_seq()
+        .ok_or_else(|| Diagnostic::expected(&format!("`{key}`"), "a list of paths", node))?;
     items
         .iter()
         .map(|i| {
-            i.as_text().map(String::from).ok_or_else(|| {
-                Diagnostic::error(
-                    format!("`{key}` should be a list of paths, found {}", i.kind()),
-                    Some(i.span),
-                )
-            })
+            i.as_text()
+                .map(String::from)
+                .ok_or_else(|| Diagnostic::expected(&format!("`{key}`"), "a list of paths", i))
         })
         .collect()
 }
@@ -229,10 +220,7 @@ pub fn include_allowed(
     ctx: &Context,
 ) -> Result<bool, Diagnostic> {
     let Some(items) = rules.as_seq() else {
-        return Err(Diagnostic::error(
-            format!("`include: rules` should be a list, found {}", rules.kind()),
-            Some(rules.span),
-        ));
+        return Err(Diagnostic::expected("`include: rules`", "a list", rules));
     };
     let lookup = |n: &str| {
         vars.iter()
@@ -295,12 +283,10 @@ impl Policy {
             return Ok(p);
         }
         let Some(entries) = node.as_map() else {
-            return Err(Diagnostic::error(
-                format!(
-                    "`{key}` should be a list of refs or a mapping, found {}",
-                    node.kind()
-                ),
-                Some(node.span),
+            return Err(Diagnostic::expected(
+                &format!("`{key}`"),
+                "a list of refs or a mapping",
+                node,
             ));
         };
         for e in entries {
