@@ -537,9 +537,12 @@ fn an_image_build_shows_its_steps() {
 
 #[test]
 fn a_second_ctrl_c_exits_at_once_and_still_leaves_the_terminal_sane() {
+    // A service makes stopping take a while (its network goes too), so that the second ^C
+    // usually arrives while berth is still stopping.
     let p = busybox_project(
         "\
 waiting:
+  services: [berth-test/httpd:latest]
   script: [echo ready, sleep 300]
 ",
     );
@@ -565,6 +568,10 @@ waiting:
     let screen = session.screen(rows, cols);
     let contents = shown(&screen);
     assert_eq!(session.code, Some(130), "{contents}");
-    assert!(contents.contains("interrupted again"), "{contents}");
+    // When the first stop finished before the second key arrived, there was nothing left to
+    // cut short; otherwise berth says it left at once.
+    if !contents.contains("pipeline interrupted in") {
+        assert!(contents.contains("interrupted again"), "{contents}");
+    }
     assert_left_sane(&screen, &session);
 }
