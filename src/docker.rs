@@ -91,6 +91,17 @@ fn done_unless_failed(
     }
 }
 
+/// Podman (4.x) reports a container that has stopped but whose exit it has not yet recorded as
+/// `stopped`, a state Docker's API (and so bollard) does not know; it becomes `exited` shortly,
+/// so such an answer is asked again, up to this many times, this far apart.
+const SETTLE_TRIES: u32 = 50;
+const SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn is_podman_stopped(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::JsonDataError { message, .. }
+        if message.contains("unknown variant `stopped`"))
+}
+
 fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
@@ -644,7 +655,14 @@ impl Engine {
             .all(true)
             .filters(&filters)
             .build();
-        let list = self.docker.list_containers(Some(options)).await?;
+        let mut tries = 0;
+        let list = loop {
+            match self.docker.list_containers(Some(options.clone())).await {
+                Err(e) if is_podman_stopped(&e) && tries < SETTLE_TRIES => tries += 1,
+                other => break other?,
+            }
+            tokio::time::sleep(SETTLE_PAUSE).await;
+        };
         Ok(list
             .into_iter()
             .map(|c| ContainerInfo {
@@ -694,7 +712,14 @@ impl Engine {
         container: &str,
         network: &str,
     ) -> Result<ContainerState, DockerError> {
-        let info = self.docker.inspect_container(container, None).await?;
+        let mut tries = 0;
+        let info = loop {
+            match self.docker.inspect_container(container, None).await {
+                Err(e) if is_podman_stopped(&e) && tries < SETTLE_TRIES => tries += 1,
+                other => break other?,
+            }
+            tokio::time::sleep(SETTLE_PAUSE).await;
+        };
         let state = info.state.unwrap_or_default();
         let ip = info
             .network_settings
