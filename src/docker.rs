@@ -384,9 +384,12 @@ impl Engine {
                 network_mode: spec.network.clone(),
                 ..Default::default()
             }),
+            // No endpoint for the `none` mode: Podman refuses one ("networks ... can only be
+            // used with Bridge mode networking"), and Docker has nothing to configure there.
             networking_config: spec
                 .network
                 .as_ref()
+                .filter(|net| net.as_str() != "none")
                 .map(|net| bollard::models::NetworkingConfig {
                     endpoints_config: Some(HashMap::from([(
                         net.clone(),
