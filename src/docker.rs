@@ -213,6 +213,15 @@ impl Engine {
         Ok(v.version.unwrap_or_else(|| "unknown".into()))
     }
 
+    /// Is the engine Podman (its Docker-compatible API)? Where the two differ, berth adapts.
+    pub async fn is_podman(&self) -> Result<bool, DockerError> {
+        let v = self.docker.version().await?;
+        Ok(v.components
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.name.starts_with("Podman")))
+    }
+
     /// The image's ID and its registry digests (`repo@sha256:...`), if it is present.
     pub async fn image_identity(
         &self,
@@ -689,6 +698,14 @@ impl Engine {
         labels: &HashMap<String, String>,
         kind: NetworkKind,
     ) -> Result<String, DockerError> {
+        if kind == NetworkKind::Sealed && self.is_podman().await? {
+            return Err(DockerError::Api(
+                "hermetic jobs with services are not supported on Podman: its bridges always \
+                 have a host address (no `com.docker.network.bridge.inhibit_ipv4`), so the \
+                 services' network cannot be sealed; run them on Docker"
+                    .into(),
+            ));
+        }
         let request = bollard::models::NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
