@@ -958,6 +958,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn podman_stopped_is_told_from_other_errors() {
+        let json = |message: &str| bollard::errors::Error::JsonDataError {
+            message: message.to_string(),
+            column: 178,
+        };
+        assert!(is_podman_stopped(&json(
+            "unknown variant `stopped`, expected one of ``, `created`, `running`"
+        )));
+        assert!(!is_podman_stopped(&json("unknown variant `sleepy`")));
+        assert!(!is_podman_stopped(
+            &bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                message: "unknown variant `stopped`".into(),
+            }
+        ));
+    }
+
+    #[test]
     fn references() {
         assert_eq!(split_reference("alpine"), ("alpine", "latest"));
         assert_eq!(split_reference("python:3.12"), ("python", "3.12"));
