@@ -91,6 +91,17 @@ fn done_unless_failed(
     }
 }
 
+/// Podman (4.x) reports a container that has stopped but whose exit it has not yet recorded as
+/// `stopped`, a state Docker's API (and so bollard) does not know; it becomes `exited` shortly,
+/// so such an answer is asked again, up to this many times, this far apart.
+const SETTLE_TRIES: u32 = 50;
+const SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn is_podman_stopped(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::JsonDataError { message, .. }
+        if message.contains("unknown variant `stopped`"))
+}
+
 fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
@@ -200,6 +211,15 @@ impl Engine {
     pub async fn version(&self) -> Result<String, DockerError> {
         let v = self.docker.version().await?;
         Ok(v.version.unwrap_or_else(|| "unknown".into()))
+    }
+
+    /// Is the engine Podman (its Docker-compatible API)? Where the two differ, berth adapts.
+    pub async fn is_podman(&self) -> Result<bool, DockerError> {
+        let v = self.docker.version().await?;
+        Ok(v.components
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.name.starts_with("Podman")))
     }
 
     /// The image's ID and its registry digests (`repo@sha256:...`), if it is present.
@@ -373,9 +393,12 @@ impl Engine {
                 network_mode: spec.network.clone(),
                 ..Default::default()
             }),
+            // No endpoint for the `none` mode: Podman refuses one ("networks ... can only be
+            // used with Bridge mode networking"), and Docker has nothing to configure there.
             networking_config: spec
                 .network
                 .as_ref()
+                .filter(|net| net.as_str() != "none")
                 .map(|net| bollard::models::NetworkingConfig {
                     endpoints_config: Some(HashMap::from([(
                         net.clone(),
@@ -644,7 +667,14 @@ impl Engine {
             .all(true)
             .filters(&filters)
             .build();
-        let list = self.docker.list_containers(Some(options)).await?;
+        let mut tries = 0;
+        let list = loop {
+            match self.docker.list_containers(Some(options.clone())).await {
+                Err(e) if is_podman_stopped(&e) && tries < SETTLE_TRIES => tries += 1,
+                other => break other?,
+            }
+            tokio::time::sleep(SETTLE_PAUSE).await;
+        };
         Ok(list
             .into_iter()
             .map(|c| ContainerInfo {
@@ -668,6 +698,14 @@ impl Engine {
         labels: &HashMap<String, String>,
         kind: NetworkKind,
     ) -> Result<String, DockerError> {
+        if kind == NetworkKind::Sealed && self.is_podman().await? {
+            return Err(DockerError::Api(
+                "hermetic jobs with services are not supported on Podman: its bridges always \
+                 have a host address (no `com.docker.network.bridge.inhibit_ipv4`), so the \
+                 services' network cannot be sealed; run them on Docker"
+                    .into(),
+            ));
+        }
         let request = bollard::models::NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
@@ -694,7 +732,14 @@ impl Engine {
         container: &str,
         network: &str,
     ) -> Result<ContainerState, DockerError> {
-        let info = self.docker.inspect_container(container, None).await?;
+        let mut tries = 0;
+        let info = loop {
+            match self.docker.inspect_container(container, None).await {
+                Err(e) if is_podman_stopped(&e) && tries < SETTLE_TRIES => tries += 1,
+                other => break other?,
+            }
+            tokio::time::sleep(SETTLE_PAUSE).await;
+        };
         let state = info.state.unwrap_or_default();
         let ip = info
             .network_settings
@@ -911,6 +956,24 @@ fn credentials_for(image: &str) -> Option<DockerCredentials> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn podman_stopped_is_told_from_other_errors() {
+        let json = |message: &str| bollard::errors::Error::JsonDataError {
+            message: message.to_string(),
+            column: 178,
+        };
+        assert!(is_podman_stopped(&json(
+            "unknown variant `stopped`, expected one of ``, `created`, `running`"
+        )));
+        assert!(!is_podman_stopped(&json("unknown variant `sleepy`")));
+        assert!(!is_podman_stopped(
+            &bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                message: "unknown variant `stopped`".into(),
+            }
+        ));
+    }
 
     #[test]
     fn references() {

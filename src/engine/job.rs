@@ -414,7 +414,7 @@ async fn drive(
     if let Err(e) = engine.start(id).await {
         return Ended::Broken(e);
     }
-    let pump = tokio::spawn(pump_output(
+    let mut pump = tokio::spawn(pump_output(
         engine.output(id),
         job.name.clone(),
         sink.clone(),
@@ -438,8 +438,15 @@ async fn drive(
         }
         Ended::Exited(_) | Ended::Refused(_) => {}
     }
-    // The stream ends when the container stops; don't hang on an engine that went away.
-    let _ = tokio::time::timeout(Duration::from_secs(10), pump).await;
+    // The stream ends when the container stops; don't hang on an engine that went away, nor on
+    // Podman's, whose log stream sometimes outlives the container: the pump holds the sink, and
+    // the run's reporters end only when every sink is gone.
+    if tokio::time::timeout(Duration::from_secs(10), &mut pump)
+        .await
+        .is_err()
+    {
+        pump.abort();
+    }
     ended
 }
 

@@ -20,12 +20,16 @@ pub fn repo_root() -> PathBuf {
 
 /// Make sure the engine answers and the image exists, building it with `images/build.sh` (under
 /// a lock, so parallel test processes build it once). Fails loudly: these tests never skip.
+/// The engine is the one `DOCKER_HOST` names, for berth and for the docker CLI the build uses.
 pub fn require_image(image: &str) {
     static ENGINE: OnceLock<()> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let ok = block_on(async { berth::docker::Engine::connect().await.map(|_| ()) });
         if let Err(e) = ok {
-            panic!("these tests need a running Docker engine (run .ci/ensure-docker.sh): {e}");
+            panic!(
+                "these tests need a running Docker engine (run .ci/ensure-docker.sh; for \
+                 Podman, .ci/ensure-podman.sh and DOCKER_HOST=unix:///run/berth-podman.sock): {e}"
+            );
         }
     });
     if image_exists(image) {
