@@ -787,8 +787,22 @@ impl Reader<'_> {
                 ("CI_JOB_NAME".to_string(), job.name.clone()),
                 ("CI_JOB_STAGE".to_string(), job.stage.clone()),
             ];
-            let vars = self.visible(&[&globals, &job.variables], &predefined);
-            let lookup = |n: &str| vars.get(n).cloned();
+            // Only rules, `only` and `except` read the job's variables; GitLab's default `only`
+            // reads the context alone, and most jobs of a big pipeline have nothing else.
+            let conditional = job_rules.is_some() || only.is_some() || except.is_some();
+            let vars = if conditional {
+                self.visible(&[&globals, &job.variables], &predefined)
+            } else {
+                HashMap::new()
+            };
+            let ctx = self.ctx;
+            let lookup = |n: &str| {
+                if conditional {
+                    vars.get(n).cloned()
+                } else {
+                    ctx.var(n).map(String::from)
+                }
+            };
             let decided = match &job_rules {
                 Some(rules) => {
                     self.apply_rules(job, rules, &lookup, explicit_allow_failure.clone())
