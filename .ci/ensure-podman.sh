@@ -37,8 +37,9 @@ events_logger = "file"
 CONF
   rm -f "$sock"
   echo "ensure-podman: starting podman system service on $sock (log: /tmp/berth-podman.log)"
-  CONTAINERS_CONF="$conf" nohup podman system service --time=0 "unix://$sock" \
-    >/tmp/berth-podman.log 2>&1 </dev/null &
+  # From /: conmon works in the service's directory, which must outlive whoever started it.
+  (cd / && CONTAINERS_CONF="$conf" exec nohup podman system service --time=0 "unix://$sock" \
+    >/tmp/berth-podman.log 2>&1 </dev/null) &
   disown || true
   for _ in $(seq 1 30); do
     api_up && break
