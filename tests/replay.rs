@@ -47,10 +47,17 @@ flaky:
     first.expect_code(1);
     let original = runs(&p).pop().expect("a run");
 
-    let replayed = with_token(&p, &["replay", "--output", "plain"], Some("s3cret"));
+    let replayed = with_token(
+        &p,
+        &["replay", &original, "--output", "plain"],
+        Some("s3cret"),
+    );
     replayed.expect_code(1);
-    let again = runs(&p).pop().expect("a second run");
-    assert_ne!(original, again);
+    // Run ids start with the second they began: the new one is the one that was not there.
+    let again = runs(&p)
+        .into_iter()
+        .find(|r| r != &original)
+        .expect("a second run");
     let log = |run: &str| p.berth(&["logs", run, "flaky"]).stdout;
     let (a, b) = (log(&original), log(&again));
     assert!(a.contains("level=three token=[MASKED]"), "{a}");
