@@ -683,6 +683,7 @@ fn pipeline_context(context: &Context, origin: &OriginArgs) -> pipeline::Context
         variables: context.pipeline_variables(),
         overrides: origin.env.clone(),
         changes: Some(std::sync::Arc::new(context.changes())),
+        files: Default::default(),
     }
 }
 

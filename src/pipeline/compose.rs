@@ -178,7 +178,7 @@ impl<'a> Composer<'a> {
             }
         }
         let cache = IncludeCache::from_env();
-        let files = match includes::fetch(&spec, &self.ctx.project_dir, &cache) {
+        let files = match includes::fetch(&spec, self.ctx, &cache) {
             Ok(files) => files,
             Err(d) => {
                 self.errors.push(d);

@@ -3,7 +3,7 @@
 //! hands them here so that `include`, `rules`, `only`/`except` and `workflow` can decide.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The files a change touched, as `rules: changes` compares them.
 pub trait ChangedFiles: Send + Sync {
@@ -21,6 +21,9 @@ pub struct Context {
     /// The command line's `-e`: the highest precedence.
     pub overrides: Vec<(String, String)>,
     pub changes: Option<Arc<dyn ChangedFiles>>,
+    /// The project's files and directories as a checkout has them, read once for every `include` wildcard
+    /// and `exists` rule.
+    pub files: Arc<OnceLock<Vec<String>>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -48,7 +51,20 @@ impl Context {
             ],
             overrides: Vec::new(),
             changes: None,
+            files: Default::default(),
         }
+    }
+
+    /// The project's files and directories (relative, `/`-separated, sorted), as a job's
+    /// checkout has them.
+    pub fn project_files(&self) -> &[String] {
+        self.files.get_or_init(|| {
+            crate::workspace::files(&self.project_dir, crate::workspace::Selection::Checkout)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|rel| rel.to_string_lossy().replace('\\', "/"))
+                .collect()
+        })
     }
 
     pub fn var(&self, name: &str) -> Option<&str> {

@@ -4,11 +4,13 @@
 //! the user) keeps copies, so that a run never needs the network. A kind without a copy is an
 //! error that says how to vendor the file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::diag::Diagnostic;
 use crate::vars;
 use crate::yaml::{Node, Span};
+
+use super::context::Context;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -229,13 +231,9 @@ impl IncludeCache {
 }
 
 /// The files an include brings, in order.
-pub fn fetch(
-    spec: &Spec,
-    project: &Path,
-    cache: &IncludeCache,
-) -> Result<Vec<Fetched>, Diagnostic> {
+pub fn fetch(spec: &Spec, ctx: &Context, cache: &IncludeCache) -> Result<Vec<Fetched>, Diagnostic> {
     match &spec.location {
-        Location::Local(path) => local(path, project, spec.span),
+        Location::Local(path) => local(path, ctx, spec.span),
         Location::Remote(url) => remote(spec, url, cache).map(|f| vec![f]),
         Location::Project { files, .. } => {
             files.iter().map(|f| cached(spec, cache, Some(f))).collect()
@@ -336,7 +334,7 @@ fn http_get(url: &str) -> Result<String, String> {
 }
 
 /// A local include: one file, or every file a wildcard matches (in path order).
-fn local(path: &str, project: &Path, span: Span) -> Result<Vec<Fetched>, Diagnostic> {
+fn local(path: &str, ctx: &Context, span: Span) -> Result<Vec<Fetched>, Diagnostic> {
     let rel = path.trim_start_matches('/');
     if crate::paths::escapes(rel) {
         return Err(Diagnostic::error(
@@ -347,9 +345,11 @@ fn local(path: &str, project: &Path, span: Span) -> Result<Vec<Fetched>, Diagnos
     let names: Vec<String> = if rel.contains('*') {
         let re = wildcard_regex(rel)
             .map_err(|e| Diagnostic::error(format!("`include: local: {path}`: {e}"), Some(span)))?;
-        let mut found: Vec<String> = project_files(project)
-            .into_iter()
-            .filter(|f| re.is_match(f))
+        let mut found: Vec<String> = ctx
+            .project_files()
+            .iter()
+            .filter(|f| re.is_match(f) && ctx.project_dir.join(f).is_file())
+            .cloned()
             .collect();
         found.sort();
         if found.is_empty() {
@@ -370,7 +370,7 @@ fn local(path: &str, project: &Path, span: Span) -> Result<Vec<Fetched>, Diagnos
                 Some(span),
             ));
         }
-        let text = std::fs::read_to_string(project.join(&name)).map_err(|e| {
+        let text = std::fs::read_to_string(ctx.project_dir.join(&name)).map_err(|e| {
             Diagnostic::error(
                 format!("`include: local: {path}`: cannot read `{name}`: {e}"),
                 Some(span),
@@ -405,26 +405,6 @@ pub fn wildcard_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
     }
     re.push('$');
     regex::Regex::new(&re)
-}
-
-/// The project's files as relative `/`-separated paths (what a checkout has: `.gitignore`d
-/// files, `.git` and `.berth` left out).
-fn project_files(project: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let walker = ignore::WalkBuilder::new(project)
-        .hidden(false)
-        .git_ignore(true)
-        .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git" && e.file_name() != ".berth")
-        .build();
-    for entry in walker.flatten() {
-        if entry.file_type().is_some_and(|t| t.is_file()) {
-            if let Ok(rel) = entry.path().strip_prefix(project) {
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -196,21 +196,10 @@ fn exists(
         .iter()
         .map(|p| glob(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let walker = ignore::WalkBuilder::new(&ctx.project_dir)
-        .hidden(false)
-        .git_ignore(true)
-        .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git" && e.file_name() != ".berth")
-        .build();
-    for entry in walker.flatten() {
-        if let Ok(rel) = entry.path().strip_prefix(&ctx.project_dir) {
-            let rel = rel.to_string_lossy().replace('\\', "/");
-            if !rel.is_empty() && globs.iter().any(|g| g.is_match(&rel)) {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
+    Ok(ctx
+        .project_files()
+        .iter()
+        .any(|rel| globs.iter().any(|g| g.is_match(rel))))
 }
 
 /// `include: rules`: the include happens when the first matching rule is not `when: never`.
