@@ -1732,7 +1732,7 @@ fn watch_signals(cancel: CancellationToken) {
     });
 }
 
-/// A run id that sorts by time (`20261124-213501-1a2b`) and a numeric pipeline id.
+/// A run id that sorts by start time (`20261124-213501-1a2b`) and a numeric pipeline id.
 fn new_run_id() -> (String, u64) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1740,7 +1740,9 @@ fn new_run_id() -> (String, u64) {
     let secs = now.as_secs();
     let (y, m, d) = civil_from_days((secs / 86400) as i64);
     let t = secs % 86400;
-    let salt = (now.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
+    // The suffix sorts too: the millisecond (64 × 0..999 < 0x10000), then a few bits that set
+    // apart two processes started in the same millisecond.
+    let salt = now.subsec_millis() * 64 + ((now.subsec_nanos() ^ std::process::id()) & 63);
     let id = format!(
         "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{salt:04x}",
         t / 3600,
@@ -2090,6 +2092,21 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_416), (2025, 11, 24));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn run_ids_started_in_one_second_sort_in_order() {
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(new_run_id().0);
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == "20261124-213501-1a2b".len()));
     }
 
     #[test]
