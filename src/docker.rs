@@ -6,16 +6,17 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder,
-    CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
-    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -162,6 +163,8 @@ pub enum ImageSource {
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
+    version: Arc<str>,
+    podman: bool,
 }
 
 impl Engine {
@@ -174,7 +177,7 @@ impl Engine {
         let unreachable = |e: bollard::errors::Error| {
             DockerError::Unreachable(format!("{} ({}): {e}", endpoint.host, endpoint.from))
         };
-        let docker = match &endpoint.tls {
+        let client = |version: &bollard::ClientVersion| match &endpoint.tls {
             Some(tls)
                 if endpoint.host.starts_with("tcp://") || endpoint.host.starts_with("https://") =>
             {
@@ -184,42 +187,60 @@ impl Engine {
                     &tls.cert,
                     &tls.ca,
                     CONNECT_TIMEOUT_SECS,
-                    bollard::API_DEFAULT_VERSION,
+                    version,
                 )
             }
             _ if endpoint.host.starts_with("tcp://") || endpoint.host.starts_with("http://") => {
-                Docker::connect_with_http(
-                    &endpoint.host,
-                    CONNECT_TIMEOUT_SECS,
-                    bollard::API_DEFAULT_VERSION,
-                )
+                Docker::connect_with_http(&endpoint.host, CONNECT_TIMEOUT_SECS, version)
             }
-            _ if endpoint.host.starts_with("unix://") => Docker::connect_with_unix(
-                &endpoint.host,
-                CONNECT_TIMEOUT_SECS,
-                bollard::API_DEFAULT_VERSION,
-            ),
+            _ if endpoint.host.starts_with("unix://") => {
+                Docker::connect_with_unix(&endpoint.host, CONNECT_TIMEOUT_SECS, version)
+            }
             _ => Docker::connect_with_host(&endpoint.host),
-        }
-        .map_err(unreachable)?;
-        // Negotiating asks the engine for its version: that is also the proof it answers.
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        Ok(Engine { docker })
+        };
+        let docker = client(bollard::API_DEFAULT_VERSION).map_err(unreachable)?;
+        // One /version answers three questions: does the engine answer, which API version do we
+        // agree on, and what is it (a version for the records; Docker or Podman). bollard's own
+        // negotiation would ask again for the last.
+        let v = docker.version().await.map_err(unreachable)?;
+        let server = v.api_version.as_deref().and_then(|a| {
+            let (major, minor) = a.split_once('.')?;
+            Some(bollard::ClientVersion {
+                major_version: major.parse().ok()?,
+                minor_version: minor.parse().ok()?,
+            })
+        });
+        let docker = match server {
+            Some(server) if server < *bollard::API_DEFAULT_VERSION => {
+                client(&server).map_err(unreachable)?
+            }
+            _ => docker,
+        };
+        let podman = v
+            .components
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.name.starts_with("Podman"));
+        Ok(Engine {
+            docker,
+            version: Arc::from(v.version.as_deref().unwrap_or("unknown")),
+            podman,
+        })
     }
 
     /// The engine's version string, for records.
     pub async fn version(&self) -> Result<String, DockerError> {
-        let v = self.docker.version().await?;
-        Ok(v.version.unwrap_or_else(|| "unknown".into()))
+        Ok(self.version.to_string())
     }
 
     /// Is the engine Podman (its Docker-compatible API)? Where the two differ, berth adapts.
     pub async fn is_podman(&self) -> Result<bool, DockerError> {
-        let v = self.docker.version().await?;
-        Ok(v.components
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.name.starts_with("Podman")))
+        Ok(self.podman)
+    }
+
+    /// The same, known since connecting.
+    pub fn podman(&self) -> bool {
+        self.podman
     }
 
     /// The image's ID and its registry digests (`repo@sha256:...`), if it is present.
@@ -446,7 +467,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Unpack a tar file followed by a small in-memory tar, in one request: each archive
+    /// Unpack a tar file followed by a second tar (a stream), in one request: each archive
     /// upload costs the engine a mount of the container's filesystem, so jobs make one.
     /// `first` must end with tar's end-of-archive blocks, which are left out of the stream.
     pub async fn upload_tar_file_then(
@@ -454,7 +475,7 @@ impl Engine {
         container: &str,
         dest: &str,
         first: &Path,
-        then: Vec<u8>,
+        then: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     ) -> Result<(), DockerError> {
         use tokio::io::AsyncReadExt;
         let file = tokio::fs::File::open(first)
@@ -466,11 +487,8 @@ impl Engine {
             .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", first.display())))?
             .len();
         // Two 512-byte zero blocks close a tar; the second archive's own close the stream.
-        let body = tokio_util::io::ReaderStream::new(file.take(len.saturating_sub(1024))).chain(
-            futures_util::stream::once(
-                async move { Ok::<Bytes, std::io::Error>(Bytes::from(then)) },
-            ),
-        );
+        let body =
+            tokio_util::io::ReaderStream::new(file.take(len.saturating_sub(1024))).chain(then);
         self.upload_stream(container, dest, body).await
     }
 
@@ -557,8 +575,24 @@ impl Engine {
 
     /// The container's output from its start, following until it stops.
     pub fn output(&self, container: &str) -> impl Stream<Item = Result<Output, DockerError>> {
+        self.logs(container, true)
+    }
+
+    /// Everything a stopped container printed, from the start.
+    pub fn output_so_far(
+        &self,
+        container: &str,
+    ) -> impl Stream<Item = Result<Output, DockerError>> {
+        self.logs(container, false)
+    }
+
+    fn logs(
+        &self,
+        container: &str,
+        follow: bool,
+    ) -> impl Stream<Item = Result<Output, DockerError>> {
         let options = LogsOptionsBuilder::default()
-            .follow(true)
+            .follow(follow)
             .stdout(true)
             .stderr(true)
             .build();
@@ -598,22 +632,6 @@ impl Engine {
     pub async fn kill(&self, container: &str) -> Result<(), DockerError> {
         // 404 gone, 409 not running: either way it is stopped.
         done_unless_failed(self.docker.kill_container(container, None).await, true)
-    }
-
-    /// Does `path` exist inside the container (running or stopped)?
-    pub async fn path_exists(&self, container: &str, path: &str) -> Result<bool, DockerError> {
-        let options = ContainerArchiveInfoOptionsBuilder::default()
-            .path(path)
-            .build();
-        match self
-            .docker
-            .get_container_archive_info(container, Some(options))
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// A tar stream of `path` inside the container (its entries start with the path's last

@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use crate::docker::Engine;
+use crate::docker::{DockerError, Engine};
 use crate::paths::{self, Link};
 use crate::pipeline::Artifacts;
 
@@ -89,15 +89,15 @@ pub async fn collect(
         } else {
             format!("{container_dir}/{base}")
         };
-        if !engine
-            .path_exists(container, &path)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            continue;
-        }
-        let stream = engine
-            .download(container, &path)
+        // The download's first answer says whether the path exists: no HEAD request before it.
+        let mut stream = Box::pin(engine.download(container, &path));
+        let first = match stream.next().await {
+            None => continue,
+            Some(Err(DockerError::NotFound(_))) => continue,
+            Some(first) => first,
+        };
+        let stream = futures_util::stream::once(async move { first })
+            .chain(stream)
             .map_err(|e| io::Error::other(e.to_string()));
         readers.push((
             base.clone(),
@@ -261,6 +261,64 @@ pub fn check_archive(archive: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// What follows the workspace in a job's single upload at `/`: the artifacts it receives (stored
+/// archives, already checked), their entries moved under `prefix` (the project directory without
+/// its leading `/`), then its scripts (a tar to unpack at `/`). A complete archive: each upload
+/// costs the engine a mount of the container's filesystem, so a job makes one.
+pub fn write_upload_tail(
+    archives: &[PathBuf],
+    prefix: &str,
+    scripts: &[u8],
+    out: impl io::Write,
+) -> Result<(), String> {
+    let mut builder = tar::Builder::new(out);
+    for archive in archives {
+        let file =
+            File::open(archive).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
+        let mut tar = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
+        append_entries(&mut builder, &mut tar, prefix)
+            .map_err(|e| format!("{}: {e}", archive.display()))?;
+    }
+    append_entries(&mut builder, &mut tar::Archive::new(scripts), "")
+        .map_err(|e| format!("scripts: {e}"))?;
+    let mut out = builder.into_inner().map_err(|e| e.to_string())?;
+    io::Write::flush(&mut out).map_err(|e| e.to_string())
+}
+
+/// Copy every entry of `tar` into `builder`, its path (and a hard link's target, which names
+/// another entry) under `prefix`.
+fn append_entries<W: io::Write, R: Read>(
+    builder: &mut tar::Builder<W>,
+    tar: &mut tar::Archive<R>,
+    prefix: &str,
+) -> io::Result<()> {
+    let under = |p: &Path| -> PathBuf {
+        if prefix.is_empty() {
+            p.to_path_buf()
+        } else {
+            Path::new(prefix).join(p)
+        }
+    };
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        let name = under(&entry.path()?);
+        let mut header = entry.header().clone();
+        let kind = header.entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry.link_name()?.unwrap_or_default().into_owned();
+            let target = if kind.is_hard_link() {
+                under(&target)
+            } else {
+                target
+            };
+            builder.append_link(&mut header, &name, &target)?;
+        } else {
+            builder.append_data(&mut header, &name, &mut entry)?;
+        }
+    }
+    Ok(())
+}
+
 /// Unpack a stored archive on the host (for `berth artifacts --extract`), with the same checks.
 pub fn extract(archive: &Path, dest: &Path) -> Result<usize, String> {
     check_archive(archive)?;
@@ -347,6 +405,71 @@ pub fn parse_dotenv(text: &str) -> Result<Vec<(String, String)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upload_tail_moves_artifacts_under_the_project_and_ends_with_the_scripts() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = dir.path().join("a.tar.gz");
+        {
+            let gz = GzEncoder::new(File::create(&stored).unwrap(), Compression::fast());
+            let mut b = tar::Builder::new(gz);
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            h.set_mode(0o755);
+            b.append_data(&mut h, "out/", io::empty()).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(2);
+            h.set_mode(0o640);
+            b.append_data(&mut h, "out/x", &b"x\n"[..]).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o644);
+            b.append_link(&mut h, "out/s", "x").unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            h.set_mode(0o644);
+            b.append_link(&mut h, "out/h", "out/x").unwrap();
+            b.into_inner().unwrap().finish().unwrap();
+        }
+        let mut scripts = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o755);
+        scripts
+            .append_data(&mut h, "berth/step.sh", &b"true"[..])
+            .unwrap();
+        let scripts = scripts.into_inner().unwrap();
+
+        let mut out = Vec::new();
+        write_upload_tail(&[stored], "builds/p", &scripts, &mut out).unwrap();
+        let mut seen = Vec::new();
+        for entry in tar::Archive::new(&out[..]).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            let link = entry.link_name().unwrap().map(|l| l.display().to_string());
+            let mode = entry.header().mode().unwrap();
+            let mut text = String::new();
+            entry.read_to_string(&mut text).unwrap();
+            seen.push((path, link, mode, text));
+        }
+        let row = |p: &str, l: Option<&str>, m: u32, t: &str| {
+            (p.to_string(), l.map(str::to_string), m, t.to_string())
+        };
+        assert_eq!(
+            seen,
+            vec![
+                row("builds/p/out/", None, 0o755, ""),
+                row("builds/p/out/x", None, 0o640, "x\n"),
+                // A symbolic link's target is the job's business; a hard link names an entry.
+                row("builds/p/out/s", Some("x"), 0o644, ""),
+                row("builds/p/out/h", Some("builds/p/out/x"), 0o644, ""),
+                row("berth/step.sh", None, 0o755, "true"),
+            ]
+        );
+    }
 
     #[test]
     fn rebasing_downloaded_entries() {

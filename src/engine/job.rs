@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::{artifacts, script, services, Outcome, PreparedJob, Shared, Workspace};
@@ -376,10 +377,13 @@ async fn drive(
     let engine = &shared.engine;
     let uploaded = match &shared.config.workspace {
         Workspace::Copy { tar } => {
-            engine
-                .upload_tar_file_then(id, "/", tar, job.scripts_tar.clone())
-                .await
+            let tail = match receive_artifacts(job, shared, sink).await {
+                Ok(tail) => tail,
+                Err(ended) => return ended,
+            };
+            engine.upload_tar_file_then(id, "/", tar, tail).await
         }
+        // The jobs share the project directory: what earlier jobs wrote is already there.
         Workspace::Mount => {
             engine
                 .upload_tar_bytes(id, "/", job.scripts_tar.clone())
@@ -388,9 +392,6 @@ async fn drive(
     };
     if let Err(e) = uploaded {
         return Ended::Broken(e);
-    }
-    if let Err(ended) = receive_artifacts(job, shared, sink, id).await {
-        return ended;
     }
     if cancel.is_cancelled() {
         return Ended::Cancelled;
@@ -414,10 +415,12 @@ async fn drive(
     if let Err(e) = engine.start(id).await {
         return Ended::Broken(e);
     }
+    let stop_pump = CancellationToken::new();
     let mut pump = tokio::spawn(pump_output(
         engine.output(id),
         job.name.clone(),
         sink.clone(),
+        stop_pump.clone(),
     ));
     let ended = tokio::select! {
         r = engine.wait(id) => match r {
@@ -441,12 +444,19 @@ async fn drive(
     // The stream ends when the container stops; don't hang on an engine that went away, nor on
     // Podman's, whose log stream sometimes outlives the container: the pump holds the sink, and
     // the run's reporters end only when every sink is gone.
-    if tokio::time::timeout(Duration::from_secs(10), &mut pump)
-        .await
-        .is_err()
-    {
-        pump.abort();
-    }
+    let pumped = match tokio::time::timeout(Duration::from_secs(10), &mut pump).await {
+        Ok(pumped) => pumped.unwrap_or_default(),
+        Err(_) => {
+            stop_pump.cancel();
+            pump.await.unwrap_or_default()
+        }
+    };
+    let pumped = if engine.podman() && matches!(ended, Ended::Exited(_)) {
+        catch_up(engine, id, pumped, &job.name, sink).await
+    } else {
+        pumped
+    };
+    pumped.finish(&job.name, sink).await;
     ended
 }
 
@@ -475,17 +485,13 @@ async fn prepare_caches(job: &PreparedJob, shared: &Shared, sink: &Sink) -> Resu
     Ok(())
 }
 
-/// Unpack into the container the artifacts of the jobs this one depends on, each checked first.
+/// What follows the workspace in the job's upload: the artifacts of the jobs it depends on,
+/// each checked first, then its scripts.
 async fn receive_artifacts(
     job: &PreparedJob,
     shared: &Shared,
     sink: &Sink,
-    id: &str,
-) -> Result<(), Ended> {
-    if matches!(shared.config.workspace, Workspace::Mount) {
-        // The jobs share the project directory: what they wrote is already there.
-        return Ok(());
-    }
+) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, Ended> {
     let sources: Vec<artifacts::Stored> = {
         let stored = shared.stored.lock().unwrap_or_else(|e| e.into_inner());
         job.artifacts_from
@@ -493,7 +499,7 @@ async fn receive_artifacts(
             .filter_map(|i| stored.get(i).cloned())
             .collect()
     };
-    for source in sources {
+    for source in &sources {
         let archive = source.archive.clone();
         let checked = tokio::task::spawn_blocking(move || artifacts::check_archive(&archive))
             .await
@@ -514,13 +520,32 @@ async fn receive_artifacts(
             ),
         )
         .await;
-        shared
-            .engine
-            .upload_tar_file(id, &shared.config.context.container_dir, &source.archive)
-            .await
-            .map_err(Ended::Broken)?;
     }
-    Ok(())
+    let archives: Vec<_> = sources.into_iter().map(|s| s.archive).collect();
+    let prefix = shared
+        .config
+        .context
+        .container_dir
+        .trim_start_matches('/')
+        .to_string();
+    let scripts = job.scripts_tar.clone();
+    // Written on a blocking thread into a pipe the upload reads; a failure ends the stream with
+    // an error rather than a short archive the engine would accept.
+    let (writer, reader) = tokio::io::duplex(256 * 1024);
+    let writer = tokio_util::io::SyncIoBridge::new(writer);
+    let task = tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(128 * 1024, writer);
+        artifacts::write_upload_tail(&archives, &prefix, &scripts, out)
+    });
+    let end = futures_util::stream::once(async move {
+        match task.await {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => Some(Err(std::io::Error::other(why))),
+            Err(e) => Some(Err(std::io::Error::other(e.to_string()))),
+        }
+    })
+    .filter_map(std::future::ready);
+    Ok(tokio_util::io::ReaderStream::new(reader).chain(end))
 }
 
 /// Stream the job's artifacts out of its stopped container into the run's record.
@@ -577,35 +602,94 @@ async fn log(sink: &Sink, job: &str, line: String) {
     .await;
 }
 
-async fn pump_output(
-    stream: impl futures_util::Stream<Item = Result<Output, DockerError>>,
-    job: String,
-    sink: Sink,
-) {
-    let mut out = Lines::default();
-    let mut err = Lines::default();
-    futures_util::pin_mut!(stream);
-    while let Some(item) = stream.next().await {
-        let lines = match item {
-            Ok(Output::Stdout(b)) => out.push(&b),
-            Ok(Output::Stderr(b)) => err.push(&b),
-            Err(_) => break,
-        };
-        for line in lines {
+/// Each output stream's unfinished line, and how many bytes it carried.
+#[derive(Default)]
+struct Pumped {
+    lines: [Lines; 2],
+    bytes: [usize; 2],
+}
+
+impl Pumped {
+    /// Split `bytes` of stream `which` (0 stdout, 1 stderr) into lines, skipping the first
+    /// `skip` bytes of that stream (already seen).
+    async fn push(&mut self, which: usize, bytes: &[u8], skip: usize, job: &str, sink: &Sink) {
+        let seen = self.bytes[which];
+        self.bytes[which] += bytes.len();
+        let new = &bytes[skip.saturating_sub(seen).min(bytes.len())..];
+        for line in self.lines[which].push(new) {
             sink.send(Event::JobLog {
-                job: job.clone(),
+                job: job.to_string(),
                 line,
             })
             .await;
         }
     }
-    for line in out.finish().into_iter().chain(err.finish()) {
-        sink.send(Event::JobLog {
-            job: job.clone(),
-            line,
-        })
-        .await;
+
+    async fn finish(mut self, job: &str, sink: &Sink) {
+        let [out, err] = &mut self.lines;
+        for line in out.finish().into_iter().chain(err.finish()) {
+            sink.send(Event::JobLog {
+                job: job.to_string(),
+                line,
+            })
+            .await;
+        }
     }
+}
+
+/// Stream the job's output into events, line by line, until the stream ends or `stop`.
+async fn pump_output(
+    stream: impl futures_util::Stream<Item = Result<Output, DockerError>>,
+    job: String,
+    sink: Sink,
+    stop: CancellationToken,
+) -> Pumped {
+    let mut pumped = Pumped::default();
+    futures_util::pin_mut!(stream);
+    loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            _ = stop.cancelled() => break,
+        };
+        match item {
+            Some(Ok(Output::Stdout(b))) => pumped.push(0, &b, 0, &job, &sink).await,
+            Some(Ok(Output::Stderr(b))) => pumped.push(1, &b, 0, &job, &sink).await,
+            Some(Err(_)) | None => break,
+        }
+    }
+    pumped
+}
+
+/// Podman's followed log stream can end before the last lines of a stopped container
+/// (podman#21914): read its whole log again and pass on what the stream missed.
+async fn catch_up(
+    engine: &crate::docker::Engine,
+    id: &str,
+    pumped: Pumped,
+    job: &str,
+    sink: &Sink,
+) -> Pumped {
+    let seen = pumped.bytes;
+    let mut again = Pumped {
+        lines: pumped.lines,
+        bytes: [0, 0],
+    };
+    let stream = engine.output_so_far(id);
+    futures_util::pin_mut!(stream);
+    let deadline = tokio::time::sleep(Duration::from_secs(10));
+    tokio::pin!(deadline);
+    loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            _ = &mut deadline => break,
+        };
+        match item {
+            Some(Ok(Output::Stdout(b))) => again.push(0, &b, seen[0], job, sink).await,
+            Some(Ok(Output::Stderr(b))) => again.push(1, &b, seen[1], job, sink).await,
+            Some(Err(_)) | None => break,
+        }
+    }
+    again
 }
 
 /// Splits a byte stream into lines (without `\n` or `\r\n`); very long lines are cut.

@@ -437,7 +437,15 @@ async fn sweep(shared: &Shared, sink: &Sink) {
     let run = shared.config.run_id.as_str();
     let engine = &shared.engine;
     let mut problems = Vec::new();
-    match engine.containers_with_label(labels::RUN, Some(run)).await {
+    let filter = format!("{}={run}", labels::RUN);
+    // Asked together (nearly every run finds nothing); removed in order: a network is removed
+    // only once its containers are gone.
+    let (containers, networks, volumes) = tokio::join!(
+        engine.containers_with_label(labels::RUN, Some(run)),
+        engine.networks_with_label(&filter),
+        engine.volumes_with_label(&filter)
+    );
+    match containers {
         Ok(list) => {
             for c in list {
                 if let Err(e) = engine.remove_container(&c.id).await {
@@ -447,15 +455,14 @@ async fn sweep(shared: &Shared, sink: &Sink) {
         }
         Err(e) => problems.push(e.to_string()),
     }
-    let filter = format!("{}={run}", labels::RUN);
-    if let Ok(list) = engine.networks_with_label(&filter).await {
+    if let Ok(list) = networks {
         for n in list {
             if let Err(e) = engine.remove_network(&n.id).await {
                 problems.push(format!("network {}: {e}", n.name));
             }
         }
     }
-    if let Ok(list) = engine.volumes_with_label(&filter).await {
+    if let Ok(list) = volumes {
         for v in list
             .into_iter()
             .filter(|v| v.labels.contains_key(labels::TEMPORARY))
