@@ -296,6 +296,7 @@ async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    let engine = connect_soon();
     let (run_id, pipeline_id) = new_run_id();
     let (source, loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
         Ok(x) => x,
@@ -376,6 +377,7 @@ async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
         plan,
         context,
         run_id,
+        engine,
     };
     execute(args, run, RunMode::Run, None, None, None).await
 }
@@ -601,11 +603,19 @@ fn cmd_man(command: Option<&str>) -> i32 {
 
 /// The Docker engine, or exit code 3 with a message that says what to check.
 async fn connect() -> Result<Engine, i32> {
-    Engine::connect().await.map_err(|e| {
-        eprintln!("berth: {e}");
-        eprintln!("berth: is the Docker engine running? (DOCKER_HOST is used when set)");
-        exit::DOCKER
-    })
+    Engine::connect().await.map_err(engine_unreachable)
+}
+
+/// Start connecting to the engine while the pipeline is read: a bad pipeline still ends the
+/// run before anything is asked of the engine, and a good one does not wait for the answer.
+fn connect_soon() -> tokio::task::JoinHandle<Result<Engine, crate::docker::DockerError>> {
+    tokio::spawn(Engine::connect())
+}
+
+fn engine_unreachable(e: crate::docker::DockerError) -> i32 {
+    eprintln!("berth: {e}");
+    eprintln!("berth: is the Docker engine running? (DOCKER_HOST is used when set)");
+    exit::DOCKER
 }
 
 /// The project directory and a connected engine, or the exit code that says why not.
@@ -857,6 +867,7 @@ async fn cmd_run(
         Ok(p) => p,
         Err(code) => return code,
     };
+    let engine = connect_soon();
     let (run_id, pipeline_id) = new_run_id();
     let (source, mut loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
         Ok(x) => x,
@@ -881,6 +892,7 @@ async fn cmd_run(
         plan,
         context,
         run_id,
+        engine,
     };
     execute(args, loaded_run, mode, target, replay, hostname).await
 }
@@ -893,6 +905,8 @@ struct LoadedRun {
     plan: Plan,
     context: Context,
     run_id: String,
+    /// The engine, connecting while the pipeline was read and planned.
+    engine: tokio::task::JoinHandle<Result<Engine, crate::docker::DockerError>>,
 }
 
 /// Run a plan: the engine, the reporters, the run record; `run`, `debug`, `shell`, `replay`
@@ -912,6 +926,7 @@ async fn execute(
         plan,
         context,
         run_id,
+        engine,
     } = run;
     // A shell takes the terminal: one job at a time, plain lines around it.
     let interactive = matches!(mode, RunMode::Debug | RunMode::Shell) || args.shell_on_failure;
@@ -946,16 +961,13 @@ async fn execute(
     } else {
         None
     };
-    let engine = match connect().await {
-        Ok(e) => e,
-        Err(code) => return code,
+    let engine = match engine.await {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => return engine_unreachable(e),
+        Err(e) => {
+            return engine_unreachable(crate::docker::DockerError::Unreachable(e.to_string()))
+        }
     };
-
-    // Asked now, awaited later: the engine is slow to tell its version.
-    let engine_version = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.version().await }
-    });
     let secrets = match read_secrets(&args.secrets) {
         Ok(s) => s,
         Err(e) => {
@@ -1070,10 +1082,7 @@ async fn execute(
         ),
         info: RunInfo {
             berth_version: env!("CARGO_PKG_VERSION").to_string(),
-            engine_version: match engine_version.await {
-                Ok(Ok(v)) => v,
-                _ => "unknown".into(),
-            },
+            engine_version: engine.version().await.unwrap_or_else(|_| "unknown".into()),
             pipeline_file: source.path.display().to_string(),
             pipeline_sha256: {
                 use sha2::{Digest, Sha256};
