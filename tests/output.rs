@@ -46,7 +46,12 @@ fn normalise(text: &str) -> String {
             };
             words.push(w);
         }
-        out.push(words.join(" "));
+        // Durations are right-aligned in the summary: "0.5s" and "10.5s" pad differently.
+        let mut line = words.join(" ");
+        while line.contains("   [T]") {
+            line = line.replace("   [T]", "  [T]");
+        }
+        out.push(line);
     }
     out.join("\n")
 }
