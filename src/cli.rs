@@ -606,8 +606,8 @@ async fn connect() -> Result<Engine, i32> {
     Engine::connect().await.map_err(engine_unreachable)
 }
 
-/// Start connecting to the engine while the pipeline is read: a bad pipeline still ends the
-/// run before anything is asked of the engine, and a good one does not wait for the answer.
+/// Start connecting to the engine while the pipeline is read: a good pipeline does not wait for
+/// the engine's answer, and a bad one still ends the run (exit 2) before any container exists.
 fn connect_soon() -> tokio::task::JoinHandle<Result<Engine, crate::docker::DockerError>> {
     tokio::spawn(Engine::connect())
 }
@@ -986,15 +986,18 @@ async fn execute(
     if let Err(e) = crate::report::records::prune_runs(&runs, args.keep_runs.saturating_sub(1)) {
         eprintln!("berth: cannot prune old runs in {}: {e}", runs.display());
     }
-    let run_dir = runs.join(&run_id);
     if mode == RunMode::Lock {
+        let run_dir = runs.join(&run_id);
         let config = lock_config(&project, &source, &loaded, context, run_id, run_dir, args);
         return write_lock(&plan, config, engine, &project).await;
     }
-    if let Err(e) = std::fs::create_dir_all(&run_dir) {
-        eprintln!("berth: cannot create {}: {e}", run_dir.display());
-        return exit::BAD_INPUT;
-    }
+    let (run_id, run_dir) = match claim_run_dir(&runs, run_id) {
+        Ok(claimed) => claimed,
+        Err((dir, e)) => {
+            eprintln!("berth: cannot create {}: {e}", dir.display());
+            return exit::BAD_INPUT;
+        }
+    };
     // The snapshot lives as long as the run: every job unpacks the same tree.
     let snapshot = match args.workspace {
         WorkspaceMode::Mount => None,
@@ -1761,6 +1764,36 @@ fn new_run_id() -> (String, u64) {
     (id, secs % 1_000_000_000)
 }
 
+/// Create the run's record directory, which makes the id this run's alone: two runs started
+/// in the same millisecond may draw the same id, and the second takes the next one.
+fn claim_run_dir(
+    runs: &Path,
+    mut id: String,
+) -> Result<(String, PathBuf), (PathBuf, std::io::Error)> {
+    std::fs::create_dir_all(runs).map_err(|e| (runs.to_path_buf(), e))?;
+    for _ in 0..64 {
+        let dir = runs.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => id = next_run_id(&id),
+            Err(e) => return Err((dir, e)),
+        }
+    }
+    let dir = runs.join(&id);
+    Err((dir, std::io::Error::other("every nearby run id is taken")))
+}
+
+/// The id after `id`: its hex suffix plus one (it still sorts after `id`).
+fn next_run_id(id: &str) -> String {
+    match id.rsplit_once('-') {
+        Some((head, tail)) => {
+            let n = u32::from_str_radix(tail, 16).unwrap_or(0).wrapping_add(1) & 0xffff;
+            format!("{head}-{n:04x}")
+        }
+        None => format!("{id}-0000"),
+    }
+}
+
 /// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -2101,6 +2134,17 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_416), (2025, 11, 24));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn a_taken_run_id_gives_way_to_the_next() {
+        let runs = tempfile::tempdir().unwrap();
+        let id = "20261124-213501-1a2b".to_string();
+        let (a, _) = claim_run_dir(runs.path(), id.clone()).unwrap();
+        let (b, dir) = claim_run_dir(runs.path(), id.clone()).unwrap();
+        assert_eq!(a, id);
+        assert_eq!(b, "20261124-213501-1a2c");
+        assert!(dir.is_dir() && b > a);
     }
 
     #[test]

@@ -285,3 +285,39 @@ use:
     );
     assert!(!listed.stdout.contains("berth.yml"), "{}", listed.stdout);
 }
+
+#[test]
+fn several_artifact_paths_with_large_files_are_all_kept() {
+    // Each path is its own archive download; the engine holds the container while one is
+    // unread, so they are read one after another (a second request sent early would wait).
+    let p = busybox_project(
+        "\
+stages: [make, use]
+make:
+  stage: make
+  script:
+    - mkdir -p a b c
+    - head -c 8388608 /dev/urandom > a/big
+    - head -c 8388608 /dev/urandom > b/big
+    - echo small > c/small
+  artifacts:
+    paths: [a/, b/, c/, missing/]
+use:
+  stage: use
+  script: [ls -l a/big b/big, cat c/small]
+",
+    );
+    let started = std::time::Instant::now();
+    let run = p.berth(&["run"]);
+    run.expect_code(0);
+    assert!(run.log("use").contains(&"small"));
+    assert!(
+        run.log("make")
+            .iter()
+            .any(|l| l.contains("missing/: no matching files")),
+        "{:?}",
+        run.log("make")
+    );
+    // Well below the engine client's 120 s request timeout, which a stalled download would hit.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

@@ -89,15 +89,12 @@ pub async fn collect(
         } else {
             format!("{container_dir}/{base}")
         };
-        // The download's first answer says whether the path exists: no HEAD request before it.
-        let mut stream = Box::pin(engine.download(container, &path));
-        let first = match stream.next().await {
-            None => continue,
-            Some(Err(DockerError::NotFound(_))) => continue,
-            Some(first) => first,
-        };
-        let stream = futures_util::stream::once(async move { first })
-            .chain(stream)
+        // A path that does not exist reads as an empty archive (no HEAD request first). The
+        // stream stays lazy: the engine holds the container while an archive is unread, so the
+        // next path is asked for only once the one before it has been read.
+        let stream = engine
+            .download(container, &path)
+            .take_while(|item| std::future::ready(!matches!(item, Err(DockerError::NotFound(_)))))
             .map_err(|e| io::Error::other(e.to_string()));
         readers.push((
             base.clone(),
@@ -271,18 +268,51 @@ pub fn write_upload_tail(
     scripts: &[u8],
     out: impl io::Write,
 ) -> Result<(), String> {
-    let mut builder = tar::Builder::new(out);
-    for archive in archives {
-        let file =
-            File::open(archive).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
-        let mut tar = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
-        append_entries(&mut builder, &mut tar, prefix)
-            .map_err(|e| format!("{}: {e}", archive.display()))?;
+    let mut builder = tar::Builder::new(Abortable {
+        inner: out,
+        aborted: false,
+    });
+    let written = (|| {
+        for archive in archives {
+            let file = File::open(archive)
+                .map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
+            let mut tar = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
+            append_entries(&mut builder, &mut tar, prefix)
+                .map_err(|e| format!("{}: {e}", archive.display()))?;
+        }
+        append_entries(&mut builder, &mut tar::Archive::new(scripts), "")
+            .map_err(|e| format!("scripts: {e}"))
+    })();
+    if let Err(why) = written {
+        // Dropping the builder would close the archive properly: a short archive the engine
+        // could take as whole. Nothing more reaches the upload.
+        builder.get_mut().aborted = true;
+        return Err(why);
     }
-    append_entries(&mut builder, &mut tar::Archive::new(scripts), "")
-        .map_err(|e| format!("scripts: {e}"))?;
     let mut out = builder.into_inner().map_err(|e| e.to_string())?;
-    io::Write::flush(&mut out).map_err(|e| e.to_string())
+    io::Write::flush(&mut out.inner).map_err(|e| e.to_string())
+}
+
+/// A writer that refuses every write once aborted.
+struct Abortable<W> {
+    inner: W,
+    aborted: bool,
+}
+
+impl<W: io::Write> io::Write for Abortable<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.aborted {
+            return Err(io::Error::other("aborted"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.aborted {
+            return Err(io::Error::other("aborted"));
+        }
+        self.inner.flush()
+    }
 }
 
 /// Copy every entry of `tar` into `builder`, its path (and a hard link's target, which names
@@ -469,6 +499,30 @@ mod tests {
                 row("berth/step.sh", None, 0o755, "true"),
             ]
         );
+    }
+
+    #[test]
+    fn a_broken_upload_tail_is_not_closed_as_a_whole_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.tar.gz");
+        {
+            let gz = GzEncoder::new(File::create(&good).unwrap(), Compression::fast());
+            let mut b = tar::Builder::new(gz);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(2);
+            h.set_mode(0o644);
+            b.append_data(&mut h, "x", &b"x\n"[..]).unwrap();
+            b.into_inner().unwrap().finish().unwrap();
+        }
+        let broken = dir.path().join("broken.tar.gz");
+        std::fs::write(&broken, b"not a gzip stream").unwrap();
+        let mut out = Vec::new();
+        let err =
+            write_upload_tail(&[good, broken.clone()], "builds/p", &[], &mut out).unwrap_err();
+        assert!(err.contains(&broken.display().to_string()), "{err}");
+        // The good archive's entry went out; tar's closing zero blocks did not.
+        assert_eq!(out.len(), 1024, "a header and a data block");
+        assert!(out[512..].iter().take(2).eq(b"x\n".iter()));
     }
 
     #[test]

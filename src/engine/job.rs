@@ -377,11 +377,16 @@ async fn drive(
     let engine = &shared.engine;
     let uploaded = match &shared.config.workspace {
         Workspace::Copy { tar } => {
-            let tail = match receive_artifacts(job, shared, sink).await {
+            let (tail, failure) = match receive_artifacts(job, shared, sink).await {
                 Ok(tail) => tail,
                 Err(ended) => return ended,
             };
-            engine.upload_tar_file_then(id, "/", tar, tail).await
+            let uploaded = engine.upload_tar_file_then(id, "/", tar, tail).await;
+            // The engine only saw the stream break off: say why it did.
+            if let (Err(_), Some(why)) = (&uploaded, failure.get()) {
+                return Ended::Refused(format!("the job's files: {why}"));
+            }
+            uploaded
         }
         // The jobs share the project directory: what earlier jobs wrote is already there.
         Workspace::Mount => {
@@ -445,18 +450,27 @@ async fn drive(
     // Podman's, whose log stream sometimes outlives the container: the pump holds the sink, and
     // the run's reporters end only when every sink is gone.
     let pumped = match tokio::time::timeout(Duration::from_secs(10), &mut pump).await {
-        Ok(pumped) => pumped.unwrap_or_default(),
+        Ok(pumped) => pumped.ok(),
         Err(_) => {
             stop_pump.cancel();
-            pump.await.unwrap_or_default()
+            match tokio::time::timeout(Duration::from_secs(2), &mut pump).await {
+                Ok(pumped) => pumped.ok(),
+                Err(_) => {
+                    pump.abort();
+                    None
+                }
+            }
         }
     };
-    let pumped = if engine.podman() && matches!(ended, Ended::Exited(_)) {
-        catch_up(engine, id, pumped, &job.name, sink).await
-    } else {
-        pumped
-    };
-    pumped.finish(&job.name, sink).await;
+    // Without the pump's count of what it passed on, reading the log again would repeat it.
+    if let Some(pumped) = pumped {
+        let pumped = if engine.podman() && matches!(ended, Ended::Exited(_)) {
+            catch_up(engine, id, pumped, &job.name, sink).await
+        } else {
+            pumped
+        };
+        pumped.finish(&job.name, sink).await;
+    }
     ended
 }
 
@@ -491,7 +505,13 @@ async fn receive_artifacts(
     job: &PreparedJob,
     shared: &Shared,
     sink: &Sink,
-) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, Ended> {
+) -> Result<
+    (
+        impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+        Arc<std::sync::OnceLock<String>>,
+    ),
+    Ended,
+> {
     let sources: Vec<artifacts::Stored> = {
         let stored = shared.stored.lock().unwrap_or_else(|e| e.into_inner());
         job.artifacts_from
@@ -537,15 +557,22 @@ async fn receive_artifacts(
         let out = std::io::BufWriter::with_capacity(128 * 1024, writer);
         artifacts::write_upload_tail(&archives, &prefix, &scripts, out)
     });
+    let failure = Arc::new(std::sync::OnceLock::new());
+    let failed = failure.clone();
     let end = futures_util::stream::once(async move {
-        match task.await {
-            Ok(Ok(())) => None,
-            Ok(Err(why)) => Some(Err(std::io::Error::other(why))),
-            Err(e) => Some(Err(std::io::Error::other(e.to_string()))),
-        }
+        let why = match task.await {
+            Ok(Ok(())) => return None,
+            Ok(Err(why)) => why,
+            Err(e) => e.to_string(),
+        };
+        let _ = failed.set(why.clone());
+        Some(Err(std::io::Error::other(why)))
     })
     .filter_map(std::future::ready);
-    Ok(tokio_util::io::ReaderStream::new(reader).chain(end))
+    Ok((
+        tokio_util::io::ReaderStream::new(reader).chain(end),
+        failure,
+    ))
 }
 
 /// Stream the job's artifacts out of its stopped container into the run's record.
