@@ -321,3 +321,35 @@ fn with_poetry_and_a_poetry_lock_warm_then_run_offline() {
     assert!(log_has(&offline, "test", "4 passed"), "{}", offline.stderr);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn poetry_offline_fails_once_its_cached_index_pages_are_stale() {
+    require_index();
+    require_image(PYTHON_POETRY);
+    let p = Project::fixture("python-deps-poetry");
+    // The index's pages say they are fresh for a second (PyPI's for ten minutes).
+    let yml = std::fs::read_to_string(p.path().join("berth.yml")).unwrap();
+    p.write(
+        "berth.yml",
+        &yml.replace("variables:\n", "variables:\n  INDEX_MAX_AGE: \"1\"\n"),
+    );
+    p.berth(&["warm"]).expect_code(0);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    // Every package file is in the cache, but poetry asks the index for the file lists again.
+    let offline = p.berth(&["run", "--network", "none"]);
+    offline.expect_code(1);
+    assert!(
+        offline
+            .stderr
+            .contains("job `test`: poetry has no offline mode"),
+        "{}",
+        offline.stderr
+    );
+    assert!(
+        log_has(&offline, "test", "All attempts to connect to pypi failed"),
+        "{}",
+        offline.stderr
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

@@ -77,15 +77,20 @@ pub fn require_index() {
     drop(lock);
 }
 
-/// The label naming the wheels an index image serves.
+/// The label naming the wheels an index image serves (and the recipe it was made with).
 const WHEELS_LABEL: &str = "io.berth.test.wheels";
 
-/// A digest of the wheels' file names.
+/// A digest of the wheels' file names and of the image's recipe.
 fn wheel_set_label(wheels: &[PathBuf]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for w in wheels {
         h.update(w.file_name().unwrap_or_default().as_encoded_bytes());
+        h.update([0]);
+    }
+    for f in ["Dockerfile", "serve.py"] {
+        let recipe = repo_root().join("images/pypi-fixture").join(f);
+        h.update(std::fs::read(recipe).expect("read the index recipe"));
         h.update([0]);
     }
     hex::encode(h.finalize())[..16].to_string()
