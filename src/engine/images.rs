@@ -237,7 +237,12 @@ pub(super) async fn prepare(
         if config.python_cache {
             // Keyed by the image ID: known only now that every image is there.
             let image_id = ids.get(&job.image).cloned().flatten();
-            add_python_caches(job, &pj.job, image_id.as_deref(), config);
+            for note in add_python_caches(job, &pj.job, image_id.as_deref(), config) {
+                sink.send(Event::Notice {
+                    message: format!("job `{}`: {note}", job.name),
+                })
+                .await;
+            }
         }
         let commands = pj
             .job
@@ -260,13 +265,14 @@ pub(super) async fn prepare(
     Ok(prepared.into_iter().map(|p| p.map(Arc::new)).collect())
 }
 
-/// The automatic Python caches of a job that installs Python packages (see [`super::python`]).
+/// The automatic Python caches of a job that installs Python packages (see [`super::python`]);
+/// returns what the user should know about them.
 fn add_python_caches(
     job: &mut PreparedJob,
     source: &crate::pipeline::Job,
     image_id: Option<&str>,
     config: &super::RunConfig,
-) {
+) -> Vec<String> {
     let tools = super::python::detect(source.before_script.iter().chain(&source.script));
     let ctx = super::python::Context {
         project: &config.context.project_dir,
@@ -284,6 +290,7 @@ fn add_python_caches(
         }
     }
     job.env.extend(extra.env);
+    extra.notes
 }
 
 /// Run `work` (a pull or a build), sending each progress step as an event while it goes rather

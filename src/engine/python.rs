@@ -3,7 +3,8 @@
 //! tool's cache variables pointing into it. The key hashes the project's dependency files and the
 //! job's image ID, so a changed lockfile, another Python or another platform never shares a
 //! cache. `berth warm` fills the same volumes ahead of time ([`warm_script`]); pip's wheelhouse
-//! and uv's offline mode let a job with no network install from them.
+//! and uv's offline mode let a job with no network install from them; poetry has no offline mode
+//! and installs from its cache only while the index pages it cached are fresh (berth says so).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -22,6 +23,9 @@ pub const SWITCH: &str = "BERTH_PYTHON_CACHE";
 
 /// Label of the image ID a Python cache was filled with (export/import keep it).
 pub const IMAGE_LABEL: &str = "io.berth.cache.image";
+
+/// Where poetry makes a job's virtualenvs: in the container, outside the cache volume.
+const POETRY_VIRTUALENVS: &str = "/tmp/poetry-virtualenvs";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tool {
@@ -56,7 +60,12 @@ impl Tool {
             // The cache is another filesystem than the environment: copy, as uv would after
             // failing to hardlink, without its warning.
             Tool::Uv => vec![("UV_CACHE_DIR", dir), ("UV_LINK_MODE", "copy".into())],
-            Tool::Poetry => vec![("POETRY_CACHE_DIR", dir)],
+            // Poetry keeps its virtualenvs under its cache directory unless told otherwise: they
+            // stay in the container, as without berth; the volume holds downloads only.
+            Tool::Poetry => vec![
+                ("POETRY_CACHE_DIR", dir),
+                ("POETRY_VIRTUALENVS_PATH", POETRY_VIRTUALENVS.into()),
+            ],
             // pipenv installs with pip: both caches live in its volume.
             Tool::Pipenv => vec![
                 ("PIPENV_CACHE_DIR", format!("{dir}/pipenv")),
@@ -78,6 +87,21 @@ impl Tool {
             Tool::Pipenv => vec![("PIP_NO_INDEX", "1".into())],
             Tool::Uv => vec![("UV_OFFLINE", "1".into())],
             Tool::Poetry | Tool::Pdm => Vec::new(),
+        }
+    }
+
+    /// What the user should know about the tool in a job with no network, if anything.
+    fn offline_note(self) -> Option<&'static str> {
+        match self {
+            // Poetry has no offline mode: it reads each locked package's file list from the
+            // index again before taking the file from its cache, and its HTTP cache answers
+            // for the index only while the page is fresh (`max-age`, 10 minutes on PyPI).
+            Tool::Poetry => Some(
+                "poetry has no offline mode: it installs from its cache with no network only while \
+                 the index pages it cached are fresh (10 minutes on PyPI), so run `berth warm` \
+                 just before; later it fails to reach the index",
+            ),
+            Tool::Pip | Tool::Uv | Tool::Pipenv | Tool::Pdm => None,
         }
     }
 }
@@ -195,6 +219,8 @@ pub fn key(tool: Tool, image_id: &str, project: &Path, files: &[String]) -> Stri
 pub struct JobCaches {
     pub mounts: Vec<Mount>,
     pub env: Vec<(String, String)>,
+    /// What the user should know about these caches in this run.
+    pub notes: Vec<String>,
 }
 
 /// Everything [`for_job`] needs to know about the run.
@@ -260,6 +286,7 @@ pub fn for_job(
             labels,
         });
         let offline = if ctx.offline {
+            out.notes.extend(tool.offline_note().map(str::to_string));
             tool.offline_env()
         } else {
             Vec::new()
@@ -439,6 +466,40 @@ mod tests {
         assert_eq!(get("UV_CACHE_DIR"), None, "the job's own setting stays");
         let off = vec![(SWITCH.to_string(), "false".to_string())];
         assert!(for_job(&tools, "sha256:x", &off, &ctx).mounts.is_empty());
+    }
+
+    #[test]
+    fn poetry_keeps_its_virtualenvs_out_of_the_volume_and_offline_is_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ctx = Context {
+            project: dir.path(),
+            run_id: "r1",
+            temporary: false,
+            offline: false,
+        };
+        let tools = BTreeSet::from([Tool::Poetry]);
+        let online = for_job(&tools, "sha256:x", &[], &ctx);
+        let get =
+            |c: &JobCaches, n: &str| c.env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(
+            get(&online, "POETRY_CACHE_DIR").as_deref(),
+            Some("/var/cache/berth/poetry")
+        );
+        let venvs = get(&online, "POETRY_VIRTUALENVS_PATH").unwrap();
+        assert!(!venvs.starts_with(MOUNT_ROOT), "{venvs}");
+        assert!(online.notes.is_empty());
+
+        ctx.offline = true;
+        let offline = for_job(&tools, "sha256:x", &[], &ctx);
+        assert_eq!(offline.notes.len(), 1);
+        assert!(
+            offline.notes[0].contains("berth warm"),
+            "{:?}",
+            offline.notes
+        );
+        // pip and uv install from their caches alone: nothing to explain.
+        let others = BTreeSet::from([Tool::Pip, Tool::Uv]);
+        assert!(for_job(&others, "sha256:x", &[], &ctx).notes.is_empty());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub const BUSYBOX: &str = "berth-test/busybox:latest";
 pub const PYTHON: &str = "berth-test/python:3.11";
 pub const PYTHON_UV: &str = "berth-test/python-uv:3.11";
+pub const PYTHON_POETRY: &str = "berth-test/python-poetry:3.11";
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -44,6 +45,7 @@ pub fn require_image(image: &str) {
         let which = match image {
             PYTHON => "python",
             PYTHON_UV => "python-uv",
+            PYTHON_POETRY => "python-poetry",
             _ => "busybox",
         };
         let status = Command::new("bash")

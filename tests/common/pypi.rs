@@ -10,7 +10,12 @@ use super::{block_on, repo_root, require_image, PYTHON};
 
 pub const INDEX_IMAGE: &str = "berth-test/pypi-fixture:latest";
 
-/// The wheels of `fixtures/python-deps/requirements.txt`, for CPython 3.11 on x86-64 Linux.
+/// Wheels the index serves beyond `fixtures/python-deps/requirements.txt`: poetry locks for every
+/// platform, so it asks the index about pytest's Windows-only dependency too.
+const EXTRA: &[&str] = &["colorama==0.4.6"];
+
+/// The wheels of `fixtures/python-deps/requirements.txt` and [`EXTRA`], for CPython 3.11 on x86-64
+/// Linux.
 pub fn wheels_dir() -> PathBuf {
     repo_root().join("target").join("python-wheels")
 }
@@ -29,19 +34,32 @@ pub fn require_index() {
         let engine = berth::docker::Engine::connect()
             .await
             .expect("Docker engine");
+        // An image made from another set of wheels is made again.
+        let served = wheel_set_label(&wheels);
         if engine
             .image_exists(INDEX_IMAGE)
             .await
             .expect("inspect image")
+            && index_label(INDEX_IMAGE).as_deref() == Some(served.as_str())
         {
             return;
         }
+        engine
+            .remove_image(INDEX_IMAGE)
+            .await
+            .expect("remove the outdated index image");
         let ctx = tempfile::tempdir().expect("temp dir");
         lay_out_index(&wheels, &ctx.path().join("www"));
         let here = repo_root().join("images/pypi-fixture");
         for f in ["Dockerfile", "serve.py"] {
             std::fs::copy(here.join(f), ctx.path().join(f)).expect("copy the recipe");
         }
+        let mut dockerfile = std::fs::OpenOptions::new()
+            .append(true)
+            .open(ctx.path().join("Dockerfile"))
+            .expect("open the Dockerfile");
+        use std::io::Write;
+        writeln!(dockerfile, "LABEL {WHEELS_LABEL}={served}").expect("label the image");
         let tar_file = tempfile::NamedTempFile::new().expect("temp file");
         {
             let mut builder =
@@ -59,6 +77,37 @@ pub fn require_index() {
     drop(lock);
 }
 
+/// The label naming the wheels an index image serves (and the recipe it was made with).
+const WHEELS_LABEL: &str = "io.berth.test.wheels";
+
+/// A digest of the wheels' file names and of the image's recipe.
+fn wheel_set_label(wheels: &[PathBuf]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for w in wheels {
+        h.update(w.file_name().unwrap_or_default().as_encoded_bytes());
+        h.update([0]);
+    }
+    for f in ["Dockerfile", "serve.py"] {
+        let recipe = repo_root().join("images/pypi-fixture").join(f);
+        h.update(std::fs::read(recipe).expect("read the index recipe"));
+        h.update([0]);
+    }
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+/// The wheels label of an image, if it has one.
+fn index_label(image: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format"])
+        .arg(format!("{{{{index .Config.Labels \"{WHEELS_LABEL}\"}}}}"))
+        .arg(image)
+        .output()
+        .expect("run docker image inspect");
+    let label = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !label.is_empty()).then_some(label)
+}
+
 /// `pip download` on the host, once: the wheels stay in `target/` between test runs.
 fn download_wheels() -> Vec<PathBuf> {
     let dir = wheels_dir();
@@ -67,7 +116,8 @@ fn download_wheels() -> Vec<PathBuf> {
         .expect("read the fixture's requirements")
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .count();
+        .count()
+        + EXTRA.len();
     let have = |dir: &Path| -> Vec<PathBuf> {
         std::fs::read_dir(dir)
             .map(|d| {
@@ -95,6 +145,7 @@ fn download_wheels() -> Vec<PathBuf> {
             .arg(&dir)
             .arg("-r")
             .arg(&requirements)
+            .args(EXTRA)
             .status()
             .expect("run pip on the host (python3 -m pip)");
         assert!(
