@@ -436,6 +436,10 @@ fn decide(plan: &Plan, i: usize, state: &[State]) -> Decision {
 async fn sweep(shared: &Shared, sink: &Sink) {
     let run = shared.config.run_id.as_str();
     let engine = &shared.engine;
+    // Another project's run may have drawn the same id: what carries another project's label
+    // is not this run's.
+    let project = shared.config.context.project_dir.display().to_string();
+    let ours = |labels: &HashMap<String, String>| of_project(labels, &project);
     let mut problems = Vec::new();
     let filter = format!("{}={run}", labels::RUN);
     // Asked together (nearly every run finds nothing); removed in order: a network is removed
@@ -447,7 +451,7 @@ async fn sweep(shared: &Shared, sink: &Sink) {
     );
     match containers {
         Ok(list) => {
-            for c in list {
+            for c in list.into_iter().filter(|c| ours(&c.labels)) {
                 if let Err(e) = engine.remove_container(&c.id).await {
                     problems.push(format!("container {}: {e}", c.name));
                 }
@@ -456,7 +460,7 @@ async fn sweep(shared: &Shared, sink: &Sink) {
         Err(e) => problems.push(e.to_string()),
     }
     if let Ok(list) = networks {
-        for n in list {
+        for n in list.into_iter().filter(|n| ours(&n.labels)) {
             if let Err(e) = engine.remove_network(&n.id).await {
                 problems.push(format!("network {}: {e}", n.name));
             }
@@ -465,7 +469,7 @@ async fn sweep(shared: &Shared, sink: &Sink) {
     if let Ok(list) = volumes {
         for v in list
             .into_iter()
-            .filter(|v| v.labels.contains_key(labels::TEMPORARY))
+            .filter(|v| v.labels.contains_key(labels::TEMPORARY) && ours(&v.labels))
         {
             if let Err(e) = engine.remove_volume(&v.name).await {
                 problems.push(format!("volume {}: {e}", v.name));
@@ -478,6 +482,13 @@ async fn sweep(shared: &Shared, sink: &Sink) {
         })
         .await;
     }
+}
+
+/// Is an object with these labels this project's (or has it no project label to say)?
+fn of_project(object_labels: &HashMap<String, String>, project: &str) -> bool {
+    object_labels
+        .get(labels::PROJECT)
+        .is_none_or(|p| p == project)
 }
 
 /// Note in `.berth/caches.json` which jobs used which cache, and when (for `berth cache ls`).
@@ -568,4 +579,18 @@ pub async fn resolve_images(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_leaves_another_projects_objects_alone() {
+        let with = |p: &str| HashMap::from([(labels::PROJECT.to_string(), p.to_string())]);
+        assert!(of_project(&with("/work/a"), "/work/a"));
+        assert!(!of_project(&with("/work/b"), "/work/a"));
+        // Objects of berth's with no project label stay swept, as before.
+        assert!(of_project(&HashMap::new(), "/work/a"));
+    }
 }
