@@ -3,8 +3,9 @@
 //! tool's cache variables pointing into it. The key hashes the project's dependency files and the
 //! job's image ID, so a changed lockfile, another Python or another platform never shares a
 //! cache. `berth warm` fills the same volumes ahead of time ([`warm_script`]); pip's wheelhouse
-//! and uv's offline mode let a job with no network install from them; poetry has no offline mode
-//! and installs from its cache only while the index pages it cached are fresh (berth says so).
+//! and uv's offline mode let a job with no network install from them; poetry and pdm have no
+//! offline mode and install from their caches only while the index pages they cached are fresh
+//! (berth says so).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -101,7 +102,14 @@ impl Tool {
                  the index pages it cached are fresh (10 minutes on PyPI), so run `berth warm` \
                  just before; later it fails to reach the index",
             ),
-            Tool::Pip | Tool::Uv | Tool::Pipenv | Tool::Pdm => None,
+            // pdm neither: its lock names files, not where they are, so it asks the index for
+            // their links again; its HTTP cache answers while the page is fresh, as poetry's.
+            Tool::Pdm => Some(
+                "pdm has no offline mode: it installs from its cache with no network only while \
+                 the index pages it cached are fresh (10 minutes on PyPI), so run `berth warm` \
+                 just before; later it fails to reach the index",
+            ),
+            Tool::Pip | Tool::Uv | Tool::Pipenv => None,
         }
     }
 }
@@ -496,6 +504,12 @@ mod tests {
             offline.notes[0].contains("berth warm"),
             "{:?}",
             offline.notes
+        );
+        let pdm = for_job(&BTreeSet::from([Tool::Pdm]), "sha256:x", &[], &ctx);
+        assert!(
+            pdm.notes.len() == 1 && pdm.notes[0].starts_with("pdm has no offline mode"),
+            "{:?}",
+            pdm.notes
         );
         // pip and uv install from their caches alone: nothing to explain.
         let others = BTreeSet::from([Tool::Pip, Tool::Uv]);
