@@ -4,7 +4,7 @@
 mod common;
 
 use common::pypi::require_index;
-use common::{require_image, Project, Run, PYTHON_POETRY, PYTHON_UV};
+use common::{require_image, Project, Run, PYTHON_PDM, PYTHON_POETRY, PYTHON_UV};
 
 fn fixture() -> Project {
     require_index();
@@ -348,6 +348,100 @@ fn poetry_offline_fails_once_its_cached_index_pages_are_stale() {
     );
     assert!(
         log_has(&offline, "test", "All attempts to connect to pypi failed"),
+        "{}",
+        offline.stderr
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn with_pdm_and_a_pdm_lock_warm_then_run_offline() {
+    require_index();
+    require_image(PYTHON_PDM);
+    let p = Project::fixture("python-deps-pdm");
+    // Nothing cached yet: no network means no packages.
+    p.berth(&["run", "--network", "none"]).expect_code(1);
+
+    let cold = p.berth(&["run"]);
+    cold.expect_code(0);
+    assert!(
+        log_has(&cold, "test", "Install pytest 8.3.3 successful"),
+        "{}",
+        cold.stderr
+    );
+    assert!(log_has(&cold, "test", "4 passed"), "{}", cold.stderr);
+    let keys = cache_keys(&p);
+    assert!(
+        keys.len() == 1 && keys[0].starts_with("python-pdm-"),
+        "{keys:?}"
+    );
+
+    let warmed = p.berth(&["warm"]);
+    warmed.expect_code(0);
+    assert!(
+        log_has(&warmed, "test", "berth warm: resolving pdm.lock with pdm"),
+        "{}",
+        warmed.stderr
+    );
+    // `lock` (a manual job) uses pdm the same way in the same image: warmed once.
+    assert!(
+        warmed.stderr.contains("warming `test` (pdm)"),
+        "{}",
+        warmed.stderr
+    );
+    assert!(
+        !warmed.stderr.contains("warming `lock`"),
+        "{}",
+        warmed.stderr
+    );
+    assert_eq!(cache_keys(&p), keys, "warm fills the run's cache");
+
+    // The virtualenv is the checkout's (.venv): offline, pdm installs every package again, from
+    // the files in its cache, while the index pages it cached are fresh.
+    let offline = p.berth(&["run", "--network", "none"]);
+    offline.expect_code(0);
+    assert!(
+        offline
+            .stderr
+            .contains("job `test`: pdm has no offline mode"),
+        "{}",
+        offline.stderr
+    );
+    assert!(
+        log_has(&offline, "test", "Install pytest 8.3.3 successful"),
+        "{}",
+        offline.stderr
+    );
+    assert!(log_has(&offline, "test", "4 passed"), "{}", offline.stderr);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn pdm_offline_fails_once_its_cached_index_pages_are_stale() {
+    require_index();
+    require_image(PYTHON_PDM);
+    let p = Project::fixture("python-deps-pdm");
+    // The index's pages say they are fresh for a second (PyPI's for ten minutes).
+    let yml = std::fs::read_to_string(p.path().join("berth.yml")).unwrap();
+    p.write(
+        "berth.yml",
+        &yml.replace("variables:\n", "variables:\n  INDEX_MAX_AGE: \"1\"\n"),
+    );
+    p.berth(&["warm"]).expect_code(0);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    // Every package file is in the cache, but pdm.lock names no links: pdm asks the index again.
+    let offline = p.berth(&["run", "--network", "none"]);
+    offline.expect_code(1);
+    assert!(
+        offline
+            .stderr
+            .contains("job `test`: pdm has no offline mode"),
+        "{}",
+        offline.stderr
+    );
+    assert!(
+        log_has(&offline, "test", "Install pytest 8.3.3 failed"),
         "{}",
         offline.stderr
     );
