@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build the local images the tests and fixtures use, whichever are missing. Nothing is pulled
 # from a registry: each image is made from Debian's packages and `docker import`.
-#   images/build.sh [--force] [busybox|httpd|python|python-uv|python-poetry|python-pdm ...]
-# (python-uv, python-poetry and python-pdm are built on demand only: their recipes download wheels from PyPI
-# on the host.)
+#   images/build.sh [--force] [busybox|httpd|python|python-uv|python-poetry|python-pdm|
+#                    python-pipenv ...]
+# (python-uv, python-poetry, python-pdm and python-pipenv are built on demand only: their recipes
+# download wheels from PyPI on the host.)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 force=0
@@ -23,6 +24,7 @@ declare -A tags=(
   [python-uv]=berth-test/python-uv:3.11
   [python-poetry]=berth-test/python-poetry:3.11
   [python-pdm]=berth-test/python-pdm:3.11
+  [python-pipenv]=berth-test/python-pipenv:3.11
 )
 for name in "${wanted[@]}"; do
   tag="${tags[$name]:?unknown image $name}"

@@ -15,6 +15,7 @@ pub const PYTHON: &str = "berth-test/python:3.11";
 pub const PYTHON_UV: &str = "berth-test/python-uv:3.11";
 pub const PYTHON_POETRY: &str = "berth-test/python-poetry:3.11";
 pub const PYTHON_PDM: &str = "berth-test/python-pdm:3.11";
+pub const PYTHON_PIPENV: &str = "berth-test/python-pipenv:3.11";
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -48,6 +49,7 @@ pub fn require_image(image: &str) {
             PYTHON_UV => "python-uv",
             PYTHON_POETRY => "python-poetry",
             PYTHON_PDM => "python-pdm",
+            PYTHON_PIPENV => "python-pipenv",
             _ => "busybox",
         };
         let status = Command::new("bash")
