@@ -2,10 +2,10 @@
 //! poetry, pipenv, pdm) gets one named volume per tool, mounted outside the workspace, with the
 //! tool's cache variables pointing into it. The key hashes the project's dependency files and the
 //! job's image ID, so a changed lockfile, another Python or another platform never shares a
-//! cache. `berth warm` fills the same volumes ahead of time ([`warm_script`]); pip's wheelhouse
-//! and uv's offline mode let a job with no network install from them; poetry and pdm have no
-//! offline mode and install from their caches only while the index pages they cached are fresh
-//! (berth says so).
+//! cache. `berth warm` fills the same volumes ahead of time ([`warm_script`]); the wheelhouses of
+//! pip and pipenv and uv's offline mode let a job with no network install from them; poetry and
+//! pdm have no offline mode and install from their caches only while the index pages they cached
+//! are fresh (berth says so).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -85,7 +85,12 @@ impl Tool {
                 ("PIP_NO_INDEX", "1".into()),
                 ("PIP_FIND_LINKS", format!("{}/wheels", self.dir())),
             ],
-            Tool::Pipenv => vec![("PIP_NO_INDEX", "1".into())],
+            // pipenv installs with pip, so the same: the wheelhouse `berth warm` fills from the
+            // lock is the index.
+            Tool::Pipenv => vec![
+                ("PIP_NO_INDEX", "1".into()),
+                ("PIP_FIND_LINKS", format!("{}/wheels", self.dir())),
+            ],
             Tool::Uv => vec![("UV_OFFLINE", "1".into())],
             Tool::Poetry | Tool::Pdm => Vec::new(),
         }
@@ -370,7 +375,21 @@ pub fn warm_script(tools: &BTreeSet<Tool>, files: &[String]) -> Vec<String> {
             }
             Tool::Pipenv => {
                 script.push("echo 'berth warm: resolving Pipfile.lock with pipenv'".into());
-                script.push("pipenv sync".into());
+                // With the dev packages, as `pipenv install` does; then the lock's wheels into a
+                // wheelhouse, the index of an offline run (pip's HTTP cache needs the index).
+                let wheels = format!("{}/wheels", Tool::Pipenv.dir());
+                script.push("pipenv sync --dev".into());
+                // An index over plain HTTP is one the Pipfile trusts (pipenv refuses it otherwise),
+                // but its requirements do not say so: pip is told.
+                script.push(
+                    "pipenv requirements --dev --hash | sed 's#^-i http://\\([^/:]*\\)\\(.*\\)#-i http://\\1\\2\\n--trusted-host \\1#' > /tmp/berth-warm-requirements.txt"
+                        .into(),
+                );
+                // An option before `download`: this pip is pipenv's, not a pip job of its own
+                // (detected as one, it would mount pip's volume and its PIP_CACHE_DIR too).
+                script.push(format!(
+                    "pipenv run pip --disable-pip-version-check download -d {wheels} -r /tmp/berth-warm-requirements.txt"
+                ));
             }
             Tool::Pdm => {
                 script.push("echo 'berth warm: resolving pdm.lock with pdm'".into());
@@ -529,5 +548,33 @@ mod tests {
         // What berth warm runs is detected as the same tools, so it fills the same volumes.
         assert_eq!(detect(&pip), BTreeSet::from([Tool::Pip]));
         assert_eq!(detect(&uv), BTreeSet::from([Tool::Uv]));
+    }
+
+    #[test]
+    fn pipenv_offline_installs_from_the_wheelhouse_its_warm_fills() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = Context {
+            project: dir.path(),
+            run_id: "r1",
+            temporary: false,
+            offline: true,
+        };
+        let tools = BTreeSet::from([Tool::Pipenv]);
+        let c = for_job(&tools, "sha256:x", &[], &ctx);
+        let get = |n: &str| c.env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("PIP_NO_INDEX"), Some("1"));
+        assert_eq!(
+            get("PIP_FIND_LINKS"),
+            Some("/var/cache/berth/pipenv/wheels")
+        );
+        assert!(c.notes.is_empty(), "{:?}", c.notes);
+        let warm = warm_script(&tools, &cmds(&["Pipfile", "Pipfile.lock"]));
+        assert!(warm.iter().any(|l| l == "pipenv sync --dev"), "{warm:?}");
+        assert!(
+            warm.iter()
+                .any(|l| l.contains("download -d /var/cache/berth/pipenv/wheels")),
+            "{warm:?}"
+        );
+        assert_eq!(detect(&warm), tools);
     }
 }
