@@ -4,7 +4,7 @@
 mod common;
 
 use common::pypi::require_index;
-use common::{require_image, Project, Run, PYTHON_PDM, PYTHON_POETRY, PYTHON_UV};
+use common::{require_image, Project, Run, PYTHON_PDM, PYTHON_PIPENV, PYTHON_POETRY, PYTHON_UV};
 
 fn fixture() -> Project {
     require_index();
@@ -445,5 +445,66 @@ fn pdm_offline_fails_once_its_cached_index_pages_are_stale() {
         "{}",
         offline.stderr
     );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn with_pipenv_and_a_pipfile_lock_warm_then_run_offline() {
+    require_index();
+    require_image(PYTHON_PIPENV);
+    let p = Project::fixture("python-deps-pipenv");
+    let cold = p.berth(&["run"]);
+    cold.expect_code(0);
+    assert!(log_has(&cold, "test", "4 passed"), "{}", cold.stderr);
+    let keys = cache_keys(&p);
+    assert!(
+        keys.len() == 1 && keys[0].starts_with("python-pipenv-"),
+        "{keys:?}"
+    );
+    // pip's HTTP cache alone needs the index: before warm, no network means no packages.
+    p.berth(&["run", "--network", "none"]).expect_code(1);
+
+    let warmed = p.berth(&["warm"]);
+    warmed.expect_code(0);
+    assert!(
+        log_has(
+            &warmed,
+            "test",
+            "berth warm: resolving Pipfile.lock with pipenv"
+        ),
+        "{}",
+        warmed.stderr
+    );
+    // The lock's wheels, dev packages included, into the wheelhouse.
+    assert!(
+        log_has(
+            &warmed,
+            "test",
+            "Saved /var/cache/berth/pipenv/wheels/pytest-8.3.3"
+        ),
+        "{}",
+        warmed.stderr
+    );
+    assert!(
+        warmed.stderr.contains("warming `test` (pipenv)"),
+        "{}",
+        warmed.stderr
+    );
+    assert!(
+        !warmed.stderr.contains("warming `lock`"),
+        "{}",
+        warmed.stderr
+    );
+    assert_eq!(cache_keys(&p), keys, "warm fills the run's cache");
+
+    // Offline, pip (under pipenv) takes the wheels from the wheelhouse: no index, no note.
+    let offline = p.berth(&["run", "--network", "none"]);
+    offline.expect_code(0);
+    assert!(
+        !offline.stderr.contains("offline mode"),
+        "{}",
+        offline.stderr
+    );
+    assert!(log_has(&offline, "test", "4 passed"), "{}", offline.stderr);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
