@@ -34,6 +34,10 @@ for name in "${wanted[@]}"; do
   fi
   start=$(date +%s)
   echo "images: building $tag"
-  bash "$here/$name/build.sh" "$tag"
+  case "$name" in
+    # One recipe for the Python tools that install into their own environment.
+    python-poetry|python-pdm|python-pipenv) bash "$here/python-tool/build.sh" "$tag" "${name#python-}" ;;
+    *) bash "$here/$name/build.sh" "$tag" ;;
+  esac
   echo "images: built $tag in $(( $(date +%s) - start ))s"
 done

@@ -323,38 +323,6 @@ fn with_poetry_and_a_poetry_lock_warm_then_run_offline() {
 }
 
 #[test]
-fn poetry_offline_fails_once_its_cached_index_pages_are_stale() {
-    require_index();
-    require_image(PYTHON_POETRY);
-    let p = Project::fixture("python-deps-poetry");
-    // The index's pages say they are fresh for a second (PyPI's for ten minutes).
-    let yml = std::fs::read_to_string(p.path().join("berth.yml")).unwrap();
-    p.write(
-        "berth.yml",
-        &yml.replace("variables:\n", "variables:\n  INDEX_MAX_AGE: \"1\"\n"),
-    );
-    p.berth(&["warm"]).expect_code(0);
-    std::thread::sleep(std::time::Duration::from_secs(2));
-
-    // Every package file is in the cache, but poetry asks the index for the file lists again.
-    let offline = p.berth(&["run", "--network", "none"]);
-    offline.expect_code(1);
-    assert!(
-        offline
-            .stderr
-            .contains("job `test`: poetry has no offline mode"),
-        "{}",
-        offline.stderr
-    );
-    assert!(
-        log_has(&offline, "test", "All attempts to connect to pypi failed"),
-        "{}",
-        offline.stderr
-    );
-    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
-}
-
-#[test]
 fn with_pdm_and_a_pdm_lock_warm_then_run_offline() {
     require_index();
     require_image(PYTHON_PDM);
@@ -417,38 +385,6 @@ fn with_pdm_and_a_pdm_lock_warm_then_run_offline() {
 }
 
 #[test]
-fn pdm_offline_fails_once_its_cached_index_pages_are_stale() {
-    require_index();
-    require_image(PYTHON_PDM);
-    let p = Project::fixture("python-deps-pdm");
-    // The index's pages say they are fresh for a second (PyPI's for ten minutes).
-    let yml = std::fs::read_to_string(p.path().join("berth.yml")).unwrap();
-    p.write(
-        "berth.yml",
-        &yml.replace("variables:\n", "variables:\n  INDEX_MAX_AGE: \"1\"\n"),
-    );
-    p.berth(&["warm"]).expect_code(0);
-    std::thread::sleep(std::time::Duration::from_secs(2));
-
-    // Every package file is in the cache, but pdm.lock names no links: pdm asks the index again.
-    let offline = p.berth(&["run", "--network", "none"]);
-    offline.expect_code(1);
-    assert!(
-        offline
-            .stderr
-            .contains("job `test`: pdm has no offline mode"),
-        "{}",
-        offline.stderr
-    );
-    assert!(
-        log_has(&offline, "test", "Install pytest 8.3.3 failed"),
-        "{}",
-        offline.stderr
-    );
-    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
-}
-
-#[test]
 fn with_pipenv_and_a_pipfile_lock_warm_then_run_offline() {
     require_index();
     require_image(PYTHON_PIPENV);
@@ -506,5 +442,48 @@ fn with_pipenv_and_a_pipfile_lock_warm_then_run_offline() {
         offline.stderr
     );
     assert!(log_has(&offline, "test", "4 passed"), "{}", offline.stderr);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+// poetry and pdm have no offline mode: with every package file in their caches they still ask the
+// index for the locked packages' file lists, answered from their HTTP caches only while fresh.
+#[test]
+fn poetry_offline_fails_once_its_cached_index_pages_are_stale() {
+    offline_fails_once_index_pages_are_stale(
+        PYTHON_POETRY,
+        "python-deps-poetry",
+        "poetry",
+        "All attempts to connect to pypi failed",
+    );
+}
+
+#[test]
+fn pdm_offline_fails_once_its_cached_index_pages_are_stale() {
+    offline_fails_once_index_pages_are_stale(
+        PYTHON_PDM,
+        "python-deps-pdm",
+        "pdm",
+        "Install pytest 8.3.3 failed",
+    );
+}
+
+fn offline_fails_once_index_pages_are_stale(image: &str, fixture: &str, tool: &str, failure: &str) {
+    require_index();
+    require_image(image);
+    let p = Project::fixture(fixture);
+    // The index's pages say they are fresh for a second (PyPI's for ten minutes).
+    let yml = std::fs::read_to_string(p.path().join("berth.yml")).unwrap();
+    p.write(
+        "berth.yml",
+        &yml.replace("variables:\n", "variables:\n  INDEX_MAX_AGE: \"1\"\n"),
+    );
+    p.berth(&["warm"]).expect_code(0);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    let offline = p.berth(&["run", "--network", "none"]);
+    offline.expect_code(1);
+    let note = format!("job `test`: {tool} has no offline mode");
+    assert!(offline.stderr.contains(&note), "{}", offline.stderr);
+    assert!(log_has(&offline, "test", failure), "{}", offline.stderr);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
