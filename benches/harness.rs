@@ -48,7 +48,7 @@ fn main() {
         rt.block_on(engine.image_exists(IMAGE)).unwrap_or(false),
         "{IMAGE} is missing: run images/build.sh"
     );
-    let version = rt.block_on(engine.version()).unwrap_or_default();
+    let version = engine.version().to_string();
 
     let want = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     let mut rows = Vec::new();

@@ -1085,7 +1085,7 @@ async fn execute(
         ),
         info: RunInfo {
             berth_version: env!("CARGO_PKG_VERSION").to_string(),
-            engine_version: engine.version().await.unwrap_or_else(|_| "unknown".into()),
+            engine_version: engine.version().to_string(),
             pipeline_file: source.path.display().to_string(),
             pipeline_sha256: {
                 use sha2::{Digest, Sha256};

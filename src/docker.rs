@@ -98,6 +98,21 @@ fn done_unless_failed(
 const SETTLE_TRIES: u32 = 50;
 const SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Ask with `request` until the answer is not Podman's transient `stopped` state.
+async fn settled<T, F>(mut request: impl FnMut() -> F) -> Result<T, bollard::errors::Error>
+where
+    F: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match request().await {
+            Err(e) if is_podman_stopped(&e) && tries < SETTLE_TRIES => tries += 1,
+            other => return other,
+        }
+        tokio::time::sleep(SETTLE_PAUSE).await;
+    }
+}
+
 fn is_podman_stopped(e: &bollard::errors::Error) -> bool {
     matches!(e, bollard::errors::Error::JsonDataError { message, .. }
         if message.contains("unknown variant `stopped`"))
@@ -228,18 +243,13 @@ impl Engine {
         })
     }
 
-    /// The engine's version string, for records.
-    pub async fn version(&self) -> Result<String, DockerError> {
-        Ok(self.version.to_string())
+    /// The engine's version string, for records (known since connecting).
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// Is the engine Podman (its Docker-compatible API)? Where the two differ, berth adapts.
-    pub async fn is_podman(&self) -> Result<bool, DockerError> {
-        Ok(self.podman)
-    }
-
-    /// The same, known since connecting.
-    pub fn podman(&self) -> bool {
+    pub fn is_podman(&self) -> bool {
         self.podman
     }
 
@@ -685,14 +695,7 @@ impl Engine {
             .all(true)
             .filters(&filters)
             .build();
-        let mut tries = 0;
-        let list = loop {
-            match self.docker.list_containers(Some(options.clone())).await {
-                Err(e) if is_podman_stopped(&e) && tries < SETTLE_TRIES => tries += 1,
-                other => break other?,
-            }
-            tokio::time::sleep(SETTLE_PAUSE).await;
-        };
+        let list = settled(|| self.docker.list_containers(Some(options.clone()))).await?;
         Ok(list
             .into_iter()
             .map(|c| ContainerInfo {
@@ -716,7 +719,7 @@ impl Engine {
         labels: &HashMap<String, String>,
         kind: NetworkKind,
     ) -> Result<String, DockerError> {
-        if kind == NetworkKind::Sealed && self.is_podman().await? {
+        if kind == NetworkKind::Sealed && self.is_podman() {
             return Err(DockerError::Api(
                 "hermetic jobs with services are not supported on Podman: its bridges always \
                  have a host address (no `com.docker.network.bridge.inhibit_ipv4`), so the \
@@ -750,14 +753,7 @@ impl Engine {
         container: &str,
         network: &str,
     ) -> Result<ContainerState, DockerError> {
-        let mut tries = 0;
-        let info = loop {
-            match self.docker.inspect_container(container, None).await {
-                Err(e) if is_podman_stopped(&e) && tries < SETTLE_TRIES => tries += 1,
-                other => break other?,
-            }
-            tokio::time::sleep(SETTLE_PAUSE).await;
-        };
+        let info = settled(|| self.docker.inspect_container(container, None)).await?;
         let state = info.state.unwrap_or_default();
         let ip = info
             .network_settings

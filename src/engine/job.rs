@@ -464,7 +464,7 @@ async fn drive(
     };
     // Without the pump's count of what it passed on, reading the log again would repeat it.
     if let Some(pumped) = pumped {
-        let pumped = if engine.podman() && matches!(ended, Ended::Exited(_)) {
+        let pumped = if engine.is_podman() && matches!(ended, Ended::Exited(_)) {
             catch_up(engine, id, pumped, &job.name, sink).await
         } else {
             pumped
@@ -671,20 +671,8 @@ async fn pump_output(
     sink: Sink,
     stop: CancellationToken,
 ) -> Pumped {
-    let mut pumped = Pumped::default();
-    futures_util::pin_mut!(stream);
-    loop {
-        let item = tokio::select! {
-            item = stream.next() => item,
-            _ = stop.cancelled() => break,
-        };
-        match item {
-            Some(Ok(Output::Stdout(b))) => pumped.push(0, &b, 0, &job, &sink).await,
-            Some(Ok(Output::Stderr(b))) => pumped.push(1, &b, 0, &job, &sink).await,
-            Some(Err(_)) | None => break,
-        }
-    }
-    pumped
+    let pumped = Pumped::default();
+    drain(stream, pumped, [0, 0], stop.cancelled(), &job, &sink).await
 }
 
 /// Podman's followed log stream can end before the last lines of a stopped container
@@ -697,26 +685,38 @@ async fn catch_up(
     sink: &Sink,
 ) -> Pumped {
     let seen = pumped.bytes;
-    let mut again = Pumped {
+    let again = Pumped {
         lines: pumped.lines,
         bytes: [0, 0],
     };
-    let stream = engine.output_so_far(id);
-    futures_util::pin_mut!(stream);
     let deadline = tokio::time::sleep(Duration::from_secs(10));
-    tokio::pin!(deadline);
+    drain(engine.output_so_far(id), again, seen, deadline, job, sink).await
+}
+
+/// Pass `stream` on into `pumped`, skipping the first `skip` bytes of each of its two streams,
+/// until it ends, fails, or `stop` comes.
+async fn drain(
+    stream: impl futures_util::Stream<Item = Result<Output, DockerError>>,
+    mut pumped: Pumped,
+    skip: [usize; 2],
+    stop: impl std::future::Future<Output = ()>,
+    job: &str,
+    sink: &Sink,
+) -> Pumped {
+    futures_util::pin_mut!(stream);
+    tokio::pin!(stop);
     loop {
         let item = tokio::select! {
             item = stream.next() => item,
-            _ = &mut deadline => break,
+            _ = &mut stop => break,
         };
         match item {
-            Some(Ok(Output::Stdout(b))) => again.push(0, &b, seen[0], job, sink).await,
-            Some(Ok(Output::Stderr(b))) => again.push(1, &b, seen[1], job, sink).await,
+            Some(Ok(Output::Stdout(b))) => pumped.push(0, &b, skip[0], job, sink).await,
+            Some(Ok(Output::Stderr(b))) => pumped.push(1, &b, skip[1], job, sink).await,
             Some(Err(_)) | None => break,
         }
     }
-    again
+    pumped
 }
 
 /// Splits a byte stream into lines (without `\n` or `\r\n`); very long lines are cut.
