@@ -322,13 +322,8 @@ fn append_entries<W: io::Write, R: Read>(
     tar: &mut tar::Archive<R>,
     prefix: &str,
 ) -> io::Result<()> {
-    let under = |p: &Path| -> PathBuf {
-        if prefix.is_empty() {
-            p.to_path_buf()
-        } else {
-            Path::new(prefix).join(p)
-        }
-    };
+    // An empty prefix joins to the path itself.
+    let under = |p: &Path| Path::new(prefix).join(p);
     for entry in tar.entries()? {
         let mut entry = entry?;
         let name = under(&entry.path()?);
