@@ -17,6 +17,7 @@ use crate::pipeline::{self, Loaded, Source};
 use crate::plan::{self, Plan};
 use crate::report::records::{self, Records};
 use crate::report::{json::Json, junit::Junit, plain::Plain, terminal::Terminal, Fanout, Reporter};
+use crate::runs::{self, Runs};
 use crate::vars::{self, Context};
 use crate::workspace::{self, Selection};
 
@@ -139,6 +140,23 @@ enum CacheCommand {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     pipeline::duration::parse(s)
+}
+
+impl Command {
+    /// Does the command only read and print (no job, no engine object, no file written)?
+    fn only_prints(&self) -> bool {
+        match self {
+            Command::Plan(_)
+            | Command::Runs
+            | Command::Logs { .. }
+            | Command::Show { .. }
+            | Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Cache(CacheCommand::Ls) => true,
+            Command::Artifacts(args) => args.extract.is_none(),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -297,7 +315,7 @@ async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
         Err(code) => return code,
     };
     let engine = connect_soon();
-    let (run_id, pipeline_id) = new_run_id();
+    let (run_id, pipeline_id) = runs::new_run_id();
     let (source, loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
         Ok(x) => x,
         Err(code) => return code,
@@ -466,9 +484,12 @@ struct PlanArgs {
 
 #[derive(Debug, clap::Args)]
 struct PruneArgs {
-    /// Also remove objects of runs that are still going
+    /// Every project's leftovers on the engine, not only this project's
     #[arg(long)]
     all: bool,
+    /// Also remove objects of runs whose berth is still alive
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -522,6 +543,15 @@ pub fn main() -> i32 {
             };
         }
     };
+    if cli.command.only_prints() {
+        // A reader that goes away (`berth runs | head -1`) ends a command that only prints, as
+        // it ends `ls`: quietly. Commands that run jobs keep SIGPIPE ignored, so that they can
+        // still clean up.
+        // SAFETY: restoring the default disposition of a signal, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -542,7 +572,7 @@ pub fn main() -> i32 {
             Command::Verify(args) => cmd_verify(&cli, args).await,
             Command::Replay(args) => cmd_replay(&cli, args).await,
             Command::Warm(args) => cmd_warm(&cli, args).await,
-            Command::Prune(args) => cmd_prune(args).await,
+            Command::Prune(args) => cmd_prune(&cli, args).await,
             Command::Artifacts(args) => cmd_artifacts(&cli, args),
             Command::Cache(CacheCommand::Export { keys, output }) => {
                 cmd_cache_export(&cli, keys, output).await
@@ -868,7 +898,7 @@ async fn cmd_run(
         Err(code) => return code,
     };
     let engine = connect_soon();
-    let (run_id, pipeline_id) = new_run_id();
+    let (run_id, pipeline_id) = runs::new_run_id();
     let (source, mut loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
         Ok(x) => x,
         Err(code) => return code,
@@ -982,19 +1012,35 @@ async fn execute(
         context.source.clone(),
     );
     let config_dirty = context.dirty;
-    let runs = project.join(".berth").join("runs");
-    if let Err(e) = crate::report::records::prune_runs(&runs, args.keep_runs.saturating_sub(1)) {
-        eprintln!("berth: cannot prune old runs in {}: {e}", runs.display());
+    let runs = match crate::state::check(&project).and_then(|()| Runs::create(&project)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    for id in runs.settle_abandoned() {
+        eprintln!(
+            "berth: run {id} ended without finishing its record (its berth is gone); marked {}",
+            runs::ABANDONED
+        );
+    }
+    if let Err(e) = runs.prune(args.keep_runs.saturating_sub(1)) {
+        eprintln!(
+            "berth: cannot prune old runs in {}: {e}",
+            runs.dir().display()
+        );
     }
     if mode == RunMode::Lock {
-        let run_dir = runs.join(&run_id);
+        let run_dir = runs.path(&run_id);
         let config = lock_config(&project, &source, &loaded, context, run_id, run_dir, args);
         return write_lock(&plan, config, engine, &project).await;
     }
-    let (run_id, run_dir) = match claim_run_dir(&runs, run_id) {
+    // Held until the run ends: tells a later berth that this record is still being written.
+    let (run_id, run_dir, _live) = match runs.claim(run_id) {
         Ok(claimed) => claimed,
-        Err((dir, e)) => {
-            eprintln!("berth: cannot create {}: {e}", dir.display());
+        Err(e) => {
+            eprintln!("berth: {e}");
             return exit::BAD_INPUT;
         }
     };
@@ -1250,7 +1296,7 @@ async fn write_lock(plan: &Plan, config: RunConfig, engine: Engine, project: &Pa
 /// every artifact file that differs is listed, with a short diff for text. Exit 1 when the build
 /// is not reproducible.
 async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
-    let runs = match runs_dir(cli) {
+    let runs = match open_runs(cli) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -1258,7 +1304,7 @@ async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
     for (i, host) in ["berth-verify-a", "berth-verify-b"].into_iter().enumerate() {
         let started = std::time::Instant::now();
         eprintln!("berth: verify: run {} of 2 (hostname {host})", i + 1);
-        let before = records::run_ids(&runs);
+        let before = runs.ids();
         let code = cmd_run(cli, args, RunMode::Verify, None, Some(host.to_string())).await;
         if code != exit::OK {
             eprintln!(
@@ -1267,10 +1313,7 @@ async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
             );
             return code;
         }
-        match records::run_ids(&runs)
-            .into_iter()
-            .find(|r| !before.contains(r))
-        {
+        match runs.ids().into_iter().find(|r| !before.contains(r)) {
             Some(id) => ids.push(id),
             None => {
                 eprintln!("berth: verify: run {} left no record", i + 1);
@@ -1282,7 +1325,7 @@ async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
             tokio::time::sleep(rest).await;
         }
     }
-    let load = |id: &str| records::Manifest::load(&runs.join(id));
+    let load = |id: &str| records::Manifest::load(&runs.path(id));
     let (a, b) = match (load(&ids[0]), load(&ids[1])) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
@@ -1290,7 +1333,7 @@ async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
             return exit::DOCKER;
         }
     };
-    match crate::verify::compare((&runs.join(&ids[0]), &a), (&runs.join(&ids[1]), &b)) {
+    match crate::verify::compare((&runs.path(&ids[0]), &a), (&runs.path(&ids[1]), &b)) {
         Ok(diffs) if diffs.is_empty() => {
             let files: usize = a.jobs.iter().filter(|j| j.artifacts.is_some()).count();
             println!(
@@ -1327,12 +1370,12 @@ async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
 /// `berth replay`: check what drifted since the recorded run, then run its jobs again with the
 /// recorded environments in the recorded images.
 async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
-    let runs = match runs_dir(cli) {
+    let runs = match open_runs(cli) {
         Ok(r) => r,
         Err(code) => return code,
     };
     let (run, jobs): (Option<&str>, Vec<String>) = match args.names.split_first() {
-        Some((first, rest)) if runs.join(first).is_dir() => (Some(first.as_str()), rest.to_vec()),
+        Some((first, rest)) if runs.has(first) => (Some(first.as_str()), rest.to_vec()),
         _ => (None, args.names.clone()),
     };
     let (_, run_id, manifest) = match load_run(cli, run) {
@@ -1594,38 +1637,30 @@ fn git_tracked(project: &Path) -> std::collections::HashSet<String> {
         .unwrap_or_default()
 }
 
-fn runs_dir(cli: &Cli) -> Result<PathBuf, i32> {
-    Ok(project_dir(cli)?.join(".berth").join("runs"))
-}
-
-/// A run id given, or the latest run.
-fn pick_run(runs: &Path, given: Option<&str>) -> Result<String, i32> {
-    match given {
-        Some(id) if runs.join(id).is_dir() => Ok(id.to_string()),
-        Some(id) => {
-            eprintln!("berth: no run `{id}` in {}", runs.display());
-            Err(exit::BAD_INPUT)
-        }
-        None => records::run_ids(runs).pop().ok_or_else(|| {
-            eprintln!("berth: no runs recorded in {}", runs.display());
-            exit::BAD_INPUT
-        }),
-    }
+/// The project's run store, for reading.
+fn open_runs(cli: &Cli) -> Result<Runs, i32> {
+    Runs::open(&project_dir(cli)?).map_err(|e| {
+        eprintln!("berth: {e}");
+        exit::BAD_INPUT
+    })
 }
 
 /// The run record a command is about: its id and manifest (default: the latest run).
 fn load_run(cli: &Cli, given: Option<&str>) -> Result<(PathBuf, String, records::Manifest), i32> {
-    let runs = runs_dir(cli)?;
-    let run = pick_run(&runs, given)?;
-    let manifest = records::Manifest::load(&runs.join(&run)).map_err(|e| {
+    let runs = open_runs(cli)?;
+    let run = runs.pick(given).map_err(|e| {
         eprintln!("berth: {e}");
         exit::BAD_INPUT
     })?;
-    Ok((runs.join(&run), run, manifest))
+    let manifest = records::Manifest::load(&runs.path(&run)).map_err(|e| {
+        eprintln!("berth: {e}");
+        exit::BAD_INPUT
+    })?;
+    Ok((runs.path(&run), run, manifest))
 }
 
 fn cmd_runs(cli: &Cli) -> i32 {
-    let runs = match runs_dir(cli) {
+    let runs = match open_runs(cli) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -1637,8 +1672,8 @@ fn cmd_runs(cli: &Cli) -> i32 {
         "{:<22} {:<14} {:<12} {:>9}  PIPELINE",
         "RUN", "WHEN", "STATUS", "DURATION"
     );
-    for id in records::run_ids(&runs).iter().rev() {
-        match records::Manifest::load(&runs.join(id)) {
+    for id in runs.ids().iter().rev() {
+        match records::Manifest::load(&runs.path(id)) {
             Ok(m) => println!(
                 "{:<22} {:<14} {:<12} {:>9}  {}",
                 id,
@@ -1672,6 +1707,11 @@ fn cmd_logs(cli: &Cli, names: &[String]) -> i32 {
         eprintln!("berth: run {run} has no job `{job}`");
         return exit::BAD_INPUT;
     };
+    // A record may have come with the repository: its paths stay inside the run's directory.
+    if record.log.starts_with('/') || crate::paths::escapes(&record.log) {
+        eprintln!("berth: run {run}: the log of `{job}` is recorded outside the run's directory ({}); not read", record.log);
+        return exit::BAD_INPUT;
+    }
     match std::fs::File::open(dir.join(&record.log)) {
         Ok(mut f) => {
             let _ = std::io::copy(&mut f, &mut std::io::stdout());
@@ -1744,95 +1784,34 @@ fn watch_signals(cancel: CancellationToken) {
     });
 }
 
-/// A run id that sorts by start time (`20261124-213501-1a2b`) and a numeric pipeline id.
-fn new_run_id() -> (String, u64) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    let (y, m, d) = civil_from_days((secs / 86400) as i64);
-    let t = secs % 86400;
-    // The suffix sorts too: the millisecond (64 × 0..999 < 0x10000), then a few bits that set
-    // apart two processes started in the same millisecond.
-    let salt = now.subsec_millis() * 64 + ((now.subsec_nanos() ^ std::process::id()) & 63);
-    let id = format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{salt:04x}",
-        t / 3600,
-        (t % 3600) / 60,
-        t % 60
-    );
-    (id, secs % 1_000_000_000)
-}
-
-/// Create the run's record directory, which makes the id this run's alone: two runs started
-/// in the same millisecond may draw the same id, and the second takes the next one.
-fn claim_run_dir(
-    runs: &Path,
-    mut id: String,
-) -> Result<(String, PathBuf), (PathBuf, std::io::Error)> {
-    std::fs::create_dir_all(runs).map_err(|e| (runs.to_path_buf(), e))?;
-    for _ in 0..64 {
-        let dir = runs.join(&id);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok((id, dir)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => id = next_run_id(&id),
-            Err(e) => return Err((dir, e)),
-        }
-    }
-    let dir = runs.join(&id);
-    Err((dir, std::io::Error::other("every nearby run id is taken")))
-}
-
-/// The id after `id`: its hex suffix plus one (it still sorts after `id`).
-fn next_run_id(id: &str) -> String {
-    match id.rsplit_once('-') {
-        Some((head, tail)) => {
-            let n = u32::from_str_radix(tail, 16).unwrap_or(0).wrapping_add(1) & 0xffff;
-            format!("{head}-{n:04x}")
-        }
-        None => format!("{id}-0000"),
-    }
-}
-
-/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
     use crate::engine::artifacts::{extract, Manifest};
     let project = match project_dir(cli) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let runs = project.join(".berth").join("runs");
+    let runs = match Runs::open(&project) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
     let mut names = args.names.clone();
-    let run = match names.first() {
-        Some(first) if runs.join(first).is_dir() => names.remove(0),
-        _ => {
-            let mut all: Vec<String> = std::fs::read_dir(&runs)
-                .map(|d| {
-                    d.filter_map(|e| e.ok())
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            all.sort();
-            match all.pop() {
-                Some(latest) => latest,
-                None => {
-                    eprintln!("berth: no runs recorded in {}", runs.display());
-                    return exit::BAD_INPUT;
-                }
-            }
+    // `RUN JOB`, `RUN` or `JOB`: a lone name is a run only when it is one.
+    let given = match names.as_slice() {
+        [run, _] => Some(run.clone()),
+        [one] if runs.has(one) => Some(one.clone()),
+        _ => None,
+    };
+    if given.is_some() {
+        names.remove(0);
+    }
+    let run = match runs.pick(given.as_deref()) {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::BAD_INPUT;
         }
     };
     let job = match names.as_slice() {
@@ -1843,7 +1822,7 @@ fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    let dir = runs.join(&run).join("artifacts");
+    let dir = runs.path(&run).join("artifacts");
     let mut manifests: Vec<(PathBuf, Manifest)> = Vec::new();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -1857,6 +1836,12 @@ fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice::<Manifest>(&b).map_err(|e| e.to_string()))
         {
+            // A plain file name beside the manifest, never a path elsewhere.
+            Ok(m) if m.archive.contains('/') || m.archive.starts_with('.') => eprintln!(
+                "berth: {}: archive `{}` is not in the run's directory; skipped",
+                path.display(),
+                m.archive
+            ),
             Ok(m) => manifests.push((dir.join(&m.archive), m)),
             Err(e) => eprintln!("berth: {}: {e}", path.display()),
         }
@@ -2056,111 +2041,55 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-async fn cmd_prune(args: &PruneArgs) -> i32 {
+async fn cmd_prune(cli: &Cli, args: &PruneArgs) -> i32 {
+    let project = if args.all {
+        None
+    } else {
+        match project_dir(cli) {
+            Ok(p) => Some(p.display().to_string()),
+            Err(code) => return code,
+        }
+    };
     let engine = match connect().await {
         Ok(e) => e,
         Err(code) => return code,
     };
-    let live = |labels: &std::collections::HashMap<String, String>| -> bool {
-        !args.all
-            && labels
-                .get(labels::PID)
-                .and_then(|p| p.parse::<i32>().ok())
-                .is_some_and(|pid| pid != std::process::id() as i32 && process_alive(pid))
+    let scope = engine::owner::PruneScope {
+        project: project.as_deref(),
+        force: args.force,
     };
-    let mut removed = (0, 0, 0);
-    let mut failed = false;
-    match engine.containers_with_label(labels::BERTH, None).await {
-        Ok(list) => {
-            for c in list.into_iter().filter(|c| !live(&c.labels)) {
-                match engine.remove_container(&c.id).await {
-                    Ok(()) => removed.0 += 1,
-                    Err(e) => {
-                        eprintln!("berth: container {}: {e}", c.name);
-                        failed = true;
-                    }
-                }
-            }
-        }
+    let pruned = match engine::owner::prune(&engine, scope).await {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("berth: {e}");
             return exit::DOCKER;
         }
-    }
-    if let Ok(list) = engine.networks_with_label(labels::BERTH).await {
-        for n in list.into_iter().filter(|n| !live(&n.labels)) {
-            match engine.remove_network(&n.id).await {
-                Ok(()) => removed.1 += 1,
-                Err(e) => {
-                    eprintln!("berth: network {}: {e}", n.name);
-                    failed = true;
-                }
-            }
-        }
-    }
-    if let Ok(list) = engine.volumes_with_label(labels::TEMPORARY).await {
-        for v in list.into_iter().filter(|v| !live(&v.labels)) {
-            match engine.remove_volume(&v.name).await {
-                Ok(()) => removed.2 += 1,
-                Err(e) => {
-                    eprintln!("berth: volume {}: {e}", v.name);
-                    failed = true;
-                }
-            }
-        }
+    };
+    for p in &pruned.problems {
+        eprintln!("berth: {p}");
     }
     println!(
         "removed {} containers, {} networks, {} temporary volumes",
-        removed.0, removed.1, removed.2
+        pruned.containers, pruned.networks, pruned.volumes
     );
-    if failed {
-        exit::DOCKER
-    } else {
-        exit::OK
+    if !pruned.spared.is_empty() {
+        let runs: Vec<&str> = pruned.spared.iter().map(String::as_str).collect();
+        println!(
+            "left alone: run{} {} (its berth is alive; --force removes it too)",
+            if runs.len() == 1 { "" } else { "s" },
+            runs.join(", ")
+        );
     }
-}
-
-fn process_alive(pid: i32) -> bool {
-    // Signal 0 checks existence without touching the process.
-    unsafe { libc::kill(pid, 0) == 0 }
+    if pruned.problems.is_empty() {
+        exit::OK
+    } else {
+        exit::DOCKER
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_416), (2025, 11, 24));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
-
-    #[test]
-    fn a_taken_run_id_gives_way_to_the_next() {
-        let runs = tempfile::tempdir().unwrap();
-        let id = "20261124-213501-1a2b".to_string();
-        let (a, _) = claim_run_dir(runs.path(), id.clone()).unwrap();
-        let (b, dir) = claim_run_dir(runs.path(), id.clone()).unwrap();
-        assert_eq!(a, id);
-        assert_eq!(b, "20261124-213501-1a2c");
-        assert!(dir.is_dir() && b > a);
-    }
-
-    #[test]
-    fn run_ids_started_in_one_second_sort_in_order() {
-        let mut ids = Vec::new();
-        for _ in 0..5 {
-            ids.push(new_run_id().0);
-            std::thread::sleep(std::time::Duration::from_millis(3));
-        }
-        let mut sorted = ids.clone();
-        sorted.sort();
-        assert_eq!(ids, sorted);
-        assert!(ids
-            .iter()
-            .all(|id| id.len() == "20261124-213501-1a2b".len()));
-    }
 
     #[test]
     fn mask_lists_take_spaces_and_commas() {

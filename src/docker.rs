@@ -32,8 +32,14 @@ pub mod labels {
     pub const PROJECT: &str = "io.berth.project";
     /// The job the object belongs to.
     pub const JOB: &str = "io.berth.job";
-    /// The pid of the berth process that owns the object (so prune spares live runs).
+    /// The owner's host: the kernel's boot id and its PID namespace (see `engine::owner`).
+    pub const HOST: &str = "io.berth.host";
+    /// The pid of the berth process that owns the object, on its host.
     pub const PID: &str = "io.berth.pid";
+    /// When that process started (clock ticks since boot), which tells a reused pid apart.
+    pub const PID_START: &str = "io.berth.pid-start";
+    /// On a run's lease volume: when the lease was last renewed (seconds since the epoch).
+    pub const LEASE: &str = "io.berth.lease";
     /// Set on volumes that must not outlive their run.
     pub const TEMPORARY: &str = "io.berth.temporary";
 }

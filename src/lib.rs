@@ -15,6 +15,8 @@ pub mod paths;
 pub mod pipeline;
 pub mod plan;
 pub mod report;
+pub mod runs;
+pub mod state;
 pub mod tty;
 pub mod vars;
 pub mod verify;

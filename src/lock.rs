@@ -48,7 +48,8 @@ impl Lockfile {
 
     pub fn save(&self, project: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(project.join(FILE), format!("{text}\n"))
+        // Renamed into place: a link committed as berth.lock is replaced, not written through.
+        crate::state::write_atomic(project, FILE, format!("{text}\n").as_bytes())
     }
 
     /// Is `image` locked? The message names what to do when it is not.

@@ -71,7 +71,16 @@ impl Context {
         // commit, the branch and whether the tree is dirty, and one log call the message.
         let in_repo = in_git_repo(project_dir);
         let status = in_repo
-            .then(|| git(&["status", "--porcelain=v2", "--branch"]))
+            // berth's own folder never makes the tree dirty, .gitignore or not.
+            .then(|| {
+                git(&[
+                    "status",
+                    "--porcelain=v2",
+                    "--branch",
+                    "--",
+                    ":(exclude).berth",
+                ])
+            })
             .flatten();
         let facts = status.as_deref().map(parse_status).unwrap_or_default();
         let commit_sha = facts.oid.clone().unwrap_or_else(|| "0".repeat(40));

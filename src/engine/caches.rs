@@ -179,10 +179,11 @@ pub enum Guard {
 
 /// Take the file lock of a volume (shared or exclusive), waiting for it off the async threads.
 /// `None` when the lock file cannot be made (then only the in-process lock protects).
-async fn file_lock(dir: &std::path::Path, volume: &str, exclusive: bool) -> Option<std::fs::File> {
+/// The lock file is opened without following a link: a repository may bring `.berth/locks`.
+async fn file_lock(project: &Path, volume: &str, exclusive: bool) -> Option<std::fs::File> {
     use std::os::unix::io::AsRawFd;
-    std::fs::create_dir_all(dir).ok()?;
-    let file = std::fs::File::create(dir.join(format!("{volume}.lock"))).ok()?;
+    let dir = crate::state::dir(project, &["locks"]).ok()?;
+    let file = crate::state::open_lock_file(&dir.join(format!("{volume}.lock"))).ok()?;
     tokio::task::spawn_blocking(move || {
         let op = if exclusive {
             libc::LOCK_EX
@@ -201,7 +202,6 @@ async fn file_lock(dir: &std::path::Path, volume: &str, exclusive: bool) -> Opti
 impl Locks {
     /// Take every mount's lock, in name order so that two jobs can never deadlock.
     pub async fn acquire(&self, mounts: &[Mount], project: &std::path::Path) -> Vec<Guard> {
-        let lock_dir = project.join(".berth").join("locks");
         let mut sorted: Vec<&Mount> = mounts.iter().collect();
         sorted.sort_by(|a, b| a.volume.cmp(&b.volume));
         let mut guards = Vec::new();
@@ -212,10 +212,10 @@ impl Locks {
             };
             guards.push(if m.read_only || m.shared {
                 let inner = lock.read_owned().await;
-                Guard::Read(inner, file_lock(&lock_dir, &m.volume, false).await)
+                Guard::Read(inner, file_lock(project, &m.volume, false).await)
             } else {
                 let inner = lock.write_owned().await;
-                Guard::Write(inner, file_lock(&lock_dir, &m.volume, true).await)
+                Guard::Write(inner, file_lock(project, &m.volume, true).await)
             });
         }
         guards
@@ -238,28 +238,28 @@ pub struct IndexEntry {
 }
 
 impl Index {
-    pub fn file(project: &Path) -> std::path::PathBuf {
-        project.join(".berth").join("caches.json")
-    }
+    const FILE: &'static str = "caches.json";
 
+    /// The index, or an empty one (none yet, unreadable, or not a plain file of berth's).
     pub fn load(project: &Path) -> Index {
-        std::fs::read(Self::file(project))
+        let Ok(Some(dir)) = crate::state::existing_dir(project, &[]) else {
+            return Index::default();
+        };
+        let path = dir.join(Self::FILE);
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Index::default();
+        }
+        std::fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     }
 
+    /// Written whole, never through a link (see [`crate::state`]).
     pub fn save(&self, project: &Path) -> std::io::Result<()> {
-        let path = Self::file(project);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(tmp, path)
+        let dir = crate::state::dir(project, &[]).map_err(std::io::Error::other)?;
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        crate::state::write_atomic(&dir, Self::FILE, &json)
     }
 
     pub fn record(&mut self, mount: &Mount, job: &str, now: u64) {

@@ -10,6 +10,7 @@ pub mod caches;
 pub mod debug;
 mod images;
 mod job;
+pub mod owner;
 pub mod python;
 pub mod script;
 pub mod services;
@@ -190,15 +191,33 @@ pub async fn run(
     })
     .await;
 
-    let labels = HashMap::from([
+    let mut labels = HashMap::from([
         (labels::BERTH.to_string(), "1".to_string()),
         (labels::RUN.to_string(), config.run_id.clone()),
         (
             labels::PROJECT.to_string(),
             config.context.project_dir.display().to_string(),
         ),
-        (labels::PID.to_string(), std::process::id().to_string()),
     ]);
+    labels.extend(owner::Owner::me().labels());
+    // Before anything else is created: `berth prune` elsewhere tells a live run by its lease.
+    let lease = match owner::Lease::take(&engine, &labels).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            sink.send(Event::RunFinished {
+                status: if cancel.is_cancelled() {
+                    RunStatus::Interrupted
+                } else {
+                    RunStatus::Error
+                },
+                duration: started.elapsed(),
+                jobs: Vec::new(),
+                critical_path: Vec::new(),
+            })
+            .await;
+            return Err(e.into());
+        }
+    };
     let shared = Arc::new(Shared {
         engine,
         config,
@@ -210,20 +229,36 @@ pub async fn run(
         cleanup: Mutex::new(JoinSet::new()),
     });
 
-    let prepared = images::prepare(plan, &shared, &sink, &cancel).await?;
-    let result = schedule(plan, prepared, &shared, &sink, &cancel, started).await;
+    let result = match images::prepare(plan, &shared, &sink, &cancel).await {
+        Ok(prepared) => Ok(schedule(plan, prepared, &shared, &sink, &cancel, started).await),
+        Err(e) => Err(e),
+    };
     let removing = std::mem::take(&mut *shared.cleanup.lock().unwrap_or_else(|e| e.into_inner()));
     removing.join_all().await;
+    lease.release().await;
     sweep(&shared, &sink).await;
     record_cache_uses(&shared, &sink).await;
-    sink.send(Event::RunFinished {
-        status: result.status,
-        duration: result.duration,
-        jobs: result.jobs.clone(),
-        critical_path: result.critical_path.clone(),
-    })
-    .await;
-    Ok(result)
+    // A run that could not start (an image that cannot be had, say) still ends its record.
+    let finished = match &result {
+        Ok(r) => Event::RunFinished {
+            status: r.status,
+            duration: r.duration,
+            jobs: r.jobs.clone(),
+            critical_path: r.critical_path.clone(),
+        },
+        Err(_) => Event::RunFinished {
+            status: if cancel.is_cancelled() {
+                RunStatus::Interrupted
+            } else {
+                RunStatus::Error
+            },
+            duration: started.elapsed(),
+            jobs: Vec::new(),
+            critical_path: Vec::new(),
+        },
+    };
+    sink.send(finished).await;
+    result
 }
 
 async fn schedule(

@@ -295,8 +295,10 @@ async fn helper(
         labels: HashMap::from([
             (labels::BERTH.to_string(), "1".to_string()),
             (labels::PROJECT.to_string(), project.display().to_string()),
-            (labels::PID.to_string(), std::process::id().to_string()),
-        ]),
+        ])
+        .into_iter()
+        .chain(super::owner::Owner::me().labels())
+        .collect(),
         binds: vec![format!("{volume}:{DATA_DIR}")],
         network: None,
         aliases: Vec::new(),

@@ -1,0 +1,408 @@
+//! The run store: `.berth/runs/<run-id>/`, one directory per run (its manifest, logs and
+//! artifacts are written by [`crate::report::records`] and the engine).
+//!
+//! Only what this module recognises as a run record is listed, read or deleted: a real
+//! directory (not a link) named like a run id. A repository may bring its own `.berth/`, so a
+//! name from the command line is checked before it becomes a path. A live run holds an
+//! advisory lock on its `lock` file (the kernel drops it however the process ends, in any PID
+//! namespace that shares the file), which tells a record left "running" by a berth that died
+//! from one whose berth is still at work.
+
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::report::records::{Manifest, MANIFEST};
+use crate::state::{self, StateError};
+
+/// The file a live run holds locked.
+const LOCK: &str = "lock";
+
+/// The status given to a record whose berth ended without finishing it.
+pub const ABANDONED: &str = "abandoned";
+
+/// Is `name` a run id (`YYYYMMDD-HHMMSS-xxxx`, the suffix optional for older records)?
+/// Nothing else under `.berth/runs` is berth's, and nothing else may become a path there.
+pub fn is_run_id(name: &str) -> bool {
+    let b = name.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() < 15 || !digits(0..8) || b[8] != b'-' || !digits(9..15) {
+        return false;
+    }
+    match &b[15..] {
+        [] => true,
+        [b'-', hex @ ..] => {
+            (4..=8).contains(&hex.len()) && hex.iter().all(|c| c.is_ascii_hexdigit())
+        }
+        _ => false,
+    }
+}
+
+/// A run id for now, and the pipeline id derived from the same instant.
+pub fn new_run_id() -> (String, u64) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (y, m, d) = civil_from_days((secs / 86400) as i64);
+    let t = secs % 86400;
+    // The suffix sorts too: the millisecond (64 × 0..999 < 0x10000), then a few bits that set
+    // apart two processes started in the same millisecond.
+    let salt = now.subsec_millis() * 64 + ((now.subsec_nanos() ^ std::process::id()) & 63);
+    let id = format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{salt:04x}",
+        t / 3600,
+        (t % 3600) / 60,
+        t % 60
+    );
+    (id, secs % 1_000_000_000)
+}
+
+/// The id after `id`: its hex suffix plus one (it still sorts after `id`).
+fn next_run_id(id: &str) -> String {
+    match id.rsplit_once('-') {
+        Some((head, tail)) => {
+            let n = u32::from_str_radix(tail, 16).unwrap_or(0).wrapping_add(1) & 0xffff;
+            format!("{head}-{n:04x}")
+        }
+        None => format!("{id}-0000"),
+    }
+}
+
+/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Why a run record cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum RunsError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(
+        "`{0}` is not a run id (runs are named like 20261124-213501-1a2b; `berth runs` lists them)"
+    )]
+    NotAnId(String),
+    #[error("no run `{id}` in {}", runs.display())]
+    NoSuchRun { id: String, runs: PathBuf },
+    #[error("no runs recorded in {}", .0.display())]
+    NoRuns(PathBuf),
+    #[error("cannot create {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A project's run store.
+pub struct Runs {
+    dir: PathBuf,
+}
+
+/// Held while a run is live: its record's lock. Dropping it (or the process ending in any
+/// way) releases the lock.
+pub struct Live {
+    _lock: std::fs::File,
+}
+
+impl Runs {
+    /// The store, made if missing (for commands that write records).
+    pub fn create(project: &Path) -> Result<Runs, StateError> {
+        Ok(Runs {
+            dir: state::runs_dir(project)?,
+        })
+    }
+
+    /// The store for reading: `.berth/runs` need not exist (then it lists nothing), but a link
+    /// on the way is refused.
+    pub fn open(project: &Path) -> Result<Runs, StateError> {
+        let dir = project.join(state::DIR).join("runs");
+        state::existing_dir(project, &["runs"])?;
+        Ok(Runs { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The record directory of a (checked) run id.
+    pub fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Is there a record of this name? Only run ids are looked up.
+    pub fn has(&self, name: &str) -> bool {
+        is_run_id(name) && matches!(state::is_real_dir(&self.dir.join(name)), Ok(true))
+    }
+
+    /// The run records, oldest first.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(&self.dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|name| is_run_id(name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// The run a command names, or the latest.
+    pub fn pick(&self, given: Option<&str>) -> Result<String, RunsError> {
+        match given {
+            Some(id) if !is_run_id(id) => Err(RunsError::NotAnId(id.to_string())),
+            Some(id) if self.has(id) => Ok(id.to_string()),
+            Some(id) => Err(RunsError::NoSuchRun {
+                id: id.to_string(),
+                runs: self.dir.clone(),
+            }),
+            None => self
+                .ids()
+                .pop()
+                .ok_or_else(|| RunsError::NoRuns(self.dir.clone())),
+        }
+    }
+
+    /// Claim a new record directory, which makes the id this run's alone (two runs started in
+    /// the same millisecond may draw the same id; the second takes the next one), and hold it
+    /// live.
+    pub fn claim(&self, mut id: String) -> Result<(String, PathBuf, Live), RunsError> {
+        for _ in 0..64 {
+            let dir = self.dir.join(&id);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    let live = hold(&dir).map_err(|source| RunsError::Io {
+                        path: dir.join(LOCK),
+                        source,
+                    })?;
+                    return Ok((id, dir, live));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => id = next_run_id(&id),
+                Err(source) => return Err(RunsError::Io { path: dir, source }),
+            }
+        }
+        Err(RunsError::Io {
+            path: self.dir.join(&id),
+            source: std::io::Error::other("every nearby run id is taken"),
+        })
+    }
+
+    /// Remove the oldest finished records so that at most `keep` remain. Only run records are
+    /// removed, and never one whose run is still live.
+    pub fn prune(&self, keep: usize) -> std::io::Result<usize> {
+        let ids = self.ids();
+        let excess = ids.len().saturating_sub(keep);
+        let mut removed = 0;
+        for id in &ids[..excess] {
+            let dir = self.dir.join(id);
+            if is_live(&dir) {
+                continue;
+            }
+            std::fs::remove_dir_all(&dir)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Records still "running" whose berth has gone (killed, out of disk, ...): marked
+    /// abandoned, and their half-written artifact archives removed. Returns their ids.
+    pub fn settle_abandoned(&self) -> Vec<String> {
+        let mut settled = Vec::new();
+        for id in self.ids() {
+            let dir = self.dir.join(&id);
+            let Ok(mut manifest) = Manifest::load(&dir) else {
+                continue;
+            };
+            if manifest.status != "running" || is_live(&dir) {
+                continue;
+            }
+            manifest.status = ABANDONED.into();
+            for job in &mut manifest.jobs {
+                if matches!(job.status.as_str(), "running" | "queued" | "") {
+                    job.status = ABANDONED.into();
+                }
+            }
+            let written = serde_json::to_vec_pretty(&manifest)
+                .map_err(std::io::Error::other)
+                .and_then(|json| state::write_atomic(&dir, MANIFEST, &json));
+            if written.is_ok() {
+                settled.push(id);
+            }
+        }
+        settled
+    }
+}
+
+/// Take the lock of a record directory: ours for as long as the process lives.
+fn hold(dir: &Path) -> std::io::Result<Live> {
+    let file = state::open_lock_file(&dir.join(LOCK))?;
+    // SAFETY: flock on a descriptor we own; the lock goes with the descriptor.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Live { _lock: file })
+}
+
+/// Does a live berth hold this record? A record without a lock file (older berth) is taken as
+/// not live once its manifest says otherwise; one whose lock cannot be opened (a link, say) is
+/// left alone.
+fn is_live(dir: &Path) -> bool {
+    let path = dir.join(LOCK);
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+        Err(_) => return true,
+        Ok(m) if !m.is_file() => return true,
+        Ok(_) => {}
+    }
+    let Ok(file) = state::open_lock_file(&path) else {
+        return true;
+    };
+    // SAFETY: as in `hold`; the probe's lock, if taken, goes when `file` is dropped.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_416), (2025, 11, 24));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn run_ids_and_what_is_not_one() {
+        assert!(is_run_id("20261124-213501-1a2b"));
+        assert!(is_run_id("20261124-213501"));
+        for bad in [
+            "../../x",
+            "..",
+            "20261124-213501-1a2b/..",
+            "20261124-213501-",
+            "2026112a-213501-1a2b",
+            "20261124-213501-zzzz",
+            "",
+            "runs",
+        ] {
+            assert!(!is_run_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_taken_run_id_gives_way_to_the_next() {
+        let project = tempfile::tempdir().unwrap();
+        let runs = Runs::create(project.path()).unwrap();
+        let id = "20261124-213501-1a2b".to_string();
+        let (a, _, _live_a) = runs.claim(id.clone()).unwrap();
+        let (b, dir, _live_b) = runs.claim(id.clone()).unwrap();
+        assert_eq!(a, id);
+        assert_eq!(b, "20261124-213501-1a2c");
+        assert!(dir.is_dir() && b > a);
+    }
+
+    #[test]
+    fn run_ids_started_in_one_second_sort_in_order() {
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(new_run_id().0);
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        assert!(ids.iter().all(|id| is_run_id(id)));
+    }
+
+    #[test]
+    fn pruning_removes_only_finished_run_records() {
+        let project = tempfile::tempdir().unwrap();
+        let runs = Runs::create(project.path()).unwrap();
+        for id in ["20260101-000000-0001", "20260101-000000-0002"] {
+            std::fs::create_dir(runs.path(id)).unwrap();
+        }
+        // Not berth's: kept whatever `keep` says.
+        std::fs::create_dir(runs.dir().join("notes")).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(outside.path().join("precious")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("precious"),
+            runs.dir().join("20250101-000000-0000"),
+        )
+        .unwrap();
+        let (live_id, _, live) = runs.claim("20260101-000000-0003".into()).unwrap();
+        assert_eq!(runs.prune(0).unwrap(), 2);
+        assert_eq!(runs.ids(), vec![live_id]);
+        assert!(runs.dir().join("notes").is_dir());
+        assert!(outside.path().join("precious").is_dir());
+        drop(live);
+        assert_eq!(runs.prune(0).unwrap(), 1);
+        assert!(runs.ids().is_empty());
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest() {
+        let project = tempfile::tempdir().unwrap();
+        let runs = Runs::create(project.path()).unwrap();
+        for id in [
+            "20260101-000000-aaaa",
+            "20260102-000000-aaaa",
+            "20260103-000000-aaaa",
+        ] {
+            std::fs::create_dir(runs.path(id)).unwrap();
+        }
+        assert_eq!(runs.prune(2).unwrap(), 1);
+        assert_eq!(runs.ids(), ["20260102-000000-aaaa", "20260103-000000-aaaa"]);
+    }
+
+    #[test]
+    fn names_that_are_not_run_ids_are_refused() {
+        let project = tempfile::tempdir().unwrap();
+        let runs = Runs::create(project.path()).unwrap();
+        assert!(matches!(
+            runs.pick(Some("../../x")),
+            Err(RunsError::NotAnId(_))
+        ));
+        assert!(matches!(
+            runs.pick(Some("20260101-000000-0001")),
+            Err(RunsError::NoSuchRun { .. })
+        ));
+        assert!(matches!(runs.pick(None), Err(RunsError::NoRuns(_))));
+    }
+
+    #[test]
+    fn records_left_running_by_a_dead_berth_are_settled() {
+        let project = tempfile::tempdir().unwrap();
+        let runs = Runs::create(project.path()).unwrap();
+        let write = |dir: &Path, status: &str| {
+            let m = Manifest {
+                status: status.into(),
+                ..Manifest::default()
+            };
+            std::fs::write(dir.join(MANIFEST), serde_json::to_vec(&m).unwrap()).unwrap();
+        };
+        let (dead, dir, live) = runs.claim("20260101-000000-0001".into()).unwrap();
+        write(&dir, "running");
+        drop(live); // as when the process is killed
+        let (alive, dir2, _live) = runs.claim("20260101-000000-0002".into()).unwrap();
+        write(&dir2, "running");
+        assert_eq!(runs.settle_abandoned(), vec![dead.clone()]);
+        assert_eq!(Manifest::load(&runs.path(&dead)).unwrap().status, ABANDONED);
+        assert_eq!(
+            Manifest::load(&runs.path(&alive)).unwrap().status,
+            "running"
+        );
+    }
+}
