@@ -321,3 +321,70 @@ use:
     // Well below the engine client's 120 s request timeout, which a stalled download would hit.
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// `dist/up -> ..`, `dist/up2 -> up/..`, ... `dist/passwd -> up7/etc/passwd`: each link alone
+/// stays inside, the chain reaches `/`.
+const LINK_CHAIN: &str = concat!(
+    "    - mkdir -p dist && ln -s .. dist/up\n",
+    "    - for i in 2 3 4 5 6 7; do ln -s up$([ $i = 2 ] || echo $((i - 1)))/.. dist/up$i; done\n",
+    "    - ln -s up7/etc/passwd dist/passwd\n",
+    "    - cat dist/passwd >/dev/null && echo chain reaches the root\n",
+);
+
+#[test]
+fn a_chain_of_relative_links_out_of_the_workspace_is_refused_by_jobs_and_extract() {
+    let p = busybox_project(&format!(
+        "\
+stages: [a, b]
+maker:
+  stage: a
+  script:
+{LINK_CHAIN}  artifacts: {{paths: [dist/]}}
+victim:
+  stage: b
+  script:
+    - cat dist/passwd
+    - echo escaped > dist/up7/tmp/berth-escaped
+    - cat /tmp/berth-escaped
+"
+    ));
+    let run = p.berth(&["run"]);
+    run.expect_code(1);
+    assert!(
+        run.log("maker").contains(&"chain reaches the root"),
+        "the chain works in the job that makes it: {}",
+        run.stderr
+    );
+    // The job that made the chain hears of it in its log; the one that needs it refuses it.
+    assert!(
+        run.log("maker")
+            .iter()
+            .any(|l| l.starts_with("WARNING: artifacts: entry `dist/up2` is a link to `up/..`")),
+        "{}",
+        run.stderr
+    );
+    let status = run.status_of("victim");
+    assert!(
+        status.contains("artifacts of `maker`: entry `dist/up2` is a link to `up/..`"),
+        "{status}"
+    );
+    assert!(!run.log("victim").iter().any(|l| l.starts_with("root:")));
+    assert!(!run.log("victim").contains(&"escaped"));
+
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("x");
+    let extracted = p.berth(&["artifacts", "maker", "--extract", dest.to_str().unwrap()]);
+    assert_ne!(extracted.code, 0, "{}", extracted.stdout);
+    assert!(
+        extracted
+            .stderr
+            .contains("entry `dist/up2` is a link to `up/..`"),
+        "{}",
+        extracted.stderr
+    );
+    assert!(
+        std::fs::symlink_metadata(dest.join("dist/passwd")).is_err(),
+        "no link was left in the destination"
+    );
+    assert!(p.leftovers().is_empty());
+}
