@@ -388,3 +388,84 @@ victim:
     );
     assert!(p.leftovers().is_empty());
 }
+
+#[test]
+fn a_run_killed_during_an_artifact_download_leaves_no_archive_under_its_name() {
+    let p = busybox_project(
+        "\
+make:
+  script:
+    - mkdir -p big
+    - dd if=/dev/urandom of=big/blob bs=1M count=300 2>/dev/null
+  artifacts: {paths: [big/]}
+",
+    );
+    let mut child = p
+        .command(&["run", "--output", "plain"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the download has written a few MB, then kill berth as a crash would.
+    let started = std::time::Instant::now();
+    let written = |dir: &std::path::Path| -> u64 {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let artifacts = loop {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no artifact download seen"
+        );
+        let dir = std::fs::read_dir(p.path().join(".berth/runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path().join("artifacts"));
+        if let Some(dir) = dir.filter(|d| written(d) > 4 << 20) {
+            break dir;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    remove_containers_of(&p);
+    let names: Vec<String> = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "000-make.tar.gz" || n == "000-make.json"),
+        "a partial archive is stored under the final name: {names:?}"
+    );
+    let run_dir = artifacts.parent().unwrap();
+    if let Ok(record) = std::fs::read_to_string(run_dir.join("manifest.json")) {
+        assert!(!record.contains("000-make.json"), "{record}");
+    }
+    // What the next run's start calls for the runs of dead berths.
+    berth::engine::artifacts::remove_partial(run_dir).unwrap();
+    assert_eq!(std::fs::read_dir(&artifacts).unwrap().count(), 0);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+/// Remove what a killed berth left of this project (a test does not rely on `berth prune`).
+fn remove_containers_of(p: &common::Project) {
+    let project = p.path().display().to_string();
+    common::block_on(async {
+        let engine = berth::docker::Engine::connect().await.unwrap();
+        let label = berth::docker::labels::PROJECT;
+        for c in engine
+            .containers_with_label(label, Some(&project))
+            .await
+            .unwrap()
+        {
+            engine.remove_container(&c.id).await.unwrap();
+        }
+    });
+}

@@ -108,12 +108,15 @@ pub async fn collect(
     }
     let archive_path = PathBuf::from(format!("{}.tar.gz", dest.display()));
     let manifest_path = PathBuf::from(format!("{}.json", dest.display()));
+    // Written under a temporary name and renamed once whole: a run stopped midway (a full disk,
+    // a lost engine, SIGKILL) leaves no archive under the name a manifest would claim.
+    let partial = Partial(partial_name(&archive_path));
     let patterns = spec.paths.clone();
     let job = job.to_string();
     let archive_for_task = archive_path.clone();
     tokio::task::spawn_blocking(move || -> Result<(Option<Stored>, Vec<String>), String> {
-        let file = File::create(&archive_for_task)
-            .map_err(|e| format!("cannot write {}: {e}", archive_for_task.display()))?;
+        let file = File::create(&partial.0)
+            .map_err(|e| format!("cannot write {}: {e}", partial.0.display()))?;
         let mut builder = tar::Builder::new(GzEncoder::new(BufWriter::new(file), Compression::fast()));
         let mut files = Vec::new();
         let mut seen = HashSet::new();
@@ -209,9 +212,12 @@ pub async fn collect(
             ));
         }
         if seen.is_empty() {
-            let _ = std::fs::remove_file(&archive_for_task);
+            // `partial` removes the empty archive.
             return Ok((None, warnings));
         }
+        // Whole on disk before it has its final name.
+        out.get_ref().sync_all().map_err(|e| format!("writing artifacts: {e}"))?;
+        partial.persist(&archive_for_task)?;
         let bytes = files.iter().map(|f| f.size).sum();
         let manifest = Manifest {
             job,
@@ -223,12 +229,64 @@ pub async fn collect(
             bytes,
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
-        std::fs::write(&manifest_path, json)
-            .map_err(|e| format!("cannot write {}: {e}", manifest_path.display()))?;
+        let partial_manifest = Partial(partial_name(&manifest_path));
+        std::fs::write(&partial_manifest.0, json)
+            .map_err(|e| format!("cannot write {}: {e}", partial_manifest.0.display()))?;
+        partial_manifest.persist(&manifest_path)?;
         Ok((Some(Stored { archive: archive_for_task, manifest }), warnings))
     })
     .await
     .map_err(|e| format!("collecting artifacts: {e}"))?
+}
+
+/// The suffix of files being written in a run's `artifacts/`.
+const PARTIAL: &str = ".partial";
+
+fn partial_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(PARTIAL);
+    PathBuf::from(name)
+}
+
+/// A file being written: removed when dropped (an error, a panic, a cancelled task) unless
+/// renamed to its final name.
+struct Partial(PathBuf);
+
+impl Partial {
+    fn persist(self, to: &Path) -> Result<(), String> {
+        std::fs::rename(&self.0, to).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+        std::mem::forget(self);
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Remove what a run stopped midway left being written in `run_dir/artifacts/` (a killed berth
+/// cannot): for the run of a berth that is gone. Returns how many files were removed.
+pub fn remove_partial(run_dir: &Path) -> io::Result<usize> {
+    let dir = run_dir.join("artifacts");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        // Only plain files of berth's own naming: never a link, never a directory.
+        let ours =
+            entry.file_name().to_string_lossy().ends_with(PARTIAL) && entry.file_type()?.is_file();
+        if ours {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// The project-relative path of an entry downloaded for `base` (entries start with the base's
@@ -817,6 +875,40 @@ mod tests {
             .unwrap_err()
             .contains("entry `d/up2`"));
         assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn partial_files_are_removed_unless_kept_and_only_they() {
+        let run = tempfile::tempdir().unwrap();
+        let dir = run.path().join("artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        let final_name = dir.join("000-a.tar.gz");
+        {
+            let dropped = Partial(partial_name(&final_name));
+            std::fs::write(&dropped.0, "half").unwrap();
+        }
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "an error drops it"
+        );
+        let kept = Partial(partial_name(&final_name));
+        std::fs::write(&kept.0, "whole").unwrap();
+        kept.persist(&final_name).unwrap();
+        assert_eq!(std::fs::read_to_string(&final_name).unwrap(), "whole");
+        // What a killed run leaves: removed; berth's finished files and anything else stay.
+        std::fs::write(dir.join("001-b.tar.gz.partial"), "half").unwrap();
+        std::fs::write(dir.join("001-b.json.partial"), "{").unwrap();
+        std::fs::create_dir(dir.join("odd.partial")).unwrap();
+        std::os::unix::fs::symlink(&final_name, dir.join("l.partial")).unwrap();
+        assert_eq!(remove_partial(run.path()).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["000-a.tar.gz", "l.partial", "odd.partial"]);
+        assert_eq!(remove_partial(&run.path().join("none")).unwrap(), 0);
     }
 
     #[test]
