@@ -1200,7 +1200,7 @@ async fn execute(
             } else {
                 match e {
                     RunError::Image { .. } | RunError::Docker(_) => exit::DOCKER,
-                    RunError::Lock(_) => exit::BAD_INPUT,
+                    RunError::Lock(_) | RunError::Input(_) => exit::BAD_INPUT,
                 }
             }
         }

@@ -227,6 +227,8 @@ impl Runs {
             if manifest.status != "running" || is_live(&dir) {
                 continue;
             }
+            // Half-written archives of the dead run (whole ones keep their names).
+            let _ = crate::engine::artifacts::remove_partial(&dir);
             manifest.status = ABANDONED.into();
             for job in &mut manifest.jobs {
                 if matches!(job.status.as_str(), "running" | "queued" | "") {
@@ -395,11 +397,14 @@ mod tests {
         };
         let (dead, dir, live) = runs.claim("20260101-000000-0001".into()).unwrap();
         write(&dir, "running");
+        std::fs::create_dir(dir.join("artifacts")).unwrap();
+        std::fs::write(dir.join("artifacts/build.tar.gz.partial"), "half").unwrap();
         drop(live); // as when the process is killed
         let (alive, dir2, _live) = runs.claim("20260101-000000-0002".into()).unwrap();
         write(&dir2, "running");
         assert_eq!(runs.settle_abandoned(), vec![dead.clone()]);
         assert_eq!(Manifest::load(&runs.path(&dead)).unwrap().status, ABANDONED);
+        assert!(!dir.join("artifacts/build.tar.gz.partial").exists());
         assert_eq!(
             Manifest::load(&runs.path(&alive)).unwrap().status,
             "running"

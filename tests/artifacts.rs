@@ -321,3 +321,137 @@ use:
     // Well below the engine client's 120 s request timeout, which a stalled download would hit.
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// `dist/up -> ..`, `dist/up2 -> up/..`, ... `dist/passwd -> up7/etc/passwd`: each link alone
+/// stays inside, the chain reaches `/`.
+const LINK_CHAIN: &str = concat!(
+    "    - mkdir -p dist && ln -s .. dist/up\n",
+    "    - for i in 2 3 4 5 6 7; do ln -s up$([ $i = 2 ] || echo $((i - 1)))/.. dist/up$i; done\n",
+    "    - ln -s up7/etc/passwd dist/passwd\n",
+    "    - cat dist/passwd >/dev/null && echo chain reaches the root\n",
+);
+
+#[test]
+fn a_chain_of_relative_links_out_of_the_workspace_is_refused_by_jobs_and_extract() {
+    let p = busybox_project(&format!(
+        "\
+stages: [a, b]
+maker:
+  stage: a
+  script:
+{LINK_CHAIN}  artifacts: {{paths: [dist/]}}
+victim:
+  stage: b
+  script:
+    - cat dist/passwd
+    - echo escaped > dist/up7/tmp/berth-escaped
+    - cat /tmp/berth-escaped
+"
+    ));
+    let run = p.berth(&["run"]);
+    run.expect_code(1);
+    assert!(
+        run.log("maker").contains(&"chain reaches the root"),
+        "the chain works in the job that makes it: {}",
+        run.stderr
+    );
+    // The job that made the chain hears of it in its log; the one that needs it refuses it.
+    assert!(
+        run.log("maker")
+            .iter()
+            .any(|l| l.starts_with("WARNING: artifacts: entry `dist/up2` is a link to `up/..`")),
+        "{}",
+        run.stderr
+    );
+    let status = run.status_of("victim");
+    assert!(
+        status.contains("artifacts of `maker`: entry `dist/up2` is a link to `up/..`"),
+        "{status}"
+    );
+    assert!(!run.log("victim").iter().any(|l| l.starts_with("root:")));
+    assert!(!run.log("victim").contains(&"escaped"));
+
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("x");
+    let extracted = p.berth(&["artifacts", "maker", "--extract", dest.to_str().unwrap()]);
+    assert_ne!(extracted.code, 0, "{}", extracted.stdout);
+    assert!(
+        extracted
+            .stderr
+            .contains("entry `dist/up2` is a link to `up/..`"),
+        "{}",
+        extracted.stderr
+    );
+    assert!(
+        std::fs::symlink_metadata(dest.join("dist/passwd")).is_err(),
+        "no link was left in the destination"
+    );
+    assert!(p.leftovers().is_empty());
+}
+
+#[test]
+fn a_run_killed_during_an_artifact_download_leaves_no_archive_under_its_name() {
+    let p = busybox_project(
+        "\
+make:
+  script:
+    - mkdir -p big
+    - dd if=/dev/urandom of=big/blob bs=1M count=300 2>/dev/null
+  artifacts: {paths: [big/]}
+",
+    );
+    let mut child = p
+        .command(&["run", "--output", "plain"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the download has written a few MB, then kill berth as a crash would.
+    let started = std::time::Instant::now();
+    let written = |dir: &std::path::Path| -> u64 {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let artifacts = loop {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no artifact download seen"
+        );
+        let dir = std::fs::read_dir(p.path().join(".berth/runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path().join("artifacts"));
+        if let Some(dir) = dir.filter(|d| written(d) > 4 << 20) {
+            break dir;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // This project's dead run only: other tests' runs are left alone.
+    p.berth(&["prune"]).expect_code(0);
+    let names: Vec<String> = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "000-make.tar.gz" || n == "000-make.json"),
+        "a partial archive is stored under the final name: {names:?}"
+    );
+    let run_dir = artifacts.parent().unwrap();
+    if let Ok(record) = std::fs::read_to_string(run_dir.join("manifest.json")) {
+        assert!(!record.contains("000-make.json"), "{record}");
+    }
+    // What the next run's start calls for the runs of dead berths.
+    berth::engine::artifacts::remove_partial(run_dir).unwrap();
+    assert_eq!(std::fs::read_dir(&artifacts).unwrap().count(), 0);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+

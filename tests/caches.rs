@@ -199,3 +199,24 @@ fn two_berth_processes_share_a_cache_without_losing_updates() {
     counts.sort();
     assert_eq!(counts, vec!["1", "2"], "one update was lost");
 }
+
+#[test]
+fn a_cache_path_that_is_a_link_in_the_project_is_a_pipeline_error() {
+    let p = busybox_project("build:\n  cache: {key: k, paths: [vendor/]}\n  script: [ls vendor]\n");
+    std::os::unix::fs::symlink("/tmp", p.path().join("vendor")).unwrap();
+    let run = p.berth(&["run"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains(
+            "job `build`: cache path `vendor` is a symbolic link in the project (to `/tmp`)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("started"),
+        "no job was started: {}",
+        run.stderr
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

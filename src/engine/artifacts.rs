@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::docker::{DockerError, Engine};
-use crate::paths::{self, Link};
+use crate::paths::{self, Link, Placed, PlacedKind, Walk};
 use crate::pipeline::Artifacts;
 
 /// What a job stored: written next to its archive as JSON.
@@ -108,16 +108,23 @@ pub async fn collect(
     }
     let archive_path = PathBuf::from(format!("{}.tar.gz", dest.display()));
     let manifest_path = PathBuf::from(format!("{}.json", dest.display()));
+    // Written under a temporary name and renamed once whole: a run stopped midway (a full disk,
+    // a lost engine, SIGKILL) leaves no archive under the name a manifest would claim.
+    let partial = Partial(partial_name(&archive_path));
     let patterns = spec.paths.clone();
     let job = job.to_string();
     let archive_for_task = archive_path.clone();
     tokio::task::spawn_blocking(move || -> Result<(Option<Stored>, Vec<String>), String> {
-        let file = File::create(&archive_for_task)
-            .map_err(|e| format!("cannot write {}: {e}", archive_for_task.display()))?;
+        let file = File::create(&partial.0)
+            .map_err(|e| format!("cannot write {}: {e}", partial.0.display()))?;
         let mut builder = tar::Builder::new(GzEncoder::new(BufWriter::new(file), Compression::fast()));
         let mut files = Vec::new();
         let mut seen = HashSet::new();
         let mut matched = vec![false; patterns.len()];
+        // What the engine gave, walked as a receiving job will walk it: the job that made a
+        // hostile link hears of it here, the jobs that need it refuse it.
+        let mut walk = Walk::new();
+        let mut refused: Option<String> = None;
         for (base, reader) in readers {
             let mut archive = tar::Archive::new(reader);
             let entries = archive.entries().map_err(|e| format!("reading artifacts: {e}"))?;
@@ -151,15 +158,29 @@ pub async fn collect(
                     } else {
                         target
                     };
+                    let link = if kind.is_hard_link() {
+                        Link::Hard(&target)
+                    } else {
+                        Link::Symbolic(&target)
+                    };
+                    if let Err(why) = walk.check_entry(&rel, Some(link)) {
+                        refused.get_or_insert(format!("entry `{rel}` {why}"));
+                    }
                     builder
                         .append_link(&mut header, &rel, &target)
                         .map_err(|e| format!("writing artifacts: {e}"))?;
                     files.push(FileEntry { path: rel, size: 0, sha256: None, link: Some(target) });
                 } else if kind.is_dir() {
+                    if let Err(why) = walk.check_entry(&rel, None) {
+                        refused.get_or_insert(format!("entry `{rel}` {why}"));
+                    }
                     builder
                         .append_data(&mut header, format!("{rel}/"), io::empty())
                         .map_err(|e| format!("writing artifacts: {e}"))?;
                 } else {
+                    if let Err(why) = walk.check_entry(&rel, None) {
+                        refused.get_or_insert(format!("entry `{rel}` {why}"));
+                    }
                     let mut hashing = Hashing { inner: &mut entry, hasher: Sha256::new(), size: 0 };
                     builder
                         .append_data(&mut header, &rel, &mut hashing)
@@ -172,7 +193,7 @@ pub async fn collect(
         let encoder = builder.into_inner().map_err(|e| format!("writing artifacts: {e}"))?;
         let mut out = encoder.finish().map_err(|e| format!("writing artifacts: {e}"))?;
         io::Write::flush(&mut out).map_err(|e| format!("writing artifacts: {e}"))?;
-        let warnings = patterns
+        let mut warnings: Vec<String> = patterns
             .iter()
             .zip(&matched)
             .filter(|(_, m)| !**m)
@@ -182,10 +203,21 @@ pub async fn collect(
                 )
             })
             .collect();
+        if let Err((_, name, why)) = walk.finish() {
+            refused.get_or_insert(format!("entry `{name}` {why}"));
+        }
+        if let Some(why) = refused {
+            warnings.push(format!(
+                "WARNING: artifacts: {why}: the jobs that receive these artifacts will refuse them"
+            ));
+        }
         if seen.is_empty() {
-            let _ = std::fs::remove_file(&archive_for_task);
+            // `partial` removes the empty archive.
             return Ok((None, warnings));
         }
+        // Whole on disk before it has its final name.
+        out.get_ref().sync_all().map_err(|e| format!("writing artifacts: {e}"))?;
+        partial.persist(&archive_for_task)?;
         let bytes = files.iter().map(|f| f.size).sum();
         let manifest = Manifest {
             job,
@@ -197,12 +229,64 @@ pub async fn collect(
             bytes,
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
-        std::fs::write(&manifest_path, json)
-            .map_err(|e| format!("cannot write {}: {e}", manifest_path.display()))?;
+        let partial_manifest = Partial(partial_name(&manifest_path));
+        std::fs::write(&partial_manifest.0, json)
+            .map_err(|e| format!("cannot write {}: {e}", partial_manifest.0.display()))?;
+        partial_manifest.persist(&manifest_path)?;
         Ok((Some(Stored { archive: archive_for_task, manifest }), warnings))
     })
     .await
     .map_err(|e| format!("collecting artifacts: {e}"))?
+}
+
+/// The suffix of files being written in a run's `artifacts/`.
+const PARTIAL: &str = ".partial";
+
+fn partial_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(PARTIAL);
+    PathBuf::from(name)
+}
+
+/// A file being written: removed when dropped (an error, a panic, a cancelled task) unless
+/// renamed to its final name.
+struct Partial(PathBuf);
+
+impl Partial {
+    fn persist(self, to: &Path) -> Result<(), String> {
+        std::fs::rename(&self.0, to).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+        std::mem::forget(self);
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Remove what a run stopped midway left being written in `run_dir/artifacts/` (a killed berth
+/// cannot): for the run of a berth that is gone. Returns how many files were removed.
+pub fn remove_partial(run_dir: &Path) -> io::Result<usize> {
+    let dir = run_dir.join("artifacts");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        // Only plain files of berth's own naming: never a link, never a directory.
+        let ours =
+            entry.file_name().to_string_lossy().ends_with(PARTIAL) && entry.file_type()?.is_file();
+        if ours {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// The project-relative path of an entry downloaded for `base` (entries start with the base's
@@ -235,27 +319,50 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// Check every entry of a stored archive before it is unpacked into a job: no absolute path, no
-/// `..`, no link out of the workspace. The error names the entry.
+/// Check every entry of a stored archive before it is unpacked: no absolute path, no `..`, no
+/// link out of the workspace, alone or chained with the links before it. The error names the
+/// entry.
 pub fn check_archive(archive: &Path) -> Result<(), String> {
-    let file =
-        File::open(archive).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
-    let mut tar = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
-    for entry in tar.entries().map_err(|e| e.to_string())? {
-        let entry = entry.map_err(|e| format!("{}: {e}", archive.display()))?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let kind = entry.header().entry_type();
-        let target = entry
-            .link_name_bytes()
-            .map(|t| String::from_utf8_lossy(&t).into_owned());
-        let link = match (&target, kind.is_symlink(), kind.is_hard_link()) {
-            (Some(t), true, _) => Some(Link::Symbolic(t.as_str())),
-            (Some(t), _, true) => Some(Link::Hard(t.as_str())),
-            _ => None,
-        };
-        paths::check_entry(&name, link).map_err(|why| format!("entry `{name}` {why}; refused"))?;
+    check_archives(&[archive.to_path_buf()]).map_err(|(_, why)| why)
+}
+
+/// Check archives that are unpacked one after another into one workspace, as one walk: a link
+/// of one archive may lead an entry of the next out. A refusal says which archive (its index).
+pub fn check_archives(archives: &[PathBuf]) -> Result<(), (usize, String)> {
+    let mut walk = Walk::new();
+    for (i, archive) in archives.iter().enumerate() {
+        if i > 0 {
+            walk.next_source();
+        }
+        let file = File::open(archive)
+            .map_err(|e| (i, format!("cannot read {}: {e}", archive.display())))?;
+        let mut tar = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
+        let entries = tar
+            .entries()
+            .map_err(|e| (i, format!("{}: {e}", archive.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| (i, format!("{}: {e}", archive.display())))?;
+            place(&mut walk, &entry).map_err(|why| (i, why))?;
+        }
     }
-    Ok(())
+    walk.finish()
+        .map_err(|(i, name, why)| (i, format!("entry `{name}` {why}; refused")))
+}
+
+/// The next entry of an archive through the walk: where it lands, or why it is refused.
+fn place<R: Read>(walk: &mut Walk, entry: &tar::Entry<'_, R>) -> Result<Placed, String> {
+    let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let kind = entry.header().entry_type();
+    let target = entry
+        .link_name_bytes()
+        .map(|t| String::from_utf8_lossy(&t).into_owned());
+    let link = match (&target, kind.is_symlink(), kind.is_hard_link()) {
+        (Some(t), true, _) => Some(Link::Symbolic(t.as_str())),
+        (Some(t), _, true) => Some(Link::Hard(t.as_str())),
+        _ => None,
+    };
+    walk.check_entry(&name, link)
+        .map_err(|why| format!("entry `{name}` {why}; refused"))
 }
 
 /// What follows the workspace in a job's single upload at `/`: the artifacts it receives (stored
@@ -273,14 +380,22 @@ pub fn write_upload_tail(
         aborted: false,
     });
     let written = (|| {
-        for archive in archives {
+        // Walked again as they stream: an archive changed since it was checked is still refused.
+        let mut walk = Walk::new();
+        for (i, archive) in archives.iter().enumerate() {
+            if i > 0 {
+                walk.next_source();
+            }
             let file = File::open(archive)
                 .map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
             let mut tar = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
-            append_entries(&mut builder, &mut tar, prefix)
+            append_entries(&mut builder, &mut tar, prefix, Some(&mut walk))
                 .map_err(|e| format!("{}: {e}", archive.display()))?;
         }
-        append_entries(&mut builder, &mut tar::Archive::new(scripts), "")
+        walk.finish().map_err(|(i, name, why)| {
+            format!("{}: entry `{name}` {why}; refused", archives[i].display())
+        })?;
+        append_entries(&mut builder, &mut tar::Archive::new(scripts), "", None)
             .map_err(|e| format!("scripts: {e}"))
     })();
     if let Err(why) = written {
@@ -316,16 +431,20 @@ impl<W: io::Write> io::Write for Abortable<W> {
 }
 
 /// Copy every entry of `tar` into `builder`, its path (and a hard link's target, which names
-/// another entry) under `prefix`.
+/// another entry) under `prefix`; each checked by `walk` first when given.
 fn append_entries<W: io::Write, R: Read>(
     builder: &mut tar::Builder<W>,
     tar: &mut tar::Archive<R>,
     prefix: &str,
+    mut walk: Option<&mut Walk>,
 ) -> io::Result<()> {
     // An empty prefix joins to the path itself.
     let under = |p: &Path| Path::new(prefix).join(p);
     for entry in tar.entries()? {
         let mut entry = entry?;
+        if let Some(walk) = walk.as_deref_mut() {
+            place(walk, &entry).map_err(io::Error::other)?;
+        }
         let name = under(&entry.path()?);
         let mut header = entry.header().clone();
         let kind = header.entry_type();
@@ -345,21 +464,118 @@ fn append_entries<W: io::Write, R: Read>(
 }
 
 /// Unpack a stored archive on the host (for `berth artifacts --extract`), with the same checks.
+/// Each entry is written where the walk placed it, so no link of the archive is followed, and
+/// a link already in `dest` (below it) is never written through: every directory on the way
+/// is checked to be a real one, and files are opened without following a link.
 pub fn extract(archive: &Path, dest: &Path) -> Result<usize, String> {
     check_archive(archive)?;
     let file =
         File::open(archive).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
     let mut tar = tar::Archive::new(GzDecoder::new(io::BufReader::new(file)));
     std::fs::create_dir_all(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+    let mut walk = Walk::new();
     let mut count = 0;
     for entry in tar.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
-        // unpack_in refuses paths that would land outside `dest`.
-        if entry.unpack_in(dest).map_err(|e| e.to_string())? {
+        let placed = place(&mut walk, &entry)?;
+        if write_placed(&mut entry, &placed, dest)? {
             count += 1;
         }
     }
     Ok(count)
+}
+
+/// Write one entry at its placed path under `dest`. False for kinds a workspace has no use for
+/// (devices, fifos).
+fn write_placed<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    placed: &Placed,
+    dest: &Path,
+) -> Result<bool, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let kind = entry.header().entry_type();
+    let path = real_dirs_to(dest, &placed.path)?;
+    let shown = path.display();
+    let existing = std::fs::symlink_metadata(&path).ok();
+    let replace = |what: &Option<std::fs::Metadata>| match what {
+        Some(m) if !m.is_dir() => {
+            std::fs::remove_file(&path).map_err(|e| format!("cannot replace {shown}: {e}"))
+        }
+        _ => Ok(()),
+    };
+    match &placed.kind {
+        PlacedKind::Symbolic(target) => {
+            replace(&existing)?;
+            std::os::unix::fs::symlink(target, &path)
+                .map_err(|e| format!("cannot create {shown}: {e}"))?;
+        }
+        PlacedKind::Hard(to) => {
+            let source = real_dirs_to(dest, to)?;
+            match std::fs::symlink_metadata(&source) {
+                Ok(m) if m.is_file() => {}
+                _ => return Err(format!("entry `{}`: `{to}` is not a file", placed.path)),
+            }
+            replace(&existing)?;
+            std::fs::hard_link(&source, &path)
+                .map_err(|e| format!("cannot create {shown}: {e}"))?;
+        }
+        PlacedKind::Plain if kind.is_dir() => {
+            if !existing.as_ref().is_some_and(|m| m.is_dir()) {
+                replace(&existing)?;
+                std::fs::create_dir(&path).map_err(|e| format!("cannot create {shown}: {e}"))?;
+            }
+        }
+        PlacedKind::Plain if kind.is_file() || kind == tar::EntryType::Continuous => {
+            replace(&existing)?;
+            let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+            // O_NOFOLLOW: a link put here since the check above is not followed either.
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .mode(mode)
+                .open(&path)
+                .map_err(|e| format!("cannot write {shown}: {e}"))?;
+            io::copy(entry, &mut out).map_err(|e| format!("cannot write {shown}: {e}"))?;
+            out.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("{shown}: {e}"))?;
+            if let Ok(mtime) = entry.header().mtime() {
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+                let _ = out.set_modified(when);
+            }
+        }
+        PlacedKind::Plain => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// `dest/rel`, after making sure that every directory between them is a directory and not a
+/// link (creating the missing ones): writing there follows no link.
+fn real_dirs_to(dest: &Path, rel: &str) -> Result<PathBuf, String> {
+    let mut at = dest.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    let Some((last, dirs)) = parts.split_last() else {
+        return Ok(at);
+    };
+    for dir in dirs {
+        at.push(dir);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!(
+                    "{} is a link already in the destination; refused to write `{rel}` through it",
+                    at.display()
+                ))
+            }
+            Ok(_) => return Err(format!("{} is not a directory", at.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&at)
+                .map_err(|e| format!("cannot create {}: {e}", at.display()))?,
+            Err(e) => return Err(format!("{}: {e}", at.display())),
+        }
+    }
+    at.push(last);
+    Ok(at)
 }
 
 /// GitLab's limit on a dotenv report.
@@ -589,6 +805,110 @@ mod tests {
         );
         assert!(parse_dotenv("no equals sign").is_err());
         assert!(parse_dotenv("BAD-NAME=1").is_err());
+    }
+
+    #[test]
+    fn archives_unpacked_together_are_walked_together() {
+        let links = archive_with(&[("dist/a", Some("b/../..")), ("dist/ok", Some("a"))]);
+        let later = archive_with(&[("dist/b", Some(".."))]);
+        assert!(check_archive(links.path()).is_ok());
+        assert!(check_archive(later.path()).is_ok());
+        let both = [links.path().to_path_buf(), later.path().to_path_buf()];
+        let (i, why) = check_archives(&both).unwrap_err();
+        assert_eq!(i, 0, "the link that leaves is in the first archive");
+        assert_eq!(
+            why,
+            "entry `dist/a` is a link to `b/../..`, outside the workspace (through the link \
+             `dist/b`); refused"
+        );
+        // The upload walks them again as it streams them.
+        let err = write_upload_tail(&both, "builds/p", &[], io::sink()).unwrap_err();
+        assert!(
+            err.contains("entry `dist/a` is a link to `b/../..`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn extract_writes_through_no_link() {
+        // Through the archive's own link: the entry lands where the link leads, as a file.
+        let through = archive_with(&[("dist/up", Some("..")), ("dist/up/x", None)]);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(extract(through.path(), dir.path()).unwrap(), 2);
+        assert_eq!(std::fs::read_to_string(dir.path().join("x")).unwrap(), "ok");
+        assert!(std::fs::symlink_metadata(dir.path().join("dist/up"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        // A link already in the destination is not written through.
+        let outside = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dest.path().join("out")).unwrap();
+        let plain = archive_with(&[("out/a.txt", None)]);
+        let err = extract(plain.path(), dest.path()).unwrap_err();
+        assert!(
+            err.contains("is a link already in the destination; refused to write `out/a.txt`"),
+            "{err}"
+        );
+        assert!(!outside.path().join("a.txt").exists());
+        // Nor a link at the file's own name: it is replaced, its target untouched.
+        std::fs::write(outside.path().join("t"), "theirs").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("t"), dest.path().join("a.txt")).unwrap();
+        let top = archive_with(&[("a.txt", None)]);
+        extract(top.path(), dest.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("t")).unwrap(),
+            "theirs"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dest.path().join("a.txt")).unwrap(),
+            "ok"
+        );
+        // A refused archive writes nothing at all.
+        let chain = archive_with(&[
+            ("d/up", Some("..")),
+            ("d/up2", Some("up/..")),
+            ("d/f", None),
+        ]);
+        let empty = tempfile::tempdir().unwrap();
+        assert!(extract(chain.path(), empty.path())
+            .unwrap_err()
+            .contains("entry `d/up2`"));
+        assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn partial_files_are_removed_unless_kept_and_only_they() {
+        let run = tempfile::tempdir().unwrap();
+        let dir = run.path().join("artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        let final_name = dir.join("000-a.tar.gz");
+        {
+            let dropped = Partial(partial_name(&final_name));
+            std::fs::write(&dropped.0, "half").unwrap();
+        }
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "an error drops it"
+        );
+        let kept = Partial(partial_name(&final_name));
+        std::fs::write(&kept.0, "whole").unwrap();
+        kept.persist(&final_name).unwrap();
+        assert_eq!(std::fs::read_to_string(&final_name).unwrap(), "whole");
+        // What a killed run leaves: removed; berth's finished files and anything else stay.
+        std::fs::write(dir.join("001-b.tar.gz.partial"), "half").unwrap();
+        std::fs::write(dir.join("001-b.json.partial"), "{").unwrap();
+        std::fs::create_dir(dir.join("odd.partial")).unwrap();
+        std::os::unix::fs::symlink(&final_name, dir.join("l.partial")).unwrap();
+        assert_eq!(remove_partial(run.path()).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["000-a.tar.gz", "l.partial", "odd.partial"]);
+        assert_eq!(remove_partial(&run.path().join("none")).unwrap(), 0);
     }
 
     #[test]

@@ -158,6 +158,42 @@ pub fn mounts(
     out
 }
 
+/// A cache path inside the project must be a directory there, or absent: its volume is mounted
+/// at that path, and a link or a file in the project cannot be copied over a mount (the engine
+/// fails with "device or resource busy"), nor should a mount follow a link out of the workspace.
+pub fn check_in_project(mount: &Mount, project: &Path) -> Result<(), String> {
+    if mount.path.starts_with('/') {
+        return Ok(());
+    }
+    let mut at = project.to_path_buf();
+    let mut shown = Vec::new();
+    for part in mount.path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        at.push(part);
+        shown.push(part);
+        let inner = shown.join("/");
+        let whole = &mount.path;
+        let why = match std::fs::symlink_metadata(&at) {
+            Err(_) => return Ok(()),
+            Ok(m) if m.is_dir() => continue,
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&at).unwrap_or_default();
+                format!("is a symbolic link in the project (to `{}`)", to.display())
+            }
+            Ok(_) => "is a file in the project".to_string(),
+        };
+        let what = if inner == *whole {
+            format!("cache path `{whole}` {why}")
+        } else {
+            format!("cache path `{whole}`: `{inner}` {why}")
+        };
+        return Err(format!(
+            "{what}; a cache is a directory mounted there (remove it from the project or cache \
+             another path)"
+        ));
+    }
+    Ok(())
+}
+
 /// Locks per volume: readers share, a writer is alone. Within one berth, an async lock; between
 /// two berth processes on the same project, an advisory file lock in `.berth/locks/`.
 #[derive(Default)]
@@ -325,6 +361,48 @@ mod tests {
         assert_ne!(a, volume_name(Path::new("/p/a"), "other", ".cache"));
         assert_ne!(a, volume_name(Path::new("/p/a"), "default", "vendor"));
         assert!(a.starts_with("berth-cache-"));
+    }
+
+    #[test]
+    fn a_cache_path_must_be_a_directory_or_absent_in_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |path: &str| {
+            let caches = vec![cache(
+                CacheKey::Text("k".into()),
+                &[path],
+                CachePolicy::PullPush,
+            )];
+            let m = mounts(&caches, &[], dir.path(), "run1", false);
+            check_in_project(&m[0], dir.path())
+        };
+        assert_eq!(at("vendor"), Ok(()), "absent");
+        std::fs::create_dir_all(dir.path().join(".cache/pip")).unwrap();
+        assert_eq!(at(".cache/pip/"), Ok(()));
+        assert_eq!(at("./.cache/pip/wheels"), Ok(()));
+        std::os::unix::fs::symlink("/tmp", dir.path().join("vendor")).unwrap();
+        assert_eq!(
+            at("vendor/"),
+            Err(
+                "cache path `vendor` is a symbolic link in the project (to `/tmp`); a cache is \
+                 a directory mounted there (remove it from the project or cache another path)"
+                    .into()
+            )
+        );
+        std::os::unix::fs::symlink(".cache", dir.path().join("c")).unwrap();
+        assert!(at("c/pip")
+            .unwrap_err()
+            .starts_with("cache path `c/pip`: `c` is a symbolic link"));
+        std::fs::write(dir.path().join("f"), "").unwrap();
+        assert!(at("f")
+            .unwrap_err()
+            .starts_with("cache path `f` is a file in the project;"));
+        let abs = vec![cache(
+            CacheKey::Text("k".into()),
+            &["/var/cache/x"],
+            CachePolicy::Pull,
+        )];
+        let m = mounts(&abs, &[], dir.path(), "run1", false);
+        assert_eq!(check_in_project(&m[0], dir.path()), Ok(()));
     }
 
     #[test]

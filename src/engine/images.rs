@@ -110,6 +110,10 @@ pub(super) async fn prepare(
             &config.run_id,
             config.no_cache,
         );
+        for mount in &cache_mounts {
+            super::caches::check_in_project(mount, &config.context.project_dir)
+                .map_err(|why| RunError::Input(format!("job `{}`: {why}", job.name)))?;
+        }
         let scripts = script::render(&job.before_script, &job.script, &job.after_script);
         let scripts_tar = scripts.to_tar().map_err(|e| {
             RunError::Docker(DockerError::Api(format!(

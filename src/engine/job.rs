@@ -519,17 +519,16 @@ async fn receive_artifacts(
             .filter_map(|i| stored.get(i).cloned())
             .collect()
     };
+    // One walk over all of them: they are unpacked into one workspace, in this order.
+    let archives: Vec<_> = sources.iter().map(|s| s.archive.clone()).collect();
+    let checked = tokio::task::spawn_blocking(move || artifacts::check_archives(&archives))
+        .await
+        .unwrap_or_else(|e| Err((0, e.to_string())));
+    if let Err((i, why)) = checked {
+        let from = sources.get(i).map_or("", |s| s.manifest.job.as_str());
+        return Err(Ended::Refused(format!("artifacts of `{from}`: {why}")));
+    }
     for source in &sources {
-        let archive = source.archive.clone();
-        let checked = tokio::task::spawn_blocking(move || artifacts::check_archive(&archive))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        if let Err(why) = checked {
-            return Err(Ended::Refused(format!(
-                "artifacts of `{}`: {why}",
-                source.manifest.job
-            )));
-        }
         log(
             sink,
             &job.name,

@@ -108,6 +108,10 @@ pub enum RunError {
     /// An image is not locked, or not as locked (`--hermetic`).
     #[error("{0}")]
     Lock(String),
+    /// The pipeline asks for what the project cannot give (a cache path that is a link): found
+    /// before any container is created.
+    #[error("{0}")]
+    Input(String),
     #[error("job `{job}`: {source}")]
     Image { job: String, source: DockerError },
     #[error(transparent)]
