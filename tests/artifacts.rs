@@ -454,4 +454,3 @@ make:
     assert_eq!(std::fs::read_dir(&artifacts).unwrap().count(), 0);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
-
