@@ -71,6 +71,8 @@ pub struct Entry {
 pub struct SyntaxError {
     pub message: String,
     pub span: Span,
+    /// The file is well-formed but too big once expanded (not "invalid YAML").
+    pub too_big: bool,
 }
 
 impl Node {
@@ -166,8 +168,8 @@ pub const NODE_COST: usize = 40;
 /// The most a pipeline may amount to, its includes and every alias, `extends`, `!reference`
 /// and input expanded, and every job created: 64 MiB, each key and value counted as
 /// [`NODE_COST`] plus its text. GitLab allows 2 MB per file by default (counted alike, before
-/// `extends`) and 150 included files, so a real pipeline stays far below; berth holds about
-/// 2.5 bytes of memory per byte counted.
+/// `extends`) and 150 included files, so a real pipeline stays far below. At worst (aliases of
+/// one-letter scalars) berth holds about 4 bytes of memory per byte counted: ~270 MB.
 pub const MAX_EXPANDED: usize = 64 << 20;
 
 /// How much of [`MAX_EXPANDED`] a pipeline has used: one per pipeline, passed to every step
@@ -304,6 +306,7 @@ fn read_events(source: &str, builder: &mut Builder) -> Result<(), SyntaxError> {
         let (event, mark) = parser.next_token().map_err(|e| SyntaxError {
             message: e.info().to_string(),
             span: span_of(e.marker(), file),
+            too_big: false,
         })?;
         match event {
             Event::SequenceStart(..) | Event::MappingStart(..) => {
@@ -312,6 +315,7 @@ fn read_events(source: &str, builder: &mut Builder) -> Result<(), SyntaxError> {
                     return Err(SyntaxError {
                         message: format!("lists and mappings nest more than {MAX_DEPTH} deep"),
                         span: span_of(&mark, file),
+                        too_big: false,
                     });
                 }
             }
@@ -463,6 +467,7 @@ fn insert_entry(
             return Err(SyntaxError {
                 message: "a mapping key must be a plain name, not a list or a mapping".into(),
                 span: key.span,
+                too_big: false,
             })
         }
     };
@@ -485,6 +490,7 @@ fn insert_entry(
                             return Err(SyntaxError {
                                 message: "a `<<` merge list must contain only mappings".into(),
                                 span: item.span,
+                                too_big: false,
                             })
                         }
                     }
@@ -495,6 +501,7 @@ fn insert_entry(
                 return Err(SyntaxError {
                     message: "a `<<` merge key needs a mapping (an alias like *name)".into(),
                     span: value.span,
+                    too_big: false,
                 })
             }
         };
@@ -536,6 +543,7 @@ impl Builder {
                     self.error = Some(SyntaxError {
                         message: too_big.to_string(),
                         span,
+                        too_big: true,
                     });
                 }
                 false
@@ -638,6 +646,7 @@ impl MarkedEventReceiver for Builder {
                         self.error = Some(SyntaxError {
                             message: "alias refers to an unknown anchor".into(),
                             span,
+                            too_big: false,
                         });
                     }
                 }

@@ -73,10 +73,11 @@ impl<'a> Composer<'a> {
         let docs = match yaml::parse_documents_within(text, file, &mut self.budget) {
             Ok(docs) => docs,
             Err(e) => {
-                self.errors.push(Diagnostic::error(
-                    format!("invalid YAML: {}", e.message),
-                    Some(e.span),
-                ));
+                let message = match e.too_big {
+                    true => e.message,
+                    false => format!("invalid YAML: {}", e.message),
+                };
+                self.errors.push(Diagnostic::error(message, Some(e.span)));
                 return None;
             }
         };
