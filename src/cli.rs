@@ -376,10 +376,10 @@ async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
         job.allow_failure = pipeline::AllowFailure::No;
         warm.push(plan::PlannedJob {
             job,
-            deps: Vec::new(),
+            deps: Default::default(),
             dag: true,
             run: true,
-            artifacts_from: Vec::new(),
+            artifacts_from: Default::default(),
             ..planned
         });
     }

@@ -35,17 +35,22 @@ pub struct SourceFile {
 }
 
 impl SourceMap {
+    /// The main file. Here and in [`SourceMap::add`] a byte-order mark is dropped, as the
+    /// YAML reader drops it, so that line 1 renders as the editor shows it.
     pub fn single(name: &str, text: &str) -> SourceMap {
         SourceMap {
             files: vec![SourceFile {
                 name: name.to_string(),
-                text: text.to_string(),
+                text: crate::yaml::strip_bom(text).to_string(),
             }],
         }
     }
 
     /// Add a file; returns its number for spans.
-    pub fn add(&mut self, name: String, text: String) -> u16 {
+    pub fn add(&mut self, name: String, mut text: String) -> u16 {
+        if text.starts_with('\u{feff}') {
+            text.drain(..'\u{feff}'.len_utf8());
+        }
         self.files.push(SourceFile { name, text });
         (self.files.len() - 1) as u16
     }

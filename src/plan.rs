@@ -3,8 +3,11 @@
 //! A job with `needs` depends on exactly those jobs (a DAG edge); any other job depends on every
 //! job of the earlier stages. Selecting jobs on the command line keeps them and everything they
 //! depend on. Pure logic: no Docker.
+//!
+//! "Every job of the earlier stages" is kept as a bound ([`JobSet::Before`]), not as a list:
+//! 20,000 jobs in 4 stages would otherwise hold 150 million edges.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -22,14 +25,75 @@ pub struct PlannedJob {
     pub job: Job,
     pub stage_index: usize,
     /// Indices into [`Plan::jobs`] of the jobs this one waits for.
-    pub deps: Vec<usize>,
+    pub deps: JobSet,
     /// The deps come from `needs` (true) or from stage order (false).
     pub dag: bool,
     /// False for a manual job nobody asked for: shown, not run.
     pub run: bool,
     /// Indices of the jobs whose artifacts this one receives, in plan order: `dependencies`
     /// if given, else `needs` with `artifacts: true`, else every job of the earlier stages.
-    pub artifacts_from: Vec<usize>,
+    pub artifacts_from: JobSet,
+}
+
+/// Some jobs of a plan, as indices into [`Plan::jobs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobSet {
+    /// The jobs `needs` or `dependencies` name.
+    Listed(Vec<usize>),
+    /// Every job before this index: the jobs of the earlier stages, which come first in plan
+    /// order. One number however many jobs there are.
+    Before(usize),
+}
+
+impl Default for JobSet {
+    fn default() -> Self {
+        JobSet::Listed(Vec::new())
+    }
+}
+
+impl JobSet {
+    pub fn iter(&self) -> JobSetIter<'_> {
+        match self {
+            JobSet::Listed(list) => JobSetIter::Listed(list.iter()),
+            JobSet::Before(end) => JobSetIter::Before(0..*end),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            JobSet::Listed(list) => list.len(),
+            JobSet::Before(end) => *end,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The indices kept in memory: what a plan's size grows with.
+    pub fn stored(&self) -> usize {
+        match self {
+            JobSet::Listed(list) => list.len(),
+            JobSet::Before(_) => 1,
+        }
+    }
+}
+
+/// The indices of a [`JobSet`], in order.
+pub enum JobSetIter<'a> {
+    Listed(std::slice::Iter<'a, usize>),
+    Before(std::ops::Range<usize>),
+}
+
+impl Iterator for JobSetIter<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            JobSetIter::Listed(it) => it.next().copied(),
+            JobSetIter::Before(range) => range.next(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,36 +110,34 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
     // Validation guarantees the stage exists; stable sort keeps file order inside a stage.
     candidates.sort_by_key(|j| stage_index.get(j.stage.as_str()).copied().unwrap_or(0));
 
+    let index_of: HashMap<&str, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.as_str(), i))
+        .collect();
     let unknown: Vec<String> = select
         .iter()
-        .filter(|n| !candidates.iter().any(|j| &j.name == *n))
+        .filter(|n| !index_of.contains_key(n.as_str()))
         .cloned()
         .collect();
     if !unknown.is_empty() {
         return Err(PlanError::UnknownJobs(unknown));
     }
 
-    let index_of: HashMap<&str, usize> = candidates
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.name.as_str(), i))
-        .collect();
-    // Looked up once per job: the dependency closures below ask for it n² times.
     let stage_at: Vec<usize> = candidates
         .iter()
         .map(|j| stage_index.get(j.stage.as_str()).copied().unwrap_or(0))
         .collect();
-    let direct_deps = |i: usize| -> Vec<usize> {
-        let job = candidates[i];
-        match &job.needs {
-            Some(needs) => needs
+    // Candidates are in stage order: those of the earlier stages are the ones before the first
+    // of a job's own stage.
+    let stage_start = first_of_stage(&stage_at);
+    let needed = |i: usize| -> Option<Vec<usize>> {
+        candidates[i].needs.as_ref().map(|needs| {
+            needs
                 .iter()
                 .filter_map(|n| index_of.get(n.job.as_str()).copied())
-                .collect(),
-            None => (0..candidates.len())
-                .filter(|&k| stage_at[k] < stage_at[i])
-                .collect(),
-        }
+                .collect()
+        })
     };
 
     let keep: BTreeSet<usize> = if select.is_empty() {
@@ -86,52 +148,68 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
             .iter()
             .filter_map(|n| index_of.get(n.as_str()).copied())
             .collect();
+        // Candidates before this one are already on their way in: each is pushed once, not
+        // once per job of a later stage.
+        let mut pulled = 0;
         while let Some(i) = todo.pop() {
             if keep.insert(i) {
-                todo.extend(direct_deps(i));
+                match needed(i) {
+                    Some(deps) => todo.extend(deps),
+                    None => {
+                        let end = stage_start[i];
+                        if end > pulled {
+                            todo.extend(pulled..end);
+                            pulled = end;
+                        }
+                    }
+                }
             }
         }
         keep
     };
 
-    let new_index: HashMap<usize, usize> = keep.iter().enumerate().map(|(n, &o)| (o, n)).collect();
-    let artifacts_from = |i: usize| -> Vec<usize> {
-        let job = candidates[i];
-        let mut from: Vec<usize> = match (&job.dependencies, &job.needs) {
-            (Some(deps), _) => deps
-                .iter()
-                .filter_map(|d| index_of.get(d.job.as_str()).copied())
-                .collect(),
-            (None, Some(needs)) => needs
-                .iter()
-                .filter(|n| n.artifacts)
-                .filter_map(|n| index_of.get(n.job.as_str()).copied())
-                .collect(),
-            (None, None) => (0..candidates.len())
-                .filter(|&k| stage_at[k] < stage_at[i])
-                .collect(),
-        };
-        from.sort_unstable();
-        from.dedup();
-        from.into_iter()
-            .filter_map(|d| new_index.get(&d).copied())
-            .collect()
+    let kept: Vec<usize> = keep.into_iter().collect();
+    let mut new_index: Vec<Option<usize>> = vec![None; candidates.len()];
+    for (n, &o) in kept.iter().enumerate() {
+        new_index[o] = Some(n);
+    }
+    let kept_stages: Vec<usize> = kept.iter().map(|&i| stage_at[i]).collect();
+    let kept_start = first_of_stage(&kept_stages);
+    let renumber = |list: Vec<usize>| -> Vec<usize> {
+        list.into_iter().filter_map(|d| new_index[d]).collect()
     };
-    let jobs = keep
+    let named: HashSet<&str> = select.iter().map(String::as_str).collect();
+    let jobs = kept
         .iter()
-        .map(|&i| {
+        .enumerate()
+        .map(|(n, &i)| {
             let job = candidates[i];
-            let named = select.iter().any(|n| n == &job.name);
+            let deps = match needed(i) {
+                Some(list) => JobSet::Listed(renumber(list)),
+                None => JobSet::Before(kept_start[n]),
+            };
+            let artifacts_from = match (&job.dependencies, &job.needs) {
+                (Some(deps), _) => JobSet::Listed(sorted(renumber(
+                    deps.iter()
+                        .filter_map(|d| index_of.get(d.job.as_str()).copied())
+                        .collect(),
+                ))),
+                (None, Some(needs)) => JobSet::Listed(sorted(renumber(
+                    needs
+                        .iter()
+                        .filter(|n| n.artifacts)
+                        .filter_map(|n| index_of.get(n.job.as_str()).copied())
+                        .collect(),
+                ))),
+                (None, None) => JobSet::Before(kept_start[n]),
+            };
             PlannedJob {
                 job: job.clone(),
                 stage_index: stage_at[i],
-                deps: direct_deps(i)
-                    .into_iter()
-                    .filter_map(|d| new_index.get(&d).copied())
-                    .collect(),
+                deps,
                 dag: job.needs.is_some(),
-                artifacts_from: artifacts_from(i),
-                run: job.when != When::Manual || manual || named,
+                artifacts_from,
+                run: job.when != When::Manual || manual || named.contains(job.name.as_str()),
             }
         })
         .collect();
@@ -139,6 +217,26 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
         stages: p.stages.clone(),
         jobs,
     })
+}
+
+/// For each position of a list sorted by stage, the first position of its stage.
+fn first_of_stage(stages: &[usize]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(stages.len());
+    for (i, s) in stages.iter().enumerate() {
+        let start = match i {
+            0 => 0,
+            _ if stages[i - 1] == *s => out[i - 1],
+            _ => i,
+        };
+        out.push(start);
+    }
+    out
+}
+
+fn sorted(mut list: Vec<usize>) -> Vec<usize> {
+    list.sort_unstable();
+    list.dedup();
+    list
 }
 
 /// One job in `berth plan --output json`: a stable interface.
@@ -232,7 +330,7 @@ gone:
             plan.jobs[i]
                 .deps
                 .iter()
-                .map(|&d| plan.jobs[d].job.name.as_str())
+                .map(|d| plan.jobs[d].job.name.as_str())
                 .collect()
         };
         assert!(dep_names(2).is_empty(), "needs: [] starts at once");
@@ -250,7 +348,7 @@ gone:
         let p = load(SRC).unwrap().pipeline;
         let plan = plan(&p, &["unit".to_string()], false).unwrap();
         assert_eq!(names(&plan), vec!["compile", "unit"]);
-        assert_eq!(plan.jobs[1].deps, vec![0]);
+        assert_eq!(plan.jobs[1].deps, JobSet::Listed(vec![0]));
         let plan2 = super::plan(&p, &["ship".to_string()], false).unwrap();
         assert_eq!(
             names(&plan2),
@@ -299,7 +397,7 @@ none:
             let j = plan.jobs.iter().find(|j| j.job.name == name).unwrap();
             j.artifacts_from
                 .iter()
-                .map(|&i| plan.jobs[i].job.name.as_str())
+                .map(|i| plan.jobs[i].job.name.as_str())
                 .collect()
         };
         assert_eq!(from("by_stage"), vec!["one", "two"]);
@@ -326,5 +424,39 @@ none:
         assert!(json[0].get("needs").is_none());
         assert_eq!(json[5]["when"], "manual");
         assert_eq!(json[5]["allow_failure"], true);
+    }
+
+    // 20,000 jobs in 4 stages held 150 million edges (2.5 GB) when each job listed every job
+    // of the earlier stages: the plan keeps O(n) indices, and means the same jobs.
+    #[test]
+    fn stage_order_is_kept_linear_in_the_number_of_jobs() {
+        let n = 20_000;
+        let mut src = String::from("stages: [s0, s1, s2, s3]\n");
+        for i in 0..n {
+            src.push_str(&format!("j{i}:\n  stage: s{}\n  script: s\n", i * 4 / n));
+        }
+        let p = load(&src).unwrap().pipeline;
+        let plan = plan(&p, &[], false).unwrap();
+        let stored: usize = plan
+            .jobs
+            .iter()
+            .map(|j| j.deps.stored() + j.artifacts_from.stored())
+            .sum();
+        assert!(stored <= 2 * n, "{stored} indices kept for {n} jobs");
+        // What they mean is unchanged: the last job waits for the 15,000 of stages s0 to s2.
+        let last = plan.jobs.last().unwrap();
+        assert_eq!(last.deps.len(), 15_000);
+        assert_eq!(last.deps.iter().last(), Some(14_999));
+        assert!(last
+            .deps
+            .iter()
+            .all(|d| plan.jobs[d].stage_index < last.stage_index));
+        assert_eq!(plan.jobs[0].deps.len(), 0);
+        assert_eq!(plan.jobs[5_000].artifacts_from.len(), 5_000);
+
+        // Selecting the last job pulls in every earlier stage, and its own stage not.
+        let one = super::plan(&p, &[format!("j{}", n - 1)], false).unwrap();
+        assert_eq!(one.jobs.len(), 15_001);
+        assert_eq!(one.jobs.last().unwrap().deps.len(), 15_000);
     }
 }

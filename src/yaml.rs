@@ -5,6 +5,11 @@
 //! Ruby's Psych rather than a strict YAML reader: duplicate keys are allowed (the last one wins,
 //! in the first one's place), several `<<` merge keys in one mapping are applied in order, and
 //! tags such as `!reference` are kept on the node for the pipeline layer to resolve.
+//!
+//! Aliases are copied, so a few hundred bytes of nested anchors could expand to gigabytes
+//! ("billion laughs"): every node built is charged to a [`Budget`], shared by all the files of
+//! a pipeline and by the later steps that copy nodes (`extends`, `!reference`, inputs), and the
+//! alias that would cross it is an error, as GitLab refuses a file that is "too big".
 
 use std::collections::HashMap;
 use std::fmt;
@@ -66,6 +71,8 @@ pub struct Entry {
 pub struct SyntaxError {
     pub message: String,
     pub span: Span,
+    /// The file is well-formed but too big once expanded (not "invalid YAML").
+    pub too_big: bool,
 }
 
 impl Node {
@@ -154,6 +161,99 @@ fn is_null_text(text: &str) -> bool {
 /// GitLab's default `max_yaml_depth`.
 const MAX_DEPTH: usize = 100;
 
+/// What one node costs in a [`Budget`], besides its text: about what Ruby's Psych allocates
+/// for an object, which GitLab counts the same way.
+pub const NODE_COST: usize = 40;
+
+/// The most a pipeline may amount to, its includes and every alias, `extends`, `!reference`
+/// and input expanded, and every job created: 64 MiB, each key and value counted as
+/// [`NODE_COST`] plus its text. GitLab allows 2 MB per file by default (counted alike, before
+/// `extends`) and 150 included files, so a real pipeline stays far below. At worst (aliases of
+/// one-letter scalars) berth holds about 4 bytes of memory per byte counted: ~270 MB.
+pub const MAX_EXPANDED: usize = 64 << 20;
+
+/// How much of [`MAX_EXPANDED`] a pipeline has used: one per pipeline, passed to every step
+/// that builds or copies nodes.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    used: usize,
+    limit: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget::with_limit(MAX_EXPANDED)
+    }
+}
+
+/// A [`Budget`] ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooBig {
+    pub limit: usize,
+}
+
+impl fmt::Display for TooBig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the pipeline is too big once its aliases, includes, `extends` and `!reference` are expanded (more than {} MiB counted as GitLab does)",
+            self.limit >> 20
+        )
+    }
+}
+
+impl Budget {
+    pub fn with_limit(limit: usize) -> Budget {
+        Budget { used: 0, limit }
+    }
+
+    /// Spend `cost`; an error (and nothing spent) if that would cross the limit.
+    pub fn charge(&mut self, cost: usize) -> Result<(), TooBig> {
+        match self.used.checked_add(cost) {
+            Some(used) if used <= self.limit => {
+                self.used = used;
+                Ok(())
+            }
+            _ => Err(TooBig { limit: self.limit }),
+        }
+    }
+
+    /// Spent so far.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+}
+
+/// What a tree costs in a [`Budget`]: [`NODE_COST`] and the text of every node and key.
+pub fn cost(node: &Node) -> usize {
+    // A loop over a stack, not recursion: trees may be deep.
+    let mut total = 0usize;
+    let mut todo = vec![node];
+    while let Some(n) = todo.pop() {
+        total = total.saturating_add(own_cost(n));
+        match &n.value {
+            Value::Scalar { .. } => {}
+            Value::Seq(items) => todo.extend(items),
+            Value::Map(entries) => {
+                for e in entries {
+                    total = total.saturating_add(NODE_COST + e.key.len());
+                    todo.push(&e.value);
+                }
+            }
+        }
+    }
+    total
+}
+
+/// A node's cost without its children.
+pub fn own_cost(node: &Node) -> usize {
+    let text = match &node.value {
+        Value::Scalar { text, .. } => text.len(),
+        _ => 0,
+    };
+    NODE_COST + text + node.tag.as_ref().map_or(0, String::len)
+}
+
 /// Parse one YAML document into a spanned tree. An empty document is a null node.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
     let mut docs = parse_documents(source, 0)?;
@@ -166,10 +266,38 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
 
 /// Parse every document of a file (`---` separated), its spans naming file number `file`.
 pub fn parse_documents(source: &str, file: u16) -> Result<Vec<Node>, SyntaxError> {
+    parse_documents_within(source, file, &mut Budget::default())
+}
+
+/// [`parse_documents`], charging what it builds (aliases expanded) to `budget`.
+pub fn parse_documents_within(
+    source: &str,
+    file: u16,
+    budget: &mut Budget,
+) -> Result<Vec<Node>, SyntaxError> {
     let mut builder = Builder {
         file,
+        budget: std::mem::take(budget),
         ..Builder::default()
     };
+    let result = read_events(strip_bom(source), &mut builder);
+    *budget = std::mem::take(&mut builder.budget);
+    result?;
+    if let Some(err) = builder.error {
+        return Err(err);
+    }
+    Ok(builder.docs)
+}
+
+/// The text without a UTF-8 byte-order mark, which editors on Windows put first and GitLab
+/// reads past (yaml-rust2 would make it part of the first key). Columns stay right: an editor
+/// does not show the mark either.
+pub fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+fn read_events(source: &str, builder: &mut Builder) -> Result<(), SyntaxError> {
+    let file = builder.file;
     let mut parser = Parser::new_from_str(source);
     // The events read in a loop rather than with `Parser::load`, which recurses once per
     // nesting level and overflows the stack on deep input (found by fuzzing).
@@ -178,6 +306,7 @@ pub fn parse_documents(source: &str, file: u16) -> Result<Vec<Node>, SyntaxError
         let (event, mark) = parser.next_token().map_err(|e| SyntaxError {
             message: e.info().to_string(),
             span: span_of(e.marker(), file),
+            too_big: false,
         })?;
         match event {
             Event::SequenceStart(..) | Event::MappingStart(..) => {
@@ -186,6 +315,7 @@ pub fn parse_documents(source: &str, file: u16) -> Result<Vec<Node>, SyntaxError
                     return Err(SyntaxError {
                         message: format!("lists and mappings nest more than {MAX_DEPTH} deep"),
                         span: span_of(&mark, file),
+                        too_big: false,
                     });
                 }
             }
@@ -194,14 +324,13 @@ pub fn parse_documents(source: &str, file: u16) -> Result<Vec<Node>, SyntaxError
         }
         let last = matches!(event, Event::StreamEnd);
         builder.on_event(event, mark);
-        if last {
+        // The first error ends the reading: after a budget error, going on would only spend
+        // time on a file that is refused anyway.
+        if last || builder.error.is_some() {
             break;
         }
     }
-    if let Some(err) = builder.error {
-        return Err(err);
-    }
-    Ok(builder.docs)
+    Ok(())
 }
 
 /// A null scalar at `span` (an empty document, a missing value).
@@ -229,28 +358,66 @@ fn tag_text(tag: Option<Tag>) -> Option<String> {
     tag.map(|t| format!("{}{}", t.handle, t.suffix))
 }
 
-/// A mapping or sequence being filled while its events arrive.
+/// A mapping or sequence being filled while its events arrive, and what the budget had spent
+/// when it opened (so that an anchored one knows its own cost).
 enum Open {
     Seq {
         node: Node,
         anchor: usize,
+        spent_before: usize,
     },
     Map {
         node: Node,
         anchor: usize,
+        spent_before: usize,
         pending_key: Option<(Node, bool)>,
+        keys: KeyIndex,
     },
+}
+
+/// Where each key of a big mapping is, so that inserting n keys is not n² comparisons (a
+/// pipeline has maps of 100,000 variables or 20,000 jobs); small maps are searched in place.
+#[derive(Default)]
+struct KeyIndex(Option<HashMap<String, usize>>);
+
+/// Below this many entries a linear search is cheaper than a hash map.
+const INDEX_FROM: usize = 16;
+
+impl KeyIndex {
+    fn position(&mut self, entries: &[Entry], key: &str) -> Option<usize> {
+        if self.0.is_none() && entries.len() >= INDEX_FROM {
+            self.0 = Some(
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (e.key.clone(), i))
+                    .collect(),
+            );
+        }
+        match &self.0 {
+            Some(index) => index.get(key).copied(),
+            None => entries.iter().position(|e| e.key == key),
+        }
+    }
+
+    fn pushed(&mut self, entries: &[Entry]) {
+        if let (Some(index), Some(last)) = (&mut self.0, entries.last()) {
+            index.insert(last.key.clone(), entries.len() - 1);
+        }
+    }
 }
 
 #[derive(Default)]
 struct Builder {
     file: u16,
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node, with its cost.
+    anchors: HashMap<usize, (Node, usize)>,
     docs: Vec<Node>,
     /// The current document has its root value (an empty document has none).
     has_root: bool,
     error: Option<SyntaxError>,
+    budget: Budget,
 }
 
 impl Builder {
@@ -268,12 +435,13 @@ impl Builder {
             Some(Open::Map {
                 node: map,
                 pending_key,
+                keys,
                 ..
             }) => match pending_key.take() {
                 None => *pending_key = Some((node, from_alias)),
                 Some((key, _)) => {
                     if let Value::Map(entries) = &mut map.value {
-                        if let Err(e) = insert_entry(entries, key, node) {
+                        if let Err(e) = insert_entry(entries, keys, key, node) {
                             if self.error.is_none() {
                                 self.error = Some(e);
                             }
@@ -287,34 +455,42 @@ impl Builder {
 
 /// Insert one `key: value` with Psych's rules: `<<` merges (a mapping or a list of them), other
 /// keys replace an earlier value in its place.
-fn insert_entry(entries: &mut Vec<Entry>, key: Node, value: Node) -> Result<(), SyntaxError> {
+fn insert_entry(
+    entries: &mut Vec<Entry>,
+    keys: &mut KeyIndex,
+    key: Node,
+    value: Node,
+) -> Result<(), SyntaxError> {
     let key_text = match &key.value {
         Value::Scalar { text, .. } => text.clone(),
         _ => {
             return Err(SyntaxError {
                 message: "a mapping key must be a plain name, not a list or a mapping".into(),
                 span: key.span,
+                too_big: false,
             })
         }
     };
     let merge = key_text == "<<" && matches!(&key.value, Value::Scalar { plain: true, .. });
     if merge {
-        let merged: Vec<Entry> = match &value.value {
-            Value::Map(m) => m.clone(),
+        let merged: Vec<Entry> = match value.value {
+            Value::Map(m) => m,
             Value::Seq(items) => {
                 // Psych merges a list of mappings with the first one winning.
                 let mut acc: Vec<Entry> = Vec::new();
-                for item in items.iter().rev() {
-                    match &item.value {
+                let mut acc_keys = KeyIndex::default();
+                for item in items.into_iter().rev() {
+                    match item.value {
                         Value::Map(m) => {
                             for e in m {
-                                upsert(&mut acc, e.clone());
+                                upsert(&mut acc, &mut acc_keys, e);
                             }
                         }
                         _ => {
                             return Err(SyntaxError {
                                 message: "a `<<` merge list must contain only mappings".into(),
                                 span: item.span,
+                                too_big: false,
                             })
                         }
                     }
@@ -325,16 +501,18 @@ fn insert_entry(entries: &mut Vec<Entry>, key: Node, value: Node) -> Result<(), 
                 return Err(SyntaxError {
                     message: "a `<<` merge key needs a mapping (an alias like *name)".into(),
                     span: value.span,
+                    too_big: false,
                 })
             }
         };
         for e in merged {
-            upsert(entries, e);
+            upsert(entries, keys, e);
         }
         return Ok(());
     }
     upsert(
         entries,
+        keys,
         Entry {
             key: key_text,
             key_span: key.span,
@@ -344,15 +522,41 @@ fn insert_entry(entries: &mut Vec<Entry>, key: Node, value: Node) -> Result<(), 
     Ok(())
 }
 
-fn upsert(entries: &mut Vec<Entry>, entry: Entry) {
-    match entries.iter_mut().find(|e| e.key == entry.key) {
-        Some(existing) => existing.value = entry.value,
-        None => entries.push(entry),
+fn upsert(entries: &mut Vec<Entry>, keys: &mut KeyIndex, entry: Entry) {
+    match keys.position(entries, &entry.key) {
+        Some(i) => entries[i].value = entry.value,
+        None => {
+            entries.push(entry);
+            keys.pushed(entries);
+        }
+    }
+}
+
+impl Builder {
+    /// Spend `cost` on a node at `span`; false (and the error recorded) when the budget is
+    /// spent.
+    fn charge(&mut self, cost: usize, span: Span) -> bool {
+        match self.budget.charge(cost) {
+            Ok(()) => true,
+            Err(too_big) => {
+                if self.error.is_none() {
+                    self.error = Some(SyntaxError {
+                        message: too_big.to_string(),
+                        span,
+                        too_big: true,
+                    });
+                }
+                false
+            }
+        }
     }
 }
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
         let span = span_of(&mark, self.file);
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
@@ -364,50 +568,85 @@ impl MarkedEventReceiver for Builder {
                     span,
                     tag: tag_text(tag),
                 };
+                let cost = own_cost(&node);
+                if !self.charge(cost, span) {
+                    return;
+                }
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors.insert(anchor, (node.clone(), cost));
                 }
                 self.push_value(node, false);
             }
-            Event::SequenceStart(anchor, tag) => self.stack.push(Open::Seq {
-                node: Node {
+            Event::SequenceStart(anchor, tag) => {
+                let node = Node {
                     value: Value::Seq(Vec::new()),
                     span,
                     tag: tag_text(tag),
-                },
-                anchor,
-            }),
-            Event::MappingStart(anchor, tag) => self.stack.push(Open::Map {
-                node: Node {
+                };
+                let spent_before = self.budget.used();
+                if self.charge(own_cost(&node), span) {
+                    self.stack.push(Open::Seq {
+                        node,
+                        anchor,
+                        spent_before,
+                    });
+                }
+            }
+            Event::MappingStart(anchor, tag) => {
+                let node = Node {
                     value: Value::Map(Vec::new()),
                     span,
                     tag: tag_text(tag),
-                },
-                anchor,
-                pending_key: None,
-            }),
+                };
+                let spent_before = self.budget.used();
+                if self.charge(own_cost(&node), span) {
+                    self.stack.push(Open::Map {
+                        node,
+                        anchor,
+                        spent_before,
+                        pending_key: None,
+                        keys: KeyIndex::default(),
+                    });
+                }
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(open) = self.stack.pop() {
-                    let (node, anchor) = match open {
-                        Open::Seq { node, anchor } => (node, anchor),
-                        Open::Map { node, anchor, .. } => (node, anchor),
+                    let (node, anchor, spent_before) = match open {
+                        Open::Seq {
+                            node,
+                            anchor,
+                            spent_before,
+                        } => (node, anchor, spent_before),
+                        Open::Map {
+                            node,
+                            anchor,
+                            spent_before,
+                            ..
+                        } => (node, anchor, spent_before),
                     };
                     if anchor > 0 {
-                        self.anchors.insert(anchor, node.clone());
+                        let cost = self.budget.used() - spent_before;
+                        self.anchors.insert(anchor, (node.clone(), cost));
                     }
                     self.push_value(node, false);
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some(node) => {
-                    let node = node.clone();
-                    self.push_value(node, true);
+            // An alias is a copy: it costs what its anchor cost, checked before copying.
+            Event::Alias(id) => match self.anchors.get(&id).map(|(_, cost)| *cost) {
+                Some(cost) => {
+                    if self.charge(cost, span) {
+                        if let Some((node, _)) = self.anchors.get(&id) {
+                            let node = node.clone();
+                            self.push_value(node, true);
+                        }
+                    }
                 }
                 None => {
                     if self.error.is_none() {
                         self.error = Some(SyntaxError {
                             message: "alias refers to an unknown anchor".into(),
                             span,
+                            too_big: false,
                         });
                     }
                 }
@@ -565,5 +804,70 @@ job:
                 file: 3
             }
         );
+    }
+
+    /// Ten anchors, each a list of ten aliases of the one before: 10^10 scalars once copied.
+    fn laughs(levels: usize) -> String {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..levels {
+            let items = vec![format!("*a{}", i - 1); 10].join(", ");
+            src.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        src
+    }
+
+    #[test]
+    fn expanding_aliases_past_the_budget_is_an_error_at_the_alias() {
+        // Small enough: read whole, its cost counted with every copy.
+        let small = parse_documents_within(&laughs(3), 0, &mut Budget::default()).unwrap();
+        let a2 = small[0].get("a2").unwrap();
+        assert_eq!(a2.as_seq().unwrap()[9].as_seq().unwrap().len(), 10);
+        let mut budget = Budget::default();
+        parse_documents_within(&laughs(3), 0, &mut budget).unwrap();
+        assert_eq!(
+            budget.used(),
+            cost(&small[0]),
+            "the budget counts the whole tree"
+        );
+
+        let err = parse(&laughs(10)).unwrap_err();
+        assert!(err.message.contains("too big"), "{err:?}");
+        // a0 to a5 hold 1,111,110 scalars (45 MB counted); a6, on line 7, would add 10^7.
+        assert_eq!(err.span.line, 7, "{err:?}");
+    }
+
+    #[test]
+    fn the_budget_is_shared_by_the_files_that_use_it() {
+        let text = "a: [x, y]\nb: {c: d}\n";
+        let one = cost(&parse(text).unwrap());
+        let mut budget = Budget::with_limit(2 * one);
+        parse_documents_within(text, 0, &mut budget).unwrap();
+        parse_documents_within(text, 1, &mut budget).unwrap();
+        assert_eq!(budget.used(), 2 * one);
+        let err = parse_documents_within(text, 2, &mut budget).unwrap_err();
+        assert!(err.message.contains("too big"), "{err:?}");
+        assert_eq!(err.span.file, 2);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_key() {
+        let doc = parse("\u{feff}stages: [a]\njob:\n  script: x\n").unwrap();
+        let stages = doc.entry("stages").unwrap();
+        assert_eq!(stages.key_span, Span::at(1, 1));
+        assert_eq!(stages.value.span, Span::at(1, 9));
+        assert_eq!(doc.entry("job").unwrap().key_span, Span::at(2, 1));
+    }
+
+    #[test]
+    fn a_big_mapping_keeps_psych_rules_with_its_index() {
+        let mut src: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        src.push_str("k3: again\nk39: last\n");
+        let doc = parse(&src).unwrap();
+        let entries = doc.as_map().unwrap();
+        assert_eq!(entries.len(), 40);
+        assert_eq!(entries[3].key, "k3");
+        assert_eq!(doc.get("k3").unwrap().as_text(), Some("again"));
+        assert_eq!(doc.get("k39").unwrap().as_text(), Some("last"));
+        assert_eq!(entries[39].key, "k39");
     }
 }

@@ -183,3 +183,105 @@ fn plan_prints_jobs_in_order() {
     selected.expect_code(0);
     insta::assert_snapshot!("plan_selected", selected.stdout);
 }
+
+/// Anchors nested `levels` deep under a hidden key, each a list of ten aliases of the one
+/// before: 10^levels scalars once expanded.
+fn laughs(levels: usize) -> String {
+    let mut src = String::from(".anchors:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..levels {
+        let items = vec![format!("*a{}", i - 1); 10].join(", ");
+        src.push_str(&format!("  a{i}: &a{i} [{items}]\n"));
+    }
+    src
+}
+
+// A 600-byte file of nested aliases took 3.2 GB (a 900-byte one was killed at 24 GB).
+#[test]
+fn billion_laughs_stop_at_the_alias_that_crosses_the_limit() {
+    let src = format!("{}job:\n  script: echo\n", laughs(10));
+    let err = rejected(&src);
+    assert!(err.contains("error: the pipeline is too big"), "{err}");
+    assert!(err.contains("--> berth.yml:8:12"), "{err}");
+    assert!(!err.contains("invalid YAML"), "{err}");
+
+    // In an included file, the included file's line.
+    let p = Project::new(&[
+        ("berth.yml", "include: big.yml\njob:\n  script: echo\n"),
+        ("big.yml", &laughs(10)),
+    ]);
+    let run = p.berth(&["plan"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("--> big.yml:8:12"), "{}", run.stderr);
+}
+
+#[test]
+fn copies_made_by_extends_and_reference_count_toward_the_limit() {
+    // A template of 10,000 scalars (410 KB counted) extended by 200 jobs: 80 MB of copies.
+    let mut src = laughs(4);
+    src.push_str(".t:\n  script: *a3\n");
+    for i in 0..200 {
+        src.push_str(&format!("j{i}:\n  extends: .t\n"));
+    }
+    let err = rejected(&src);
+    assert!(
+        err.contains("`extends: .t`: the pipeline is too big"),
+        "{err}"
+    );
+
+    // Each level references the one before ten times: 10^10 scalars by the tenth.
+    let mut src = String::from(".r0:\n  s: [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let refs = vec![format!("!reference [.r{}, s]", i - 1); 10].join(", ");
+        src.push_str(&format!(".r{i}:\n  s: [{refs}]\n"));
+    }
+    src.push_str("job:\n  script: !reference [.r9, s]\n");
+    let err = rejected(&src);
+    assert!(
+        err.contains("`!reference`: the pipeline is too big"),
+        "{err}"
+    );
+    assert!(err.contains("--> berth.yml:"), "{err}");
+}
+
+// Twelve lists of twenty values: 1 KB of YAML aborted at 3.8 GB building 20^12 jobs.
+#[test]
+fn a_huge_matrix_is_refused_before_it_is_built() {
+    let values = format!(
+        "[{}]",
+        (0..20)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let keys: Vec<String> = (0..12).map(|i| format!("K{i}: {values}")).collect();
+    let src = format!(
+        "job:\n  script: echo\n  parallel:\n    matrix:\n      - {{{}}}\n",
+        keys.join(", ")
+    );
+    let err = rejected(&src);
+    assert!(
+        err.contains(
+            "job `job`: `parallel: matrix` makes 4096000000000000 jobs; GitLab allows 200"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("--> berth.yml:5:7"), "{err}");
+}
+
+// An editor's UTF-8 byte-order mark made the first key `\u{feff}stages`.
+#[test]
+fn a_byte_order_mark_is_read_past_in_every_file() {
+    let p = Project::new(&[
+        ("berth.yml", "\u{feff}stages: [a]\ninclude: inc.yml\n"),
+        ("inc.yml", "\u{feff}job:\n  stage: a\n  script: echo\n"),
+    ]);
+    let run = p.berth(&["plan"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("1 job in 1 stage"), "{}", run.stdout);
+
+    // Line 1 of such a file renders, and points, as the editor shows it.
+    let err = rejected("\u{feff}job: {stage: nope, script: x}\n");
+    assert!(err.contains("--> berth.yml:1:14"), "{err}");
+    assert!(err.contains("1 | job: {stage: nope"), "{err}");
+    assert!(!err.contains('\u{feff}'), "{err}");
+}

@@ -305,8 +305,8 @@ async fn attempt_once(
 fn with_dotenv(job: &PreparedJob, shared: &Shared) -> Vec<(String, String)> {
     let reports = shared.dotenv.lock().unwrap_or_else(|e| e.into_inner());
     let mut env = job.env.clone();
-    for from in &job.artifacts_from {
-        for (k, v) in reports.get(from).into_iter().flatten() {
+    for from in job.artifacts_from.iter() {
+        for (k, v) in reports.get(&from).into_iter().flatten() {
             if shared.config.overrides.iter().any(|(o, _)| o == k) {
                 continue;
             }
@@ -516,7 +516,7 @@ async fn receive_artifacts(
         let stored = shared.stored.lock().unwrap_or_else(|e| e.into_inner());
         job.artifacts_from
             .iter()
-            .filter_map(|i| stored.get(i).cloned())
+            .filter_map(|i| stored.get(&i).cloned())
             .collect()
     };
     // One walk over all of them: they are unpacked into one workspace, in this order.

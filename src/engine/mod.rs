@@ -141,7 +141,7 @@ pub struct PreparedJob {
     pub allow_failure: AllowFailure,
     pub artifacts: Option<crate::pipeline::Artifacts>,
     /// Plan indices of the jobs whose artifacts this one receives.
-    pub artifacts_from: Vec<usize>,
+    pub artifacts_from: crate::plan::JobSet,
     pub caches: Vec<caches::Mount>,
     pub services: Vec<services::Prepared>,
     /// `when: delayed`: wait this long before starting.
@@ -415,7 +415,6 @@ fn critical_path(plan: &Plan, times: &[Option<(Instant, Instant)>]) -> Vec<Strin
         current = plan.jobs[i]
             .deps
             .iter()
-            .copied()
             .filter(|&d| end(d).is_some())
             .max_by_key(|&d| end(d));
     }
@@ -434,7 +433,7 @@ fn decide(plan: &Plan, i: usize, state: &[State]) -> Decision {
     let pj = &plan.jobs[i];
     let mut failed: Option<&str> = None;
     let mut manual_need: Option<&str> = None;
-    for &d in &pj.deps {
+    for d in pj.deps.iter() {
         match &state[d] {
             State::Waiting | State::Running => return Decision::Wait,
             State::Done(status, _) => {

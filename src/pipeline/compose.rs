@@ -2,11 +2,14 @@
 //! deep-merged in turn, the including file last so that it wins), then `extends`, then
 //! `!reference` tags. What comes out is one YAML tree whose spans still name the file and line
 //! each value came from.
+//!
+//! Each of these steps copies nodes; every copy is charged to the one [`Budget`] the files were
+//! read with, so that no pipeline grows past [`yaml::MAX_EXPANDED`] however it is composed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::diag::{Diagnostic, SourceMap};
-use crate::yaml::{self, Entry, Node, Span, Value};
+use crate::yaml::{self, Budget, Entry, Node, Span, Value};
 
 use super::context::Context;
 use super::includes::{self, Fetched, IncludeCache};
@@ -25,6 +28,9 @@ pub(super) struct Composer<'a> {
     seen: HashSet<String>,
     /// The main file's global `variables`, which include rules may read.
     main_variables: Vec<(String, String)>,
+    /// What the pipeline has used of [`yaml::MAX_EXPANDED`]; the reader goes on charging the
+    /// jobs it creates.
+    pub budget: Budget,
 }
 
 impl<'a> Composer<'a> {
@@ -36,6 +42,7 @@ impl<'a> Composer<'a> {
             warnings: Vec::new(),
             seen: HashSet::new(),
             main_variables: Vec::new(),
+            budget: Budget::default(),
         }
     }
 
@@ -44,7 +51,8 @@ impl<'a> Composer<'a> {
         let main = self.sources.get(0).map(|f| f.text.clone())?;
         let root = self.file(&main, 0, None, None)?;
         let root = self.extends(root);
-        match resolve_references(&root, &root, 0) {
+        let mut references = References::new(&root, &mut self.budget);
+        match references.resolve(&root, 0, None) {
             Ok(root) => Some(root),
             Err(d) => {
                 self.errors.push(d);
@@ -62,13 +70,14 @@ impl<'a> Composer<'a> {
         inputs: Option<&Node>,
         included_at: Option<Span>,
     ) -> Option<Node> {
-        let docs = match yaml::parse_documents(text, file) {
+        let docs = match yaml::parse_documents_within(text, file, &mut self.budget) {
             Ok(docs) => docs,
             Err(e) => {
-                self.errors.push(Diagnostic::error(
-                    format!("invalid YAML: {}", e.message),
-                    Some(e.span),
-                ));
+                let message = match e.too_big {
+                    true => e.message,
+                    false => format!("invalid YAML: {}", e.message),
+                };
+                self.errors.push(Diagnostic::error(message, Some(e.span)));
                 return None;
             }
         };
@@ -94,13 +103,15 @@ impl<'a> Composer<'a> {
             }
         };
         let content = match (&header, inputs) {
-            (Some(header), given) => match inputs::apply(header, given, included_at, &content) {
-                Ok(c) => c,
-                Err(d) => {
-                    self.errors.extend(d);
-                    return None;
+            (Some(header), given) => {
+                match inputs::apply(header, given, included_at, &content, &mut self.budget) {
+                    Ok(c) => c,
+                    Err(d) => {
+                        self.errors.extend(d);
+                        return None;
+                    }
                 }
-            },
+            }
             (None, Some(given)) => {
                 self.errors.push(Diagnostic::error(
                     "`inputs` are given, but the included file declares no `spec: inputs`",
@@ -220,45 +231,65 @@ impl<'a> Composer<'a> {
     }
 
     /// Resolve every `extends` in the tree: parents merged deeply, later parents winning, the
-    /// job's own keys over all of them.
+    /// job's own keys over all of them. Each name is resolved once (a template extended by a
+    /// thousand jobs, or named twice in one list, is not walked again), and each copy of a
+    /// resolved parent is charged to the budget.
     fn extends(&mut self, mut root: Node) -> Node {
-        let names: Vec<String> = root
-            .as_map()
-            .unwrap_or_default()
-            .iter()
-            .filter(|e| e.value.get("extends").is_some())
-            .map(|e| e.key.clone())
-            .collect();
-        for name in names {
-            let mut chain = vec![name.clone()];
-            match self.extended(&root, &name, &mut chain) {
-                Ok(node) => {
-                    if let Value::Map(entries) = &mut root.value {
-                        if let Some(e) = entries.iter_mut().find(|e| e.key == name) {
-                            e.value = node;
-                        }
-                    }
+        let mut resolved: HashMap<String, Resolved> = HashMap::new();
+        {
+            let entries = root.as_map().unwrap_or_default();
+            let index: HashMap<&str, &Node> =
+                entries.iter().map(|e| (e.key.as_str(), &e.value)).collect();
+            let mut extends = Extends {
+                index: &index,
+                resolved: &mut resolved,
+                budget: &mut self.budget,
+            };
+            for e in entries.iter().filter(|e| e.value.get("extends").is_some()) {
+                let mut chain = vec![e.key.clone()];
+                if let Err(d) = extends.resolve(&e.key, &mut chain) {
+                    self.errors.push(d.in_job(&e.key));
                 }
-                Err(d) => self.errors.push(d.in_job(&name)),
+            }
+        }
+        if let Value::Map(entries) = &mut root.value {
+            for e in entries.iter_mut() {
+                if let Some(done) = resolved.remove(&e.key) {
+                    e.value = done.node;
+                }
             }
         }
         root
     }
+}
 
-    fn extended(
-        &self,
-        root: &Node,
-        name: &str,
-        chain: &mut Vec<String>,
-    ) -> Result<Node, Diagnostic> {
-        let Some(job) = root.get(name) else {
+/// A job or template with its `extends` resolved, and what it costs.
+struct Resolved {
+    node: Node,
+    cost: usize,
+}
+
+/// The walk of `extends`: the top-level entries by name, and the names resolved so far.
+struct Extends<'r, 'b> {
+    index: &'r HashMap<&'r str, &'r Node>,
+    resolved: &'r mut HashMap<String, Resolved>,
+    budget: &'b mut Budget,
+}
+
+impl Extends<'_, '_> {
+    /// Resolve `name` (the last of `chain`) into `self.resolved`.
+    fn resolve(&mut self, name: &str, chain: &mut Vec<String>) -> Result<(), Diagnostic> {
+        if self.resolved.contains_key(name) {
+            return Ok(());
+        }
+        let Some(&job) = self.index.get(name) else {
             return Err(Diagnostic::error(
                 format!("`extends` names `{name}`, which does not exist"),
                 None,
             ));
         };
         let Some(parents) = job.get("extends") else {
-            return Ok(job.clone());
+            return Ok(());
         };
         let list: Vec<&Node> = match &parents.value {
             Value::Seq(items) => items.iter().collect(),
@@ -293,7 +324,7 @@ impl<'a> Composer<'a> {
                     Some(parent.span),
                 ));
             }
-            let Some(parent_node) = root.get(parent_name) else {
+            let Some(&parent_node) = self.index.get(parent_name) else {
                 let mut d = Diagnostic::error(
                     format!("`extends` names `{parent_name}`, which does not exist"),
                     Some(parent.span),
@@ -310,16 +341,27 @@ impl<'a> Composer<'a> {
                 ));
             }
             chain.push(parent_name.to_string());
-            let resolved = self.extended(root, parent_name, chain)?;
+            self.resolve(parent_name, chain)?;
             chain.pop();
-            deep_merge(&mut base, resolved);
+            // A parent without `extends` is used as written; either way this is a copy.
+            let (copy, cost) = match self.resolved.get(parent_name) {
+                Some(done) => (&done.node, done.cost),
+                None => (parent_node, yaml::cost(parent_node)),
+            };
+            self.budget.charge(cost).map_err(|e| {
+                Diagnostic::error(format!("`extends: {parent_name}`: {e}"), Some(parent.span))
+            })?;
+            deep_merge(&mut base, copy.clone());
         }
         let mut own = job.clone();
         if let Value::Map(entries) = &mut own.value {
             entries.retain(|e| e.key != "extends");
         }
         deep_merge(&mut base, own);
-        Ok(base)
+        let cost = yaml::cost(&base);
+        self.resolved
+            .insert(name.to_string(), Resolved { node: base, cost });
+        Ok(())
     }
 }
 
@@ -352,16 +394,35 @@ fn plain_variables(node: Option<&Node>) -> Vec<(String, String)> {
 pub(super) fn deep_merge(base: &mut Node, over: Node) {
     match (&mut base.value, over.value) {
         (Value::Map(entries), Value::Map(new)) => {
+            // Merging an included file of 20,000 jobs must not compare every pair of keys.
+            let mut index: Option<HashMap<String, usize>> =
+                (entries.len() >= 16 && new.len() >= 16).then(|| {
+                    entries
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| (e.key.clone(), i))
+                        .collect()
+                });
             for e in new {
-                match entries.iter_mut().find(|x| x.key == e.key) {
-                    Some(existing) => {
+                let at = match &index {
+                    Some(index) => index.get(&e.key).copied(),
+                    None => entries.iter().position(|x| x.key == e.key),
+                };
+                match at {
+                    Some(i) => {
+                        let existing = &mut entries[i];
                         if existing.value.as_map().is_some() && e.value.as_map().is_some() {
                             deep_merge(&mut existing.value, e.value);
                         } else {
                             existing.value = e.value;
                         }
                     }
-                    None => entries.push(e),
+                    None => {
+                        if let Some(index) = &mut index {
+                            index.insert(e.key.clone(), entries.len());
+                        }
+                        entries.push(e);
+                    }
                 }
             }
         }
@@ -373,32 +434,57 @@ pub(super) fn deep_merge(base: &mut Node, over: Node) {
     }
 }
 
-/// Replace `!reference [job, key, ...]` tags with the node they name (nested ones too).
-pub(super) fn resolve_references(
-    node: &Node,
-    root: &Node,
-    depth: usize,
-) -> Result<Node, Diagnostic> {
-    if depth > 10 {
-        return Err(Diagnostic::error(
-            "`!reference` nests more than 10 levels deep (is there a cycle?)",
-            Some(node.span),
-        ));
+/// Replaces `!reference [job, key, ...]` tags with the node they name (nested ones too).
+pub(super) struct References<'a> {
+    root: &'a Node,
+    /// The top-level entries by name: 20,000 jobs each naming a template must not search
+    /// the whole root each time.
+    index: HashMap<&'a str, &'a Node>,
+    budget: &'a mut Budget,
+}
+
+impl<'a> References<'a> {
+    pub(super) fn new(root: &'a Node, budget: &'a mut Budget) -> References<'a> {
+        let index = root
+            .as_map()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| (e.key.as_str(), &e.value))
+            .collect();
+        References {
+            root,
+            index,
+            budget,
+        }
     }
-    if node.tag.as_deref() == Some("!reference") {
-        let path: Option<Vec<&str>> = node
-            .as_seq()
-            .map(|items| items.iter().map(|i| i.as_text()).collect())
-            .unwrap_or(None);
-        let path = path.filter(|p| !p.is_empty()).ok_or_else(|| {
-            Diagnostic::error(
-                "`!reference` needs a list of names, like `!reference [.setup, script]`",
+
+    /// `node` with its references resolved. `copying` is the reference being copied, if any:
+    /// what is built for it is new, and charged to the budget (the rest of the tree is only
+    /// rebuilt, as it was).
+    pub(super) fn resolve(
+        &mut self,
+        node: &Node,
+        depth: usize,
+        copying: Option<Span>,
+    ) -> Result<Node, Diagnostic> {
+        if depth > 10 {
+            return Err(Diagnostic::error(
+                "`!reference` nests more than 10 levels deep (is there a cycle?)",
                 Some(node.span),
-            )
-        })?;
-        let mut target = root;
-        for (i, key) in path.iter().enumerate() {
-            target = target.get(key).ok_or_else(|| {
+            ));
+        }
+        if node.tag.as_deref() == Some("!reference") {
+            let path: Option<Vec<&str>> = node
+                .as_seq()
+                .map(|items| items.iter().map(|i| i.as_text()).collect())
+                .unwrap_or(None);
+            let path = path.filter(|p| !p.is_empty()).ok_or_else(|| {
+                Diagnostic::error(
+                    "`!reference` needs a list of names, like `!reference [.setup, script]`",
+                    Some(node.span),
+                )
+            })?;
+            let missing = |i: usize| {
                 Diagnostic::error(
                     format!(
                         "`!reference [{}]` names `{}`, which does not exist",
@@ -407,34 +493,53 @@ pub(super) fn resolve_references(
                     ),
                     Some(node.span),
                 )
-            })?;
+            };
+            let mut target = match self.root.as_map() {
+                Some(_) => *self.index.get(path[0]).ok_or_else(|| missing(0))?,
+                None => return Err(missing(0)),
+            };
+            for (i, key) in path.iter().enumerate().skip(1) {
+                target = target.get(key).ok_or_else(|| missing(i))?;
+            }
+            return self.resolve(target, depth + 1, Some(node.span));
         }
-        return resolve_references(target, root, depth + 1);
-    }
-    let value = match &node.value {
-        Value::Scalar { .. } => node.value.clone(),
-        Value::Seq(items) => Value::Seq(
-            items
-                .iter()
-                .map(|i| resolve_references(i, root, depth))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Map(entries) => Value::Map(
-            entries
-                .iter()
-                .map(|e| {
-                    Ok(Entry {
-                        key: e.key.clone(),
-                        key_span: e.key_span,
-                        value: resolve_references(&e.value, root, depth)?,
+        if let Some(at) = copying {
+            let mut cost = yaml::own_cost(node);
+            if let Some(entries) = node.as_map() {
+                cost += entries
+                    .iter()
+                    .map(|e| yaml::NODE_COST + e.key.len())
+                    .sum::<usize>();
+            }
+            self.budget
+                .charge(cost)
+                .map_err(|e| Diagnostic::error(format!("`!reference`: {e}"), Some(at)))?;
+        }
+        let value = match &node.value {
+            Value::Scalar { .. } => node.value.clone(),
+            Value::Seq(items) => Value::Seq(
+                items
+                    .iter()
+                    .map(|i| self.resolve(i, depth, copying))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Map(entries) => Value::Map(
+                entries
+                    .iter()
+                    .map(|e| {
+                        Ok(Entry {
+                            key: e.key.clone(),
+                            key_span: e.key_span,
+                            value: self.resolve(&e.value, depth, copying)?,
+                        })
                     })
-                })
-                .collect::<Result<_, Diagnostic>>()?,
-        ),
-    };
-    Ok(Node {
-        value,
-        span: node.span,
-        tag: node.tag.clone(),
-    })
+                    .collect::<Result<_, Diagnostic>>()?,
+            ),
+        };
+        Ok(Node {
+            value,
+            span: node.span,
+            tag: node.tag.clone(),
+        })
+    }
 }

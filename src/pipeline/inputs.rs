@@ -3,7 +3,7 @@
 //! says `$[[ inputs.NAME ]]`.
 
 use crate::diag::Diagnostic;
-use crate::yaml::{Entry, Node, Span, Value};
+use crate::yaml::{self, Budget, Entry, Node, Span, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -30,6 +30,7 @@ pub fn apply(
     given: Option<&Node>,
     included_at: Option<Span>,
     content: &Node,
+    budget: &mut Budget,
 ) -> Result<Node, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let declared = header
@@ -142,10 +143,21 @@ pub fn apply(
     if !errors.is_empty() {
         return Err(errors);
     }
-    interpolate(content, &values).map_err(|e| vec![e])
+    interpolate(content, &values, budget).map_err(|e| vec![e])
 }
 
-fn interpolate(node: &Node, values: &[(String, Node)]) -> Result<Node, Diagnostic> {
+/// The budget error for a copy of an input at `span`.
+fn too_big(e: yaml::TooBig, span: Span) -> Diagnostic {
+    Diagnostic::error(format!("`$[[ inputs ]]`: {e}"), Some(span))
+}
+
+/// The content with each `$[[ inputs.NAME ]]` replaced; every copy of a value is charged to
+/// `budget` (an array input put in a thousand places is a thousand copies).
+fn interpolate(
+    node: &Node,
+    values: &[(String, Node)],
+    budget: &mut Budget,
+) -> Result<Node, Diagnostic> {
     let value = match &node.value {
         Value::Scalar { text, plain } => {
             if !text.contains("$[[") {
@@ -160,6 +172,9 @@ fn interpolate(node: &Node, values: &[(String, Node)]) -> Result<Node, Diagnosti
                 let (name, funcs) = block(&trimmed[3..trimmed.len() - 2]);
                 if funcs.is_empty() {
                     let v = lookup(values, name, node.span)?;
+                    budget
+                        .charge(yaml::cost(v))
+                        .map_err(|e| too_big(e, node.span))?;
                     return Ok(Node {
                         span: node.span,
                         ..v.clone()
@@ -167,14 +182,14 @@ fn interpolate(node: &Node, values: &[(String, Node)]) -> Result<Node, Diagnosti
                 }
             }
             Value::Scalar {
-                text: substitute(text, values, node.span)?,
+                text: substitute(text, values, node.span, budget)?,
                 plain: *plain && !text.contains("$[["),
             }
         }
         Value::Seq(items) => Value::Seq(
             items
                 .iter()
-                .map(|i| interpolate(i, values))
+                .map(|i| interpolate(i, values, budget))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Map(entries) => Value::Map(
@@ -183,12 +198,12 @@ fn interpolate(node: &Node, values: &[(String, Node)]) -> Result<Node, Diagnosti
                 .map(|e| {
                     Ok(Entry {
                         key: if e.key.contains("$[[") {
-                            substitute(&e.key, values, e.key_span)?
+                            substitute(&e.key, values, e.key_span, budget)?
                         } else {
                             e.key.clone()
                         },
                         key_span: e.key_span,
-                        value: interpolate(&e.value, values)?,
+                        value: interpolate(&e.value, values, budget)?,
                     })
                 })
                 .collect::<Result<_, Diagnostic>>()?,
@@ -231,7 +246,12 @@ fn lookup<'a>(
         })
 }
 
-fn substitute(text: &str, values: &[(String, Node)], span: Span) -> Result<String, Diagnostic> {
+fn substitute(
+    text: &str,
+    values: &[(String, Node)],
+    span: Span,
+    budget: &mut Budget,
+) -> Result<String, Diagnostic> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("$[[") {
@@ -252,6 +272,7 @@ fn substitute(text: &str, values: &[(String, Node)], span: Span) -> Result<Strin
         for f in funcs {
             s = function(f, s, span)?;
         }
+        budget.charge(s.len()).map_err(|e| too_big(e, span))?;
         out.push_str(&s);
         rest = &after[end + 2..];
     }
@@ -320,7 +341,13 @@ mod tests {
     fn run(text: &str, given: &str) -> Result<Node, Vec<Diagnostic>> {
         let docs = parse_documents(text, 0).unwrap();
         let given = crate::yaml::parse(given).unwrap();
-        apply(&docs[0], Some(&given), None, &docs[1])
+        apply(
+            &docs[0],
+            Some(&given),
+            None,
+            &docs[1],
+            &mut Default::default(),
+        )
     }
 
     const FILE: &str = "\

@@ -13,7 +13,7 @@ mod inputs;
 mod parallel;
 pub mod rules;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ pub use children::flatten as flatten_children;
 pub use context::{ChangedFiles, ChangedList, Context};
 
 use crate::diag::{Diagnostic, SourceMap};
-use crate::yaml::{Node, Span, Value};
+use crate::yaml::{self, Node, Span, Value};
 use rules::{Condition, Policy, Rule};
 
 /// The pipeline file's text and the name to show in messages.
@@ -413,12 +413,15 @@ pub fn load_source(source: &Source, ctx: &Context) -> Result<Loaded, Failed> {
     let root = composer.compose();
     let mut errors = std::mem::take(&mut composer.errors);
     let mut warnings = std::mem::take(&mut composer.warnings);
+    let budget = std::mem::take(&mut composer.budget);
     let mut cx = Reader {
         ctx,
         errors: Vec::new(),
         warnings: Vec::new(),
         job: None,
         refused: None,
+        budget,
+        default_cost: 0,
     };
     let pipeline = match root {
         Some(root) if errors.is_empty() => cx.pipeline(&root),
@@ -479,6 +482,37 @@ struct Reader<'a> {
     warnings: Vec<Diagnostic>,
     job: Option<String>,
     refused: Option<String>,
+    /// The composer's budget, which every job created is charged to: `parallel` and the
+    /// defaults copy a definition into each job.
+    budget: yaml::Budget,
+    /// What the defaults (`default:` and the old global keywords) cost: each job may copy them.
+    default_cost: usize,
+}
+
+/// The variables a job's conditions can see, indexed once per pipeline rather than copied
+/// into every job (120,000 global variables times the jobs with rules).
+struct Visible<'a> {
+    ctx: HashMap<&'a str, &'a str>,
+    globals: HashMap<&'a str, (&'a str, bool)>,
+    overrides: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> Visible<'a> {
+    fn new(ctx: &'a Context, globals: &'a [Variable]) -> Visible<'a> {
+        let pairs = |list: &'a [(String, String)]| {
+            list.iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<HashMap<_, _>>()
+        };
+        Visible {
+            ctx: pairs(&ctx.variables),
+            globals: globals
+                .iter()
+                .map(|v| (v.name.as_str(), (v.value.as_str(), v.expand)))
+                .collect(),
+            overrides: pairs(&ctx.overrides),
+        }
+    }
 }
 
 impl Reader<'_> {
@@ -566,6 +600,19 @@ impl Reader<'_> {
             name = self.workflow(workflow, &mut variables);
         }
 
+        self.default_cost = [
+            "image",
+            "before_script",
+            "after_script",
+            "cache",
+            "services",
+            "default",
+        ]
+        .iter()
+        .filter_map(|k| root.get(k))
+        .map(yaml::cost)
+        .sum();
+        let visible = Visible::new(self.ctx, &variables);
         let mut jobs = Vec::new();
         let mut left_out = Vec::new();
         let mut defined = 0;
@@ -580,12 +627,13 @@ impl Reader<'_> {
                 e.key_span,
                 &e.value,
                 &defaults,
-                &variables,
+                &visible,
                 &mut jobs,
                 &mut left_out,
             );
             self.job = None;
         }
+        drop(visible);
         if defined == 0 && self.errors.is_empty() {
             self.error("the pipeline has no jobs", root.span);
         }
@@ -738,7 +786,7 @@ impl Reader<'_> {
         span: Span,
         node: &Node,
         defaults: &Defaults,
-        globals: &[Variable],
+        visible: &Visible,
         jobs: &mut Vec<Job>,
         left_out: &mut Vec<LeftOut>,
     ) {
@@ -766,15 +814,16 @@ impl Reader<'_> {
                 return;
             }
         };
-        let globals: Vec<Variable> = match &inherit.variables {
-            None => globals.to_vec(),
-            Some(keep) => globals
-                .iter()
-                .filter(|v| keep.contains(&v.name))
-                .cloned()
-                .collect(),
-        };
+        let keep: Option<HashSet<&str>> = inherit
+            .variables
+            .as_ref()
+            .map(|keep| keep.iter().map(String::as_str).collect());
+        let per_job = yaml::cost(node).saturating_add(self.default_cost);
         for instance in instances {
+            if let Err(e) = self.budget.charge(per_job) {
+                self.error(format!("{e}: `{name}` makes jobs past it"), span);
+                return;
+            }
             let mut job = job.clone();
             if let Some(inst) = instance {
                 job.name = inst.name(name);
@@ -783,25 +832,51 @@ impl Reader<'_> {
                 job.variables = vars;
                 job.variables.extend(inst.matrix);
             }
-            let predefined = [
-                ("CI_JOB_NAME".to_string(), job.name.clone()),
-                ("CI_JOB_STAGE".to_string(), job.stage.clone()),
-            ];
             // Only rules, `only` and `except` read the job's variables; GitLab's default `only`
             // reads the context alone, and most jobs of a big pipeline have nothing else.
             let conditional = job_rules.is_some() || only.is_some() || except.is_some();
-            let vars = if conditional {
-                self.visible(&[&globals, &job.variables], &predefined)
+            // The job moves on below; what the lookup reads of it is copied (a job's own).
+            let (own_vars, job_name, job_stage) = if conditional {
+                (job.variables.clone(), job.name.clone(), job.stage.clone())
             } else {
-                HashMap::new()
+                Default::default()
+            };
+            let own: HashMap<&str, (&str, bool)> = own_vars
+                .iter()
+                .map(|v| (v.name.as_str(), (v.value.as_str(), v.expand)))
+                .collect();
+            // GitLab's precedence, highest first: the command line, the job's variables, the
+            // global ones it inherits, the job's predefined ones, the context's.
+            let raw = |n: &str| -> Option<(&str, bool)> {
+                if let Some(v) = visible.overrides.get(n) {
+                    return Some((v, false));
+                }
+                if let Some(&v) = own.get(n) {
+                    return Some(v);
+                }
+                if keep.as_ref().is_none_or(|k| k.contains(n)) {
+                    if let Some(&v) = visible.globals.get(n) {
+                        return Some(v);
+                    }
+                }
+                match n {
+                    "CI_JOB_NAME" => return Some((job_name.as_str(), false)),
+                    "CI_JOB_STAGE" => return Some((job_stage.as_str(), false)),
+                    _ => {}
+                }
+                visible.ctx.get(n).map(|v| (*v, false))
             };
             let ctx = self.ctx;
-            let lookup = |n: &str| {
-                if conditional {
-                    vars.get(n).cloned()
-                } else {
-                    ctx.var(n).map(String::from)
+            let lookup = |n: &str| -> Option<String> {
+                if !conditional {
+                    return ctx.var(n).map(String::from);
                 }
+                let (value, expand) = raw(n)?;
+                Some(if expand {
+                    crate::vars::expand(value, &|m| raw(m).map(|(v, _)| v.to_string()), 0)
+                } else {
+                    value.to_string()
+                })
             };
             let decided = match &job_rules {
                 Some(rules) => {

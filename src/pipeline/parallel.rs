@@ -65,15 +65,6 @@ pub fn expand(node: Option<&Node>) -> Result<Vec<Option<Instance>>, Diagnostic> 
             node,
         ));
     };
-    if combos.len() > MAX {
-        return Err(Diagnostic::error(
-            format!(
-                "`parallel: matrix` makes {} jobs; GitLab allows {MAX}",
-                combos.len()
-            ),
-            Some(node.span),
-        ));
-    }
     let total = combos.len();
     Ok(combos
         .into_iter()
@@ -93,7 +84,9 @@ pub fn expand(node: Option<&Node>) -> Result<Vec<Option<Instance>>, Diagnostic> 
 }
 
 /// Every combination of a matrix: for each entry, the product of its values in key order
-/// (the first key varying slowest), entries one after another.
+/// (the first key varying slowest), entries one after another. The combinations are counted
+/// first, and more than GitLab's limit is an error before any is built: a matrix of a dozen
+/// lists of twenty values is a kilobyte of YAML and 4 * 10^15 jobs.
 fn combinations(matrix: &Node) -> Result<Vec<Vec<(String, String)>>, Diagnostic> {
     let Some(entries) = matrix.as_seq() else {
         return Err(Diagnostic::expected(
@@ -102,7 +95,9 @@ fn combinations(matrix: &Node) -> Result<Vec<Vec<(String, String)>>, Diagnostic>
             matrix,
         ));
     };
-    let mut out = Vec::new();
+    let mut read: Vec<Vec<(&str, Vec<&str>)>> = Vec::new();
+    // None once the count no longer fits a usize.
+    let mut count: Option<usize> = Some(0);
     for entry in entries {
         let Some(keys) = entry.as_map() else {
             return Err(Diagnostic::expected(
@@ -111,13 +106,14 @@ fn combinations(matrix: &Node) -> Result<Vec<Vec<(String, String)>>, Diagnostic>
                 entry,
             ));
         };
-        let mut acc: Vec<Vec<(String, String)>> = vec![Vec::new()];
+        let mut lists = Vec::new();
+        let mut product: Option<usize> = Some(1);
         for k in keys {
-            let values: Vec<String> = if let Some(items) = k.value.as_seq() {
+            let values: Vec<&str> = if let Some(items) = k.value.as_seq() {
                 items
                     .iter()
                     .map(|i| {
-                        i.as_scalar().map(String::from).ok_or_else(|| {
+                        i.as_scalar().ok_or_else(|| {
                             Diagnostic::error(
                                 format!("matrix values of `{}` should be strings", k.key),
                                 Some(i.span),
@@ -126,19 +122,39 @@ fn combinations(matrix: &Node) -> Result<Vec<Vec<(String, String)>>, Diagnostic>
                     })
                     .collect::<Result<_, _>>()?
             } else if let Some(v) = k.value.as_scalar() {
-                vec![v.to_string()]
+                vec![v]
             } else {
                 return Err(Diagnostic::error(
                     format!("matrix values of `{}` should be a string or a list", k.key),
                     Some(k.value.span),
                 ));
             };
+            product = product.and_then(|p| p.checked_mul(values.len()));
+            lists.push((k.key.as_str(), values));
+        }
+        count = count.and_then(|c| product.and_then(|p| c.checked_add(p)));
+        read.push(lists);
+    }
+    match count {
+        Some(n) if n <= MAX => {}
+        _ => {
+            let n = count.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
+            return Err(Diagnostic::error(
+                format!("`parallel: matrix` makes {n} jobs; GitLab allows {MAX}"),
+                Some(matrix.span),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for lists in read {
+        let mut acc: Vec<Vec<(String, String)>> = vec![Vec::new()];
+        for (key, values) in lists {
             acc = acc
                 .into_iter()
                 .flat_map(|prefix| {
                     values.iter().map(move |v| {
                         let mut next = prefix.clone();
-                        next.push((k.key.clone(), v.clone()));
+                        next.push((key.to_string(), v.to_string()));
                         next
                     })
                 })
@@ -209,6 +225,42 @@ mod tests {
         assert!(expand(doc.get("parallel")).is_err());
         let doc = parse("parallel: {matrix: [{A: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15], B: [1,2,3,4,5,6,7,8,9,10,11,12,13,14]}]}").unwrap();
         assert!(expand(doc.get("parallel")).is_err());
+    }
+
+    #[test]
+    fn a_huge_matrix_is_counted_not_built() {
+        // 20^12 combinations (4 * 10^15), and 100^10 that overflows a u64: refused at once.
+        let values = format!(
+            "[{}]",
+            (0..20)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let keys: Vec<String> = (0..12).map(|i| format!("K{i}: {values}")).collect();
+        let src = format!("parallel: {{matrix: [{{{}}}]}}", keys.join(", "));
+        let doc = parse(&src).unwrap();
+        let err = expand(doc.get("parallel")).unwrap_err();
+        assert!(
+            err.message
+                .contains("makes 4096000000000000 jobs; GitLab allows 200"),
+            "{err:?}"
+        );
+        let values = format!(
+            "[{}]",
+            (0..100)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let keys: Vec<String> = (0..10).map(|i| format!("K{i}: {values}")).collect();
+        let src = format!("matrix: [{{{}}}]", keys.join(", "));
+        let doc = parse(&src).unwrap();
+        let err = need_names("build", &doc).unwrap_err();
+        assert!(err.message.contains("makes more than 2^64 jobs"), "{err:?}");
+        // 200 exactly is allowed.
+        let doc = parse("parallel: {matrix: [{A: [1,2,3,4,5,6,7,8,9,10], B: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]}]}").unwrap();
+        assert_eq!(expand(doc.get("parallel")).unwrap().len(), 200);
     }
 
     #[test]
