@@ -30,6 +30,27 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
+/// `println!` for berth's standard output: a reader that went away (`berth runs | head -1`)
+/// ends berth quietly with exit 0, as ripgrep does, instead of a panic. SIGPIPE stays ignored,
+/// so that a run can always clean up.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        out_raw(format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
+}
+
+fn out_raw(bytes: &[u8]) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(exit::OK);
+        }
+        eprintln!("berth: cannot write to standard output: {e}");
+        std::process::exit(exit::DOCKER);
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "berth",
@@ -140,23 +161,6 @@ enum CacheCommand {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     pipeline::duration::parse(s)
-}
-
-impl Command {
-    /// Does the command only read and print (no job, no engine object, no file written)?
-    fn only_prints(&self) -> bool {
-        match self {
-            Command::Plan(_)
-            | Command::Runs
-            | Command::Logs { .. }
-            | Command::Show { .. }
-            | Command::Completions { .. }
-            | Command::Man { .. }
-            | Command::Cache(CacheCommand::Ls) => true,
-            Command::Artifacts(args) => args.extract.is_none(),
-            _ => false,
-        }
-    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -407,7 +411,7 @@ async fn cmd_cache_export(cli: &Cli, keys: &[String], output: &Path) -> i32 {
     };
     match engine::transfer::export(&engine, &project, keys, output).await {
         Ok(volumes) => {
-            println!(
+            out!(
                 "exported {} cache volume{} to {}",
                 volumes.len(),
                 if volumes.len() == 1 { "" } else { "s" },
@@ -443,14 +447,14 @@ async fn cmd_cache_import(cli: &Cli, file: &Path, force: bool) -> i32 {
                         } else {
                             "replaced"
                         };
-                        println!("{verb} cache `{key}` (volume {volume})");
+                        out!("{verb} cache `{key}` (volume {volume})");
                         // Counted as used now, so that `cache prune --older-than` spares it.
                         let entry = index.volumes.entry(volume.clone()).or_default();
                         entry.key = key.clone();
                         entry.last_used = now;
                     }
                     Imported::Identical { key } => {
-                        println!("cache `{key}` is already here, identical; kept")
+                        out!("cache `{key}` is already here, identical; kept")
                     }
                 }
             }
@@ -543,15 +547,6 @@ pub fn main() -> i32 {
             };
         }
     };
-    if cli.command.only_prints() {
-        // A reader that goes away (`berth runs | head -1`) ends a command that only prints, as
-        // it ends `ls`: quietly. Commands that run jobs keep SIGPIPE ignored, so that they can
-        // still clean up.
-        // SAFETY: restoring the default disposition of a signal, before any thread starts.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -594,7 +589,9 @@ pub fn main() -> i32 {
 fn cmd_completions(shell: clap_complete::Shell) -> i32 {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "berth", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "berth", &mut script);
+    out_raw(&script);
     exit::OK
 }
 
@@ -623,12 +620,8 @@ fn cmd_man(command: Option<&str>) -> i32 {
         eprintln!("berth: cannot render the man page: {e}");
         return exit::BAD_INPUT;
     }
-    use std::io::Write;
-    match std::io::stdout().write_all(&out) {
-        Ok(()) => exit::OK,
-        // A closed pipe (`berth man | head`) is not berth's failure.
-        Err(_) => exit::OK,
-    }
+    out_raw(&out);
+    exit::OK
 }
 
 /// The Docker engine, or exit code 3 with a message that says what to check.
@@ -765,20 +758,20 @@ fn cmd_plan(cli: &Cli, args: &PlanArgs) -> i32 {
     };
     match args.output {
         PlanOutput::Json => match serde_json::to_string_pretty(&plan.to_json()) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => out!("{s}"),
             Err(e) => {
                 eprintln!("berth: {e}");
                 return exit::BAD_INPUT;
             }
         },
         PlanOutput::Yaml => match serde_yaml::to_string(&plan.to_json()) {
-            Ok(s) => print!("{s}"),
+            Ok(s) => out_raw(s.as_bytes()),
             Err(e) => {
                 eprintln!("berth: {e}");
                 return exit::BAD_INPUT;
             }
         },
-        PlanOutput::Text => print!("{}", render_plan(&source.name, &plan, &loaded.pipeline)),
+        PlanOutput::Text => out_raw(render_plan(&source.name, &plan, &loaded.pipeline).as_bytes()),
     }
     exit::OK
 }
@@ -1036,14 +1029,6 @@ async fn execute(
         let config = lock_config(&project, &source, &loaded, context, run_id, run_dir, args);
         return write_lock(&plan, config, engine, &project).await;
     }
-    // Held until the run ends: tells a later berth that this record is still being written.
-    let (run_id, run_dir, _live) = match runs.claim(run_id) {
-        Ok(claimed) => claimed,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
     // The snapshot lives as long as the run: every job unpacks the same tree.
     let snapshot = match args.workspace {
         WorkspaceMode::Mount => None,
@@ -1076,6 +1061,15 @@ async fn execute(
                     return exit::BAD_INPUT;
                 }
             }
+        }
+    };
+    // Claimed once nothing before the run can fail, so that no record is left without a
+    // manifest; held until the run ends: tells a later berth that it is still being written.
+    let (run_id, run_dir, _live) = match runs.claim(run_id) {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::BAD_INPUT;
         }
     };
     let workspace = match &snapshot {
@@ -1267,7 +1261,7 @@ async fn write_lock(plan: &Plan, config: RunConfig, engine: Engine, project: &Pa
         ..Default::default()
     };
     for (name, id, digests) in images {
-        println!("{name}  {id}");
+        out!("{name}  {id}");
         lock.images.insert(
             name,
             crate::lock::Locked {
@@ -1336,7 +1330,7 @@ async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
     match crate::verify::compare((&runs.path(&ids[0]), &a), (&runs.path(&ids[1]), &b)) {
         Ok(diffs) if diffs.is_empty() => {
             let files: usize = a.jobs.iter().filter(|j| j.artifacts.is_some()).count();
-            println!(
+            out!(
                 "reproducible: runs {} and {} gave the same artifacts ({files} job{} with artifacts)",
                 ids[0],
                 ids[1],
@@ -1345,7 +1339,7 @@ async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
             exit::OK
         }
         Ok(diffs) => {
-            println!(
+            out!(
                 "not reproducible: {} file{} differ between runs {} and {}",
                 diffs.len(),
                 if diffs.len() == 1 { "" } else { "s" },
@@ -1353,9 +1347,9 @@ async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
                 ids[1]
             );
             for d in diffs {
-                println!("  {}: {}: {}", d.job, d.path, d.what);
+                out!("  {}: {}: {}", d.job, d.path, d.what);
                 for line in d.diff {
-                    println!("      {line}");
+                    out!("      {line}");
                 }
             }
             exit::JOB_FAILED
@@ -1668,13 +1662,16 @@ fn cmd_runs(cli: &Cli) -> i32 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    println!(
+    out!(
         "{:<22} {:<14} {:<12} {:>9}  PIPELINE",
-        "RUN", "WHEN", "STATUS", "DURATION"
+        "RUN",
+        "WHEN",
+        "STATUS",
+        "DURATION"
     );
     for id in runs.ids().iter().rev() {
         match records::Manifest::load(&runs.path(id)) {
-            Ok(m) => println!(
+            Ok(m) => out!(
                 "{:<22} {:<14} {:<12} {:>9}  {}",
                 id,
                 format!(
@@ -1687,7 +1684,7 @@ fn cmd_runs(cli: &Cli) -> i32 {
                 pipeline::duration::human(std::time::Duration::from_millis(m.duration_ms)),
                 m.pipeline
             ),
-            Err(_) => println!("{id:<22} {:<14} {:<12} {:>9}", "-", "no record", "-"),
+            Err(_) => out!("{id:<22} {:<14} {:<12} {:>9}", "-", "no record", "-"),
         }
     }
     exit::OK
@@ -1707,15 +1704,14 @@ fn cmd_logs(cli: &Cli, names: &[String]) -> i32 {
         eprintln!("berth: run {run} has no job `{job}`");
         return exit::BAD_INPUT;
     };
-    // A record may have come with the repository: its paths stay inside the run's directory.
-    if record.log.starts_with('/') || crate::paths::escapes(&record.log) {
-        eprintln!("berth: run {run}: the log of `{job}` is recorded outside the run's directory ({}); not read", record.log);
-        return exit::BAD_INPUT;
-    }
-    match std::fs::File::open(dir.join(&record.log)) {
+    match runs::open_in_record(&dir, &record.log) {
         Ok(mut f) => {
             let _ = std::io::copy(&mut f, &mut std::io::stdout());
             exit::OK
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("berth: run {run}: the log of `{job}`: {e}");
+            exit::BAD_INPUT
         }
         Err(_) => {
             eprintln!("berth: job `{job}` printed nothing in run {run}");
@@ -1729,8 +1725,8 @@ fn cmd_show(cli: &Cli, run: Option<&str>) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    println!("run {} of {}: {}", m.run_id, m.pipeline, m.status);
-    println!(
+    out!("run {} of {}: {}", m.run_id, m.pipeline, m.status);
+    out!(
         "berth {}, engine {}, commit {}{}, pipeline sha256 {}",
         m.berth_version,
         m.engine_version,
@@ -1744,15 +1740,19 @@ fn cmd_show(cli: &Cli, run: Option<&str>) -> i32 {
             .duration_ms
             .map(|ms| pipeline::duration::human(std::time::Duration::from_millis(ms)))
             .unwrap_or_else(|| "-".into());
-        println!(
+        out!(
             "  {:<10} {:w$}  {:<16} {:>8}  {}",
-            j.stage, j.name, j.status, d, j.image
+            j.stage,
+            j.name,
+            j.status,
+            d,
+            j.image
         );
     }
     if m.critical_path.len() > 1 {
-        println!("critical path: {}", m.critical_path.join(" -> "));
+        out!("critical path: {}", m.critical_path.join(" -> "));
     }
-    println!(
+    out!(
         "total {}",
         pipeline::duration::human(std::time::Duration::from_millis(m.duration_ms))
     );
@@ -1786,16 +1786,9 @@ fn watch_signals(cancel: CancellationToken) {
 
 fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
     use crate::engine::artifacts::{extract, Manifest};
-    let project = match project_dir(cli) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let runs = match Runs::open(&project) {
+    let runs = match open_runs(cli) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
     let mut names = args.names.clone();
     // `RUN JOB`, `RUN` or `JOB`: a lone name is a run only when it is one.
@@ -1822,26 +1815,49 @@ fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
             return exit::BAD_INPUT;
         }
     };
-    let dir = runs.path(&run).join("artifacts");
+    let run_dir = runs.path(&run);
+    let dir = run_dir.join("artifacts");
     let mut manifests: Vec<(PathBuf, Manifest)> = Vec::new();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    paths.sort();
-    for path in paths
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-    {
-        match std::fs::read(&path)
+    // Listed only when it is a real folder of the record (not a link the repository brought).
+    let mut names: Vec<String> = match crate::state::is_real_dir(&dir) {
+        Ok(true) => std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Ok(false) => Vec::new(),
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    names.sort();
+    for name in names.into_iter().filter(|n| n.ends_with(".json")) {
+        let path = dir.join(&name);
+        let read =
+            runs::open_in_record(&run_dir, &format!("artifacts/{name}")).and_then(|mut f| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+            });
+        match read
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice::<Manifest>(&b).map_err(|e| e.to_string()))
         {
             // A plain file name beside the manifest, never a path elsewhere.
-            Ok(m) if m.archive.contains('/') || m.archive.starts_with('.') => eprintln!(
-                "berth: {}: archive `{}` is not in the run's directory; skipped",
-                path.display(),
-                m.archive
-            ),
+            Ok(m)
+                if m.archive.contains('/')
+                    || m.archive.starts_with('.')
+                    || !std::fs::symlink_metadata(dir.join(&m.archive))
+                        .is_ok_and(|f| f.is_file()) =>
+            {
+                eprintln!(
+                    "berth: {}: archive `{}` is not a plain file in the run's directory; skipped",
+                    path.display(),
+                    m.archive
+                )
+            }
             Ok(m) => manifests.push((dir.join(&m.archive), m)),
             Err(e) => eprintln!("berth: {}: {e}", path.display()),
         }
@@ -1860,7 +1876,7 @@ fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
         };
         return match extract(archive, dest) {
             Ok(n) => {
-                println!(
+                out!(
                     "extracted {n} entries of `{}` into {}",
                     manifest.job,
                     dest.display()
@@ -1873,9 +1889,9 @@ fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
             }
         };
     }
-    println!("run {run}");
+    out!("run {run}");
     for (archive, m) in &manifests {
-        println!(
+        out!(
             "{}: {} files, {} bytes ({})",
             m.job,
             m.files.len(),
@@ -1885,9 +1901,9 @@ fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
         if job.is_some() {
             for f in &m.files {
                 match (&f.sha256, &f.link) {
-                    (_, Some(link)) => println!("  {} -> {link}", f.path),
-                    (Some(sha), None) => println!("  {}  {}  {sha}", f.path, f.size),
-                    (None, None) => println!("  {}", f.path),
+                    (_, Some(link)) => out!("  {} -> {link}", f.path),
+                    (Some(sha), None) => out!("  {}  {}  {sha}", f.path, f.size),
+                    (None, None) => out!("  {}", f.path),
                 }
             }
         }
@@ -1924,9 +1940,12 @@ async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
         |v: &crate::docker::ObjectInfo, k: &str| v.labels.get(k).cloned().unwrap_or_default();
     let to_remove: Vec<&crate::docker::ObjectInfo> = match command {
         CacheCommand::Ls => {
-            println!(
+            out!(
                 "{:<28} {:<20} {:>10}  {:<12} JOBS",
-                "KEY", "PATH", "SIZE", "LAST USED"
+                "KEY",
+                "PATH",
+                "SIZE",
+                "LAST USED"
             );
             for v in &volumes {
                 let entry = index.volumes.get(&v.name).cloned().unwrap_or_default();
@@ -1946,7 +1965,7 @@ async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
                         ))
                     )
                 };
-                println!(
+                out!(
                     "{:<28} {:<20} {:>10}  {:<12} {}",
                     label(v, cache_labels::KEY),
                     label(v, cache_labels::PATH),
@@ -1986,7 +2005,7 @@ async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
     for v in &to_remove {
         match engine.remove_volume(&v.name).await {
             Ok(()) => {
-                println!(
+                out!(
                     "removed cache `{}` ({}, volume {})",
                     label(v, cache_labels::KEY),
                     label(v, cache_labels::PATH),
@@ -2068,13 +2087,15 @@ async fn cmd_prune(cli: &Cli, args: &PruneArgs) -> i32 {
     for p in &pruned.problems {
         eprintln!("berth: {p}");
     }
-    println!(
+    out!(
         "removed {} containers, {} networks, {} temporary volumes",
-        pruned.containers, pruned.networks, pruned.volumes
+        pruned.containers,
+        pruned.networks,
+        pruned.volumes
     );
     if !pruned.spared.is_empty() {
         let runs: Vec<&str> = pruned.spared.iter().map(String::as_str).collect();
-        println!(
+        out!(
             "left alone: run{} {} (its berth is alive; --force removes it too)",
             if runs.len() == 1 { "" } else { "s" },
             runs.join(", ")

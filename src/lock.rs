@@ -48,7 +48,14 @@ impl Lockfile {
 
     pub fn save(&self, project: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        // Renamed into place: a link committed as berth.lock is replaced, not written through.
+        // A link committed as berth.lock is neither written through nor silently replaced.
+        let path = project.join(FILE);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(std::io::Error::other(format!(
+                "{} is a symbolic link; berth writes it as a plain file: remove the link first",
+                path.display()
+            )));
+        }
         crate::state::write_atomic(project, FILE, format!("{text}\n").as_bytes())
     }
 

@@ -110,7 +110,8 @@ pub struct Runs {
 /// Held while a run is live: its record's lock. Dropping it (or the process ending in any
 /// way) releases the lock.
 pub struct Live {
-    _lock: std::fs::File,
+    /// `None` where the filesystem has no locks (then a later berth cannot tell).
+    _lock: Option<std::fs::File>,
 }
 
 impl Runs {
@@ -124,9 +125,11 @@ impl Runs {
     /// The store for reading: `.berth/runs` need not exist (then it lists nothing), but a link
     /// on the way is refused.
     pub fn open(project: &Path) -> Result<Runs, StateError> {
-        let dir = project.join(state::DIR).join("runs");
+        // Checked for links on the way; it need not exist yet (then it lists nothing).
         state::existing_dir(project, &["runs"])?;
-        Ok(Runs { dir })
+        Ok(Runs {
+            dir: project.join(state::DIR).join("runs"),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -221,10 +224,18 @@ impl Runs {
         let mut settled = Vec::new();
         for id in self.ids() {
             let dir = self.dir.join(&id);
+            if !Manifest::load(&dir).is_ok_and(|m| m.status == "running") {
+                continue;
+            }
+            // Held while the record is changed, and the manifest read again under it: its
+            // berth may have finished it just now.
+            let Some(_held) = try_lock(&dir) else {
+                continue;
+            };
             let Ok(mut manifest) = Manifest::load(&dir) else {
                 continue;
             };
-            if manifest.status != "running" || is_live(&dir) {
+            if manifest.status != "running" {
                 continue;
             }
             // Half-written archives of the dead run (whole ones keep their names).
@@ -246,32 +257,82 @@ impl Runs {
     }
 }
 
-/// Take the lock of a record directory: ours for as long as the process lives.
+/// Open a file of a run record (`logs/x.log`) for reading: the path must stay inside the
+/// record, and no directory on the way nor the file itself may be a link (a record may have
+/// come with the repository).
+pub fn open_in_record(run_dir: &Path, rel: &str) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("`{rel}` {why}; not read"),
+        )
+    };
+    if rel.starts_with('/') || rel.split('/').any(|p| p == "..") {
+        return Err(refuse("is outside the run's directory"));
+    }
+    let mut path = run_dir.to_path_buf();
+    let parts: Vec<&str> = rel
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let Some((file, dirs)) = parts.split_last() else {
+        return Err(refuse("names no file"));
+    };
+    for dir in dirs {
+        path.push(dir);
+        if !matches!(state::is_real_dir(&path), Ok(true)) {
+            return Err(refuse("lies behind a link or a missing folder"));
+        }
+    }
+    path.push(file);
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refuse("is a link"),
+            _ => e,
+        })
+}
+
+/// Take the lock of a record directory: ours for as long as the process lives. Waits for a
+/// moment's probe by another berth (see [`try_lock`]).
 fn hold(dir: &Path) -> std::io::Result<Live> {
     let file = state::open_lock_file(&dir.join(LOCK))?;
     // SAFETY: flock on a descriptor we own; the lock goes with the descriptor.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            // A filesystem without locks: the run goes on; only settling cannot tell.
+            Some(libc::ENOLCK) | Some(libc::EOPNOTSUPP) => Ok(Live { _lock: None }),
+            _ => Err(e),
+        };
     }
-    Ok(Live { _lock: file })
+    Ok(Live { _lock: Some(file) })
 }
 
-/// Does a live berth hold this record? A record without a lock file (older berth) is taken as
-/// not live once its manifest says otherwise; one whose lock cannot be opened (a link, say) is
-/// left alone.
-fn is_live(dir: &Path) -> bool {
+/// The record's lock when no live berth holds it (the caller then holds it while it changes
+/// the record). `None` when one does, or when it cannot be told: a record being created (no
+/// lock file, no manifest yet), or a lock file that is not a plain file of berth's.
+fn try_lock(dir: &Path) -> Option<std::fs::File> {
     let path = dir.join(LOCK);
     match std::fs::symlink_metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
-        Err(_) => return true,
-        Ok(m) if !m.is_file() => return true,
+        // An older berth's record, or one a moment old: only one with a manifest is finished.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::symlink_metadata(dir.join(MANIFEST)).ok()?;
+        }
+        Err(_) => return None,
+        Ok(m) if !m.is_file() => return None,
         Ok(_) => {}
     }
-    let Ok(file) = state::open_lock_file(&path) else {
-        return true;
-    };
-    // SAFETY: as in `hold`; the probe's lock, if taken, goes when `file` is dropped.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+    let file = state::open_lock_file(&path).ok()?;
+    // SAFETY: as in `hold`; released when `file` is dropped.
+    (unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0).then_some(file)
+}
+
+fn is_live(dir: &Path) -> bool {
+    try_lock(dir).is_none()
 }
 
 #[cfg(test)]
@@ -333,8 +394,10 @@ mod tests {
         let project = tempfile::tempdir().unwrap();
         let runs = Runs::create(project.path()).unwrap();
         for id in ["20260101-000000-0001", "20260101-000000-0002"] {
-            std::fs::create_dir(runs.path(id)).unwrap();
+            finished_record(&runs, id);
         }
+        // A record a moment old (no lock, no manifest yet) is being created: kept.
+        std::fs::create_dir(runs.path("20260101-000000-0000")).unwrap();
         // Not berth's: kept whatever `keep` says.
         std::fs::create_dir(runs.dir().join("notes")).unwrap();
         let outside = tempfile::tempdir().unwrap();
@@ -346,12 +409,35 @@ mod tests {
         .unwrap();
         let (live_id, _, live) = runs.claim("20260101-000000-0003".into()).unwrap();
         assert_eq!(runs.prune(0).unwrap(), 2);
-        assert_eq!(runs.ids(), vec![live_id]);
+        let born = "20260101-000000-0000".to_string();
+        assert_eq!(runs.ids(), vec![born.clone(), live_id]);
         assert!(runs.dir().join("notes").is_dir());
         assert!(outside.path().join("precious").is_dir());
+        // Once its berth is gone, a record with a lock file is finished, manifest or not.
         drop(live);
         assert_eq!(runs.prune(0).unwrap(), 1);
-        assert!(runs.ids().is_empty());
+        assert_eq!(runs.ids(), vec![born]);
+    }
+
+    #[test]
+    fn record_files_are_read_only_inside_the_record() {
+        let run = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        std::fs::create_dir(run.path().join("logs")).unwrap();
+        std::fs::write(run.path().join("logs/a.log"), "a").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), run.path().join("logs/b.log"))
+            .unwrap();
+        std::os::unix::fs::symlink(outside.path(), run.path().join("artifacts")).unwrap();
+        assert!(open_in_record(run.path(), "logs/a.log").is_ok());
+        for bad in ["logs/b.log", "artifacts/secret", "../x", "/etc/passwd", ""] {
+            assert!(open_in_record(run.path(), bad).is_err(), "{bad}");
+        }
+    }
+
+    fn finished_record(runs: &Runs, id: &str) {
+        std::fs::create_dir(runs.path(id)).unwrap();
+        std::fs::write(runs.path(id).join(MANIFEST), "{}").unwrap();
     }
 
     #[test]
@@ -363,7 +449,7 @@ mod tests {
             "20260102-000000-aaaa",
             "20260103-000000-aaaa",
         ] {
-            std::fs::create_dir(runs.path(id)).unwrap();
+            finished_record(&runs, id);
         }
         assert_eq!(runs.prune(2).unwrap(), 1);
         assert_eq!(runs.ids(), ["20260102-000000-aaaa", "20260103-000000-aaaa"]);

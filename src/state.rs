@@ -22,7 +22,7 @@ pub enum StateError {
     Link { path: PathBuf, to: String },
     #[error("{path} is not a directory; berth keeps its records there: remove or rename it")]
     NotDir { path: PathBuf },
-    #[error("cannot create {path}: {source}")]
+    #[error("cannot use {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -75,7 +75,15 @@ fn ensure_dir(path: &Path) -> Result<(), StateError> {
 /// The project directory itself is the user's choice and is not checked.
 pub fn dir(project: &Path, sub: &[&str]) -> Result<PathBuf, StateError> {
     let mut path = project.join(DIR);
-    ensure_dir(&path)?;
+    if !is_real_dir(&path)? {
+        ensure_dir(&path)?;
+        // As uv does for `.venv`: git then never shows nor commits berth's folder.
+        let _ = write_atomic(
+            &path,
+            ".gitignore",
+            b"# Made by berth: its own records.\n*\n",
+        );
+    }
     for part in sub {
         path.push(part);
         ensure_dir(&path)?;

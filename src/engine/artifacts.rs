@@ -270,6 +270,12 @@ impl Drop for Partial {
 /// cannot): for the run of a berth that is gone. Returns how many files were removed.
 pub fn remove_partial(run_dir: &Path) -> io::Result<usize> {
     let dir = run_dir.join("artifacts");
+    // A record may have come with the repository: never list (and delete) through a link.
+    match crate::state::is_real_dir(&dir) {
+        Ok(true) => {}
+        Ok(false) => return Ok(0),
+        Err(e) => return Err(io::Error::other(e)),
+    }
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),

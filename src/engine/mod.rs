@@ -208,17 +208,7 @@ pub async fn run(
     let lease = match owner::Lease::take(&engine, &labels).await {
         Ok(lease) => lease,
         Err(e) => {
-            sink.send(Event::RunFinished {
-                status: if cancel.is_cancelled() {
-                    RunStatus::Interrupted
-                } else {
-                    RunStatus::Error
-                },
-                duration: started.elapsed(),
-                jobs: Vec::new(),
-                critical_path: Vec::new(),
-            })
-            .await;
+            sink.send(not_started(&cancel, started)).await;
             return Err(e.into());
         }
     };
@@ -250,19 +240,24 @@ pub async fn run(
             jobs: r.jobs.clone(),
             critical_path: r.critical_path.clone(),
         },
-        Err(_) => Event::RunFinished {
-            status: if cancel.is_cancelled() {
-                RunStatus::Interrupted
-            } else {
-                RunStatus::Error
-            },
-            duration: started.elapsed(),
-            jobs: Vec::new(),
-            critical_path: Vec::new(),
-        },
+        Err(_) => not_started(&cancel, started),
     };
     sink.send(finished).await;
     result
+}
+
+/// The end of a run that stopped before any job could start, so that its record ends too.
+fn not_started(cancel: &CancellationToken, started: Instant) -> Event {
+    Event::RunFinished {
+        status: if cancel.is_cancelled() {
+            RunStatus::Interrupted
+        } else {
+            RunStatus::Error
+        },
+        duration: started.elapsed(),
+        jobs: Vec::new(),
+        critical_path: Vec::new(),
+    }
 }
 
 async fn schedule(

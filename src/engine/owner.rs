@@ -61,6 +61,7 @@ impl Owner {
     }
 }
 
+/// Empty when either part cannot be read: then no other process counts as on our host.
 fn host_identity() -> String {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
@@ -68,7 +69,39 @@ fn host_identity() -> String {
     let pidns = std::fs::read_link("/proc/self/ns/pid")
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    format!("{boot}/{pidns}")
+    if boot.is_empty() || pidns.is_empty() {
+        String::new()
+    } else {
+        format!("{boot}/{pidns}")
+    }
+}
+
+/// What this host can tell of a process of its own.
+#[derive(Debug, PartialEq, Eq)]
+enum Process {
+    Alive,
+    Dead,
+    /// Not for us to see (`/proc` mounted with `hidepid`, another user's process).
+    Unknown,
+}
+
+fn process_state(pid: u32, started: u64) -> Process {
+    let Ok(pid_t) = i32::try_from(pid) else {
+        return Process::Dead;
+    };
+    // SAFETY: signal 0 checks existence without touching the process.
+    if unsafe { libc::kill(pid_t, 0) } != 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    {
+        return Process::Dead;
+    }
+    match process_start(pid) {
+        _ if started == 0 => Process::Unknown,
+        Some(s) if s == started => Process::Alive,
+        // The pid was reused by a process started later.
+        Some(_) => Process::Dead,
+        None => Process::Unknown,
+    }
 }
 
 /// A process's start time (field 22 of `/proc/PID/stat`), `None` when there is no such process.
@@ -86,7 +119,7 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A run's lease, renewed in the background until [`Lease::release`]. The lease's volume is
+/// A run's lease, renewed in the background until [`Lease::release`] (or until dropped). The lease's volume is
 /// temporary and carries the run's labels, so the run's final sweep removes it.
 pub struct Lease {
     stop: CancellationToken,
@@ -146,50 +179,80 @@ impl Lease {
     }
 
     /// Stop renewing (the run's sweep removes the lease with its other temporary volumes).
-    pub async fn release(self) {
+    pub async fn release(mut self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 
 /// What is known of the owners of objects on an engine.
 pub struct Liveness {
     me: Owner,
-    /// Run id -> its newest lease renewal (seconds since the epoch).
-    leases: HashMap<String, u64>,
+    /// (project, run id) -> the owner its lease names, and its newest renewal (seconds since
+    /// the epoch).
+    leases: HashMap<(String, String), (Option<Owner>, u64)>,
     now: u64,
+}
+
+fn run_key(l: &HashMap<String, String>) -> Option<(String, String)> {
+    let project = l.get(labels::PROJECT).cloned().unwrap_or_default();
+    Some((project, l.get(labels::RUN)?.clone()))
 }
 
 impl Liveness {
     /// From the lease volumes on the engine (`volumes`: berth's temporary volumes).
     pub fn new(me: Owner, volumes: &[ObjectInfo], now: u64) -> Liveness {
-        let mut leases: HashMap<String, u64> = HashMap::new();
+        let mut leases: HashMap<(String, String), (Option<Owner>, u64)> = HashMap::new();
         for v in volumes {
-            let (Some(run), Some(at)) = (
-                v.labels.get(labels::RUN),
+            let (Some(key), Some(at)) = (
+                run_key(&v.labels),
                 v.labels.get(labels::LEASE).and_then(|t| t.parse().ok()),
             ) else {
                 continue;
             };
-            let newest = leases.entry(run.clone()).or_insert(at);
-            *newest = (*newest).max(at);
+            let entry = leases
+                .entry(key)
+                .or_insert_with(|| (Owner::from_labels(&v.labels), at));
+            entry.1 = entry.1.max(at);
         }
         Liveness { me, leases, now }
     }
 
-    /// Is the berth that owns an object with these labels still alive?
+    /// Is the berth that owns an object with these labels still alive? Decided once per run,
+    /// from its lease (every object of the run shares its verdict), else from the object's
+    /// own owner labels.
     pub fn alive(&self, object: &HashMap<String, String>) -> bool {
-        if let Some(owner) = Owner::from_labels(object) {
-            if owner.host == self.me.host {
-                // Our own pids: exact, so a crashed run is prunable at once.
-                return owner.pid != self.me.pid
-                    && process_start(owner.pid).is_some_and(|s| s == owner.started);
-            }
+        match run_key(object).and_then(|key| self.leases.get(&key)) {
+            Some((owner, at)) => self.judge(owner.as_ref(), Some(*at)),
+            // A helper of berth's outside any run (cache export and import) from another host:
+            // nothing tells, so it is spared (`--force` removes it).
+            None if !object.contains_key(labels::RUN) => match Owner::from_labels(object) {
+                Some(o) if o.host != self.me.host || o.host.is_empty() => true,
+                owner => self.judge(owner.as_ref(), None),
+            },
+            None => self.judge(Owner::from_labels(object).as_ref(), None),
         }
-        object
-            .get(labels::RUN)
-            .and_then(|run| self.leases.get(run))
-            .is_some_and(|&at| self.now.saturating_sub(at) < EXPIRES.as_secs())
+    }
+
+    fn judge(&self, owner: Option<&Owner>, lease: Option<u64>) -> bool {
+        let fresh = || lease.is_some_and(|at| self.now.saturating_sub(at) < EXPIRES.as_secs());
+        match owner {
+            // Our own host's pids: exact, so a crashed run is prunable at once.
+            Some(o) if !o.host.is_empty() && o.host == self.me.host => {
+                match process_state(o.pid, o.started) {
+                    Process::Alive => true,
+                    Process::Dead => false,
+                    Process::Unknown => fresh() || lease.is_none(),
+                }
+            }
+            _ => fresh(),
+        }
     }
 }
 
@@ -305,7 +368,13 @@ mod tests {
     #[test]
     fn prune_takes_this_projects_dead_runs_unless_told_otherwise() {
         let now = 1_000_000;
-        let live = Liveness::new(Owner::me(), &[lease("alive", now - 5)], now);
+        let in_project = |project: &str| {
+            let mut l = lease("alive", now - 5);
+            l.labels
+                .insert(labels::PROJECT.to_string(), project.to_string());
+            l
+        };
+        let live = Liveness::new(Owner::me(), &[in_project("/p"), in_project("/q")], now);
         let object = |project: &str, run: &str| {
             labelled(&[
                 (labels::PROJECT, project),
@@ -338,6 +407,37 @@ mod tests {
         assert!(me.started > 0);
         assert!(me.host.contains("pid:["), "{}", me.host);
         assert_eq!(process_start(me.pid), Some(me.started));
+    }
+
+    #[test]
+    fn a_lease_of_a_run_on_this_host_names_its_owner() {
+        // A run killed here a moment ago: its lease is fresh, but its process is gone.
+        let me = Owner::me();
+        let mut lease_labels = labelled(&[(labels::RUN, "killed"), (labels::LEASE, "999990")]);
+        lease_labels.extend(
+            Owner {
+                pid: 4_000_000,
+                started: 7,
+                ..me.clone()
+            }
+            .labels(),
+        );
+        let volumes = [ObjectInfo {
+            id: "l".into(),
+            name: "l".into(),
+            labels: lease_labels,
+        }];
+        let live = Liveness::new(me, &volumes, 1_000_000);
+        assert!(!live.alive(&labelled(&[(labels::RUN, "killed")])));
+        // An identity that could not be read matches nothing.
+        assert!(!live.judge(
+            Some(&Owner {
+                host: String::new(),
+                pid: std::process::id(),
+                started: 1
+            }),
+            None
+        ));
     }
 
     #[test]
@@ -392,5 +492,19 @@ mod tests {
         assert!(!live.alive(&other("no-lease")));
         // Objects of an older berth (a pid label only): dead unless a lease says otherwise.
         assert!(!live.alive(&labelled(&[(labels::PID, &parent)])));
+        // A run's lease decides for all its objects, even ones without owner labels (the
+        // temporary cache volumes of a run).
+        assert!(live.alive(&labelled(&[(labels::RUN, "fresh")])));
+        // The same run id in another project is another run.
+        assert!(!live.alive(&labelled(&[
+            (labels::RUN, "fresh"),
+            (labels::PROJECT, "/q")
+        ])));
+        // A helper outside any run, from elsewhere: spared; from here: its process decides.
+        assert!(live.alive(&labelled(&[
+            (labels::HOST, "another-machine/pid:[1]"),
+            (labels::PID, "4000000"),
+            (labels::PID_START, "5"),
+        ])));
     }
 }
