@@ -515,12 +515,31 @@ pub fn job_env(
     env
 }
 
+/// The most an expansion makes (Linux refuses a single environment value over 128 KiB
+/// anyway): references that expand to references cannot grow a value without bound.
+pub const MAX_EXPANDED: usize = 1 << 20;
+
 /// Expand `$VAR` and `${VAR}` (`$$` is a literal `$`). Unknown variables become empty, as in
-/// a shell; references are followed a few levels deep.
+/// a shell; references are followed a few levels deep; the result is cut at [`MAX_EXPANDED`].
 pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) -> String {
     let mut out = String::with_capacity(text.len());
+    expand_into(text, lookup, depth, &mut out);
+    out
+}
+
+/// Append to `out` until it is [`MAX_EXPANDED`] long: the work is bounded by that, however
+/// the references nest.
+fn expand_into(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
+    out: &mut String,
+) {
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
+        if out.len() >= MAX_EXPANDED {
+            return;
+        }
         if c != '$' {
             out.push(c);
             continue;
@@ -534,7 +553,7 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize)
                 let rest = &text[i + 2..];
                 match rest.find('}') {
                     Some(end) if is_name(&rest[..end]) => {
-                        out.push_str(&resolve(&rest[..end], lookup, depth));
+                        resolve(&rest[..end], lookup, depth, out);
                         for _ in 0..end + 2 {
                             chars.next();
                         }
@@ -547,7 +566,7 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize)
                 let end = rest
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                     .unwrap_or(rest.len());
-                out.push_str(&resolve(&rest[..end], lookup, depth));
+                resolve(&rest[..end], lookup, depth, out);
                 for _ in 0..end {
                     chars.next();
                 }
@@ -555,24 +574,46 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize)
             _ => out.push('$'),
         }
     }
-    out
 }
 
 fn is_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn resolve(name: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) -> String {
+fn resolve(name: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize, out: &mut String) {
     match lookup(name) {
-        Some(v) if depth < 8 => expand(&v, lookup, depth + 1),
-        Some(v) => v,
-        None => String::new(),
+        Some(v) if depth < 8 => expand_into(&v, lookup, depth + 1, out),
+        Some(v) => {
+            let room = MAX_EXPANDED.saturating_sub(out.len());
+            let mut cut = v.len().min(room);
+            while !v.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.push_str(&v[..cut]);
+        }
+        None => {}
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_that_multiply_are_cut_at_the_limit() {
+        // Each level names the next ten times: 10^8 copies of `x` if followed in full.
+        let mut pairs: Vec<(String, String)> = (0..8)
+            .map(|i| (format!("V{i}"), format!("$V{}", i + 1).repeat(10)))
+            .collect();
+        pairs.push(("V8".into(), "x".into()));
+        let map: HashMap<String, String> = pairs.into_iter().collect();
+        let lookup = |k: &str| map.get(k).cloned();
+        let out = expand("$V0", &lookup, 0);
+        assert_eq!(out.len(), MAX_EXPANDED);
+        assert!(out.bytes().all(|b| b == b'x'));
+        // Small expansions are whole, as before.
+        assert_eq!(expand("a${V8}b", &lookup, 0), "axb");
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
