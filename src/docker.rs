@@ -62,11 +62,47 @@ pub enum DockerError {
     NotFound(String),
     #[error("Docker engine error: {0}")]
     Api(String),
+    /// berth itself ran out of something (open files, disk space) talking to the engine.
+    #[error("{0}")]
+    Exhausted(String),
+}
+
+/// What berth ran out of, when `e` (or an error under it) says so: too many open files, or no
+/// space left. Such an error is not an engine that cannot be reached.
+fn exhausted(e: &bollard::errors::Error) -> Option<String> {
+    // bollard's I/O error is transparent: its source is the I/O error's own source.
+    let mut next: Option<&(dyn std::error::Error + 'static)> = match e {
+        bollard::errors::Error::IOError { err } => Some(err),
+        other => Some(other),
+    };
+    while let Some(e) = next {
+        if let Some(code) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.raw_os_error())
+        {
+            let what = match code {
+                libc::EMFILE | libc::ENFILE => {
+                    "berth ran out of open files (raise `ulimit -n`, or run fewer jobs at once with -j)"
+                }
+                libc::ENOSPC => "no space left on the device",
+                _ => return None,
+            };
+            return Some(format!(
+                "{what}: {}",
+                std::io::Error::from_raw_os_error(code)
+            ));
+        }
+        next = e.source();
+    }
+    None
 }
 
 impl From<bollard::errors::Error> for DockerError {
     fn from(e: bollard::errors::Error) -> Self {
         use bollard::errors::Error as E;
+        if let Some(why) = exhausted(&e) {
+            return DockerError::Exhausted(why);
+        }
         match e {
             E::SocketNotFoundError(_) | E::HyperResponseError { .. } | E::IOError { .. } => {
                 DockerError::Unreachable(e.to_string())
@@ -970,6 +1006,29 @@ fn credentials_for(image: &str) -> Option<DockerCredentials> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_out_of_files_or_space_is_not_an_unreachable_engine() {
+        for (code, says) in [
+            (libc::EMFILE, "open files"),
+            (libc::ENFILE, "open files"),
+            (libc::ENOSPC, "no space left"),
+        ] {
+            let e = bollard::errors::Error::IOError {
+                err: std::io::Error::from_raw_os_error(code),
+            };
+            let e = DockerError::from(e);
+            assert!(matches!(e, DockerError::Exhausted(_)), "{e:?}");
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        let refused = bollard::errors::Error::IOError {
+            err: std::io::Error::from_raw_os_error(libc::ECONNREFUSED),
+        };
+        assert!(matches!(
+            DockerError::from(refused),
+            DockerError::Unreachable(_)
+        ));
+    }
 
     #[test]
     fn podman_stopped_is_told_from_other_errors() {
