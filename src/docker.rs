@@ -76,25 +76,31 @@ fn exhausted(e: &bollard::errors::Error) -> Option<String> {
         other => Some(other),
     };
     while let Some(e) = next {
-        if let Some(code) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.raw_os_error())
-        {
-            let what = match code {
-                libc::EMFILE | libc::ENFILE => {
-                    "berth ran out of open files (raise `ulimit -n`, or run fewer jobs at once with -j)"
-                }
-                libc::ENOSPC => "no space left on the device",
-                _ => return None,
-            };
-            return Some(format!(
-                "{what}: {}",
-                std::io::Error::from_raw_os_error(code)
-            ));
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return exhausted_io(io);
         }
         next = e.source();
     }
     None
+}
+
+fn exhausted_io(e: &std::io::Error) -> Option<String> {
+    let what = match e.raw_os_error()? {
+        libc::EMFILE | libc::ENFILE => {
+            "berth ran out of open files (raise `ulimit -n`, or run fewer jobs at once with -j)"
+        }
+        libc::ENOSPC => "no space left on the device",
+        _ => return None,
+    };
+    Some(format!("{what}: {e}"))
+}
+
+/// A local file berth could not read for the engine.
+fn unreadable(what: impl std::fmt::Display, e: std::io::Error) -> DockerError {
+    match exhausted_io(&e) {
+        Some(why) => DockerError::Exhausted(format!("cannot read {what}: {why}")),
+        None => DockerError::Api(format!("cannot read {what}: {e}")),
+    }
 }
 
 impl From<bollard::errors::Error> for DockerError {
@@ -388,7 +394,7 @@ impl Engine {
             .build();
         let file = tokio::fs::File::open(context_tar)
             .await
-            .map_err(|e| DockerError::Api(format!("cannot read the build context: {e}")))?;
+            .map_err(|e| unreadable("the build context", e))?;
         let body = tokio_util::io::ReaderStream::new(file);
         let mut stream =
             self.docker
@@ -493,7 +499,7 @@ impl Engine {
     ) -> Result<(), DockerError> {
         let file = tokio::fs::File::open(tar)
             .await
-            .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", tar.display())))?;
+            .map_err(|e| unreadable(tar.display(), e))?;
         self.upload_stream(container, dest, tokio_util::io::ReaderStream::new(file))
             .await
     }
@@ -526,11 +532,11 @@ impl Engine {
         use tokio::io::AsyncReadExt;
         let file = tokio::fs::File::open(first)
             .await
-            .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", first.display())))?;
+            .map_err(|e| unreadable(first.display(), e))?;
         let len = file
             .metadata()
             .await
-            .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", first.display())))?
+            .map_err(|e| unreadable(first.display(), e))?
             .len();
         // Two 512-byte zero blocks close a tar; the second archive's own close the stream.
         let body =

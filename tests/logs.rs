@@ -210,3 +210,37 @@ fn a_secret_in_an_image_name_is_masked_in_errors_and_events() {
     assert_hidden("events", &run.stdout, &["t0ps3cr3t"]);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+/// `berth ARGS` in `p` with at most `files` open files.
+fn berth_with_open_files(p: &common::Project, files: u32, args: &str) -> Run {
+    let berth = env!("CARGO_BIN_EXE_berth");
+    Run::from(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {files} && exec {berth} {args}"))
+            .current_dir(p.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn many_jobs_need_few_open_files_and_running_out_is_said_as_such() {
+    let mut pipeline = String::new();
+    for i in 0..30 {
+        pipeline.push_str(&format!("job{i}:\n  script: [echo {i}]\n"));
+    }
+    let p = busybox_project(&pipeline);
+    // A log open per job for the whole run needed more than 20.
+    let run = berth_with_open_files(&p, 20, "run -j 4 --output plain");
+    run.expect_code(0);
+    assert!(!run.stderr.contains("cannot write"), "{}", run.stderr);
+    assert_eq!(record(&p, "job29"), b"$ echo 29\n29\n");
+    // Too few for even that: the jobs fail saying what ran out, not that the engine is away.
+    let run = berth_with_open_files(&p, 14, "run -j 4 --output plain");
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("open files"), "{}", run.stderr);
+    assert!(!run.stderr.contains("cannot reach"), "{}", run.stderr);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

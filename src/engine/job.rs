@@ -456,10 +456,13 @@ async fn drive(
         return ended;
     };
     // A stopped container's log is whole on the engine: what the stream missed is read again.
-    // Podman's stream can also end early without saying so (podman#21914): read again there.
+    // Podman's stream can also end early without saying so (podman#21914), and Docker's
+    // sometimes ends before an unterminated last line the container printed as it exited:
+    // read again there, on Docker while that is cheap.
     let whole = matches!(ended, Ended::Exited(_) | Ended::TimedOut);
     let podman = engine.is_podman();
-    if !(whole && (podman || first != Read::ToTheEnd)) {
+    let small = pumped.bytes[0] + pumped.bytes[1] <= RECHECK_BYTES;
+    if !(whole && (podman || small || first != Read::ToTheEnd)) {
         pumped.finish(&job.name, sink).await;
         return ended;
     }
@@ -468,7 +471,7 @@ async fn drive(
     let lost = match (&first, &again) {
         (_, Read::ToTheEnd) => None,
         (Read::ToTheEnd, _) => Some(format!(
-            "may be incomplete: Podman's log stream can end early, and reading the log again {again}"
+            "may be incomplete: the engine's log stream can end early, and reading the log again {again}"
         )),
         _ => Some(format!(
             "is incomplete: the engine's log stream {first}, and reading the log again {again}"
@@ -637,6 +640,10 @@ async fn log(sink: &Sink, job: &str, line: String) {
     })
     .await;
 }
+
+/// Up to this much output, a log the stream gave whole is read again all the same, for the
+/// last line Docker's stream can miss.
+const RECHECK_BYTES: u64 = 256 * 1024;
 
 /// How long a log stream may stay silent once the container has stopped.
 const STALL: Duration = Duration::from_secs(5);
