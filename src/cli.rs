@@ -1151,6 +1151,8 @@ async fn execute(
         .chain(masked_values(&plan, &config, &args.masks))
         .collect();
     let (sink, mut rx) = Sink::masking(1024, hidden);
+    // berth's own error below is masked as the events are (an image name can hold a secret).
+    let mask = sink.mask();
     let live = match args.output {
         _ if interactive => false,
         Output::Auto => std::io::stderr().is_terminal(),
@@ -1188,7 +1190,7 @@ async fn execute(
             RunStatus::Interrupted => exit::INTERRUPTED,
         },
         Err(e) => {
-            eprintln!("berth: {e}");
+            eprintln!("berth: {}", mask.masked(&e.to_string()));
             if cancel.is_cancelled() {
                 exit::INTERRUPTED
             } else {

@@ -68,11 +68,53 @@ pub enum DockerError {
     NotFound(String),
     #[error("Docker engine error: {0}")]
     Api(String),
+    /// berth itself ran out of something (open files, disk space) talking to the engine.
+    #[error("{0}")]
+    Exhausted(String),
+}
+
+/// What berth ran out of, when `e` (or an error under it) says so: too many open files, or no
+/// space left. Such an error is not an engine that cannot be reached.
+fn exhausted(e: &bollard::errors::Error) -> Option<String> {
+    // bollard's I/O error is transparent: its source is the I/O error's own source.
+    let mut next: Option<&(dyn std::error::Error + 'static)> = match e {
+        bollard::errors::Error::IOError { err } => Some(err),
+        other => Some(other),
+    };
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return exhausted_io(io);
+        }
+        next = e.source();
+    }
+    None
+}
+
+fn exhausted_io(e: &std::io::Error) -> Option<String> {
+    let what = match e.raw_os_error()? {
+        libc::EMFILE | libc::ENFILE => {
+            "berth ran out of open files (raise `ulimit -n`, or run fewer jobs at once with -j)"
+        }
+        libc::ENOSPC => "no space left on the device",
+        _ => return None,
+    };
+    Some(format!("{what}: {e}"))
+}
+
+/// A local file berth could not read for the engine.
+fn unreadable(what: impl std::fmt::Display, e: std::io::Error) -> DockerError {
+    match exhausted_io(&e) {
+        Some(why) => DockerError::Exhausted(format!("cannot read {what}: {why}")),
+        None => DockerError::Api(format!("cannot read {what}: {e}")),
+    }
 }
 
 impl From<bollard::errors::Error> for DockerError {
     fn from(e: bollard::errors::Error) -> Self {
         use bollard::errors::Error as E;
+        if let Some(why) = exhausted(&e) {
+            return DockerError::Exhausted(why);
+        }
         match e {
             E::SocketNotFoundError(_) | E::HyperResponseError { .. } | E::IOError { .. } => {
                 DockerError::Unreachable(e.to_string())
@@ -358,7 +400,7 @@ impl Engine {
             .build();
         let file = tokio::fs::File::open(context_tar)
             .await
-            .map_err(|e| DockerError::Api(format!("cannot read the build context: {e}")))?;
+            .map_err(|e| unreadable("the build context", e))?;
         let body = tokio_util::io::ReaderStream::new(file);
         let mut stream =
             self.docker
@@ -463,7 +505,7 @@ impl Engine {
     ) -> Result<(), DockerError> {
         let file = tokio::fs::File::open(tar)
             .await
-            .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", tar.display())))?;
+            .map_err(|e| unreadable(tar.display(), e))?;
         self.upload_stream(container, dest, tokio_util::io::ReaderStream::new(file))
             .await
     }
@@ -496,11 +538,11 @@ impl Engine {
         use tokio::io::AsyncReadExt;
         let file = tokio::fs::File::open(first)
             .await
-            .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", first.display())))?;
+            .map_err(|e| unreadable(first.display(), e))?;
         let len = file
             .metadata()
             .await
-            .map_err(|e| DockerError::Api(format!("cannot read {}: {e}", first.display())))?
+            .map_err(|e| unreadable(first.display(), e))?
             .len();
         // Two 512-byte zero blocks close a tar; the second archive's own close the stream.
         let body =
@@ -976,6 +1018,29 @@ fn credentials_for(image: &str) -> Option<DockerCredentials> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_out_of_files_or_space_is_not_an_unreachable_engine() {
+        for (code, says) in [
+            (libc::EMFILE, "open files"),
+            (libc::ENFILE, "open files"),
+            (libc::ENOSPC, "no space left"),
+        ] {
+            let e = bollard::errors::Error::IOError {
+                err: std::io::Error::from_raw_os_error(code),
+            };
+            let e = DockerError::from(e);
+            assert!(matches!(e, DockerError::Exhausted(_)), "{e:?}");
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        let refused = bollard::errors::Error::IOError {
+            err: std::io::Error::from_raw_os_error(libc::ECONNREFUSED),
+        };
+        assert!(matches!(
+            DockerError::from(refused),
+            DockerError::Unreachable(_)
+        ));
+    }
 
     #[test]
     fn podman_stopped_is_told_from_other_errors() {

@@ -435,6 +435,21 @@ pub fn slug(name: &str) -> String {
     }
 }
 
+/// A job's name as a file name (logs, artifact archives): [`slug`], kept well under the file
+/// system's 255 bytes. A longer name is cut, and a hash of the whole name keeps it apart
+/// from others cut alike.
+pub fn file_slug(job: &str) -> String {
+    const MAX: usize = 100;
+    let slug = slug(job);
+    if slug.len() <= MAX {
+        return slug;
+    }
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(job.as_bytes()));
+    // The slug is ASCII: any byte is a character boundary.
+    format!("{}-{}", &slug[..MAX - 9], &hash[..8])
+}
+
 /// The environment of one job, in GitLab's precedence (later wins): predefined, pipeline
 /// variables, job variables, variables from earlier jobs' dotenv reports, command line. Values
 /// are expanded against the result.

@@ -375,8 +375,7 @@ fn narrow_terminal_keeps_one_line_per_bar() {
         "\
 long:
   script:
-    - echo 'a log line far wider than the terminal it is shown on, so it must be cut to fit'
-    - sleep 1
+    - echo 'a log line far wider than the terminal it is shown on, so it must be cut to fit' && sleep 1
 ",
     );
     let (rows, cols) = (30, 40);
@@ -399,7 +398,7 @@ fn ctrl_c_leaves_the_terminal_clean() {
     let p = busybox_project(
         "\
 waiting:
-  script: [echo ready, sleep 300]
+  script: ['echo ready && sleep 300']
 ",
     );
     let (rows, cols) = (40, 100);
@@ -543,7 +542,7 @@ fn a_second_ctrl_c_exits_at_once_and_still_leaves_the_terminal_sane() {
         "\
 waiting:
   services: [berth-test/httpd:latest]
-  script: [echo ready, sleep 300]
+  script: ['echo ready && sleep 300']
 ",
     );
     let (rows, cols) = (40, 100);

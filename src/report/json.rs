@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Reporter;
-use crate::events::Event;
+use crate::events::{Event, LogLine};
 
 /// Bumped when a field changes meaning or disappears; new fields may be added within a version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -20,8 +20,15 @@ impl<W: Write + Send> Json<W> {
     }
 }
 
-/// One event as the JSON line `--output json` prints.
-pub fn line(event: &Event, ts_ms: u64) -> serde_json::Value {
+/// An event as the JSON lines `--output json` prints: one, or one per log line.
+pub fn lines(event: &Event, ts_ms: u64) -> Vec<serde_json::Value> {
+    match event {
+        Event::JobLog { job, lines } => log_lines(job, lines, ts_ms),
+        other => vec![object(other, ts_ms)],
+    }
+}
+
+fn object(event: &Event, ts_ms: u64) -> serde_json::Value {
     let mut value = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
     if let Some(map) = value.as_object_mut() {
         map.insert("v".into(), SCHEMA_VERSION.into());
@@ -30,13 +37,41 @@ pub fn line(event: &Event, ts_ms: u64) -> serde_json::Value {
     value
 }
 
+/// One `job_log` object per line: the schema's, whatever the batch.
+fn log_lines(job: &str, lines: &[LogLine], ts_ms: u64) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|l| {
+            let mut value = serde_json::json!({
+                "event": "job_log",
+                "job": job,
+                "line": l.text,
+            });
+            if let Some(map) = value.as_object_mut() {
+                if l.is_cut() {
+                    map.insert("cut".into(), true.into());
+                }
+                map.insert("v".into(), SCHEMA_VERSION.into());
+                map.insert("ts".into(), ts_ms.into());
+            }
+            value
+        })
+        .collect()
+}
+
 impl<W: Write + Send> Reporter for Json<W> {
     fn handle(&mut self, event: &Event) {
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let _ = writeln!(self.out, "{}", line(event, ts));
+        // One write per event, as plain output does.
+        let mut text = String::new();
+        for v in lines(event, ts) {
+            text.push_str(&v.to_string());
+            text.push('\n');
+        }
+        let _ = self.out.write_all(text.as_bytes());
         let _ = self.out.flush();
     }
 }

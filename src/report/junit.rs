@@ -39,12 +39,14 @@ impl Reporter for Junit {
     fn handle(&mut self, event: &Event) {
         match event {
             Event::RunStarted { run_id, .. } => self.run_id = run_id.clone(),
-            Event::JobLog { job, line } => {
+            Event::JobLog { job, lines } => {
                 let tail = self.tails.entry(job.clone()).or_default();
-                if tail.len() == TAIL {
-                    tail.pop_front();
+                for line in lines.iter().skip(lines.len().saturating_sub(TAIL)) {
+                    if tail.len() == TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line.text.clone());
                 }
-                tail.push_back(line.clone());
             }
             Event::JobFinished {
                 job,

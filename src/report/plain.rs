@@ -19,7 +19,10 @@ impl<W: Write + Send> Plain<W> {
 
 impl<W: Write + Send> Reporter for Plain<W> {
     fn handle(&mut self, event: &Event) {
-        let _ = render(&mut self.out, event);
+        // One write per event: stderr is unbuffered, and a batch of log lines is one event.
+        let mut text = Vec::new();
+        let _ = render(&mut text, event);
+        let _ = self.out.write_all(&text);
         let _ = self.out.flush();
     }
 }
@@ -58,7 +61,12 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
                 "==> {job}: started (stage {stage}, image {image}{again})"
             )
         }
-        Event::JobLog { job, line } => writeln!(out, "[{job}] {line}"),
+        Event::JobLog { job, lines } => {
+            for line in lines {
+                writeln!(out, "[{job}] {}", line.text)?;
+            }
+            Ok(())
+        }
         Event::JobRetrying {
             job,
             attempt,
@@ -160,7 +168,8 @@ pub fn summary(
         )?;
     }
     let count = |f: fn(JobStatus) -> bool| jobs.iter().filter(|j| f(j.status)).count();
-    let passed = count(|s| matches!(s, JobStatus::Passed | JobStatus::AllowedFailure));
+    let passed = count(|s| s == JobStatus::Passed);
+    let allowed = count(|s| s == JobStatus::AllowedFailure);
     let failed = count(|s| s.fails_pipeline());
     let skipped = count(|s| matches!(s, JobStatus::Skipped | JobStatus::Manual));
     let word = match status {
@@ -174,14 +183,41 @@ pub fn summary(
     }
     writeln!(
         out,
-        "pipeline {word} in {}: {passed} jobs passed, {failed} did not, {skipped} not run",
-        human(duration)
+        "pipeline {word} in {}: {}",
+        human(duration),
+        counts(passed, allowed, failed, skipped)
     )
+}
+
+/// `2 jobs passed, 1 failed (allowed), 0 did not, 1 not run`; allowed failures only when there
+/// are some.
+fn counts(passed: usize, allowed: usize, failed: usize, skipped: usize) -> String {
+    let jobs = if passed == 1 { "job" } else { "jobs" };
+    let mut parts = vec![format!("{passed} {jobs} passed")];
+    if allowed > 0 {
+        parts.push(format!("{allowed} failed (allowed)"));
+    }
+    parts.push(format!("{failed} did not"));
+    parts.push(format!("{skipped} not run"));
+    parts.join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_counts_allowed_failures_apart_in_singular_or_plural() {
+        assert_eq!(
+            counts(0, 1, 1, 0),
+            "0 jobs passed, 1 failed (allowed), 1 did not, 0 not run"
+        );
+        assert_eq!(counts(1, 0, 0, 2), "1 job passed, 0 did not, 2 not run");
+        assert_eq!(
+            counts(3, 2, 0, 0),
+            "3 jobs passed, 2 failed (allowed), 0 did not, 0 not run"
+        );
+    }
 
     #[test]
     fn pull_byte_counts_are_left_out_status_changes_kept() {

@@ -1,8 +1,8 @@
 //! Run records: every job's full log and a manifest of what is needed to reproduce the run,
 //! under `.berth/runs/<run-id>/` (`manifest.json`, `logs/<job>.log`).
 
-use std::collections::HashMap;
-use std::fs::File;
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::Reporter;
-use crate::events::{Event, RunInfo};
+use crate::events::{Event, LogLine, RunInfo};
 
 pub const MANIFEST: &str = "manifest.json";
 
@@ -69,7 +69,10 @@ impl Manifest {
 pub struct Records {
     dir: PathBuf,
     manifest: Manifest,
+    /// The logs of the jobs running now: a job's log is open only while it runs, so that a
+    /// run of many jobs holds a few files open, not one per job.
     logs: HashMap<String, BufWriter<File>>,
+    running: HashSet<String>,
     index: HashMap<String, usize>,
     failed: bool,
 }
@@ -90,6 +93,7 @@ impl Records {
                 ..Manifest::default()
             },
             logs: HashMap::new(),
+            running: HashSet::new(),
             index: HashMap::new(),
             failed: false,
         }
@@ -99,10 +103,11 @@ impl Records {
         let i = match self.index.get(name) {
             Some(&i) => i,
             None => {
-                let mut file = format!("logs/{}.log", crate::vars::slug(name));
+                let stem = crate::vars::file_slug(name);
+                let mut file = format!("logs/{stem}.log");
                 let mut n = 2;
                 while self.manifest.jobs.iter().any(|j| j.log == file) {
-                    file = format!("logs/{}-{n}.log", crate::vars::slug(name));
+                    file = format!("logs/{stem}-{n}.log");
                     n += 1;
                 }
                 self.manifest.jobs.push(JobRecord {
@@ -118,18 +123,33 @@ impl Records {
         &mut self.manifest.jobs[i]
     }
 
-    fn write_line(&mut self, job: &str, line: &str) -> std::io::Result<()> {
+    /// Append `lines` to the job's log as the job printed them, byte for byte.
+    fn write_lines(&mut self, job: &str, lines: &[LogLine]) -> std::io::Result<()> {
         if !self.logs.contains_key(job) {
             let log = self.job(job).log.clone();
             let path = self.dir.join(log);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            self.logs
-                .insert(job.to_string(), BufWriter::new(File::create(path)?));
+            // Appended to: a retry's attempt follows the one before.
+            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            self.logs.insert(job.to_string(), BufWriter::new(file));
         }
-        match self.logs.get_mut(job) {
-            Some(w) => writeln!(w, "{line}"),
+        if let Some(w) = self.logs.get_mut(job) {
+            for line in lines {
+                line.write_exact(w)?;
+            }
+        }
+        // Lines about a job that is not running (a delayed start) do not keep its log open.
+        if !self.running.contains(job) {
+            self.close(job)?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, job: &str) -> std::io::Result<()> {
+        match self.logs.remove(job) {
+            Some(mut w) => w.flush(),
             None => Ok(()),
         }
     }
@@ -139,12 +159,8 @@ impl Records {
             w.flush()?;
         }
         std::fs::create_dir_all(&self.dir)?;
-        let tmp = self.dir.join("manifest.json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(&self.manifest).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(tmp, self.dir.join(MANIFEST))
+        let json = serde_json::to_vec_pretty(&self.manifest).map_err(std::io::Error::other)?;
+        crate::state::write_atomic(&self.dir, MANIFEST, &json)
     }
 
     fn apply(&mut self, event: &Event) -> std::io::Result<()> {
@@ -205,12 +221,12 @@ impl Records {
                     r.started_at = Some(now());
                 }
                 r.status = "running".into();
-                let line = format!("berth: attempt {attempt}");
+                self.running.insert(job.clone());
                 if *attempt > 1 {
-                    self.write_line(job, &line)?;
+                    self.write_lines(job, &[LogLine::text(format!("berth: attempt {attempt}"))])?;
                 }
             }
-            Event::JobLog { job, line } => self.write_line(job, line)?,
+            Event::JobLog { job, lines } => self.write_lines(job, lines)?,
             Event::JobFinished {
                 job,
                 status,
@@ -227,6 +243,8 @@ impl Records {
                 r.finished_at = Some(now());
                 r.duration_ms = Some(duration.as_millis() as u64);
                 r.retries = attempts.saturating_sub(1);
+                self.running.remove(job);
+                self.close(job)?;
             }
             Event::JobSkipped {
                 job,
@@ -279,5 +297,97 @@ impl Reporter for Records {
                 self.failed = true;
             }
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{JobStatus, LineEnd};
+
+    fn open_files() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    fn started(job: &str, attempt: u32) -> Event {
+        Event::JobStarted {
+            job: job.into(),
+            stage: "test".into(),
+            image: "i".into(),
+            attempt,
+        }
+    }
+
+    fn finished(job: &str) -> Event {
+        Event::JobFinished {
+            job: job.into(),
+            stage: "test".into(),
+            status: JobStatus::Passed,
+            exit_code: Some(0),
+            duration: std::time::Duration::from_millis(1),
+            message: None,
+            attempts: 1,
+        }
+    }
+
+    fn log(job: &str, lines: Vec<LogLine>) -> Event {
+        Event::JobLog {
+            job: job.into(),
+            lines,
+        }
+    }
+
+    #[test]
+    fn a_jobs_log_is_open_only_while_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut records = Records::new(dir.path().to_path_buf());
+        let before = open_files();
+        for i in 0..300 {
+            let job = format!("job {i}");
+            records.apply(&started(&job, 1)).unwrap();
+            records
+                .apply(&log(&job, vec![LogLine::text("hello")]))
+                .unwrap();
+            records.apply(&finished(&job)).unwrap();
+        }
+        assert!(open_files() <= before + 2, "{} files open", open_files());
+        // A retry appends to the first attempt's log.
+        records.apply(&started("job 7", 2)).unwrap();
+        records
+            .apply(&log("job 7", vec![LogLine::text("again")]))
+            .unwrap();
+        records.apply(&finished("job 7")).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("logs/job-7.log")).unwrap();
+        assert_eq!(text, "hello\nberth: attempt 2\nagain\n");
+    }
+
+    #[test]
+    fn the_log_keeps_the_bytes_the_job_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut records = Records::new(dir.path().to_path_buf());
+        records.apply(&started("j", 1)).unwrap();
+        let pieces = vec![
+            LogLine::from_bytes(b"long ", LineEnd::Cut),
+            LogLine::from_bytes(b"line \xff", LineEnd::CrLf),
+            LogLine::from_bytes(b"no end", LineEnd::Eof),
+        ];
+        records.apply(&log("j", pieces)).unwrap();
+        records.apply(&finished("j")).unwrap();
+        let bytes = std::fs::read(dir.path().join("logs/j.log")).unwrap();
+        assert_eq!(bytes, b"long line \xff\r\nno end");
+    }
+
+    #[test]
+    fn long_job_names_get_short_distinct_log_names() {
+        let a = "a".repeat(280);
+        let b = format!("{}b", "a".repeat(279));
+        let (sa, sb) = (crate::vars::file_slug(&a), crate::vars::file_slug(&b));
+        assert!(sa.len() <= 100, "{sa}");
+        assert_ne!(sa, sb);
+        assert_eq!(crate::vars::file_slug("build app"), "build-app");
+        let dir = tempfile::tempdir().unwrap();
+        let mut records = Records::new(dir.path().to_path_buf());
+        records.apply(&started(&a, 1)).unwrap();
+        records.apply(&log(&a, vec![LogLine::text("ok")])).unwrap();
+        records.apply(&finished(&a)).unwrap();
     }
 }

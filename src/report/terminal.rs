@@ -122,37 +122,19 @@ fn bytes(n: u64) -> String {
 /// other control characters from the job would move the cursor under indicatif's feet.
 fn printable(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.next() {
-                // CSI: parameters, then one final byte in @..~
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                // OSC: up to BEL or ESC \
-                Some(']') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' {
-                            break;
-                        }
-                        if c == '\u{1b}' && chars.peek() == Some(&'\\') {
-                            chars.next();
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            },
-            '\t' => out.push_str("    "),
-            c if c.is_control() => {}
-            c => out.push(c),
+    // The same view of the line as the mask's (events::visible), so that what is shown is
+    // what was masked.
+    crate::events::visible(line.as_bytes(), |shown| {
+        let part = line
+            .get(shown.clone())
+            .map(std::borrow::Cow::Borrowed)
+            .unwrap_or_else(|| String::from_utf8_lossy(&line.as_bytes()[shown]));
+        if part.contains('\t') {
+            out.push_str(&part.replace('\t', "    "));
+        } else {
+            out.push_str(&part);
         }
-    }
+    });
     out
 }
 
@@ -374,19 +356,29 @@ impl Reporter for Terminal {
                 self.tails.insert(job.clone(), VecDeque::new());
                 self.recount();
             }
-            Event::JobLog { job, line } => {
-                let line = printable(line);
-                if self.verbose {
-                    self.line(format!("[{job}] {line}"));
+            Event::JobLog { job, lines } => {
+                // Only the lines that can still be seen: all with -v, else the tail.
+                let from = if self.verbose {
+                    0
+                } else {
+                    lines.len().saturating_sub(TAIL)
+                };
+                let shown: Vec<String> = lines[from..].iter().map(|l| printable(&l.text)).collect();
+                if self.verbose && !shown.is_empty() {
+                    let text: Vec<String> = shown.iter().map(|l| format!("[{job}] {l}")).collect();
+                    self.line(text.join("\n"));
                 }
-                if let Some(bar) = self.bars.get(job) {
-                    bar.set_message(line.clone());
+                if let (Some(bar), Some(last)) = (self.bars.get(job), shown.last()) {
+                    bar.set_message(last.clone());
                 }
                 let tail = self.tails.entry(job.clone()).or_default();
-                if tail.len() == TAIL {
-                    tail.pop_front();
+                let older = shown.len().saturating_sub(TAIL);
+                for line in shown.into_iter().skip(older) {
+                    if tail.len() == TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
                 }
-                tail.push_back(line);
             }
             Event::JobRetrying {
                 job,
