@@ -88,14 +88,7 @@ fn prune_removes_what_a_killed_run_left_behind() {
         "berth.yml",
         &format!("image: {BUSYBOX}\nstuck:\n  script: [echo ready, sleep 300]\n"),
     )]);
-    let mut child = p
-        .command(&["run", "--output", "plain"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start berth");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let seen = read_until(&mut stderr, "[stuck] ready", Duration::from_secs(60));
-    assert!(seen.contains("[stuck] ready"), "{seen}");
+    let mut child = p.start_until(&["run", "--output", "plain"], "[stuck] ready");
     // SIGKILL: berth gets no chance to clean up, like a crash.
     child.kill().expect("kill berth");
     child.wait().expect("wait");

@@ -7,10 +7,10 @@ mod common;
 use std::collections::HashMap;
 use std::os::unix::fs::symlink;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth::docker::{labels, ContainerSpec, Engine};
-use common::{block_on, busybox_project, read_until, require_image, Project, BUSYBOX};
+use common::{block_on, busybox_project, require_image, Project, BUSYBOX};
 
 const ECHO: &str = "hello:\n  script: [echo hello]\n";
 
@@ -205,14 +205,7 @@ fn a_live_run_holds_a_lease_and_a_killed_one_is_marked_on_the_next_start() {
         "slow:\n  script: ['if [ -f slow ]; then echo ready; sleep 300; fi', echo done]\n",
     );
     p.write("slow", "");
-    let mut child = p
-        .command(&["run", "--output", "plain"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start berth");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let seen = read_until(&mut stderr, "[slow] ready", Duration::from_secs(60));
-    assert!(seen.contains("[slow] ready"), "{seen}");
+    let mut child = p.start_until(&["run", "--output", "plain"], "[slow] ready");
     let killed = p.run_dir();
     let id = killed.file_name().unwrap().to_string_lossy().into_owned();
     // The live run's lease is on the engine, with its run's labels.
@@ -373,14 +366,7 @@ fn one_prune_removes_everything_a_killed_run_left_temporary_caches_included() {
     let p = busybox_project(
         "slow:\n  cache: {key: k, paths: [c]}\n  script: [echo ready, sleep 300]\n",
     );
-    let mut child = p
-        .command(&["run", "--output", "plain", "--no-cache"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start berth");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let seen = read_until(&mut stderr, "[slow] ready", Duration::from_secs(60));
-    assert!(seen.contains("[slow] ready"), "{seen}");
+    let mut child = p.start_until(&["run", "--output", "plain", "--no-cache"], "[slow] ready");
     child.kill().expect("kill berth");
     child.wait().expect("wait");
     let left = p.leftovers();

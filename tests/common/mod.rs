@@ -178,6 +178,22 @@ impl Project {
         cmd
     }
 
+    /// Start `berth ARGS` with plain output and wait (up to a minute) until its output shows
+    /// `needle`; the running child, for the test to stop as it likes.
+    pub fn start_until(&self, args: &[&str], needle: &str) -> std::process::Child {
+        let mut child = self
+            .command(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start berth");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let seen = read_until(&mut stderr, needle, Duration::from_secs(60));
+        assert!(seen.contains(needle), "{seen}");
+        // Keep draining, so that berth never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        child
+    }
+
     /// Containers, networks and temporary volumes that runs in this project left behind.
     pub fn leftovers(&self) -> Vec<String> {
         let project = self.path().display().to_string();
