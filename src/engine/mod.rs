@@ -229,7 +229,7 @@ pub async fn run(
     };
     let removing = std::mem::take(&mut *shared.cleanup.lock().unwrap_or_else(|e| e.into_inner()));
     removing.join_all().await;
-    lease.release().await;
+    lease.release(&shared.engine).await;
     sweep(&shared, &sink).await;
     record_cache_uses(&shared, &sink).await;
     // A run that could not start (an image that cannot be had, say) still ends its record.
@@ -477,11 +477,21 @@ async fn sweep(shared: &Shared, sink: &Sink) {
     let filter = format!("{}={run}", labels::RUN);
     // Asked together (nearly every run finds nothing); removed in order: a network is removed
     // only once its containers are gone.
-    let (containers, networks, volumes) = tokio::join!(
+    let (mut containers, mut networks, mut volumes) = tokio::join!(
         engine.containers_with_label(labels::RUN, Some(run)),
         engine.networks_with_label(&filter),
         engine.volumes_with_label(&filter)
     );
+    // Three at once need three connections; short of open files, one at a time may still do.
+    if containers.is_err() {
+        containers = engine.containers_with_label(labels::RUN, Some(run)).await;
+    }
+    if networks.is_err() {
+        networks = engine.networks_with_label(&filter).await;
+    }
+    if volumes.is_err() {
+        volumes = engine.volumes_with_label(&filter).await;
+    }
     match containers {
         Ok(list) => {
             for c in list.into_iter().filter(|c| ours(&c.labels)) {
@@ -492,22 +502,28 @@ async fn sweep(shared: &Shared, sink: &Sink) {
         }
         Err(e) => problems.push(e.to_string()),
     }
-    if let Ok(list) = networks {
-        for n in list.into_iter().filter(|n| ours(&n.labels)) {
-            if let Err(e) = engine.remove_network(&n.id).await {
-                problems.push(format!("network {}: {e}", n.name));
+    match networks {
+        Ok(list) => {
+            for n in list.into_iter().filter(|n| ours(&n.labels)) {
+                if let Err(e) = engine.remove_network(&n.id).await {
+                    problems.push(format!("network {}: {e}", n.name));
+                }
             }
         }
+        Err(e) => problems.push(format!("networks: {e}")),
     }
-    if let Ok(list) = volumes {
-        for v in list
-            .into_iter()
-            .filter(|v| v.labels.contains_key(labels::TEMPORARY) && ours(&v.labels))
-        {
-            if let Err(e) = engine.remove_volume(&v.name).await {
-                problems.push(format!("volume {}: {e}", v.name));
+    match volumes {
+        Ok(list) => {
+            for v in list
+                .into_iter()
+                .filter(|v| v.labels.contains_key(labels::TEMPORARY) && ours(&v.labels))
+            {
+                if let Err(e) = engine.remove_volume(&v.name).await {
+                    problems.push(format!("volume {}: {e}", v.name));
+                }
             }
         }
+        Err(e) => problems.push(format!("volumes: {e}")),
     }
     for p in problems {
         sink.send(Event::Notice {

@@ -123,7 +123,8 @@ fn now() -> u64 {
 /// temporary and carries the run's labels, so the run's final sweep removes it.
 pub struct Lease {
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    /// Renews, and returns the name of the lease volume that stands when it stops.
+    task: JoinHandle<String>,
 }
 
 fn lease_labels(run: &HashMap<String, String>, at: u64) -> HashMap<String, String> {
@@ -157,7 +158,7 @@ impl Lease {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(RENEW) => {}
-                    _ = token.cancelled() => return,
+                    _ = token.cancelled() => return current,
                 }
                 let at = now();
                 let next = lease_name(&labels, at);
@@ -178,10 +179,13 @@ impl Lease {
         Ok(Lease { stop, task })
     }
 
-    /// Stop renewing (the run's sweep removes the lease with its other temporary volumes).
-    pub async fn release(mut self) {
+    /// Stop renewing and remove the lease (by name: it needs no listing, which a run short of
+    /// open files may not manage; the run's sweep removes any other temporary volume).
+    pub async fn release(mut self, engine: &Engine) {
         self.stop.cancel();
-        let _ = (&mut self.task).await;
+        if let Ok(current) = (&mut self.task).await {
+            let _ = engine.remove_volume(&current).await;
+        }
     }
 }
 
