@@ -1,0 +1,203 @@
+//! `berth replay`: run recorded jobs again, after checking what drifted since.
+
+use crate::engine;
+use crate::pipeline::Source;
+use crate::report::records;
+use crate::vars::Context;
+
+use super::args::{
+    default_parallelism, Cli, NetworkMode, OriginArgs, PythonRunArgs, ReplayArgs, RunArgs,
+    WorkspaceMode,
+};
+use super::exit;
+use super::run::{cmd_run, RunMode};
+use super::setup::{load_run, open_runs, project_and_engine};
+
+/// `berth replay`: check what drifted since the recorded run, then run its jobs again with the
+/// recorded environments in the recorded images.
+pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
+    let runs = match open_runs(cli) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let (run, jobs): (Option<&str>, Vec<String>) = match args.names.split_first() {
+        Some((first, rest)) if runs.has(first) => (Some(first.as_str()), rest.to_vec()),
+        _ => (None, args.names.clone()),
+    };
+    let (_, run_id, manifest) = match load_run(cli, run) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let selected: Vec<&records::JobRecord> = manifest
+        .jobs
+        .iter()
+        .filter(|j| {
+            if jobs.is_empty() {
+                j.started_at.is_some()
+            } else {
+                jobs.contains(&j.name)
+            }
+        })
+        .collect();
+    let unknown: Vec<&String> = jobs
+        .iter()
+        .filter(|n| !manifest.jobs.iter().any(|j| &j.name == *n))
+        .collect();
+    if !unknown.is_empty() || selected.is_empty() {
+        eprintln!(
+            "berth: run {run_id} has no recorded job {}",
+            if unknown.is_empty() {
+                "that ran".to_string()
+            } else {
+                unknown
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        return exit::BAD_INPUT;
+    }
+    let (project, engine) = match project_and_engine(cli).await {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+
+    // What changed since the run.
+    let mut drift = Vec::new();
+    let now = Context::new(&project, 0);
+    if now.commit_sha != manifest.commit {
+        drift.push(format!(
+            "the commit is {}, the run was at {}",
+            short(&now.commit_sha),
+            short(&manifest.commit)
+        ));
+    }
+    if now.dirty {
+        drift.push("the working tree has uncommitted changes".to_string());
+    }
+    let file = cli.file.clone().or_else(|| Source::discover(&project));
+    match file.as_deref().map(std::fs::read) {
+        Some(Ok(bytes)) => {
+            use sha2::{Digest, Sha256};
+            if hex::encode(Sha256::digest(&bytes)) != manifest.pipeline_sha256 {
+                drift.push(format!(
+                    "the pipeline file {} changed since the run",
+                    manifest.pipeline
+                ));
+            }
+        }
+        _ => drift.push(format!("the pipeline file {} is gone", manifest.pipeline)),
+    }
+    let mut secrets = std::collections::BTreeSet::new();
+    let mut replay = engine::Replay::default();
+    for job in &selected {
+        match &job.image_id {
+            Some(id) => match engine.image_id(&job.image).await {
+                Ok(Some(current)) if &current == id => {}
+                Ok(Some(current)) => drift.push(format!(
+                    "job `{}`: image {} is now {}, the run used {}",
+                    job.name,
+                    job.image,
+                    short_id(&current),
+                    short_id(id)
+                )),
+                Ok(None) => match engine.image_id(id).await {
+                    Ok(Some(_)) => {}
+                    _ => drift.push(format!(
+                        "job `{}`: the image it ran in ({}, {}) is no longer present",
+                        job.name,
+                        job.image,
+                        short_id(id)
+                    )),
+                },
+                Err(e) => {
+                    eprintln!("berth: {e}");
+                    return exit::DOCKER;
+                }
+            },
+            None => drift.push(format!("job `{}`: the record names no image ID", job.name)),
+        }
+        let mut env = Vec::new();
+        for (k, v) in &job.variables {
+            if v == crate::events::MASK {
+                match std::env::var(k) {
+                    Ok(value) => {
+                        secrets.insert(k.clone());
+                        env.push((k.clone(), value));
+                    }
+                    Err(_) => drift.push(format!(
+                        "job `{}`: secret {k} is not set in berth's environment",
+                        job.name
+                    )),
+                }
+            } else {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        replay.jobs.insert(
+            job.name.clone(),
+            engine::ReplayJob {
+                env,
+                image: job.image_id.clone(),
+            },
+        );
+    }
+    if !drift.is_empty() {
+        let verb = if args.allow_drift {
+            "replaying anyway"
+        } else {
+            "refusing to replay"
+        };
+        eprintln!("berth: run {run_id} drifted ({verb}):");
+        for d in &drift {
+            eprintln!("  - {d}");
+        }
+        if !args.allow_drift {
+            eprintln!("berth: --allow-drift replays it as it is now");
+            return exit::BAD_INPUT;
+        }
+    }
+    let run_args = RunArgs {
+        jobs: selected.iter().map(|j| j.name.clone()).collect(),
+        parallel: default_parallelism(),
+        origin: OriginArgs {
+            branch: manifest.branch.clone(),
+            tag: manifest.tag.clone(),
+            source: if manifest.source.is_empty() {
+                "push".into()
+            } else {
+                manifest.source.clone()
+            },
+            env: Vec::new(),
+        },
+        workspace: WorkspaceMode::Copy,
+        manual: true,
+        no_cache: false,
+        service_timeout: std::time::Duration::from_secs(30),
+        output: args.output,
+        verbose: false,
+        junit: None,
+        secrets: secrets.into_iter().collect(),
+        masks: Vec::new(),
+        keep_runs: 20,
+        default_image: "alpine:latest".into(),
+        shell_on_failure: false,
+        keep: false,
+        hermetic: false,
+        python: PythonRunArgs {
+            network: NetworkMode::Default,
+            no_python_cache: false,
+        },
+    };
+    cmd_run(cli, &run_args, RunMode::Run, Some(replay), None).await
+}
+
+pub(super) fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(8)]
+}
+
+pub(super) fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}

@@ -1,0 +1,109 @@
+//! `berth warm`: fill the jobs' Python dependency caches without running their scripts.
+
+use crate::pipeline;
+use crate::plan;
+use crate::runs;
+
+use super::args::{Cli, NetworkMode, RunArgs};
+use super::exit;
+use super::run::{execute, LoadedRun, RunMode};
+use super::setup::{connect_soon, load, make_plan, project_dir};
+
+/// `berth warm`: each chosen job becomes a job that only resolves and downloads what the
+/// project's dependency files name, in the job's image, with its variables and services and its
+/// automatic Python caches mounted; nothing waits for anything else.
+pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
+    use crate::engine::python;
+    if args.python.no_python_cache || args.no_cache || args.python.network == NetworkMode::None {
+        eprintln!("berth: warm fills the stored Python caches: it needs them, and a network");
+        return exit::BAD_INPUT;
+    }
+    let project = match project_dir(cli) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let engine = connect_soon();
+    let (run_id, pipeline_id) = runs::new_run_id();
+    let (source, loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    // Manual jobs count too: warming runs none of their commands.
+    let mut plan = match make_plan(&loaded, &args.jobs, true) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let files = python::dependency_files(&project);
+    let mut warm = Vec::new();
+    // Jobs that would fill the same caches the same way are warmed once.
+    let mut seen = std::collections::HashSet::new();
+    for planned in std::mem::take(&mut plan.jobs) {
+        let job = &planned.job;
+        let named = args.jobs.contains(&job.name);
+        if !args.jobs.is_empty() && !named {
+            continue;
+        }
+        let tools = python::detect(job.before_script.iter().chain(&job.script));
+        if tools.is_empty() {
+            if named {
+                eprintln!(
+                    "berth: job `{}` installs no Python packages (pip, uv, poetry, pipenv, pdm)",
+                    job.name
+                );
+                return exit::BAD_INPUT;
+            }
+            continue;
+        }
+        let same = format!(
+            "{:?} {tools:?} {:?} {:?}",
+            job.image, job.variables, job.services
+        );
+        if !named && !seen.insert(same) {
+            continue;
+        }
+        let names: Vec<&str> = tools.iter().map(|t| t.name()).collect();
+        eprintln!(
+            "berth: warming `{}` ({}) from {}",
+            job.name,
+            names.join(", "),
+            if files.is_empty() {
+                "no dependency files".to_string()
+            } else {
+                files.join(", ")
+            }
+        );
+        let mut job = planned.job.clone();
+        job.before_script = Vec::new();
+        job.after_script = Vec::new();
+        job.script = python::warm_script(&tools, &files);
+        job.artifacts = None;
+        job.caches = Vec::new();
+        job.needs = Some(Vec::new());
+        job.dependencies = Some(Vec::new());
+        job.when = pipeline::When::OnSuccess;
+        job.allow_failure = pipeline::AllowFailure::No;
+        warm.push(plan::PlannedJob {
+            job,
+            deps: Default::default(),
+            dag: true,
+            run: true,
+            artifacts_from: Default::default(),
+            ..planned
+        });
+    }
+    if warm.is_empty() {
+        eprintln!("berth: no job installs Python packages; nothing to warm");
+        return exit::OK;
+    }
+    plan.jobs = warm;
+    let run = LoadedRun {
+        project,
+        source,
+        loaded,
+        plan,
+        context,
+        run_id,
+        engine,
+    };
+    execute(args, run, RunMode::Run, None, None, None).await
+}
