@@ -5,10 +5,9 @@ use crate::pipeline::Source;
 use crate::report::records;
 use crate::vars::Context;
 
-use super::args::{
-    default_parallelism, Cli, NetworkMode, OriginArgs, PythonRunArgs, ReplayArgs, RunArgs,
-    WorkspaceMode,
-};
+use clap::Parser;
+
+use super::args::{Cli, Command, ReplayArgs};
 use super::exit;
 use super::run::{cmd_run, RunMode};
 use super::setup::{load_run, open_runs, project_and_engine};
@@ -158,38 +157,26 @@ pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
             return exit::BAD_INPUT;
         }
     }
-    let run_args = RunArgs {
-        jobs: selected.iter().map(|j| j.name.clone()).collect(),
-        parallel: default_parallelism(),
-        origin: OriginArgs {
-            branch: manifest.branch.clone(),
-            tag: manifest.tag.clone(),
-            source: if manifest.source.is_empty() {
-                "push".into()
-            } else {
-                manifest.source.clone()
-            },
-            env: Vec::new(),
-        },
-        workspace: WorkspaceMode::Copy,
-        manual: true,
-        no_cache: false,
-        service_timeout: std::time::Duration::from_secs(30),
-        output: args.output,
-        verbose: false,
-        junit: None,
-        secrets: secrets.into_iter().collect(),
-        masks: Vec::new(),
-        keep_runs: 20,
-        default_image: "alpine:latest".into(),
-        shell_on_failure: false,
-        keep: false,
-        hermetic: false,
-        python: PythonRunArgs {
-            network: NetworkMode::Default,
-            no_python_cache: false,
-        },
+    // `berth run`'s own defaults, from its definition, with what the record fixes on top.
+    let mut run_args = match Cli::try_parse_from(["berth", "run"]) {
+        Ok(Cli {
+            command: Command::Run(args),
+            ..
+        }) => args,
+        _ => {
+            eprintln!("berth: replay: cannot take `berth run`'s defaults");
+            return exit::BAD_INPUT;
+        }
     };
+    run_args.jobs = selected.iter().map(|j| j.name.clone()).collect();
+    run_args.origin.branch = manifest.branch.clone();
+    run_args.origin.tag = manifest.tag.clone();
+    if !manifest.source.is_empty() {
+        run_args.origin.source = manifest.source.clone();
+    }
+    run_args.manual = true;
+    run_args.output = args.output;
+    run_args.secrets = secrets.into_iter().collect();
     cmd_run(cli, &run_args, RunMode::Run, Some(replay), None).await
 }
 
