@@ -30,14 +30,14 @@ pub(super) async fn cmd_prune(cli: &Cli, args: &PruneArgs) -> i32 {
             return exit::DOCKER;
         }
     };
-    for p in &pruned.problems {
+    for p in &pruned.removed.problems {
         eprintln!("berth: {p}");
     }
     out!(
         "removed {} containers, {} networks, {} temporary volumes",
-        pruned.containers,
-        pruned.networks,
-        pruned.volumes
+        pruned.removed.containers,
+        pruned.removed.networks,
+        pruned.removed.volumes
     );
     if !pruned.spared.is_empty() {
         let runs: Vec<&str> = pruned.spared.iter().map(String::as_str).collect();
@@ -47,7 +47,7 @@ pub(super) async fn cmd_prune(cli: &Cli, args: &PruneArgs) -> i32 {
             runs.join(", ")
         );
     }
-    if pruned.problems.is_empty() {
+    if pruned.removed.problems.is_empty() {
         exit::OK
     } else {
         exit::DOCKER

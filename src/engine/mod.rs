@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::{labels, DockerError, Engine};
+use crate::docker::{labels, ContainerInfo, DockerError, Engine, ObjectInfo};
 use crate::events::{Event, JobStatus, JobSummary, RunStatus, Sink};
 use crate::pipeline::{AllowFailure, Variable, When};
 use crate::plan::Plan;
@@ -492,39 +492,34 @@ async fn sweep(shared: &Shared, sink: &Sink) {
     if volumes.is_err() {
         volumes = engine.volumes_with_label(&filter).await;
     }
-    match containers {
-        Ok(list) => {
-            for c in list.into_iter().filter(|c| ours(&c.labels)) {
-                if let Err(e) = engine.remove_container(&c.id).await {
-                    problems.push(format!("container {}: {e}", c.name));
-                }
-            }
-        }
-        Err(e) => problems.push(e.to_string()),
+    // What could not be listed is said; what was listed is removed.
+    fn listed<T>(
+        found: Result<Vec<T>, DockerError>,
+        what: &str,
+        problems: &mut Vec<String>,
+    ) -> Vec<T> {
+        found.unwrap_or_else(|e| {
+            problems.push(format!("{what}: {e}"));
+            Vec::new()
+        })
     }
-    match networks {
-        Ok(list) => {
-            for n in list.into_iter().filter(|n| ours(&n.labels)) {
-                if let Err(e) = engine.remove_network(&n.id).await {
-                    problems.push(format!("network {}: {e}", n.name));
-                }
-            }
-        }
-        Err(e) => problems.push(format!("networks: {e}")),
-    }
-    match volumes {
-        Ok(list) => {
-            for v in list
-                .into_iter()
-                .filter(|v| v.labels.contains_key(labels::TEMPORARY) && ours(&v.labels))
-            {
-                if let Err(e) = engine.remove_volume(&v.name).await {
-                    problems.push(format!("volume {}: {e}", v.name));
-                }
-            }
-        }
-        Err(e) => problems.push(format!("volumes: {e}")),
-    }
+    let containers: Vec<_> = listed(containers, "containers", &mut problems)
+        .into_iter()
+        .filter(|c| ours(&c.labels))
+        .collect();
+    let networks: Vec<_> = listed(networks, "networks", &mut problems)
+        .into_iter()
+        .filter(|n| ours(&n.labels))
+        .collect();
+    let volumes: Vec<_> = listed(volumes, "volumes", &mut problems)
+        .into_iter()
+        .filter(|v| v.labels.contains_key(labels::TEMPORARY) && ours(&v.labels))
+        .collect();
+    problems.extend(
+        remove_objects(engine, containers, networks, volumes)
+            .await
+            .problems,
+    );
     for p in problems {
         sink.send(Event::Notice {
             message: format!("cleanup: {p} (run `berth prune` to retry)"),
@@ -533,8 +528,47 @@ async fn sweep(shared: &Shared, sink: &Sink) {
     }
 }
 
+/// What [`remove_objects`] removed, and what it could not.
+#[derive(Debug, Default)]
+pub struct Removed {
+    pub containers: usize,
+    pub networks: usize,
+    pub volumes: usize,
+    pub problems: Vec<String>,
+}
+
+/// Remove containers, then networks (free of them by then), then volumes: the run's final
+/// sweep and `berth prune` both end here.
+pub(crate) async fn remove_objects(
+    engine: &Engine,
+    containers: Vec<ContainerInfo>,
+    networks: Vec<ObjectInfo>,
+    volumes: Vec<ObjectInfo>,
+) -> Removed {
+    let mut removed = Removed::default();
+    for c in containers {
+        match engine.remove_container(&c.id).await {
+            Ok(()) => removed.containers += 1,
+            Err(e) => removed.problems.push(format!("container {}: {e}", c.name)),
+        }
+    }
+    for n in networks {
+        match engine.remove_network(&n.id).await {
+            Ok(()) => removed.networks += 1,
+            Err(e) => removed.problems.push(format!("network {}: {e}", n.name)),
+        }
+    }
+    for v in volumes {
+        match engine.remove_volume(&v.name).await {
+            Ok(()) => removed.volumes += 1,
+            Err(e) => removed.problems.push(format!("volume {}: {e}", v.name)),
+        }
+    }
+    removed
+}
+
 /// Is an object with these labels this project's (or has it no project label to say)?
-fn of_project(object_labels: &HashMap<String, String>, project: &str) -> bool {
+pub(crate) fn of_project(object_labels: &HashMap<String, String>, project: &str) -> bool {
     object_labels
         .get(labels::PROJECT)
         .is_none_or(|p| p == project)

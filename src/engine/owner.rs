@@ -280,11 +280,7 @@ enum Verdict {
 
 impl PruneScope<'_> {
     fn verdict(&self, liveness: &Liveness, object: &HashMap<String, String>) -> Verdict {
-        let project = object.get(labels::PROJECT);
-        if self
-            .project
-            .is_some_and(|p| project.is_some_and(|l| l != p))
-        {
+        if self.project.is_some_and(|p| !super::of_project(object, p)) {
             Verdict::Ignore
         } else if !self.force && liveness.alive(object) {
             Verdict::Spare
@@ -296,12 +292,9 @@ impl PruneScope<'_> {
 
 #[derive(Debug, Default)]
 pub struct Pruned {
-    pub containers: usize,
-    pub networks: usize,
-    pub volumes: usize,
+    pub removed: super::Removed,
     /// Runs left alone because their berth is alive.
     pub spared: std::collections::BTreeSet<String>,
-    pub problems: Vec<String>,
 }
 
 /// Remove the containers, networks and temporary volumes of berth's whose owner is dead.
@@ -329,24 +322,7 @@ pub async fn prune(engine: &Engine, scope: PruneScope<'_>) -> Result<Pruned, Doc
         .collect();
     let networks: Vec<_> = networks.into_iter().filter(|n| chosen(&n.labels)).collect();
     let volumes: Vec<_> = volumes.into_iter().filter(|v| chosen(&v.labels)).collect();
-    for c in containers {
-        match engine.remove_container(&c.id).await {
-            Ok(()) => pruned.containers += 1,
-            Err(e) => pruned.problems.push(format!("container {}: {e}", c.name)),
-        }
-    }
-    for n in networks {
-        match engine.remove_network(&n.id).await {
-            Ok(()) => pruned.networks += 1,
-            Err(e) => pruned.problems.push(format!("network {}: {e}", n.name)),
-        }
-    }
-    for v in volumes {
-        match engine.remove_volume(&v.name).await {
-            Ok(()) => pruned.volumes += 1,
-            Err(e) => pruned.problems.push(format!("volume {}: {e}", v.name)),
-        }
-    }
+    pruned.removed = super::remove_objects(engine, containers, networks, volumes).await;
     Ok(pruned)
 }
 
