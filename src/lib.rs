@@ -5,20 +5,13 @@
 //! [`events`] → [`report`] (what people and tools read). [`cli`] wires them together.
 
 pub mod cli;
-pub mod diag;
 pub mod docker;
-pub mod endpoint;
 pub mod engine;
 pub mod events;
-pub mod lock;
-pub mod paths;
 pub mod pipeline;
 pub mod plan;
+pub mod project;
 pub mod report;
-pub mod runs;
-pub mod state;
-pub mod tty;
+pub mod source;
+pub mod store;
 pub mod vars;
-pub mod verify;
-pub mod workspace;
-pub mod yaml;

@@ -450,7 +450,7 @@ make:
         assert!(!record.contains("000-make.json"), "{record}");
     }
     // What the next run's start calls for the runs of dead berths.
-    berth::engine::artifacts::remove_partial(run_dir).unwrap();
+    berth::store::archives::remove_partial(run_dir).unwrap();
     assert_eq!(std::fs::read_dir(&artifacts).unwrap().count(), 0);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }

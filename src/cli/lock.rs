@@ -73,7 +73,7 @@ pub(super) async fn write_lock(
             return exit::DOCKER;
         }
     };
-    let mut lock = crate::lock::Lockfile {
+    let mut lock = crate::project::lock::Lockfile {
         version: 1,
         ..Default::default()
     };
@@ -81,7 +81,7 @@ pub(super) async fn write_lock(
         out!("{name}  {id}");
         lock.images.insert(
             name,
-            crate::lock::Locked {
+            crate::project::lock::Locked {
                 id,
                 digest: digests.into_iter().next(),
             },
@@ -91,13 +91,13 @@ pub(super) async fn write_lock(
         Ok(()) => {
             eprintln!(
                 "berth: wrote {} ({} images)",
-                crate::lock::FILE,
+                crate::project::lock::FILE,
                 lock.images.len()
             );
             exit::OK
         }
         Err(e) => {
-            eprintln!("berth: cannot write {}: {e}", crate::lock::FILE);
+            eprintln!("berth: cannot write {}: {e}", crate::project::lock::FILE);
             exit::BAD_INPUT
         }
     }

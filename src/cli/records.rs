@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::pipeline;
-use crate::report::records;
-use crate::runs;
+use crate::store::{self, record};
 
 use super::args::{ArtifactsArgs, Cli};
 use super::exit;
@@ -28,7 +27,7 @@ pub(super) fn cmd_runs(cli: &Cli) -> i32 {
         "DURATION"
     );
     for id in runs.ids().iter().rev() {
-        match records::Manifest::load(&runs.path(id)) {
+        match record::RunManifest::load(&runs.path(id)) {
             Ok(m) => out!(
                 "{:<22} {:<14} {:<12} {:>9}  {}",
                 id,
@@ -62,7 +61,7 @@ pub(super) fn cmd_logs(cli: &Cli, names: &[String]) -> i32 {
         eprintln!("berth: run {run} has no job `{job}`");
         return exit::BAD_INPUT;
     };
-    match runs::open_in_record(&dir, &record.log) {
+    match store::open_in_record(&dir, &record.log) {
         Ok(mut f) => {
             let _ = std::io::copy(&mut f, &mut std::io::stdout());
             exit::OK
@@ -118,7 +117,8 @@ pub(super) fn cmd_show(cli: &Cli, run: Option<&str>) -> i32 {
 }
 
 pub(super) fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
-    use crate::engine::artifacts::{extract, Manifest};
+    use crate::engine::artifacts::extract;
+    use crate::store::archives::ArtifactManifest as Manifest;
     let runs = match open_runs(cli) {
         Ok(r) => r,
         Err(code) => return code,
@@ -152,7 +152,7 @@ pub(super) fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
     let dir = run_dir.join("artifacts");
     let mut manifests: Vec<(PathBuf, Manifest)> = Vec::new();
     // Listed only when it is a real folder of the record (not a link the repository brought).
-    let mut names: Vec<String> = match crate::state::is_real_dir(&dir) {
+    let mut names: Vec<String> = match crate::project::state::is_real_dir(&dir) {
         Ok(true) => std::fs::read_dir(&dir)
             .map(|d| {
                 d.filter_map(|e| e.ok())
@@ -170,7 +170,7 @@ pub(super) fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
     for name in names.into_iter().filter(|n| n.ends_with(".json")) {
         let path = dir.join(&name);
         let read =
-            runs::open_in_record(&run_dir, &format!("artifacts/{name}")).and_then(|mut f| {
+            store::open_in_record(&run_dir, &format!("artifacts/{name}")).and_then(|mut f| {
                 let mut bytes = Vec::new();
                 std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
             });

@@ -2,7 +2,7 @@
 
 use crate::engine;
 use crate::pipeline::Source;
-use crate::report::records;
+use crate::store::record;
 use crate::vars::Context;
 
 use clap::Parser;
@@ -27,7 +27,7 @@ pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let selected: Vec<&records::JobRecord> = manifest
+    let selected: Vec<&record::JobRecord> = manifest
         .jobs
         .iter()
         .filter(|j| {

@@ -11,11 +11,11 @@ use crate::engine::{self, RunConfig, RunError, Workspace};
 use crate::events::{RunInfo, RunStatus, Sink};
 use crate::pipeline::{self, Loaded, Source};
 use crate::plan::Plan;
+use crate::project::workspace::{self, Selection};
 use crate::report::records::Records;
 use crate::report::{json::Json, junit::Junit, plain::Plain, terminal::Terminal, Fanout, Reporter};
-use crate::runs::{self, Runs};
+use crate::store::{self, Runs};
 use crate::vars::{self, Context};
-use crate::workspace::{self, Selection};
 
 use super::args::{Cli, NetworkMode, Output, RunArgs, WorkspaceMode};
 use super::exit;
@@ -63,7 +63,7 @@ pub(super) async fn cmd_run(
         Err(code) => return code,
     };
     let engine = connect_soon();
-    let (run_id, pipeline_id) = runs::new_run_id();
+    let (run_id, pipeline_id) = store::new_run_id();
     let (source, mut loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
         Ok(x) => x,
         Err(code) => return code,
@@ -126,7 +126,7 @@ pub(super) async fn execute(
     // A shell takes the terminal: one job at a time, plain lines around it.
     let interactive = matches!(mode, RunMode::Debug | RunMode::Shell) || args.shell_on_failure;
     let hermetic = if args.hermetic || loaded.pipeline.hermetic || mode == RunMode::Verify {
-        let lock = match crate::lock::Lockfile::load(&project) {
+        let lock = match crate::project::lock::Lockfile::load(&project) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("berth: {e}");
@@ -136,7 +136,7 @@ pub(super) async fn execute(
         if lock.is_none() && mode == RunMode::Run {
             eprintln!(
                 "berth: a hermetic run uses only locked images, and there is no {}: `berth lock` writes it",
-                crate::lock::FILE
+                crate::project::lock::FILE
             );
             return exit::BAD_INPUT;
         }
@@ -177,7 +177,7 @@ pub(super) async fn execute(
         context.source.clone(),
     );
     let config_dirty = context.dirty;
-    let runs = match crate::state::check(&project).and_then(|()| Runs::create(&project)) {
+    let runs = match crate::project::state::check(&project).and_then(|()| Runs::create(&project)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("berth: {e}");
@@ -187,7 +187,7 @@ pub(super) async fn execute(
     for id in runs.settle_abandoned() {
         eprintln!(
             "berth: run {id} ended without finishing its record (its berth is gone); marked {}",
-            runs::ABANDONED
+            store::ABANDONED
         );
     }
     if let Err(e) = runs.prune(args.keep_runs.saturating_sub(1)) {

@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::diag::Severity;
 use crate::docker::Engine;
 use crate::pipeline::{self, Loaded, Source};
 use crate::plan::{self, Plan};
-use crate::report::records;
-use crate::runs::Runs;
+use crate::source::diag::Severity;
+use crate::store::record;
+use crate::store::Runs;
 use crate::vars::Context;
 
 use super::args::{Cli, OriginArgs};
@@ -147,13 +147,13 @@ pub(super) fn open_runs(cli: &Cli) -> Result<Runs, i32> {
 pub(super) fn load_run(
     cli: &Cli,
     given: Option<&str>,
-) -> Result<(PathBuf, String, records::Manifest), i32> {
+) -> Result<(PathBuf, String, record::RunManifest), i32> {
     let runs = open_runs(cli)?;
     let run = runs.pick(given).map_err(|e| {
         eprintln!("berth: {e}");
         exit::BAD_INPUT
     })?;
-    let manifest = records::Manifest::load(&runs.path(&run)).map_err(|e| {
+    let manifest = record::RunManifest::load(&runs.path(&run)).map_err(|e| {
         eprintln!("berth: {e}");
         exit::BAD_INPUT
     })?;

@@ -1,6 +1,6 @@
 //! `berth verify`: run the jobs twice, hermetically, and compare their artifacts.
 
-use crate::report::records;
+use crate::store::record;
 
 use super::args::{Cli, RunArgs};
 use super::exit;
@@ -40,7 +40,7 @@ pub(super) async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
             tokio::time::sleep(rest).await;
         }
     }
-    let load = |id: &str| records::Manifest::load(&runs.path(id));
+    let load = |id: &str| record::RunManifest::load(&runs.path(id));
     let (a, b) = match (load(&ids[0]), load(&ids[1])) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
@@ -48,7 +48,7 @@ pub(super) async fn cmd_verify(cli: &Cli, args: &RunArgs) -> i32 {
             return exit::DOCKER;
         }
     };
-    match crate::verify::compare((&runs.path(&ids[0]), &a), (&runs.path(&ids[1]), &b)) {
+    match crate::store::verify::compare((&runs.path(&ids[0]), &a), (&runs.path(&ids[1]), &b)) {
         Ok(diffs) if diffs.is_empty() => {
             let files: usize = a.jobs.iter().filter(|j| j.artifacts.is_some()).count();
             out!(

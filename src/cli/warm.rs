@@ -2,7 +2,7 @@
 
 use crate::pipeline;
 use crate::plan;
-use crate::runs;
+use crate::store;
 
 use super::args::{Cli, NetworkMode, RunArgs};
 use super::exit;
@@ -23,7 +23,7 @@ pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
         Err(code) => return code,
     };
     let engine = connect_soon();
-    let (run_id, pipeline_id) = runs::new_run_id();
+    let (run_id, pipeline_id) = store::new_run_id();
     let (source, loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
         Ok(x) => x,
         Err(code) => return code,

@@ -12,40 +12,20 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use futures_util::{StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
+
 use sha2::{Digest, Sha256};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::docker::{DockerError, Engine};
-use crate::paths::{self, Link, Placed, PlacedKind, Walk};
 use crate::pipeline::Artifacts;
-
-/// What a job stored: written next to its archive as JSON.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest {
-    pub job: String,
-    pub archive: String,
-    pub files: Vec<FileEntry>,
-    /// Bytes of file content (before compression).
-    pub bytes: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FileEntry {
-    pub path: String,
-    pub size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    /// For a symbolic link: where it points.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
-}
+use crate::project::paths::{self, Link, Placed, PlacedKind, Walk};
+use crate::store::archives::{ArtifactManifest, FileEntry, PARTIAL};
 
 /// A stored archive and its manifest.
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub archive: PathBuf,
-    pub manifest: Manifest,
+    pub manifest: ArtifactManifest,
 }
 
 /// The file names for a job's artifacts inside the run's `artifacts/` directory.
@@ -219,7 +199,7 @@ pub async fn collect(
         out.get_ref().sync_all().map_err(|e| format!("writing artifacts: {e}"))?;
         partial.persist(&archive_for_task)?;
         let bytes = files.iter().map(|f| f.size).sum();
-        let manifest = Manifest {
+        let manifest = ArtifactManifest {
             job,
             archive: archive_for_task
                 .file_name()
@@ -238,9 +218,6 @@ pub async fn collect(
     .await
     .map_err(|e| format!("collecting artifacts: {e}"))?
 }
-
-/// The suffix of files being written in a run's `artifacts/`.
-const PARTIAL: &str = ".partial";
 
 fn partial_name(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -264,35 +241,6 @@ impl Drop for Partial {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-/// Remove what a run stopped midway left being written in `run_dir/artifacts/` (a killed berth
-/// cannot): for the run of a berth that is gone. Returns how many files were removed.
-pub fn remove_partial(run_dir: &Path) -> io::Result<usize> {
-    let dir = run_dir.join("artifacts");
-    // A record may have come with the repository: never list (and delete) through a link.
-    match crate::state::is_real_dir(&dir) {
-        Ok(true) => {}
-        Ok(false) => return Ok(0),
-        Err(e) => return Err(io::Error::other(e)),
-    }
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut removed = 0;
-    for entry in entries {
-        let entry = entry?;
-        // Only plain files of berth's own naming: never a link, never a directory.
-        let ours =
-            entry.file_name().to_string_lossy().ends_with(PARTIAL) && entry.file_type()?.is_file();
-        if ours {
-            std::fs::remove_file(entry.path())?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 /// The project-relative path of an entry downloaded for `base` (entries start with the base's
@@ -907,14 +855,20 @@ mod tests {
         std::fs::write(dir.join("001-b.json.partial"), "{").unwrap();
         std::fs::create_dir(dir.join("odd.partial")).unwrap();
         std::os::unix::fs::symlink(&final_name, dir.join("l.partial")).unwrap();
-        assert_eq!(remove_partial(run.path()).unwrap(), 2);
+        assert_eq!(
+            crate::store::archives::remove_partial(run.path()).unwrap(),
+            2
+        );
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
         assert_eq!(left, ["000-a.tar.gz", "l.partial", "odd.partial"]);
-        assert_eq!(remove_partial(&run.path().join("none")).unwrap(), 0);
+        assert_eq!(
+            crate::store::archives::remove_partial(&run.path().join("none")).unwrap(),
+            0
+        );
     }
 
     #[test]

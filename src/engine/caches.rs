@@ -218,8 +218,8 @@ pub enum Guard {
 /// The lock file is opened without following a link: a repository may bring `.berth/locks`.
 async fn file_lock(project: &Path, volume: &str, exclusive: bool) -> Option<std::fs::File> {
     use std::os::unix::io::AsRawFd;
-    let dir = crate::state::dir(project, &["locks"]).ok()?;
-    let file = crate::state::open_lock_file(&dir.join(format!("{volume}.lock"))).ok()?;
+    let dir = crate::project::state::dir(project, &["locks"]).ok()?;
+    let file = crate::project::state::open_lock_file(&dir.join(format!("{volume}.lock"))).ok()?;
     tokio::task::spawn_blocking(move || {
         let op = if exclusive {
             libc::LOCK_EX
@@ -278,7 +278,7 @@ impl Index {
 
     /// The index, or an empty one (none yet, unreadable, or not a plain file of berth's).
     pub fn load(project: &Path) -> Index {
-        let Ok(Some(dir)) = crate::state::existing_dir(project, &[]) else {
+        let Ok(Some(dir)) = crate::project::state::existing_dir(project, &[]) else {
             return Index::default();
         };
         let path = dir.join(Self::FILE);
@@ -291,11 +291,11 @@ impl Index {
             .unwrap_or_default()
     }
 
-    /// Written whole, never through a link (see [`crate::state`]).
+    /// Written whole, never through a link (see [`crate::project::state`]).
     pub fn save(&self, project: &Path) -> std::io::Result<()> {
-        let dir = crate::state::dir(project, &[]).map_err(std::io::Error::other)?;
+        let dir = crate::project::state::dir(project, &[]).map_err(std::io::Error::other)?;
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        crate::state::write_atomic(&dir, Self::FILE, &json)
+        crate::project::state::write_atomic(&dir, Self::FILE, &json)
     }
 
     pub fn record(&mut self, mount: &Mount, job: &str, now: u64) {

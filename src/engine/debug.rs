@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::docker::{ContainerSpec, DockerError, Engine};
+use crate::engine::tty;
 use crate::events::{Event, Sink};
-use crate::tty;
 
 use super::script::Scripts;
 

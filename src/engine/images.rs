@@ -12,8 +12,8 @@ use crate::docker::{DockerError, ImageStep};
 use crate::events::{Event, Sink};
 use crate::pipeline::Image;
 use crate::plan::Plan;
+use crate::project::workspace::{self, Selection};
 use crate::vars;
-use crate::workspace::{self, Selection};
 
 /// How an image is obtained.
 #[derive(Debug, Clone)]

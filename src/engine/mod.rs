@@ -15,6 +15,7 @@ pub mod python;
 pub mod script;
 pub mod services;
 pub mod transfer;
+pub mod tty;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -86,7 +87,7 @@ pub struct Hermetic {
     /// SOURCE_DATE_EPOCH: the commit's time.
     pub source_date_epoch: u64,
     /// The images the run may use; `None`: no lock to check (`berth verify` without one).
-    pub lock: Option<Arc<crate::lock::Lockfile>>,
+    pub lock: Option<Arc<crate::project::lock::Lockfile>>,
 }
 
 /// What a run record says each replayed job had.

@@ -8,8 +8,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::diag::{Diagnostic, SourceMap};
-use crate::yaml::{self, Budget, Entry, Node, Span, Value};
+use crate::source::diag::{Diagnostic, SourceMap};
+use crate::source::yaml::{self, Budget, Entry, Node, Span, Value};
 
 use super::context::Context;
 use super::includes::{self, Fetched, IncludeCache};

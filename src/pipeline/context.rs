@@ -59,11 +59,14 @@ impl Context {
     /// checkout has them.
     pub fn project_files(&self) -> &[String] {
         self.files.get_or_init(|| {
-            crate::workspace::files(&self.project_dir, crate::workspace::Selection::Checkout)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|rel| rel.to_string_lossy().replace('\\', "/"))
-                .collect()
+            crate::project::workspace::files(
+                &self.project_dir,
+                crate::project::workspace::Selection::Checkout,
+            )
+            .unwrap_or_default()
+            .into_iter()
+            .map(|rel| rel.to_string_lossy().replace('\\', "/"))
+            .collect()
         })
     }
 

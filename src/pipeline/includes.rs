@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use crate::diag::Diagnostic;
+use crate::source::diag::Diagnostic;
+use crate::source::yaml::{Node, Span};
 use crate::vars;
-use crate::yaml::{Node, Span};
 
 use super::context::Context;
 
@@ -336,7 +336,7 @@ fn http_get(url: &str) -> Result<String, String> {
 /// A local include: one file, or every file a wildcard matches (in path order).
 fn local(path: &str, ctx: &Context, span: Span) -> Result<Vec<Fetched>, Diagnostic> {
     let rel = path.trim_start_matches('/');
-    if crate::paths::escapes(rel) {
+    if crate::project::paths::escapes(rel) {
         return Err(Diagnostic::error(
             format!("`include: local: {path}` points outside the project"),
             Some(span),

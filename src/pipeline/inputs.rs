@@ -2,8 +2,8 @@
 //! declares (required, types, options, regex), then put the values in wherever the content
 //! says `$[[ inputs.NAME ]]`.
 
-use crate::diag::Diagnostic;
-use crate::yaml::{self, Budget, Entry, Node, Span, Value};
+use crate::source::diag::Diagnostic;
+use crate::source::yaml::{self, Budget, Entry, Node, Span, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -336,11 +336,11 @@ pub(super) fn flow(node: &Node) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yaml::parse_documents;
+    use crate::source::yaml::parse_documents;
 
     fn run(text: &str, given: &str) -> Result<Node, Vec<Diagnostic>> {
         let docs = parse_documents(text, 0).unwrap();
-        let given = crate::yaml::parse(given).unwrap();
+        let given = crate::source::yaml::parse(given).unwrap();
         apply(
             &docs[0],
             Some(&given),

@@ -22,8 +22,8 @@ use serde::Serialize;
 pub use children::flatten as flatten_children;
 pub use context::{ChangedFiles, ChangedList, Context};
 
-use crate::diag::{Diagnostic, SourceMap};
-use crate::yaml::{self, Node, Span, Value};
+use crate::source::diag::{Diagnostic, SourceMap};
+use crate::source::yaml::{self, Node, Span, Value};
 use rules::{Condition, Policy, Rule};
 
 /// The pipeline file's text and the name to show in messages.
@@ -1595,7 +1595,7 @@ impl Reader<'_> {
                         .unwrap_or_default();
                     let items = e.value.as_seq().unwrap_or_default();
                     for (path, item) in list.into_iter().zip(items) {
-                        if let Err(why) = crate::paths::check_pattern(&path) {
+                        if let Err(why) = crate::project::paths::check_pattern(&path) {
                             self.error(format!("cache path `{path}` {why}"), item.span);
                         } else if path.contains(['*', '?', '[', '{']) {
                             self.warn(
@@ -1664,7 +1664,7 @@ impl Reader<'_> {
                     };
                     let items = e.value.as_seq().unwrap_or_default();
                     for (path, item) in list.iter().zip(items) {
-                        if let Err(why) = crate::paths::check_pattern(path) {
+                        if let Err(why) = crate::project::paths::check_pattern(path) {
                             self.error_help(
                                 format!("artifact path `{path}` {why}"),
                                 item.span,

@@ -2,8 +2,8 @@
 //! names them (`test 1/3`; `deploy: [aws, app1]`), each with its CI_NODE_INDEX/CI_NODE_TOTAL
 //! and its matrix variables.
 
-use crate::diag::Diagnostic;
-use crate::yaml::Node;
+use crate::source::diag::Diagnostic;
+use crate::source::yaml::Node;
 
 use super::Variable;
 
@@ -182,7 +182,7 @@ pub fn need_names(job: &str, parallel: &Node) -> Result<Vec<String>, Diagnostic>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yaml::parse;
+    use crate::source::yaml::parse;
 
     fn names(src: &str) -> Vec<String> {
         let doc = parse(src).unwrap();

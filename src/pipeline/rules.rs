@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use globset::{GlobBuilder, GlobMatcher};
 
-use crate::diag::Diagnostic;
-use crate::yaml::{Node, Span};
+use crate::source::diag::Diagnostic;
+use crate::source::yaml::{Node, Span};
 
 use super::context::Context;
 use super::expr::{self, Expr};

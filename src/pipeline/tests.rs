@@ -1,5 +1,5 @@
 use super::*;
-use crate::diag::Severity;
+use crate::source::diag::Severity;
 
 fn ok(src: &str) -> Loaded {
     match load(src) {

@@ -7,68 +7,13 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use super::Reporter;
 use crate::events::{Event, LogLine, RunInfo};
-
-pub const MANIFEST: &str = "manifest.json";
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Manifest {
-    pub schema: u32,
-    pub run_id: String,
-    pub pipeline: String,
-    pub status: String,
-    pub started_at: u64,
-    pub duration_ms: u64,
-    pub berth_version: String,
-    pub engine_version: String,
-    pub pipeline_sha256: String,
-    pub commit: String,
-    pub dirty: bool,
-    #[serde(default)]
-    pub branch: Option<String>,
-    #[serde(default)]
-    pub tag: Option<String>,
-    #[serde(default)]
-    pub source: String,
-    pub jobs: Vec<JobRecord>,
-    pub critical_path: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct JobRecord {
-    pub name: String,
-    pub stage: String,
-    pub image: String,
-    pub image_id: Option<String>,
-    pub variables: Vec<(String, String)>,
-    pub commands: Vec<String>,
-    pub status: String,
-    pub exit_code: Option<i64>,
-    pub message: Option<String>,
-    pub started_at: Option<u64>,
-    pub finished_at: Option<u64>,
-    pub duration_ms: Option<u64>,
-    pub retries: u32,
-    /// The log, relative to the run directory.
-    pub log: String,
-    /// The artifacts' manifest, relative to the run directory.
-    pub artifacts: Option<String>,
-}
-
-impl Manifest {
-    pub fn load(run_dir: &Path) -> Result<Manifest, String> {
-        let path = run_dir.join(MANIFEST);
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
-    }
-}
+use crate::store::record::{JobRecord, RunManifest, MANIFEST};
 
 pub struct Records {
     dir: PathBuf,
-    manifest: Manifest,
+    manifest: RunManifest,
     /// The logs of the jobs running now: a job's log is open only while it runs, so that a
     /// run of many jobs holds a few files open, not one per job.
     logs: HashMap<String, BufWriter<File>>,
@@ -88,9 +33,9 @@ impl Records {
     pub fn new(dir: PathBuf) -> Self {
         Records {
             dir,
-            manifest: Manifest {
+            manifest: RunManifest {
                 schema: 1,
-                ..Manifest::default()
+                ..RunManifest::default()
             },
             logs: HashMap::new(),
             running: HashSet::new(),
@@ -160,7 +105,7 @@ impl Records {
         }
         std::fs::create_dir_all(&self.dir)?;
         let json = serde_json::to_vec_pretty(&self.manifest).map_err(std::io::Error::other)?;
-        crate::state::write_atomic(&self.dir, MANIFEST, &json)
+        crate::project::state::write_atomic(&self.dir, MANIFEST, &json)
     }
 
     fn apply(&mut self, event: &Event) -> std::io::Result<()> {

@@ -1,5 +1,6 @@
-//! The run store: `.berth/runs/<run-id>/`, one directory per run (its manifest, logs and
-//! artifacts are written by [`crate::report::records`] and the engine).
+//! The run store: `.berth/runs/<run-id>/`, one directory per run. Its manifest ([`record`])
+//! and logs are written by the records reporter, its artifacts ([`archives`]) by the engine;
+//! [`verify`] compares two runs' artifacts.
 //!
 //! Only what this module recognises as a run record is listed, read or deleted: a real
 //! directory (not a link) named like a run id. A repository may bring its own `.berth/`, so a
@@ -12,8 +13,12 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::report::records::{Manifest, MANIFEST};
-use crate::state::{self, StateError};
+pub mod archives;
+pub mod record;
+pub mod verify;
+
+use crate::project::state::{self, StateError};
+use record::{RunManifest, MANIFEST};
 
 /// The file a live run holds locked.
 const LOCK: &str = "lock";
@@ -224,7 +229,7 @@ impl Runs {
         let mut settled = Vec::new();
         for id in self.ids() {
             let dir = self.dir.join(&id);
-            if !Manifest::load(&dir).is_ok_and(|m| m.status == "running") {
+            if !RunManifest::load(&dir).is_ok_and(|m| m.status == "running") {
                 continue;
             }
             // Held while the record is changed, and the manifest read again under it: its
@@ -232,14 +237,14 @@ impl Runs {
             let Some(_held) = try_lock(&dir) else {
                 continue;
             };
-            let Ok(mut manifest) = Manifest::load(&dir) else {
+            let Ok(mut manifest) = RunManifest::load(&dir) else {
                 continue;
             };
             if manifest.status != "running" {
                 continue;
             }
             // Half-written archives of the dead run (whole ones keep their names).
-            let _ = crate::engine::artifacts::remove_partial(&dir);
+            let _ = archives::remove_partial(&dir);
             manifest.status = ABANDONED.into();
             for job in &mut manifest.jobs {
                 if matches!(job.status.as_str(), "running" | "queued" | "") {
@@ -475,9 +480,9 @@ mod tests {
         let project = tempfile::tempdir().unwrap();
         let runs = Runs::create(project.path()).unwrap();
         let write = |dir: &Path, status: &str| {
-            let m = Manifest {
+            let m = RunManifest {
                 status: status.into(),
-                ..Manifest::default()
+                ..RunManifest::default()
             };
             std::fs::write(dir.join(MANIFEST), serde_json::to_vec(&m).unwrap()).unwrap();
         };
@@ -489,10 +494,13 @@ mod tests {
         let (alive, dir2, _live) = runs.claim("20260101-000000-0002".into()).unwrap();
         write(&dir2, "running");
         assert_eq!(runs.settle_abandoned(), vec![dead.clone()]);
-        assert_eq!(Manifest::load(&runs.path(&dead)).unwrap().status, ABANDONED);
+        assert_eq!(
+            RunManifest::load(&runs.path(&dead)).unwrap().status,
+            ABANDONED
+        );
         assert!(!dir.join("artifacts/build.tar.gz.partial").exists());
         assert_eq!(
-            Manifest::load(&runs.path(&alive)).unwrap().status,
+            RunManifest::load(&runs.path(&alive)).unwrap().status,
             "running"
         );
     }

@@ -1,8 +1,11 @@
-//! The one module that speaks to the Docker Engine API (through bollard).
+//! The one module that speaks to the Docker Engine API (through bollard), and finds the engine
+//! to speak to ([`endpoint`]): Docker's or Podman's.
 //!
 //! The rest of berth sees berth's own types: [`ContainerSpec`] in, exit codes, log chunks and
 //! [`DockerError`] out. Everything berth creates carries the labels in [`labels`], so that cleanup
 //! can always find it.
+
+pub mod endpoint;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -235,7 +238,7 @@ impl Engine {
     /// version the engine speaks.
     pub async fn connect() -> Result<Engine, DockerError> {
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-        let endpoint = crate::endpoint::find(&|k| std::env::var(k).ok(), home.as_deref())
+        let endpoint = crate::docker::endpoint::find(&|k| std::env::var(k).ok(), home.as_deref())
             .map_err(DockerError::Unreachable)?;
         let unreachable = |e: bollard::errors::Error| {
             DockerError::Unreachable(format!("{} ({}): {e}", endpoint.host, endpoint.from))

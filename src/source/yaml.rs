@@ -18,7 +18,7 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A position in the source: 1-based line and column, and which file (an index into the
-/// pipeline's [`crate::diag::SourceMap`]; 0 is the main pipeline file).
+/// pipeline's [`crate::source::diag::SourceMap`]; 0 is the main pipeline file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Span {
     pub line: usize,

@@ -56,7 +56,7 @@ impl Lockfile {
                 path.display()
             )));
         }
-        crate::state::write_atomic(project, FILE, format!("{text}\n").as_bytes())
+        crate::project::state::write_atomic(project, FILE, format!("{text}\n").as_bytes())
     }
 
     /// Is `image` locked? The message names what to do when it is not.

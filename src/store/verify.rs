@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use crate::engine::artifacts::Manifest;
-use crate::report::records;
+use super::archives::ArtifactManifest;
+use super::record;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Difference {
@@ -20,15 +20,15 @@ pub struct Difference {
 
 /// Compare the artifacts of the jobs both runs recorded.
 pub fn compare(
-    first: (&Path, &records::Manifest),
-    second: (&Path, &records::Manifest),
+    first: (&Path, &record::RunManifest),
+    second: (&Path, &record::RunManifest),
 ) -> Result<Vec<Difference>, String> {
     let mut out = Vec::new();
     for a in &first.1.jobs {
         let Some(b) = second.1.jobs.iter().find(|j| j.name == a.name) else {
             continue;
         };
-        let load = |dir: &Path, rel: &Option<String>| -> Result<Option<Manifest>, String> {
+        let load = |dir: &Path, rel: &Option<String>| -> Result<Option<ArtifactManifest>, String> {
             match rel {
                 None => Ok(None),
                 Some(rel) => {
@@ -42,7 +42,7 @@ pub fn compare(
             }
         };
         let (ma, mb) = (load(first.0, &a.artifacts)?, load(second.0, &b.artifacts)?);
-        let files = |m: &Option<Manifest>| -> BTreeMap<String, Option<String>> {
+        let files = |m: &Option<ArtifactManifest>| -> BTreeMap<String, Option<String>> {
             m.iter()
                 .flat_map(|m| m.files.iter())
                 .map(|f| (f.path.clone(), f.sha256.clone().or_else(|| f.link.clone())))
@@ -58,7 +58,7 @@ pub fn compare(
                     diff: Vec::new(),
                 }),
                 Some(other) if other != sum => {
-                    let archive = |dir: &Path, m: &Option<Manifest>| {
+                    let archive = |dir: &Path, m: &Option<ArtifactManifest>| {
                         m.as_ref().map(|m| {
                             dir.join(Path::new(&m.archive).file_name().unwrap_or_default())
                         })

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::yaml::{Node, Span};
+use crate::source::yaml::{Node, Span};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -41,7 +41,7 @@ impl SourceMap {
         SourceMap {
             files: vec![SourceFile {
                 name: name.to_string(),
-                text: crate::yaml::strip_bom(text).to_string(),
+                text: crate::source::yaml::strip_bom(text).to_string(),
             }],
         }
     }
