@@ -284,7 +284,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::load;
+    use crate::gitlab::load;
 
     fn names(plan: &Plan) -> Vec<&str> {
         plan.jobs.iter().map(|j| j.job.name.as_str()).collect()

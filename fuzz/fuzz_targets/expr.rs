@@ -3,7 +3,7 @@
 //! not-quite-regex values so that every evaluation path is reachable.
 #![no_main]
 
-use berth::pipeline::expr;
+use berth::gitlab::expr;
 use libfuzzer_sys::fuzz_target;
 
 const VARS: &[(&str, &str)] = &[

@@ -4,9 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::pipeline;
-use crate::vars;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "berth",
@@ -116,7 +113,7 @@ pub(super) enum CacheCommand {
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    pipeline::duration::parse(s)
+    crate::gitlab::duration::parse(s)
 }
 
 #[derive(Debug, clap::Args)]
@@ -220,8 +217,8 @@ pub(super) struct OriginArgs {
 }
 
 impl OriginArgs {
-    pub(super) fn origin(&self) -> vars::Origin {
-        vars::Origin {
+    pub(super) fn origin(&self) -> crate::project::git::Origin {
+        crate::project::git::Origin {
             branch: self.branch.clone(),
             tag: self.tag.clone(),
             source: Some(self.source.clone()),

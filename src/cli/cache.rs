@@ -5,7 +5,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::docker::labels;
 use crate::engine;
-use crate::pipeline;
 
 use super::args::{CacheCommand, Cli};
 use super::exit;
@@ -51,7 +50,7 @@ pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
                 let entry = index.volumes.get(&v.name).cloned().unwrap_or_default();
                 let size = match engine.volume_mountpoint(&v.name).await {
                     Ok(dir) => dir_size(Path::new(&dir))
-                        .map(human_bytes)
+                        .map(crate::units::bytes)
                         .unwrap_or_else(|| "-".into()),
                     Err(_) => "-".into(),
                 };
@@ -60,7 +59,7 @@ pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
                 } else {
                     format!(
                         "{} ago",
-                        pipeline::duration::human(std::time::Duration::from_secs(
+                        crate::units::duration(std::time::Duration::from_secs(
                             now.saturating_sub(entry.last_used)
                         ))
                     )
@@ -143,21 +142,6 @@ pub(super) fn dir_size(dir: &Path) -> Option<u64> {
         total += dir_size(&entry.path()).unwrap_or(0);
     }
     Some(total)
-}
-
-pub(super) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 pub(super) async fn cmd_cache_export(cli: &Cli, keys: &[String], output: &Path) -> i32 {

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use crate::docker::Engine;
 use crate::engine::{self, RunConfig, Workspace};
 use crate::events::{RunInfo, Sink};
-use crate::pipeline::{Loaded, Source};
+use crate::pipeline::Loaded;
 use crate::plan::Plan;
+use crate::project::git::Facts;
 use crate::report::{plain::Plain, Reporter};
-use crate::vars::Context;
+use crate::source::Source;
 
 use super::args::RunArgs;
 use super::exit;
@@ -18,7 +19,7 @@ pub(super) fn lock_config(
     project: &Path,
     source: &Source,
     loaded: &Loaded,
-    context: Context,
+    context: Facts,
     run_id: String,
     run_dir: PathBuf,
     args: &RunArgs,
@@ -28,8 +29,8 @@ pub(super) fn lock_config(
         pipeline_name: source.name.clone(),
         jobs_limit: 1,
         workspace: Workspace::Mount,
+        environment: super::setup::environment(loaded, &context),
         context,
-        pipeline_variables: loaded.pipeline.variables.clone(),
         overrides: args.origin.env.clone(),
         default_image: args.default_image.clone(),
         run_dir,

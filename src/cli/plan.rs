@@ -76,7 +76,7 @@ pub fn render_plan(file: &str, plan: &Plan, pipeline: &pipeline::Pipeline) -> St
                 notes.push(format!("when {}", pj.job.when.as_str()));
             }
             if let Some(d) = pj.job.start_in {
-                notes.push(format!("starts after {}", pipeline::duration::human(d)));
+                notes.push(format!("starts after {}", crate::units::duration(d)));
             }
             if let Some(why) = &pj.job.reason {
                 notes.push(why.clone());
@@ -97,7 +97,7 @@ pub fn render_plan(file: &str, plan: &Plan, pipeline: &pipeline::Pipeline) -> St
                 notes.push(format!("retry {}", pj.job.retry));
             }
             if let Some(t) = pj.job.timeout {
-                notes.push(format!("timeout {}", pipeline::duration::human(t)));
+                notes.push(format!("timeout {}", crate::units::duration(t)));
             }
             match &pj.job.image {
                 Some(pipeline::Image::Name { name, .. }) => notes.push(format!("image {name}")),

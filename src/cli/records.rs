@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::pipeline;
 use crate::store::{self, record};
 
 use super::args::{ArtifactsArgs, Cli};
@@ -33,12 +32,12 @@ pub(super) fn cmd_runs(cli: &Cli) -> i32 {
                 id,
                 format!(
                     "{} ago",
-                    pipeline::duration::human(std::time::Duration::from_secs(
+                    crate::units::duration(std::time::Duration::from_secs(
                         now.saturating_sub(m.started_at)
                     ))
                 ),
                 m.status,
-                pipeline::duration::human(std::time::Duration::from_millis(m.duration_ms)),
+                crate::units::duration(std::time::Duration::from_millis(m.duration_ms)),
                 m.pipeline
             ),
             Err(_) => out!("{id:<22} {:<14} {:<12} {:>9}", "-", "no record", "-"),
@@ -95,7 +94,7 @@ pub(super) fn cmd_show(cli: &Cli, run: Option<&str>) -> i32 {
     for j in &m.jobs {
         let d = j
             .duration_ms
-            .map(|ms| pipeline::duration::human(std::time::Duration::from_millis(ms)))
+            .map(|ms| crate::units::duration(std::time::Duration::from_millis(ms)))
             .unwrap_or_else(|| "-".into());
         out!(
             "  {:<10} {:w$}  {:<16} {:>8}  {}",
@@ -111,7 +110,7 @@ pub(super) fn cmd_show(cli: &Cli, run: Option<&str>) -> i32 {
     }
     out!(
         "total {}",
-        pipeline::duration::human(std::time::Duration::from_millis(m.duration_ms))
+        crate::units::duration(std::time::Duration::from_millis(m.duration_ms))
     );
     exit::OK
 }

@@ -1,9 +1,9 @@
 //! `berth replay`: run recorded jobs again, after checking what drifted since.
 
 use crate::engine;
-use crate::pipeline::Source;
+use crate::project::git::Facts;
+use crate::source::Source;
 use crate::store::record;
-use crate::vars::Context;
 
 use clap::Parser;
 
@@ -64,7 +64,7 @@ pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
 
     // What changed since the run.
     let mut drift = Vec::new();
-    let now = Context::new(&project, 0);
+    let now = Facts::new(&project, 0);
     if now.commit_sha != manifest.commit {
         drift.push(format!(
             "the commit is {}, the run was at {}",

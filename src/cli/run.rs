@@ -9,13 +9,15 @@ use tokio_util::sync::CancellationToken;
 use crate::docker::Engine;
 use crate::engine::{self, RunConfig, RunError, Workspace};
 use crate::events::{RunInfo, RunStatus, Sink};
-use crate::pipeline::{self, Loaded, Source};
+use crate::gitlab;
+use crate::pipeline::Loaded;
 use crate::plan::Plan;
+use crate::project::git::Facts;
 use crate::project::workspace::{self, Selection};
 use crate::report::records::Records;
 use crate::report::{json::Json, junit::Junit, plain::Plain, terminal::Terminal, Fanout, Reporter};
+use crate::source::Source;
 use crate::store::{self, Runs};
-use crate::vars::{self, Context};
 
 use super::args::{Cli, NetworkMode, Output, RunArgs, WorkspaceMode};
 use super::exit;
@@ -69,7 +71,7 @@ pub(super) async fn cmd_run(
         Err(code) => return code,
     };
     // Child pipelines run as part of this run.
-    if let Err(failed) = pipeline::flatten_children(
+    if let Err(failed) = gitlab::flatten_children(
         &mut loaded.pipeline,
         &pipeline_context(&context, &args.origin),
     ) {
@@ -98,7 +100,7 @@ pub(super) struct LoadedRun {
     pub(super) source: Source,
     pub(super) loaded: Loaded,
     pub(super) plan: Plan,
-    pub(super) context: Context,
+    pub(super) context: Facts,
     pub(super) run_id: String,
     /// The engine, connecting while the pipeline was read and planned.
     pub(super) engine: tokio::task::JoinHandle<Result<Engine, crate::docker::DockerError>>,
@@ -255,8 +257,8 @@ pub(super) async fn execute(
         pipeline_name: source.name.clone(),
         jobs_limit: if interactive { 1 } else { args.parallel },
         workspace,
+        environment: super::setup::environment(&loaded, &context),
         context,
-        pipeline_variables: loaded.pipeline.variables.clone(),
         overrides: args.origin.env.iter().chain(&secrets).cloned().collect(),
         default_image: args.default_image.clone(),
         run_dir,
@@ -388,14 +390,9 @@ pub(super) fn masked_values(
 ) -> Vec<String> {
     let mut values = Vec::new();
     for pj in plan.jobs.iter().filter(|pj| pj.run) {
-        let env = vars::job_env(
-            &config.context,
-            &config.pipeline_variables,
-            &pj.job,
-            0,
-            &[],
-            &config.overrides,
-        );
+        let env = config
+            .environment
+            .job_env(&pj.job, 0, &[], &config.overrides);
         let value_of = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v);
         let listed = value_of(MASK_LIST).map(|list| mask_names(list));
         for name in masks
@@ -441,7 +438,7 @@ pub(super) fn read_secrets(specs: &[String]) -> Result<Vec<(String, String)>, St
 
 /// The files git tracks in the project, relative to it (empty outside a repository).
 pub(super) fn git_tracked(project: &Path) -> std::collections::HashSet<String> {
-    if !crate::vars::in_git_repo(project) {
+    if !crate::project::git::in_git_repo(project) {
         return Default::default();
     }
     std::process::Command::new("git")

@@ -3,12 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use crate::docker::Engine;
-use crate::pipeline::{self, Loaded, Source};
+use crate::gitlab;
+use crate::pipeline::Loaded;
 use crate::plan::{self, Plan};
+use crate::project::git::Facts;
 use crate::source::diag::Severity;
+use crate::source::Source;
 use crate::store::record;
 use crate::store::Runs;
-use crate::vars::Context;
 
 use super::args::{Cli, OriginArgs};
 use super::exit;
@@ -59,7 +61,7 @@ pub(super) fn load(
     project: &Path,
     origin: &OriginArgs,
     pipeline_id: u64,
-) -> Result<(Source, Loaded, Context), i32> {
+) -> Result<(Source, Loaded, Facts), i32> {
     let path = match &cli.file {
         Some(f) => f.clone(),
         None => Source::discover(project).ok_or_else(|| {
@@ -74,8 +76,8 @@ pub(super) fn load(
         eprintln!("berth: cannot read {}: {e}", path.display());
         exit::BAD_INPUT
     })?;
-    let context = Context::with_origin(project, pipeline_id, &origin.origin());
-    match pipeline::load_source(&source, &pipeline_context(&context, origin)) {
+    let context = Facts::with_origin(project, pipeline_id, &origin.origin());
+    match gitlab::load_source(&source, &pipeline_context(&context, origin)) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprint!("{}", w.render(&loaded.sources));
@@ -99,11 +101,22 @@ pub(super) fn load(
     }
 }
 
+/// How the engine builds the environment of a job of this pipeline: GitLab's way.
+pub(super) fn environment(
+    loaded: &Loaded,
+    facts: &Facts,
+) -> std::sync::Arc<dyn crate::pipeline::JobEnvironment> {
+    std::sync::Arc::new(gitlab::variables::GitLabEnvironment {
+        facts: facts.clone(),
+        pipeline_variables: loaded.pipeline.variables.clone(),
+    })
+}
+
 /// What rules, includes and child pipelines see of the run's context.
-pub(super) fn pipeline_context(context: &Context, origin: &OriginArgs) -> pipeline::Context {
-    pipeline::Context {
+pub(super) fn pipeline_context(context: &Facts, origin: &OriginArgs) -> gitlab::Context {
+    gitlab::Context {
         project_dir: context.project_dir.clone(),
-        variables: context.pipeline_variables(),
+        variables: gitlab::variables::predefined(context),
         overrides: origin.env.clone(),
         changes: Some(std::sync::Arc::new(context.changes())),
         files: Default::default(),
@@ -111,7 +124,7 @@ pub(super) fn pipeline_context(context: &Context, origin: &OriginArgs) -> pipeli
 }
 
 /// Print every diagnostic of a pipeline that cannot be read; exit code 2.
-pub(super) fn report_failed(failed: &pipeline::Failed, source: &Source) -> i32 {
+pub(super) fn report_failed(failed: &crate::pipeline::Failed, source: &Source) -> i32 {
     let errors = failed
         .diagnostics
         .iter()

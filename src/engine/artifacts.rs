@@ -30,7 +30,7 @@ pub struct Stored {
 
 /// The file names for a job's artifacts inside the run's `artifacts/` directory.
 pub fn file_stem(index: usize, job: &str) -> String {
-    format!("{index:03}-{}", crate::vars::file_slug(job))
+    format!("{index:03}-{}", crate::project::paths::file_slug(job))
 }
 
 /// Collect a stopped (or finished) container's artifacts into `<dest>.tar.gz` and

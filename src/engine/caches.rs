@@ -13,8 +13,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 
 use crate::docker::labels;
+use crate::pipeline::expand;
 use crate::pipeline::{Cache, CacheKey, CachePolicy};
-use crate::vars;
+use crate::project::paths;
 
 /// Label keys of cache volumes.
 pub mod cache_labels {
@@ -63,7 +64,7 @@ pub fn key_of(cache: &Cache, env: &[(String, String)], project: &Path) -> String
     match &cache.key {
         CacheKey::Text(text) => {
             let lookup = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-            let key = vars::expand(text, &lookup, 0);
+            let key = expand::expand(text, &lookup, 0);
             if key.trim().is_empty() {
                 "default".into()
             } else {
@@ -102,7 +103,7 @@ pub fn key_of(cache: &Cache, env: &[(String, String)], project: &Path) -> String
 pub fn volume_name(project: &Path, key: &str, path: &str) -> String {
     let project_text = project.display().to_string();
     let proj = short_hash(&[&project_text]);
-    let mut readable = vars::slug(key).to_lowercase();
+    let mut readable = paths::slug(key).to_lowercase();
     readable.truncate(40);
     format!(
         "berth-cache-{}-{readable}-{}",

@@ -10,10 +10,11 @@ use tokio_util::sync::CancellationToken;
 use super::{script, PreparedJob, RunError, Shared, DEFAULT_TIMEOUT};
 use crate::docker::{DockerError, ImageStep};
 use crate::events::{Event, Sink};
+use crate::pipeline::expand;
 use crate::pipeline::Image;
 use crate::plan::Plan;
+use crate::project::paths;
 use crate::project::workspace::{self, Selection};
-use crate::vars;
 
 /// How an image is obtained.
 #[derive(Debug, Clone)]
@@ -51,7 +52,7 @@ pub(super) async fn prepare(
         let (image, entrypoint, source) = match &job.image {
             None => (config.default_image.clone(), None, Source::Reference),
             Some(Image::Name { name, entrypoint }) => (
-                vars::expand(name, &lookup, 0),
+                expand::expand(name, &lookup, 0),
                 entrypoint.clone(),
                 Source::Reference,
             ),
@@ -62,7 +63,7 @@ pub(super) async fn prepare(
                 let dir = config
                     .context
                     .project_dir
-                    .join(vars::expand(context, &lookup, 0));
+                    .join(expand::expand(context, &lookup, 0));
                 let hash = workspace::content_hash(&dir, Selection::BuildContext).map_err(|e| {
                     RunError::Image {
                         job: job.name.clone(),
@@ -74,7 +75,7 @@ pub(super) async fn prepare(
                 })?;
                 let tag = format!(
                     "berth-build/{}:{}",
-                    vars::slug(context).to_lowercase(),
+                    paths::slug(context).to_lowercase(),
                     &hash[..16]
                 );
                 let dockerfile = dockerfile.clone().unwrap_or_else(|| "Dockerfile".into());

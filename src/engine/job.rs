@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{artifacts, script, services, Outcome, PreparedJob, Shared, Workspace};
 use crate::docker::{labels, ContainerSpec, DockerError, Output};
 use crate::events::{Event, JobStatus, LineEnd, LogLine, Mask, Sink};
-use crate::vars;
+use crate::project::paths;
 
 /// How one attempt ended.
 enum Ended {
@@ -36,7 +36,7 @@ pub(super) async fn run(
             &job.name,
             format!(
                 "when: delayed: starting in {}",
-                crate::pipeline::duration::human(delay)
+                crate::units::duration(delay)
             ),
         )
         .await;
@@ -91,7 +91,7 @@ pub(super) async fn run(
                 None,
                 Some(format!(
                     "timed out after {}",
-                    crate::pipeline::duration::human(job.timeout)
+                    crate::units::duration(job.timeout)
                 )),
             ),
             Ended::Cancelled => (JobStatus::Cancelled, None, Some("interrupted".into())),
@@ -165,7 +165,7 @@ async fn attempt_once(
         "berth-{}-{}-{}-{attempt}",
         config.run_id,
         job.index,
-        vars::slug(&job.name)
+        paths::slug(&job.name)
     );
     if config.offline && !job.services.is_empty() {
         log(

@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::docker::{labels, ContainerInfo, DockerError, Engine, ObjectInfo};
 use crate::events::{Event, JobStatus, JobSummary, RunStatus, Sink};
-use crate::pipeline::{AllowFailure, Variable, When};
+use crate::pipeline::{AllowFailure, JobEnvironment, When};
 use crate::plan::Plan;
-use crate::vars::{self, Context};
+use crate::project::git::Facts;
 
 /// GitLab's default job timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -49,8 +49,9 @@ pub struct RunConfig {
     pub pipeline_name: String,
     pub jobs_limit: usize,
     pub workspace: Workspace,
-    pub context: Context,
-    pub pipeline_variables: Vec<Variable>,
+    pub context: Facts,
+    /// The pipeline format's way of building a job's environment.
+    pub environment: Arc<dyn JobEnvironment>,
     /// `-e KEY=VALUE`: the highest precedence.
     pub overrides: Vec<(String, String)>,
     /// For jobs with no `image` anywhere.
@@ -604,14 +605,9 @@ pub(crate) fn job_env(
     job: &crate::pipeline::Job,
     job_id: u64,
 ) -> Vec<(String, String)> {
-    let mut env = vars::job_env(
-        &config.context,
-        &config.pipeline_variables,
-        job,
-        job_id,
-        &[],
-        &config.overrides,
-    );
+    let mut env = config
+        .environment
+        .job_env(job, job_id, &[], &config.overrides);
     if let Some(h) = &config.hermetic {
         // Fixed unless the pipeline names them itself.
         for (k, v) in [

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::docker::{ContainerSpec, DockerError, Engine, NetworkKind};
+use crate::pipeline::expand;
 use crate::pipeline::Service;
-use crate::vars;
+use crate::project::paths;
 
 /// How long a service may take to accept connections, unless `--service-timeout` says.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,7 +33,7 @@ pub fn prepare(services: &[Service], job_env: &[(String, String)]) -> Vec<Prepar
             let mut env = job_env.to_vec();
             for v in &s.variables {
                 let value = if v.expand {
-                    vars::expand(&v.value, &lookup, 0)
+                    expand::expand(&v.value, &lookup, 0)
                 } else {
                     v.value.clone()
                 };
@@ -40,7 +41,7 @@ pub fn prepare(services: &[Service], job_env: &[(String, String)]) -> Vec<Prepar
                 env.push((v.name.clone(), value));
             }
             Prepared {
-                image: vars::expand(&s.image, &lookup, 0),
+                image: expand::expand(&s.image, &lookup, 0),
                 aliases: s.aliases.clone(),
                 entrypoint: s.entrypoint.clone(),
                 command: s.command.clone(),
@@ -103,7 +104,7 @@ pub async fn start(
             .cloned()
             .unwrap_or_else(|| format!("service{i}"));
         let spec = ContainerSpec {
-            name: format!("{name_prefix}-svc{i}-{}", vars::slug(&alias)),
+            name: format!("{name_prefix}-svc{i}-{}", paths::slug(&alias)),
             image: service.image.clone(),
             entrypoint: service.entrypoint.clone(),
             cmd: service.command.clone().unwrap_or_default(),
@@ -211,7 +212,7 @@ pub async fn stop(engine: &Engine, running: Running, logs_dir: Option<&Path>) ->
             problems.push(format!("cannot create {}: {e}", dir.display()));
         } else {
             for (id, alias) in &running.containers {
-                let path = dir.join(format!("{}.log", vars::slug(alias)));
+                let path = dir.join(format!("{}.log", paths::slug(alias)));
                 match std::fs::File::create(&path) {
                     Ok(mut file) => {
                         if let Err(e) = engine.write_output(id, &mut file).await {

@@ -320,6 +320,41 @@ fn join(parent: &[String], base: &str) -> String {
     }
 }
 
+/// A name safe for container names and paths: letters, digits, `-`, `_`, `.`.
+pub fn slug(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() {
+        "job".into()
+    } else {
+        s
+    }
+}
+
+/// A job's name as a file name (logs, artifact archives): [`slug`], kept well under the file
+/// system's 255 bytes. A longer name is cut, and a hash of the whole name keeps it apart
+/// from others cut alike.
+pub fn file_slug(job: &str) -> String {
+    const MAX: usize = 100;
+    let slug = slug(job);
+    if slug.len() <= MAX {
+        return slug;
+    }
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(job.as_bytes()));
+    // The slug is ASCII: any byte is a character boundary.
+    format!("{}-{}", &slug[..MAX - 9], &hash[..8])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,5 +591,12 @@ mod tests {
         assert!(walk(&[("h", hard("."))])
             .unwrap_err()
             .contains("the workspace itself"));
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("job with spaces"), "job-with-spaces");
+        assert_eq!(slug("test: [a, b]"), "test---a--b");
+        assert_eq!(slug("///"), "job");
     }
 }

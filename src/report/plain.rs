@@ -5,7 +5,7 @@ use std::io::Write;
 
 use super::Reporter;
 use crate::events::{Event, JobStatus, JobSummary, RunStatus};
-use crate::pipeline::duration::human;
+use crate::units;
 
 pub struct Plain<W: Write + Send> {
     out: W,
@@ -84,7 +84,7 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
                 out,
                 "==> {job}: {} in {}{why}",
                 status.as_str(),
-                human(*duration)
+                units::duration(*duration)
             )
         }
         Event::JobSkipped {
@@ -156,7 +156,10 @@ pub fn summary(
         .max()
         .unwrap_or(0);
     for j in jobs {
-        let duration = j.duration.map(human).unwrap_or_else(|| "-".into());
+        let duration = j
+            .duration
+            .map(units::duration)
+            .unwrap_or_else(|| "-".into());
         let image = j.image.as_deref().unwrap_or("-");
         writeln!(
             out,
@@ -184,7 +187,7 @@ pub fn summary(
     writeln!(
         out,
         "pipeline {word} in {}: {}",
-        human(duration),
+        units::duration(duration),
         counts(passed, allowed, failed, skipped)
     )
 }

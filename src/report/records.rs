@@ -48,7 +48,7 @@ impl Records {
         let i = match self.index.get(name) {
             Some(&i) => i,
             None => {
-                let stem = crate::vars::file_slug(name);
+                let stem = crate::project::paths::file_slug(name);
                 let mut file = format!("logs/{stem}.log");
                 let mut n = 2;
                 while self.manifest.jobs.iter().any(|j| j.log == file) {
@@ -325,10 +325,13 @@ mod tests {
     fn long_job_names_get_short_distinct_log_names() {
         let a = "a".repeat(280);
         let b = format!("{}b", "a".repeat(279));
-        let (sa, sb) = (crate::vars::file_slug(&a), crate::vars::file_slug(&b));
+        let (sa, sb) = (
+            crate::project::paths::file_slug(&a),
+            crate::project::paths::file_slug(&b),
+        );
         assert!(sa.len() <= 100, "{sa}");
         assert_ne!(sa, sb);
-        assert_eq!(crate::vars::file_slug("build app"), "build-app");
+        assert_eq!(crate::project::paths::file_slug("build app"), "build-app");
         let dir = tempfile::tempdir().unwrap();
         let mut records = Records::new(dir.path().to_path_buf());
         records.apply(&started(&a, 1)).unwrap();

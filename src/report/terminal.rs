@@ -14,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::plain::summary;
 use super::Reporter;
 use crate::events::{Event, JobStatus};
-use crate::pipeline::duration::human;
+use crate::units::bytes;
 
 /// How many lines of a failed job's log are shown under it.
 const TAIL: usize = 20;
@@ -101,21 +101,6 @@ fn pull_message(layers: &BTreeMap<String, (String, Option<u64>, Option<u64>)>) -
         });
     }
     parts.join(" · ")
-}
-
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 /// A log line made safe to print among the live lines: escape sequences, carriage returns and
@@ -236,7 +221,7 @@ impl Terminal {
                 "berth: image {}: {} done in {}",
                 view.image,
                 view.action,
-                human(view.started.elapsed())
+                crate::units::duration(view.started.elapsed())
             ));
         }
     }
@@ -410,7 +395,7 @@ impl Reporter for Terminal {
                     mark(*status),
                     style(job).bold().for_stderr(),
                     status.as_str(),
-                    human(*duration)
+                    crate::units::duration(*duration)
                 ));
                 let tail = self.tails.remove(job).unwrap_or_default();
                 if *status != JobStatus::Passed && !self.verbose {
@@ -511,6 +496,5 @@ mod tests {
             pull_message(&layers),
             "1/3 layers · bbb Downloading 3.1 MB/20.4 MB · ccc Waiting"
         );
-        assert_eq!(bytes(999), "999 B");
     }
 }

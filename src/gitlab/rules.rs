@@ -161,7 +161,7 @@ fn glob(pattern: &str) -> Result<GlobMatcher, String> {
 fn expand_all(paths: &[String], vars: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
     paths
         .iter()
-        .map(|p| crate::vars::expand(p, vars, 0))
+        .map(|p| crate::pipeline::expand::expand(p, vars, 0))
         .collect()
 }
 
@@ -176,7 +176,7 @@ fn changes_match(
     let compare_to = ch
         .compare_to
         .as_ref()
-        .map(|c| crate::vars::expand(c, vars, 0));
+        .map(|c| crate::pipeline::expand::expand(c, vars, 0));
     let Some(files) = source.changed(compare_to.as_deref())? else {
         return Ok(true);
     };

@@ -1,4 +1,8 @@
+use std::path::Path;
+use std::time::Duration;
+
 use super::*;
+use crate::project::git::ChangedList;
 use crate::source::diag::Severity;
 
 fn ok(src: &str) -> Loaded {

@@ -3,15 +3,9 @@
 //! hands them here so that `include`, `rules`, `only`/`except` and `workflow` can decide.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
 
-/// The files a change touched, as `rules: changes` compares them.
-pub trait ChangedFiles: Send + Sync {
-    /// Paths (relative, `/`-separated) changed against `compare_to` (a ref), or against
-    /// GitLab's default base when `None`. `Ok(None)`: there is nothing to compare with (a new
-    /// branch, no parent commit), and GitLab then treats `changes` as true.
-    fn changed(&self, compare_to: Option<&str>) -> Result<Option<Vec<String>>, String>;
-}
+use crate::project::git::ChangedFiles;
+use std::sync::{Arc, OnceLock};
 
 #[derive(Clone)]
 pub struct Context {
@@ -77,14 +71,5 @@ impl Context {
             .chain(self.variables.iter().rev())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A fixed list of changed files (tests).
-pub struct ChangedList(pub Option<Vec<String>>);
-
-impl ChangedFiles for ChangedList {
-    fn changed(&self, _compare_to: Option<&str>) -> Result<Option<Vec<String>>, String> {
-        Ok(self.0.clone())
     }
 }

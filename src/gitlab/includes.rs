@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
+use crate::pipeline::expand;
 use crate::source::diag::Diagnostic;
 use crate::source::yaml::{Node, Span};
-use crate::vars;
 
 use super::context::Context;
 
@@ -61,7 +61,7 @@ impl Spec {
     /// expanded with `vars`, as GitLab does.
     pub fn read(item: &Node, vars: &[(String, String)]) -> Result<Spec, Diagnostic> {
         let expand = |text: &str| {
-            vars::expand(
+            expand::expand(
                 text,
                 &|n| {
                     vars.iter()

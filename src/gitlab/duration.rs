@@ -56,27 +56,6 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(total).map_err(|_| format!("`{text}` is too long a duration"))
 }
 
-/// Format like `1h 30m 5s`, `2.3s`, for output.
-pub fn human(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs < 60.0 {
-        return format!("{secs:.1}s");
-    }
-    let total = d.as_secs();
-    let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
-    let mut out = Vec::new();
-    if h > 0 {
-        out.push(format!("{h}h"));
-    }
-    if m > 0 {
-        out.push(format!("{m}m"));
-    }
-    if s > 0 {
-        out.push(format!("{s}s"));
-    }
-    out.join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,11 +89,5 @@ mod tests {
         assert!(parse(&huge).is_err_and(|e| e.contains("too long")));
         let overflow_f64 = format!("{}s 1m", "9".repeat(400));
         assert!(parse(&overflow_f64).is_err());
-    }
-
-    #[test]
-    fn human_output() {
-        assert_eq!(human(Duration::from_millis(2340)), "2.3s");
-        assert_eq!(human(Duration::from_secs(5405)), "1h 30m 5s");
     }
 }

@@ -1,0 +1,299 @@
+//! A GitLab job's environment: the predefined CI variables, pipeline and job variables,
+//! dotenv reports and the command line's `-e`, in GitLab's precedence, with `$VAR` references
+//! between them expanded.
+
+use std::collections::HashMap;
+
+use crate::pipeline::expand::expand;
+use crate::pipeline::{Job, JobEnvironment, Variable};
+use crate::project::git::Facts;
+
+/// GitLab's way of building a job's environment, for the engine (which knows no format).
+#[derive(Debug, Clone)]
+pub struct GitLabEnvironment {
+    pub facts: Facts,
+    pub pipeline_variables: Vec<Variable>,
+}
+
+impl JobEnvironment for GitLabEnvironment {
+    fn job_env(
+        &self,
+        job: &Job,
+        job_id: u64,
+        dotenv: &[(String, String)],
+        overrides: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        job_env(
+            &self.facts,
+            &self.pipeline_variables,
+            job,
+            job_id,
+            dotenv,
+            overrides,
+        )
+    }
+}
+
+/// The predefined variables of the pipeline (not of one job), as GitLab sets them.
+pub fn predefined(facts: &Facts) -> Vec<(String, String)> {
+    let mut v: Vec<(&str, String)> = vec![
+        ("CI", "true".into()),
+        ("GITLAB_CI", "true".into()),
+        ("BERTH", "true".into()),
+        ("CI_SERVER", "yes".into()),
+        ("CI_SERVER_NAME", "GitLab".into()),
+        ("CI_SERVER_HOST", facts.server_host.clone()),
+        ("CI_SERVER_FQDN", facts.server_host.clone()),
+        ("CI_SERVER_PORT", "443".into()),
+        ("CI_SERVER_PROTOCOL", "https".into()),
+        ("CI_SERVER_URL", format!("https://{}", facts.server_host)),
+        ("CI_PIPELINE_ID", facts.pipeline_id.to_string()),
+        ("CI_PIPELINE_IID", facts.pipeline_id.to_string()),
+        ("CI_PIPELINE_SOURCE", facts.source.clone()),
+        ("CI_PIPELINE_CREATED_AT", facts.commit_timestamp.clone()),
+        ("CI_COMMIT_SHA", facts.commit_sha.clone()),
+        (
+            "CI_COMMIT_SHORT_SHA",
+            facts.commit_sha.chars().take(8).collect(),
+        ),
+        ("CI_COMMIT_BEFORE_SHA", "0".repeat(40)),
+        ("CI_COMMIT_REF_NAME", facts.ref_name.clone()),
+        ("CI_COMMIT_REF_SLUG", ref_slug(&facts.ref_name)),
+        ("CI_COMMIT_MESSAGE", facts.commit_message.clone()),
+        (
+            "CI_COMMIT_TITLE",
+            facts
+                .commit_message
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        (
+            "CI_COMMIT_DESCRIPTION",
+            facts
+                .commit_message
+                .split_once('\n')
+                .map(|(_, d)| d.trim_start_matches('\n').to_string())
+                .unwrap_or_default(),
+        ),
+        ("CI_COMMIT_TIMESTAMP", facts.commit_timestamp.clone()),
+        ("CI_COMMIT_AUTHOR", facts.commit_author.clone()),
+        ("CI_DEFAULT_BRANCH", facts.default_branch.clone()),
+        ("CI_PROJECT_NAME", facts.project_name.clone()),
+        ("CI_PROJECT_TITLE", facts.project_name.clone()),
+        ("CI_PROJECT_PATH", facts.project_path.clone()),
+        ("CI_PROJECT_PATH_SLUG", ref_slug(&facts.project_path)),
+        (
+            "CI_PROJECT_NAMESPACE",
+            facts
+                .project_path
+                .rsplit_once('/')
+                .map(|(ns, _)| ns.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "CI_PROJECT_ROOT_NAMESPACE",
+            facts
+                .project_path
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        (
+            "CI_PROJECT_URL",
+            format!("https://{}/{}", facts.server_host, facts.project_path),
+        ),
+        ("CI_PROJECT_DIR", facts.container_dir.clone()),
+        ("CI_BUILDS_DIR", "/builds".into()),
+        ("CI_REGISTRY", format!("registry.{}", facts.server_host)),
+        (
+            "CI_REGISTRY_IMAGE",
+            format!("registry.{}/{}", facts.server_host, facts.project_path).to_lowercase(),
+        ),
+    ];
+    if let Some(tag) = &facts.tag {
+        v.push(("CI_COMMIT_TAG", tag.clone()));
+    }
+    match (&facts.branch, facts.source.as_str()) {
+        (Some(branch), "merge_request_event") => {
+            v.push(("CI_MERGE_REQUEST_ID", "1".into()));
+            v.push(("CI_MERGE_REQUEST_IID", "1".into()));
+            v.push(("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", branch.clone()));
+            v.push((
+                "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
+                facts.default_branch.clone(),
+            ));
+            v.push(("CI_MERGE_REQUEST_EVENT_TYPE", "detached".into()));
+            v.push((
+                "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA",
+                facts.commit_sha.clone(),
+            ));
+            v.push(("CI_MERGE_REQUEST_PROJECT_PATH", facts.project_path.clone()));
+        }
+        (Some(branch), _) => v.push(("CI_COMMIT_BRANCH", branch.clone())),
+        (None, _) => {}
+    }
+    v.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// GitLab's `*_SLUG`: lowercased, anything but `a-z0-9` replaced by `-`, at most 63 bytes, no
+/// `-` at either end.
+pub fn ref_slug(name: &str) -> String {
+    let s: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s: String = s.chars().take(63).collect();
+    s.trim_matches('-').to_string()
+}
+
+/// The environment of one job, in GitLab's precedence (later wins): predefined, pipeline
+/// variables, job variables, variables from earlier jobs' dotenv reports, command line. Values
+/// are expanded against the result.
+pub fn job_env(
+    ctx: &Facts,
+    pipeline_vars: &[Variable],
+    job: &Job,
+    job_id: u64,
+    dotenv: &[(String, String)],
+    overrides: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut values: HashMap<String, (String, bool)> = HashMap::new();
+    let mut set = |name: &str, value: String, expand: bool| {
+        if !values.contains_key(name) {
+            order.push(name.to_string());
+        }
+        values.insert(name.to_string(), (value, expand));
+    };
+    for (k, v) in predefined(ctx) {
+        set(&k, v, false);
+    }
+    let job_predefined = [
+        ("CI_JOB_NAME", job.name.clone()),
+        ("CI_JOB_NAME_SLUG", ref_slug(&job.name)),
+        ("CI_JOB_STAGE", job.stage.clone()),
+        ("CI_JOB_ID", job_id.to_string()),
+        ("CI_NODE_TOTAL", "1".to_string()),
+    ];
+    for (k, v) in job_predefined {
+        set(k, v, false);
+    }
+    if let Some(env) = &job.environment {
+        set("CI_ENVIRONMENT_NAME", env.name.clone(), true);
+        set("CI_ENVIRONMENT_SLUG", ref_slug(&env.name), false);
+        if let Some(url) = &env.url {
+            set("CI_ENVIRONMENT_URL", url.clone(), true);
+        }
+    }
+    let inherited = pipeline_vars
+        .iter()
+        .filter(|v| match &job.inherit_variables {
+            None => true,
+            Some(keep) => keep.contains(&v.name),
+        });
+    for v in inherited.chain(&job.variables) {
+        set(&v.name, v.value.clone(), v.expand);
+    }
+    for (k, v) in dotenv.iter().chain(overrides) {
+        set(k, v.clone(), false);
+    }
+    let raw: HashMap<&str, &str> = values
+        .iter()
+        .map(|(k, (v, _))| (k.as_str(), v.as_str()))
+        .collect();
+    let mut env: Vec<(String, String)> = order
+        .iter()
+        .map(|name| {
+            let (value, expand_it) = &values[name];
+            let value = if *expand_it {
+                expand(value, &|n| raw.get(n).map(|s| s.to_string()), 0)
+            } else {
+                value.clone()
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    // The slug follows the expanded name.
+    if let Some(name) = env
+        .iter()
+        .find(|(k, _)| k == "CI_ENVIRONMENT_NAME")
+        .map(|(_, v)| ref_slug(v))
+    {
+        if let Some(slot) = env.iter_mut().find(|(k, _)| k == "CI_ENVIRONMENT_SLUG") {
+            slot.1 = name;
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_and_predefined() {
+        let ctx = Facts {
+            project_dir: "/p/demo".into(),
+            project_name: "demo".into(),
+            container_dir: "/builds/demo".into(),
+            commit_sha: "a".repeat(40),
+            ref_name: "feature/x".into(),
+            pipeline_id: 7,
+            dirty: false,
+            branch: Some("feature/x".into()),
+            tag: None,
+            source: "push".into(),
+            default_branch: "main".into(),
+            commit_message: "Title\n\nBody".into(),
+            commit_timestamp: "2026-01-01T00:00:00+00:00".into(),
+            commit_author: "A <a@b>".into(),
+            commit_epoch: Some(1_767_225_600),
+            project_path: "group/demo".into(),
+            server_host: "gitlab.example.com".into(),
+        };
+        let src = "variables: {A: global, B: global, C: '$A/c'}\njob:\n  variables: {B: job}\n  script: s\n";
+        let p = crate::gitlab::load(src).unwrap().pipeline;
+        let env = job_env(
+            &ctx,
+            &p.variables,
+            &p.jobs[0],
+            3,
+            &[],
+            &[("A".into(), "cli".into())],
+        );
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("A"), Some("cli"));
+        assert_eq!(get("B"), Some("job"));
+        assert_eq!(get("C"), Some("cli/c"));
+        assert_eq!(get("CI"), Some("true"));
+        assert_eq!(get("CI_JOB_NAME"), Some("job"));
+        assert_eq!(get("CI_JOB_STAGE"), Some("test"));
+        assert_eq!(get("CI_PROJECT_DIR"), Some("/builds/demo"));
+        assert_eq!(get("CI_COMMIT_REF_SLUG"), Some("feature-x"));
+        assert_eq!(get("CI_COMMIT_BRANCH"), Some("feature/x"));
+        assert_eq!(get("CI_COMMIT_TITLE"), Some("Title"));
+        assert_eq!(get("CI_COMMIT_DESCRIPTION"), Some("Body"));
+        assert_eq!(get("CI_PROJECT_NAMESPACE"), Some("group"));
+        assert_eq!(
+            get("CI_REGISTRY_IMAGE"),
+            Some("registry.gitlab.example.com/group/demo")
+        );
+        assert_eq!(get("CI_COMMIT_TAG"), None);
+    }
+
+    #[test]
+    fn ref_slugs() {
+        assert_eq!(ref_slug("Feature/ABC_1.2"), "feature-abc-1-2");
+        assert_eq!(ref_slug(&"x".repeat(80)).len(), 63);
+    }
+}
