@@ -113,8 +113,8 @@ pub(super) fn environment(
 }
 
 /// What rules, includes and child pipelines see of the run's context.
-pub(super) fn pipeline_context(context: &Facts, origin: &OriginArgs) -> gitlab::Context {
-    gitlab::Context {
+pub(super) fn pipeline_context(context: &Facts, origin: &OriginArgs) -> gitlab::Scope {
+    gitlab::Scope {
         project_dir: context.project_dir.clone(),
         variables: gitlab::variables::predefined(context),
         overrides: origin.env.clone(),

@@ -279,7 +279,7 @@ fn add_python_caches(
     config: &super::RunConfig,
 ) -> Vec<String> {
     let tools = super::python::detect(source.before_script.iter().chain(&source.script));
-    let ctx = super::python::Context {
+    let ctx = super::python::RunScope {
         project: &config.context.project_dir,
         run_id: &config.run_id,
         temporary: config.no_cache,

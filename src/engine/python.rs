@@ -237,7 +237,7 @@ pub struct JobCaches {
 }
 
 /// Everything [`for_job`] needs to know about the run.
-pub struct Context<'a> {
+pub struct RunScope<'a> {
     pub project: &'a Path,
     pub run_id: &'a str,
     /// `--no-cache`: throwaway volumes.
@@ -252,7 +252,7 @@ pub fn for_job(
     tools: &BTreeSet<Tool>,
     image_id: &str,
     job_env: &[(String, String)],
-    ctx: &Context,
+    ctx: &RunScope,
 ) -> JobCaches {
     let set = |name: &str| job_env.iter().any(|(k, _)| k == name);
     let off = job_env.iter().any(|(k, v)| {
@@ -471,7 +471,7 @@ mod tests {
     #[test]
     fn job_variables_win_and_the_switch_turns_it_off() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = Context {
+        let ctx = RunScope {
             project: dir.path(),
             run_id: "r1",
             temporary: false,
@@ -498,7 +498,7 @@ mod tests {
     #[test]
     fn poetry_keeps_its_virtualenvs_out_of_the_volume_and_offline_is_explained() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ctx = Context {
+        let mut ctx = RunScope {
             project: dir.path(),
             run_id: "r1",
             temporary: false,
@@ -553,7 +553,7 @@ mod tests {
     #[test]
     fn pipenv_offline_installs_from_the_wheelhouse_its_warm_fills() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = Context {
+        let ctx = RunScope {
             project: dir.path(),
             run_id: "r1",
             temporary: false,

@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 
-use super::{context::Context, load_source, Failed, Job, Need, Pipeline, Source, Trigger};
+use super::{load_source, scope::Scope, Failed, Job, Need, Pipeline, Source, Trigger};
 
 /// Replace every local child-pipeline trigger by its child's jobs.
-pub fn flatten(pipeline: &mut Pipeline, ctx: &Context) -> Result<(), Failed> {
+pub fn flatten(pipeline: &mut Pipeline, ctx: &Scope) -> Result<(), Failed> {
     let stage_index = pipeline.stage_index();
     let stage_of: HashMap<String, usize> = pipeline
         .jobs
@@ -93,7 +93,7 @@ pub fn flatten(pipeline: &mut Pipeline, ctx: &Context) -> Result<(), Failed> {
 fn child_jobs(
     trigger: &Job,
     files: &[String],
-    ctx: &Context,
+    ctx: &Scope,
     parent_variables: &[super::Variable],
 ) -> Result<Vec<Job>, Failed> {
     let mut child_ctx = ctx.clone();

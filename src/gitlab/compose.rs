@@ -11,16 +11,16 @@ use std::collections::{HashMap, HashSet};
 use crate::source::diag::{Diagnostic, SourceMap};
 use crate::source::yaml::{self, Budget, Entry, Node, Span, Value};
 
-use super::context::Context;
 use super::includes::{self, Fetched, IncludeCache};
 use super::inputs;
+use super::scope::Scope;
 
 /// GitLab's limits: 150 included files, `extends` 11 levels deep.
 const MAX_INCLUDES: usize = 150;
 const MAX_EXTENDS_DEPTH: usize = 11;
 
 pub(super) struct Composer<'a> {
-    pub ctx: &'a Context,
+    pub ctx: &'a Scope,
     pub sources: &'a mut SourceMap,
     pub errors: Vec<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
@@ -34,7 +34,7 @@ pub(super) struct Composer<'a> {
 }
 
 impl<'a> Composer<'a> {
-    pub fn new(ctx: &'a Context, sources: &'a mut SourceMap) -> Self {
+    pub fn new(ctx: &'a Scope, sources: &'a mut SourceMap) -> Self {
         Composer {
             ctx,
             sources,

@@ -10,7 +10,7 @@ use crate::pipeline::expand;
 use crate::source::diag::Diagnostic;
 use crate::source::yaml::{Node, Span};
 
-use super::context::Context;
+use super::scope::Scope;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -231,7 +231,7 @@ impl IncludeCache {
 }
 
 /// The files an include brings, in order.
-pub fn fetch(spec: &Spec, ctx: &Context, cache: &IncludeCache) -> Result<Vec<Fetched>, Diagnostic> {
+pub fn fetch(spec: &Spec, ctx: &Scope, cache: &IncludeCache) -> Result<Vec<Fetched>, Diagnostic> {
     match &spec.location {
         Location::Local(path) => local(path, ctx, spec.span),
         Location::Remote(url) => remote(spec, url, cache).map(|f| vec![f]),
@@ -334,7 +334,7 @@ fn http_get(url: &str) -> Result<String, String> {
 }
 
 /// A local include: one file, or every file a wildcard matches (in path order).
-fn local(path: &str, ctx: &Context, span: Span) -> Result<Vec<Fetched>, Diagnostic> {
+fn local(path: &str, ctx: &Scope, span: Span) -> Result<Vec<Fetched>, Diagnostic> {
     let rel = path.trim_start_matches('/');
     if crate::project::paths::escapes(rel) {
         return Err(Diagnostic::error(

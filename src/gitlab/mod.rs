@@ -8,7 +8,6 @@
 
 mod children;
 mod compose;
-pub mod context;
 pub mod duration;
 pub mod expr;
 mod includes;
@@ -18,6 +17,7 @@ mod keywords;
 mod parallel;
 mod reader;
 pub mod rules;
+pub mod scope;
 pub mod variables;
 
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use children::flatten as flatten_children;
-pub use context::Context;
+pub use scope::Scope;
 
 use crate::pipeline::*;
 use crate::source::diag::{Diagnostic, SourceMap};
@@ -108,7 +108,7 @@ const DEFAULT_NOT_YET: &[&str] = &["hooks"];
 
 /// Read a pipeline file and everything it includes, and create its jobs as GitLab would for
 /// `ctx`. On failure, every diagnostic found (errors and warnings).
-pub fn load_source(source: &Source, ctx: &Context) -> Result<Loaded, Failed> {
+pub fn load_source(source: &Source, ctx: &Scope) -> Result<Loaded, Failed> {
     let mut sources = SourceMap::single(&source.name, &source.text);
     let mut composer = compose::Composer::new(ctx, &mut sources);
     let root = composer.compose();
@@ -154,7 +154,7 @@ pub fn load(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
         name: "berth.yml".into(),
         text: text.to_string(),
     };
-    load_source(&source, &Context::for_tests()).map_err(|f| f.diagnostics)
+    load_source(&source, &Scope::for_tests()).map_err(|f| f.diagnostics)
 }
 
 /// `inherit:`: which defaults and global variables a job takes (`None`: all of them).
@@ -178,7 +178,7 @@ struct Defaults {
 }
 
 struct Reader<'a> {
-    ctx: &'a Context,
+    ctx: &'a Scope,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     job: Option<String>,
@@ -199,7 +199,7 @@ struct Visible<'a> {
 }
 
 impl<'a> Visible<'a> {
-    fn new(ctx: &'a Context, globals: &'a [Variable]) -> Visible<'a> {
+    fn new(ctx: &'a Scope, globals: &'a [Variable]) -> Visible<'a> {
         let pairs = |list: &'a [(String, String)]| {
             list.iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))

@@ -9,8 +9,8 @@ use globset::{GlobBuilder, GlobMatcher};
 use crate::source::diag::Diagnostic;
 use crate::source::yaml::{Node, Span};
 
-use super::context::Context;
 use super::expr::{self, Expr};
+use super::scope::Scope;
 use super::{AllowFailure, Need, Variable, When};
 
 /// One entry of `rules`.
@@ -80,7 +80,7 @@ impl Condition {
     pub fn holds(
         &self,
         vars: &dyn Fn(&str) -> Option<String>,
-        ctx: &Context,
+        ctx: &Scope,
     ) -> Result<bool, String> {
         if let Some((_, e)) = &self.if_ {
             if !e.eval(vars) {
@@ -168,7 +168,7 @@ fn expand_all(paths: &[String], vars: &dyn Fn(&str) -> Option<String>) -> Vec<St
 fn changes_match(
     ch: &Changes,
     vars: &dyn Fn(&str) -> Option<String>,
-    ctx: &Context,
+    ctx: &Scope,
 ) -> Result<bool, String> {
     let Some(source) = &ctx.changes else {
         return Ok(true);
@@ -190,7 +190,7 @@ fn changes_match(
 fn exists(
     paths: &[String],
     vars: &dyn Fn(&str) -> Option<String>,
-    ctx: &Context,
+    ctx: &Scope,
 ) -> Result<bool, String> {
     let globs = expand_all(paths, vars)
         .iter()
@@ -206,7 +206,7 @@ fn exists(
 pub fn include_allowed(
     rules: &Node,
     vars: &[(String, String)],
-    ctx: &Context,
+    ctx: &Scope,
 ) -> Result<bool, Diagnostic> {
     let Some(items) = rules.as_seq() else {
         return Err(Diagnostic::expected("`include: rules`", "a list", rules));
@@ -242,7 +242,7 @@ pub enum Outcome {
 pub fn first_match(
     rules: &[Rule],
     vars: &dyn Fn(&str) -> Option<String>,
-    ctx: &Context,
+    ctx: &Scope,
 ) -> Result<Option<usize>, (Span, String)> {
     for (i, rule) in rules.iter().enumerate() {
         if rule
@@ -324,7 +324,7 @@ impl Policy {
     pub fn parts(
         &self,
         vars: &dyn Fn(&str) -> Option<String>,
-        ctx: &Context,
+        ctx: &Scope,
     ) -> Result<Vec<bool>, String> {
         let mut out = Vec::new();
         if let Some(refs) = &self.refs {

@@ -432,7 +432,7 @@ job:
 }
 
 fn with_ctx(src: &str, vars: &[(&str, &str)]) -> Result<Loaded, Vec<Diagnostic>> {
-    let mut ctx = Context::for_tests();
+    let mut ctx = Scope::for_tests();
     for (k, v) in vars {
         ctx.variables.retain(|(n, _)| n != k);
         if !v.is_empty() {
@@ -585,7 +585,7 @@ docs:
 #[test]
 fn rules_changes_read_the_changed_files() {
     let src = "docs:\n  script: d\n  rules:\n    - changes: ['docs/**/*.md']\n";
-    let mut ctx = Context::for_tests();
+    let mut ctx = Scope::for_tests();
     let source = Source {
         path: "berth.yml".into(),
         name: "berth.yml".into(),
@@ -863,7 +863,7 @@ fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 fn load_dir(dir: &Path, ctx_vars: &[(&str, &str)]) -> Result<Loaded, Failed> {
-    let mut ctx = Context::for_tests();
+    let mut ctx = Scope::for_tests();
     ctx.project_dir = dir.to_path_buf();
     ctx.variables
         .extend(ctx_vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));

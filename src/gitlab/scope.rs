@@ -8,7 +8,7 @@ use crate::project::git::ChangedFiles;
 use std::sync::{Arc, OnceLock};
 
 #[derive(Clone)]
-pub struct Context {
+pub struct Scope {
     pub project_dir: PathBuf,
     /// Predefined pipeline variables (CI_COMMIT_BRANCH, CI_PIPELINE_SOURCE, ...).
     pub variables: Vec<(String, String)>,
@@ -20,9 +20,9 @@ pub struct Context {
     pub files: Arc<OnceLock<Vec<String>>>,
 }
 
-impl std::fmt::Debug for Context {
+impl std::fmt::Debug for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
+        f.debug_struct("Scope")
             .field("project_dir", &self.project_dir)
             .field("variables", &self.variables)
             .field("overrides", &self.overrides)
@@ -30,10 +30,10 @@ impl std::fmt::Debug for Context {
     }
 }
 
-impl Context {
+impl Scope {
     /// A push to `main` in the current directory: what tests and `load(text)` use.
-    pub fn for_tests() -> Context {
-        Context {
+    pub fn for_tests() -> Scope {
+        Scope {
             project_dir: PathBuf::from("."),
             variables: vec![
                 ("CI".into(), "true".into()),
