@@ -1,14 +1,11 @@
 //! Shared helpers for the end-to-end tests: the real binary, the real Docker engine, fixture
-//! images built once, and throwaway projects.
-#![allow(dead_code)]
+//! images built once, and throwaway projects. Both test binaries (`tests/engine`, `tests/berth`)
+//! compile this module and use all of it; a helper that only one of them needs lives in that
+//! binary's folder instead, so that neither compiles code it does not use.
 
-pub mod pypi;
-
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 pub const BUSYBOX: &str = "berth-test/busybox:latest";
 pub const PYTHON: &str = "berth-test/python:3.11";
@@ -107,13 +104,6 @@ impl Project {
         p
     }
 
-    /// A copy of a directory under `fixtures/`.
-    pub fn fixture(name: &str) -> Project {
-        let p = Project::new(&[]);
-        copy_dir(&repo_root().join("fixtures").join(name), &p.path());
-        p
-    }
-
     pub fn path(&self) -> PathBuf {
         self.dir
             .path()
@@ -178,22 +168,6 @@ impl Project {
         cmd
     }
 
-    /// Start `berth ARGS` with plain output and wait (up to a minute) until its output shows
-    /// `needle`; the running child, for the test to stop as it likes.
-    pub fn start_until(&self, args: &[&str], needle: &str) -> std::process::Child {
-        let mut child = self
-            .command(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start berth");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let seen = read_until(&mut stderr, needle, Duration::from_secs(60));
-        assert!(seen.contains(needle), "{seen}");
-        // Keep draining, so that berth never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        child
-    }
-
     /// Containers, networks and temporary volumes that runs in this project left behind.
     pub fn leftovers(&self) -> Vec<String> {
         let project = self.path().display().to_string();
@@ -245,24 +219,6 @@ impl Drop for Project {
         });
         // Files written by containers through a bind mount may belong to root; best effort.
         let _ = std::fs::remove_dir_all(self.dir.path());
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()))
-    {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        let ft = entry.file_type().expect("file type");
-        if ft.is_dir() {
-            std::fs::create_dir_all(&target).expect("mkdir");
-            copy_dir(&entry.path(), &target);
-        } else if ft.is_symlink() {
-            let link = std::fs::read_link(entry.path()).expect("readlink");
-            std::os::unix::fs::symlink(link, &target).expect("symlink");
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
     }
 }
 
@@ -320,24 +276,4 @@ impl Run {
             .position(|l| l.contains(needle))
             .unwrap_or_else(|| panic!("`{needle}` not in:\n{}", self.stderr))
     }
-}
-
-/// Read a child's stderr until `needle` appears (or the time is up); returns what was read.
-pub fn read_until(stderr: &mut impl Read, needle: &str, limit: Duration) -> String {
-    let start = Instant::now();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while start.elapsed() < limit {
-        match stderr.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                seen.extend_from_slice(&buf[..n]);
-                if String::from_utf8_lossy(&seen).contains(needle) {
-                    break;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&seen).into_owned()
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{block_on, repo_root, require_image, PYTHON};
+use crate::common::{block_on, repo_root, require_image, PYTHON};
 
 pub const INDEX_IMAGE: &str = "berth-test/pypi-fixture:latest";
 

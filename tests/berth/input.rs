@@ -1,9 +1,8 @@
 //! Bad input: every mistake is exit code 2, names the file, line and job, and starts nothing.
 //! Also `berth plan`, which needs no Docker at all.
 
-mod common;
-
-use common::Project;
+use crate::common;
+use crate::common::Project;
 
 /// Run `berth run` on a broken pipeline; it must fail before touching Docker.
 fn rejected(pipeline: &str) -> String {

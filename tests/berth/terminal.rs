@@ -2,8 +2,6 @@
 //! a pty, everything it writes is fed to a terminal emulator (vt100), and the tests look at the
 //! screen as a person would, and at the bytes where colours matter.
 
-mod common;
-
 use std::fs::File;
 use std::io::{Read, Write};
 use std::num::NonZeroU16;
@@ -13,7 +11,8 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{busybox_project, Project};
+use crate::common;
+use crate::common::{busybox_project, Project};
 
 /// A passing job, and a failing one whose last lines of log must be shown.
 const PIPELINE: &str = "\

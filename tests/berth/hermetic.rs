@@ -2,13 +2,11 @@
 //! job), SOURCE_DATE_EPOCH from the commit; `berth verify` tells reproducible builds from ones
 //! that leak the time or the hostname.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
 
-use common::{busybox_project, require_image, Project, Run};
+use crate::common::{busybox_project, require_image, Project, Run};
 
 /// An HTTP server on the host, on every address, answering "host-says-hi".
 fn host_server() -> u16 {

@@ -1,8 +1,7 @@
 //! Artifacts against the real engine: what moves between jobs, what does not, and what is refused.
 
-mod common;
-
-use common::busybox_project;
+use crate::child;
+use crate::common::busybox_project;
 
 #[test]
 fn artifacts_flow_across_three_stages_narrowed_by_needs_and_dependencies() {
@@ -177,7 +176,7 @@ taker:
         .spawn()
         .unwrap();
     let mut stderr = child.stderr.take().unwrap();
-    let seen = common::read_until(
+    let seen = child::read_until(
         &mut stderr,
         "==> maker: artifacts:",
         std::time::Duration::from_secs(60),

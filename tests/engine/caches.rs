@@ -1,8 +1,6 @@
 //! Dependency caches as Docker named volumes, against the real engine.
 
-mod common;
-
-use common::busybox_project;
+use crate::common::busybox_project;
 
 const COUNTER: &str = "\
 count:

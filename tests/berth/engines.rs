@@ -2,15 +2,13 @@
 //! current docker context. A TCP proxy in front of the engine's socket stands for a remote
 //! engine, and counts the connections that reach it.
 
-mod common;
-
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{busybox_project, Run};
+use crate::common::{busybox_project, Run};
 
 const SOCKET: &str = "/var/run/docker.sock";
 

@@ -2,11 +2,9 @@
 //! variables, the files it wrote, its services by alias), and a shell before a job's script.
 //! python3's `pty` module plays the user at the keyboard.
 
-mod common;
-
 use std::process::Command;
 
-use common::{require_image, Project, BUSYBOX};
+use crate::common::{require_image, Project, BUSYBOX};
 
 const HTTPD: &str = "berth-test/httpd:latest";
 

@@ -1,9 +1,7 @@
 //! `berth replay`: recorded jobs run again with the recorded variables in the recorded image,
 //! and give the same log; what drifted since (the tree, a secret) is named and refused.
 
-mod common;
-
-use common::{busybox_project, Project, Run};
+use crate::common::{busybox_project, Project, Run};
 
 fn runs(p: &Project) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(p.path().join(".berth/runs"))

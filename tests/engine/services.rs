@@ -1,8 +1,6 @@
 //! Services as sidecar containers, against the real engine.
 
-mod common;
-
-use common::{require_image, Project, BUSYBOX};
+use crate::common::{require_image, Project, BUSYBOX};
 
 const HTTPD: &str = "berth-test/httpd:latest";
 

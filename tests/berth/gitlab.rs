@@ -1,9 +1,8 @@
 //! Real GitLab pipelines end to end against the real Docker engine: includes, extends, rules,
 //! matrix jobs, dotenv reports, child pipelines, delayed jobs and triggers of other projects.
 
-mod common;
-
-use common::{require_image, Project, BUSYBOX};
+use crate::common;
+use crate::common::{require_image, Project, BUSYBOX};
 
 /// A project whose `.gitlab-ci.yml` (plus other files) runs in the busybox image.
 fn gitlab_project(pipeline: &str, files: &[(&str, &str)]) -> Project {

@@ -2,15 +2,13 @@
 //! write or delete outside it, `berth prune` removes only what dead runs of this project left,
 //! and run records end, name runs safely and print quietly into a closed pipe.
 
-mod common;
-
 use std::collections::HashMap;
 use std::os::unix::fs::symlink;
 use std::process::Stdio;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::common::{block_on, busybox_project, require_image, Project, BUSYBOX};
 use berth::docker::{labels, ContainerSpec, Engine};
-use common::{block_on, busybox_project, require_image, Project, BUSYBOX};
 
 const ECHO: &str = "hello:\n  script: [echo hello]\n";
 

@@ -1,13 +1,12 @@
 //! Ctrl-C and SIGTERM: running jobs are stopped and removed, the run says what was interrupted,
 //! and berth exits 130 without leaving anything behind.
 
-mod common;
-
 use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{read_until, require_image, Project, BUSYBOX};
+use crate::child::read_until;
+use crate::common::{require_image, Project, BUSYBOX};
 
 fn interrupt_with(signal: i32) {
     require_image(BUSYBOX);

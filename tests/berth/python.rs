@@ -1,10 +1,11 @@
 //! Zero-config Python dependency caches, `berth warm`, `--network none` and cache export/import,
 //! against the real engine, with the fixture's wheels served by a local index service.
 
-mod common;
-
-use common::pypi::require_index;
-use common::{require_image, Project, Run, PYTHON_PDM, PYTHON_PIPENV, PYTHON_POETRY, PYTHON_UV};
+use crate::common;
+use crate::common::{
+    require_image, Project, Run, PYTHON_PDM, PYTHON_PIPENV, PYTHON_POETRY, PYTHON_UV,
+};
+use crate::pypi::require_index;
 
 fn fixture() -> Project {
     require_index();

@@ -1,8 +1,6 @@
 //! End-to-end runs of the real binary against the real Docker engine.
 
-mod common;
-
-use common::{busybox_project, require_image, Project, BUSYBOX};
+use crate::common::{busybox_project, require_image, Project, BUSYBOX};
 
 #[test]
 fn stages_run_in_order_and_each_job_gets_a_fresh_workspace() {
@@ -445,4 +443,4 @@ fn docker_unreachable_is_exit_3() {
     );
 }
 
-use common::Run;
+use crate::common::Run;

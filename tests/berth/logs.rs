@@ -1,11 +1,10 @@
 //! Logs kept whole and masked: a job printing a lot, a very long line, bytes that are not UTF-8,
 //! a very long job name, and secrets in the ways a job or berth can show them.
 
-mod common;
-
 use std::time::Instant;
 
-use common::{busybox_project, Run};
+use crate::common;
+use crate::common::{busybox_project, Run};
 
 /// The record's log of `job` in the project's latest run.
 fn record(p: &common::Project, job: &str) -> Vec<u8> {

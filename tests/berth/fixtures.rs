@@ -1,8 +1,6 @@
 //! The example projects under `fixtures/`, run end to end as a user would.
 
-mod common;
-
-use common::{require_image, Project, BUSYBOX, PYTHON};
+use crate::common::{require_image, Project, BUSYBOX, PYTHON};
 
 #[test]
 fn seed_python_project_installs_tests_and_deploys() {

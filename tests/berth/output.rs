@@ -1,9 +1,7 @@
 //! What people and tools read: plain output, the JSON event stream, JUnit, run records, and
 //! secret masking. Snapshots normalise times, ids and hashes.
 
-mod common;
-
-use common::{require_image, Project, Run, BUSYBOX};
+use crate::common::{require_image, Project, Run, BUSYBOX};
 
 const PIPELINE: &str = "\
 stages: [build, test]

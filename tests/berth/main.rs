@@ -1,0 +1,24 @@
+//! End-to-end tests of berth itself, on Docker only: reading pipelines (bad input, GitLab's
+//! keywords and corpus, the fixtures), what people and tools read (output, the live terminal,
+//! logs, completions), and the commands and modes beyond a plain run (debug, replay, hermetic
+//! runs, Python caches, finding the engine). The core cases that CI also runs on Podman are in
+//! `tests/engine`.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod fixture;
+mod pypi;
+
+mod completions;
+mod debug;
+mod engines;
+mod fixtures;
+mod gitlab;
+mod gitlab_corpus;
+mod hermetic;
+mod input;
+mod logs;
+mod output;
+mod python;
+mod replay;
+mod terminal;
