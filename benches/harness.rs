@@ -100,7 +100,7 @@ fn python_install(
     for image in [INDEX, "berth-test/python-uv:3.11"] {
         assert!(
             rt.block_on(engine.image_exists(image)).unwrap_or(false),
-            "{image} is missing: the Python tests build it (cargo nextest run --test berth -E 'test(/^python::/)')"
+            "{image} is missing: the Python tests build it (cargo nextest run --test cli -E 'test(/^python::/)')"
         );
     }
     let (fixture, install) = if uv {

@@ -9,5 +9,5 @@ cargo build --release --quiet
 # Row 7 needs uv's image and the local package index, which the Python tests build (the index
 # from wheels downloaded on the host); a test that finds them present only runs.
 bash images/build.sh python-uv
-cargo nextest run --test berth -E 'test(/^python::/) & test(changed)' >/dev/null
+cargo nextest run --test cli -E 'test(/^python::/) & test(changed)' >/dev/null
 cargo bench --quiet --bench harness -- --out BENCHMARKS.md "$@"

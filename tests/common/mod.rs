@@ -1,5 +1,5 @@
 //! Shared helpers for the end-to-end tests: the real binary, the real Docker engine, fixture
-//! images built once, and throwaway projects. Both test binaries (`tests/engine`, `tests/berth`)
+//! images built once, and throwaway projects. Both test binaries (`tests/engine`, `tests/cli`)
 //! compile this module and use all of it; a helper that only one of them needs lives in that
 //! binary's folder instead, so that neither compiles code it does not use.
 
