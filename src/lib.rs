@@ -1,8 +1,20 @@
-//! berth runs a GitLab CI pipeline on the local Docker engine, every job in a fresh container.
+//! berth runs a CI/CD pipeline on the local Docker engine, every job in a fresh container.
 //!
-//! Data flows one way: [`yaml`] text → [`pipeline`] (validated model) → [`plan`] (what runs, in
-//! which order) → [`engine`] (scheduler and the life of one job, through [`docker`]) →
-//! [`events`] → [`report`] (what people and tools read). [`cli`] wires them together.
+//! Data flows one way, one top-level module per stage of it:
+//!
+//! - [`source`]: a pipeline file's text as a spanned YAML tree, and diagnostics into it;
+//! - [`gitlab`]: GitLab CI's reading of that tree, which makes the
+//! - [`pipeline`]: the validated model, whatever format it came from;
+//! - [`plan`]: what runs, in which order;
+//! - [`engine`]: the scheduler and the life of one job, reaching containers through
+//!   [`docker`] (Docker's or Podman's API), and telling what happens as
+//! - [`events`], which the
+//! - [`report`]ers turn into what people and tools read, and the run record.
+//!
+//! Beside the flow: [`project`] is the host side (git facts, paths, the workspace snapshot,
+//! `berth.lock`, `.berth/`), [`store`] the run records on disk, [`units`] how sizes and
+//! durations are printed. [`cli`] wires them together. A module imports only modules below it
+//! in this list's layers; `layers.rs` checks it.
 
 pub mod cli;
 pub mod docker;
@@ -16,3 +28,6 @@ pub mod report;
 pub mod source;
 pub mod store;
 pub mod units;
+
+#[cfg(test)]
+mod layers;
