@@ -10,6 +10,7 @@ pub mod docker;
 pub mod endpoint;
 pub mod engine;
 pub mod events;
+pub mod github;
 pub mod lock;
 pub mod paths;
 pub mod pipeline;
