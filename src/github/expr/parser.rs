@@ -177,7 +177,7 @@ impl Scope {
         contexts: &["github", "inputs", "vars", "jobs"],
         functions: &[],
     };
-    /// `jobs.<id>.strategy` (and `needs`-level fields such as job `outputs` names).
+    /// `jobs.<id>.strategy`: a matrix may come from a need's output.
     pub const STRATEGY: Scope = Scope {
         contexts: &["github", "inputs", "vars", "needs"],
         functions: &[],
@@ -198,11 +198,23 @@ impl Scope {
         contexts: &["github", "inputs", "vars", "needs", "strategy", "matrix"],
         functions: &[],
     };
-    /// Job-level `env` and a container's `credentials`: as [`Scope::JOB`] plus `secrets`.
+    /// Job-level `env`: as [`Scope::JOB`] plus `secrets`.
     pub const JOB_ENV: Scope = Scope {
         contexts: &[
             "github", "inputs", "vars", "needs", "strategy", "matrix", "secrets",
         ],
+        functions: &[],
+    };
+    /// `jobs.<id>.defaults.run`: as [`Scope::JOB`] plus `env`.
+    pub const JOB_DEFAULTS_RUN: Scope = Scope {
+        contexts: &[
+            "github", "inputs", "vars", "strategy", "matrix", "needs", "env",
+        ],
+        functions: &[],
+    };
+    /// A `container:` or service's `credentials`.
+    pub const CREDENTIALS: Scope = Scope {
+        contexts: &["github", "inputs", "vars", "secrets", "env"],
         functions: &[],
     };
     /// `jobs.<id>.outputs.<id>`: everything the job's steps leave, without `hashFiles`.

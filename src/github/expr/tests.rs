@@ -727,6 +727,29 @@ fn limits_of_length_and_depth() {
     // Parentheses add no depth to GitHub's tree.
     let parens = format!("{}1{}", "(".repeat(60), ")".repeat(60));
     assert_eq!(eval(&parens), n(1.0));
+    // Nesting is bounded before recursion can exhaust a small (1 MiB) thread stack.
+    let nested = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(|| {
+            let ok = format!("{}1{}", "(".repeat(100), ")".repeat(100));
+            let refused = format!("{}1{}", "(".repeat(101), ")".repeat(101));
+            let hostile = ["toJSON(", "github[", "!", "(!"]
+                .iter()
+                .all(|open| Expr::parse(&format!("{}1", open.repeat(5000)), &Scope::ALL).is_err());
+            (
+                Expr::parse(&ok, &Scope::ALL).is_ok(),
+                Expr::parse(&refused, &Scope::ALL).map_err(|e| e.kind).err(),
+                hostile,
+            )
+        })
+        .and_then(|t| {
+            t.join()
+                .map_err(|_| std::io::Error::other("parser thread panicked"))
+        });
+    assert_eq!(
+        nested.ok(),
+        Some((true, Some(ErrorKind::TooDeep(MAX_DEPTH)), true))
+    );
     let long = format!("'{}'", "x".repeat(MAX_LENGTH));
     assert_eq!(
         error(&long, &Scope::ALL).kind,
