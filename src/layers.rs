@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("pipeline", 2),
     ("store", 2),
     ("gitlab", 3),
+    ("github", 3),
     ("plan", 4),
     ("events", 4),
     ("engine", 5),

@@ -1,0 +1,3 @@
+//! GitHub Actions' reading of a workflow.
+
+pub mod expr;
