@@ -1,4 +1,4 @@
-//! Any text given to `pipeline::load` yields a model or diagnostics, never a panic.
+//! Any text given to `gitlab::load` yields a model or diagnostics, never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,7 +1,7 @@
 //! GitLab CI's reading of a pipeline file: from the spanned YAML tree to the validated model,
-//! with GitLab's meaning. `include`, `extends` and `!reference` ([`compose`], [`includes`]),
-//! `spec: inputs` ([`inputs`]), `rules`/`only`/`except` ([`rules`], [`expr`]), `parallel`
-//! ([`parallel`]), child pipelines ([`children`]) and a job's environment ([`variables`]).
+//! with GitLab's meaning. `include`, `extends` and `!reference` (`compose.rs`, `includes.rs`),
+//! `spec: inputs` (`inputs.rs`), `rules`/`only`/`except` ([`rules`], [`expr`]), `parallel`
+//! (`parallel.rs`), child pipelines (`children.rs`) and a job's environment ([`variables`]).
 //!
 //! Everything GitLab would refuse is an error [`Diagnostic`] with the line it is about; keys berth
 //! reads but does not act on yet are warnings. Nothing here touches Docker.

@@ -1,5 +1,5 @@
 //! What a pipeline is created for. GitLab knows the branch, tag, source and changed files from
-//! the push that started it; berth takes them from git and the command line (see `vars`), and
+//! the push that started it; berth takes them from git and the command line (see [`crate::project::git`]), and
 //! hands them here so that `include`, `rules`, `only`/`except` and `workflow` can decide.
 
 use std::path::PathBuf;

@@ -542,7 +542,7 @@ fn coerce<'a>(a: &'a Value, b: &'a Value) -> (Coerced<'a>, Coerced<'a>) {
     (l, r)
 }
 
-/// GitHub's `==`: coerced as [`coerce`] says, NaN equal to nothing, strings equal ignoring
+/// GitHub's `==`: coerced as `coerce` says, NaN equal to nothing, strings equal ignoring
 /// case, arrays and objects equal only to themselves; operands of kinds that stay different
 /// (a string and an array) are unequal.
 pub fn loose_eq(a: &Value, b: &Value) -> bool {
