@@ -101,7 +101,12 @@ fn no_import_runs_back_up_the_flow() {
     let mut seen = std::collections::BTreeSet::new();
     for file in &files {
         let rel = file.strip_prefix(&src).unwrap();
-        let top = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         let top = top.trim_end_matches(".rs").to_string();
         if matches!(top.as_str(), "lib" | "main" | "layers") || rel.ends_with("tests.rs") {
             continue;
@@ -123,10 +128,17 @@ fn no_import_runs_back_up_the_flow() {
             }
         }
     }
-    assert!(wrong.is_empty(), "imports against the flow:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the flow:\n{}",
+        wrong.join("\n")
+    );
     // Every layer names a module that exists, so the table stays the tree's.
     for (name, _) in LAYERS {
-        assert!(seen.contains(*name), "`{name}` is in LAYERS but not in src/");
+        assert!(
+            seen.contains(*name),
+            "`{name}` is in LAYERS but not in src/"
+        );
     }
 }
 
