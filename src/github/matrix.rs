@@ -138,7 +138,7 @@ pub fn expand(matrix: &Value) -> Result<Vec<Combination>, MatrixError> {
         excludes.push(o);
     }
     // Each include: its filter (keys that are vectors) and its extras.
-    let mut includes: Vec<(Vec<(&str, &Value)>, Vec<(&str, &Value)>)> = Vec::new();
+    let mut includes: Vec<(Pairs, Pairs)> = Vec::new();
     for item in include {
         let Value::Object(o) = item else {
             return Err(fail(
@@ -226,6 +226,9 @@ pub fn expand(matrix: &Value) -> Result<Vec<Combination>, MatrixError> {
     }
     Ok(out)
 }
+
+/// Keys and values of an include: its filter (the keys that are vectors) or its extras.
+type Pairs<'a> = Vec<(&'a str, &'a Value)>;
 
 /// Whether a combination's value matches a filter's: leaf by leaf, with `==`'s coercions
 /// (a filter's mapping or list names only the leaves it compares).
@@ -323,4 +326,190 @@ pub fn strategy_context(
             Value::Number(max_parallel.filter(|m| *m > 0.0).unwrap_or(total as f64)),
         ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::yaml;
+
+    /// A matrix written in YAML, read as the workflow reader reads it.
+    fn read(src: &str) -> Value {
+        let node = yaml::parse(src).unwrap();
+        crate::github::workflow::matrix_value_for_tests(&node)
+    }
+
+    fn combos(src: &str) -> Vec<String> {
+        expand(&read(src))
+            .unwrap()
+            .iter()
+            .map(|c| show(&c.matrix))
+            .collect()
+    }
+
+    /// A combination's keys and values in their order.
+    fn show(v: &Value) -> String {
+        let Value::Object(o) = v else { panic!("{v:?}") };
+        let pairs: Vec<String> = o
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.to_github_string()))
+            .collect();
+        pairs.join(" ")
+    }
+
+    /// "Running variations of jobs in a workflow: Example: Expanding configurations".
+    #[test]
+    fn includes_extend_or_add_as_the_docs_show() {
+        let got = combos(
+            "fruit: [apple, pear]\nanimal: [cat, dog]\ninclude:\n  - color: green\n  - color: pink\n    animal: cat\n  - fruit: apple\n    shape: circle\n  - fruit: banana\n  - fruit: banana\n    animal: cat\n",
+        );
+        assert_eq!(
+            got,
+            [
+                "fruit=apple animal=cat color=pink shape=circle",
+                "fruit=apple animal=dog color=green shape=circle",
+                "fruit=pear animal=cat color=pink",
+                "fruit=pear animal=dog color=green",
+                "fruit=banana",
+                "fruit=banana animal=cat",
+            ]
+        );
+    }
+
+    /// "Example: Excluding matrix configurations": 12 combinations, 3 excluded (the second
+    /// exclude is partial: it removes both environments).
+    #[test]
+    fn excludes_match_partially() {
+        let got = combos(
+            "os: [macos-latest, windows-latest]\nversion: [12, 14, 16]\nenvironment: [staging, production]\nexclude:\n  - os: macos-latest\n    version: 12\n    environment: production\n  - os: windows-latest\n    version: 16\n",
+        );
+        assert_eq!(got.len(), 9);
+        assert!(!got
+            .iter()
+            .any(|c| c.contains(r#""os":"windows-latest","version":16"#)));
+        assert_eq!(got[0], "os=macos-latest version=12 environment=staging");
+        assert_eq!(got[1], "os=macos-latest version=14 environment=staging");
+    }
+
+    /// "Example: Adding configurations": an include only of new combinations, and one that
+    /// extends a combination (its extra value not in the check-run name).
+    #[test]
+    fn include_only_matrices_and_check_run_names() {
+        let got = combos("include:\n  - site: production\n    datacenter: site-a\n  - site: staging\n    datacenter: site-b\n");
+        assert_eq!(
+            got,
+            [
+                "site=production datacenter=site-a",
+                "site=staging datacenter=site-b"
+            ]
+        );
+
+        let m = read("os: [windows-latest, ubuntu-latest]\nnode: [14, 16]\ninclude:\n  - os: windows-latest\n    node: 16\n    npm: 6\n");
+        let all = expand(&m).unwrap();
+        let names: Vec<String> = all
+            .iter()
+            .map(|c| check_run_name("build", None, c, &Contexts::new()).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "build (windows-latest, 14)",
+                "build (windows-latest, 16)",
+                "build (ubuntu-latest, 14)",
+                "build (ubuntu-latest, 16)"
+            ]
+        );
+        assert_eq!(show(&all[1].matrix), "os=windows-latest node=16 npm=6");
+        // A literal `name:` takes the values too; one with an expression is its value alone.
+        assert_eq!(
+            check_run_name("build", Some("Build"), &all[0], &Contexts::new()).unwrap(),
+            "Build (windows-latest, 14)"
+        );
+        let mut contexts = Contexts::new();
+        contexts.insert("matrix", all[0].matrix.clone());
+        assert_eq!(
+            check_run_name(
+                "build",
+                Some("Node ${{ matrix.node }} on ${{ matrix.os }}"),
+                &all[0],
+                &contexts
+            )
+            .unwrap(),
+            "Node 14 on windows-latest"
+        );
+    }
+
+    #[test]
+    fn values_compare_and_render_as_github_does() {
+        // `==` ignores case and coerces: `Ubuntu` excludes `ubuntu`, '3.10' matches 3.1.
+        let got = combos(
+            "os: [ubuntu, windows]\npy: [3.10, 3.8]\nexclude:\n  - os: Ubuntu\n    py: '3.10'\n",
+        );
+        assert_eq!(
+            got,
+            ["os=ubuntu py=3.8", "os=windows py=3.1", "os=windows py=3.8"]
+        );
+        // Objects inside give their values depth first; nulls, empty strings are left out.
+        let c = expand(&read(
+            "node: [{version: 14, npm: [6, true]}]\nx: ['', ~, 1e3]\n",
+        ))
+        .unwrap();
+        assert_eq!(c[0].name_values, ["14", "6", "true"]);
+        assert_eq!(c[1].name_values, ["14", "6", "true"]);
+        assert_eq!(c[2].name_values, ["14", "6", "true", "1000"]);
+        // Cut at 100 characters.
+        let long = display_name("job", &["x".repeat(200)]);
+        assert_eq!(
+            (long.chars().count(), &long[long.len() - 4..]),
+            (100, "x...")
+        );
+    }
+
+    #[test]
+    fn bad_matrices_say_why() {
+        let err = |src: &str| expand(&read(src)).unwrap_err();
+        assert_eq!(
+            err("os: ubuntu\n"),
+            fail("`os` should be a list, found String", Some("os"))
+        );
+        assert_eq!(
+            err("exclude: [{os: x}]\n").message,
+            "a matrix must define at least one vector"
+        );
+        assert_eq!(
+            err("os: [a]\ninclude: [{}]\n").message,
+            "a matrix include mapping does not contain any values"
+        );
+        assert_eq!(
+            err("os: [a]\nexclude: [{}]\n").message,
+            "a matrix exclude filter must not be empty"
+        );
+        // 16 x 16 = 256 is the most; one more is refused.
+        let ok = format!(
+            "a: [{}]\nb: [{}]\n",
+            (1..=16)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            (1..=16)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(expand(&read(&ok)).unwrap().len(), 256);
+        let over = format!("{ok}include: [{{a: 99}}]\n");
+        assert_eq!(
+            err(&over).message,
+            "the matrix makes 257 jobs, more than GitHub's 256"
+        );
+    }
+
+    #[test]
+    fn the_strategy_context() {
+        let s = strategy_context(true, None, 1, 4);
+        assert_eq!(
+            s.to_serde_json().to_string(),
+            r#"{"fail-fast":true,"job-index":1,"job-total":4,"max-parallel":4}"#
+        );
+    }
 }

@@ -126,7 +126,11 @@ fn valid_id(id: &str) -> bool {
 
 impl Reader<'_> {
     pub(super) fn workflow(&mut self, root: &Node) -> Option<Workflow> {
+        // GitHub's YAML reader stops at an unknown tag.
         self.check_tags(root);
+        if !self.errors.is_empty() {
+            return None;
+        }
         let entries = self.map(root, "the workflow", ROOT_KEYS)?;
         let mut workflow = Workflow {
             name: None,
@@ -150,7 +154,7 @@ impl Reader<'_> {
                     workflow.concurrency = self.concurrency(v, &Scope::WORKFLOW, false)
                 }
                 "permissions" => workflow.permissions = self.permissions(v),
-                "jobs" => workflow.jobs = self.jobs(v),
+                "jobs" => workflow.jobs = self.jobs(v, e.key_span),
                 _ => {}
             }
         }
@@ -268,7 +272,7 @@ impl Reader<'_> {
         Some(Permissions::Scopes(scopes))
     }
 
-    fn jobs(&mut self, node: &Node) -> Vec<Job> {
+    fn jobs(&mut self, node: &Node, key_span: Span) -> Vec<Job> {
         let Some(entries) = self.loose(node, "jobs") else {
             return Vec::new();
         };
@@ -287,7 +291,7 @@ impl Reader<'_> {
             }
             self.job = None;
         }
-        self.needs_graph(node.span, &jobs);
+        self.needs_graph(key_span, &jobs);
         jobs
     }
 
@@ -592,7 +596,7 @@ impl Reader<'_> {
                 "max-parallel" => {
                     out.max_parallel = self.number(v, "strategy: max-parallel", scope)
                 }
-                _ => out.matrix = self.matrix(v),
+                _ => out.matrix = self.matrix(v, e.key_span),
             }
         }
         Some(out)
@@ -601,7 +605,7 @@ impl Reader<'_> {
     /// A matrix without expressions is checked and expanded now, so that its errors (and
     /// the 256-job limit) are reported with the file's positions; one with expressions is
     /// kept for the caller, its expressions checked.
-    fn matrix(&mut self, node: &Node) -> Option<Matrix> {
+    fn matrix(&mut self, node: &Node, key_span: Span) -> Option<Matrix> {
         if let Some(Literal::String(s)) = literal(node) {
             self.check(&s, node, "strategy: matrix", Some(&Scope::STRATEGY));
             if !s.contains("${{") {
@@ -617,9 +621,7 @@ impl Reader<'_> {
                 span: node.span,
             });
         }
-        let Some(entries) = self.loose(node, "strategy: matrix") else {
-            return None;
-        };
+        let entries = self.loose(node, "strategy: matrix")?;
         let mut deferred = false;
         for e in entries {
             let mut todo = vec![&e.value];
@@ -653,7 +655,7 @@ impl Reader<'_> {
                 .key
                 .as_deref()
                 .and_then(|k| node.entry(k))
-                .map_or(node.span, |entry| entry.key_span);
+                .map_or(key_span, |entry| entry.key_span);
             self.error(format!("`strategy: matrix`: {}", e.message), span);
             return None;
         }

@@ -20,7 +20,6 @@ mod tests;
 
 use crate::github::expr::Value;
 use crate::github::pattern::Pattern;
-use crate::source::diag::Diagnostic;
 use crate::source::yaml::Span;
 
 pub use reader::{parse, Parsed};
@@ -277,8 +276,8 @@ impl Workflow {
     }
 }
 
-/// A workflow that failed to read: every error found, and the warnings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Invalid {
-    pub diagnostics: Vec<Diagnostic>,
+/// A YAML node read as the reader reads matrix values, for other modules' tests.
+#[cfg(test)]
+pub(crate) fn matrix_value_for_tests(node: &crate::source::yaml::Node) -> Value {
+    reader::to_value(node)
 }

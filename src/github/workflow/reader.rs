@@ -40,9 +40,14 @@ pub fn parse(text: &str, file: u16) -> Result<Parsed, Vec<Diagnostic>> {
         }
         [root] => reader.workflow(root),
         [_, second, ..] => {
+            // A block mapping's own span is not its first key's: point at the key.
+            let at = second
+                .as_map()
+                .and_then(|m| m.first())
+                .map_or(second.span, |e| e.key_span);
             reader.error(
                 "a workflow file holds one YAML document; this is a second one",
-                second.span,
+                at,
             );
             None
         }
@@ -237,9 +242,23 @@ impl<'a> Reader<'a> {
         while let Some(n) = todo.pop() {
             if let Some(tag) = &n.tag {
                 if !tag.starts_with("!!") && !tag.starts_with("tag:yaml.org,2002:") {
+                    // yaml-rust2 places the node after its tag: find the tag on that line.
+                    let line = self
+                        .lines
+                        .get(n.span.line.saturating_sub(1))
+                        .copied()
+                        .unwrap_or("");
+                    let before: String = line.chars().take(n.span.col.saturating_sub(1)).collect();
+                    let at = match before.rfind(tag.as_str()) {
+                        Some(i) => Span {
+                            col: before[..i].chars().count() + 1,
+                            ..n.span
+                        },
+                        None => n.span,
+                    };
                     self.error_help(
                         format!("unexpected tag '{tag}'"),
-                        n.span,
+                        at,
                         format!("a value that starts with `!` must be quoted: '{tag}...'"),
                     );
                 }
@@ -495,9 +514,9 @@ impl<'a> Reader<'a> {
     }
 
     /// The file position of byte `offset` of a scalar's value. Plain one-line scalars map
-    /// exactly, quoted ones too unless an escape comes before the offset; block scalars
-    /// (`|`, `>`) map by line, each content line's indentation read from the file; a
-    /// folded or multi-line flow scalar may be off by the folding.
+    /// exactly, quoted ones too unless an escape comes before the offset; literal block
+    /// scalars (`|`) map by line, each content line's indentation read from the file; a
+    /// folded (`>`) or multi-line flow scalar may be off by the folding.
     pub(super) fn place(&self, node: &Node, text: &str, offset: usize) -> Span {
         let offset = offset.min(text.len());
         let before = text.get(..offset).unwrap_or(text);
@@ -535,12 +554,20 @@ impl<'a> Reader<'a> {
                     ..start
                 }
             }
-            // A later line of a multi-line flow scalar: its indentation is unknown here.
-            _ => Span {
-                line: start.line + line_index,
-                col: col_in_line + 1,
-                ..start
-            },
+            // A later line of a multi-line scalar; yaml-rust2 places a block scalar (`|`,
+            // `>`) at its first content line, so this is the block case too.
+            _ => {
+                let line = start.line + line_index;
+                let indent = self
+                    .lines
+                    .get(line - 1)
+                    .map_or(0, |l| l.chars().take_while(|c| *c == ' ').count());
+                Span {
+                    line,
+                    col: indent + 1 + col_in_line,
+                    ..start
+                }
+            }
         }
     }
 }
