@@ -264,6 +264,22 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
     })
 }
 
+/// Parse one file as YAML 1.2 reads mapping keys, for readers stricter than Psych (GitHub's):
+/// every key is kept as written and in order, duplicates included (the reader decides whether
+/// they are errors), and `<<` is an ordinary key, not a merge. Aliases are copied as usual.
+pub fn parse_documents_keeping_keys(source: &str, file: u16) -> Result<Vec<Node>, SyntaxError> {
+    let mut builder = Builder {
+        file,
+        keep_keys: true,
+        ..Builder::default()
+    };
+    read_events(strip_bom(source), &mut builder)?;
+    if let Some(err) = builder.error {
+        return Err(err);
+    }
+    Ok(builder.docs)
+}
+
 /// Parse every document of a file (`---` separated), its spans naming file number `file`.
 pub fn parse_documents(source: &str, file: u16) -> Result<Vec<Node>, SyntaxError> {
     parse_documents_within(source, file, &mut Budget::default())
@@ -418,10 +434,13 @@ struct Builder {
     has_root: bool,
     error: Option<SyntaxError>,
     budget: Budget,
+    /// Keep every key as written ([`parse_documents_keeping_keys`]).
+    keep_keys: bool,
 }
 
 impl Builder {
     fn push_value(&mut self, node: Node, from_alias: bool) {
+        let keep_keys = self.keep_keys;
         match self.stack.last_mut() {
             None => {
                 self.docs.push(node);
@@ -441,7 +460,12 @@ impl Builder {
                 None => *pending_key = Some((node, from_alias)),
                 Some((key, _)) => {
                     if let Value::Map(entries) = &mut map.value {
-                        if let Err(e) = insert_entry(entries, keys, key, node) {
+                        let inserted = if keep_keys {
+                            push_entry(entries, key, node)
+                        } else {
+                            insert_entry(entries, keys, key, node)
+                        };
+                        if let Err(e) = inserted {
                             if self.error.is_none() {
                                 self.error = Some(e);
                             }
@@ -450,6 +474,25 @@ impl Builder {
                 }
             },
         }
+    }
+}
+
+/// Append one `key: value` as written.
+fn push_entry(entries: &mut Vec<Entry>, key: Node, value: Node) -> Result<(), SyntaxError> {
+    match key.value {
+        Value::Scalar { text, .. } => {
+            entries.push(Entry {
+                key: text,
+                key_span: key.span,
+                value,
+            });
+            Ok(())
+        }
+        _ => Err(SyntaxError {
+            message: "a mapping key must be a plain name, not a list or a mapping".into(),
+            span: key.span,
+            too_big: false,
+        }),
     }
 }
 
@@ -721,6 +764,19 @@ job:
         let doc = parse("a: 1\nb: 2\na: 3\n").unwrap();
         assert_eq!(keys(&doc), vec!["a", "b"]);
         assert_eq!(doc.get("a").unwrap().as_text(), Some("3"));
+    }
+
+    #[test]
+    fn keeping_keys_keeps_duplicates_and_does_not_merge() {
+        let src = ".a: &a {x: 1}\njob:\n  <<: *a\n  y: 1\n  y: 2\n";
+        let doc = parse_documents_keeping_keys(src, 0).unwrap().swap_remove(0);
+        let job = doc.get("job").unwrap();
+        assert_eq!(keys(job), vec!["<<", "y", "y"]);
+        assert_eq!(job.as_map().unwrap()[2].key_span, Span::at(5, 3));
+        assert_eq!(
+            job.get("<<").unwrap().get("x").unwrap().as_text(),
+            Some("1")
+        );
     }
 
     #[test]
