@@ -211,6 +211,7 @@ impl Reader<'_> {
             trigger,
             base_name: name.to_string(),
             inherit_variables: inherit.variables.clone(),
+            steps: None,
         })
     }
 

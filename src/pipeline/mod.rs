@@ -4,6 +4,7 @@
 //! touches Docker.
 
 pub mod expand;
+pub mod steps;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -101,6 +102,9 @@ pub struct Job {
     pub base_name: String,
     /// `inherit: variables`: which global variables the job gets (`None`: all).
     pub inherit_variables: Option<Vec<String>>,
+    /// A job of steps decided one after another (GitHub's) instead of a script.
+    #[serde(skip)]
+    pub steps: Option<std::sync::Arc<dyn steps::Steps>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,0 +1,95 @@
+//! A job that runs as steps in one container, each decided only when the steps before it have
+//! ended (GitHub Actions' jobs): whether a step runs, its script and its environment can depend
+//! on what earlier steps wrote. The format decides (conditions, expressions, outputs); the
+//! engine runs the commands it is given, in the job's container, and reports back how each
+//! ended. So the engine knows no format, and the format touches no container.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A job's steps, as its format runs them.
+pub trait Steps: Send + Sync + fmt::Debug {
+    /// Does the job run at all, given how the jobs it needs ended (`if:` on the job)? `Err`:
+    /// the condition cannot be evaluated, and the job fails with that message.
+    fn should_run(&self, needs: &[NeedResult], cancelled: bool) -> Result<bool, String>;
+
+    /// A fresh run of the job's steps.
+    fn start(&self, start: Start) -> Box<dyn StepsRun>;
+}
+
+/// What a run of the steps starts from.
+#[derive(Debug, Clone, Default)]
+pub struct Start {
+    /// The job's environment as the engine built it (the format's predefined variables and the
+    /// command line's), before any step's own.
+    pub env: Vec<(String, String)>,
+    /// How the jobs it needs ended, and their outputs.
+    pub needs: Vec<NeedResult>,
+    /// The run was cancelled before the job started (only `always()` steps run).
+    pub cancelled: bool,
+}
+
+/// How a job ended, for the jobs that need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedResult {
+    /// The job's id in its file (`needs:` names it so).
+    pub job: String,
+    /// `success`, `failure`, `cancelled` or `skipped`, as GitHub names them.
+    pub result: String,
+    pub outputs: Vec<(String, String)>,
+}
+
+/// One run of a job's steps: asked for the next command until it has none.
+pub trait StepsRun: Send {
+    /// The next command, or `None` when the job is over. `Err`: the job fails with that
+    /// message (an expression that fails at run time, an action berth does not have).
+    fn next(&mut self) -> Result<Option<Command>, String>;
+
+    /// How the command `next` gave last ended.
+    fn finished(&mut self, ended: Ended);
+
+    /// The engine was told to stop (Ctrl-C, a failed job elsewhere under fail-fast): steps that
+    /// run whatever happens still run, the others are skipped.
+    fn cancel(&mut self);
+
+    /// How the job ended, once `next` has said `None`.
+    fn outcome(&self) -> Outcome;
+}
+
+/// A command to run in the job's container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    /// The step as the log names it (`Run pytest -q`, `Set up Python`).
+    pub name: String,
+    /// Files to write into the container before it runs (the step's script, the empty files it
+    /// writes its outputs to): absolute path and content.
+    pub files: Vec<(String, String)>,
+    /// The process: program and arguments.
+    pub argv: Vec<String>,
+    /// Its whole environment.
+    pub env: Vec<(String, String)>,
+    /// Its working directory (absolute); `None`: the workspace.
+    pub working_dir: Option<String>,
+    pub timeout: Option<Duration>,
+    /// Files to read back after it ends (absolute paths), whatever its exit code.
+    pub collect: Vec<String>,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ended {
+    pub exit_code: i64,
+    pub timed_out: bool,
+    /// The files of [`Command::collect`] that exist, with their content.
+    pub files: Vec<(String, String)>,
+}
+
+/// How a job's steps ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcome {
+    pub success: bool,
+    /// Why not, for the job's summary (the step that failed).
+    pub message: Option<String>,
+    /// `outputs:` of the job, evaluated at its end.
+    pub outputs: Vec<(String, String)>,
+}
