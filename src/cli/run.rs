@@ -227,7 +227,7 @@ async fn snapshot(mode: WorkspaceMode, run: &LoadedRun) -> Result<Option<NamedTe
 
 /// What a run has beyond its pipeline and arguments: its record, workspace, secrets and
 /// hermetic settings. `berth lock` runs nothing and has none of them.
-pub(super) struct Setup<'a> {
+struct Setup<'a> {
     run_id: String,
     run_dir: PathBuf,
     workspace: Workspace,
