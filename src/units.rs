@@ -1,6 +1,27 @@
-//! Sizes and durations as berth prints them, one way everywhere.
+//! Sizes and durations as berth prints them, and times as it records them (seconds since the
+//! Unix epoch): one way everywhere.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A moment in seconds since the Unix epoch (0 for one before it).
+pub fn epoch_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Now, in seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    epoch_secs(SystemTime::now())
+}
+
+/// Now, in milliseconds since the Unix epoch (the JSON events' `ts`).
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// `999 B`, `3.1 MB`: decimal units, as Docker prints sizes.
 pub fn bytes(n: u64) -> String {

@@ -1,40 +1,29 @@
 //! `berth cache ls/rm/prune/export/import`: this project's dependency caches on the engine.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::docker::labels;
 use crate::engine;
 
 use super::args::{CacheCommand, Cli};
-use super::exit;
 use super::setup::project_and_engine;
+use super::CliError;
 
-pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
+pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> Result<(), CliError> {
     use crate::engine::caches::{cache_labels, Index};
-    let (project, engine) = match project_and_engine(cli).await {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (project, engine) = project_and_engine(cli).await?;
     let filter = format!("{}={}", labels::PROJECT, project.display());
-    let volumes = match engine.volumes_with_label(&filter).await {
-        Ok(list) => list
-            .into_iter()
-            .filter(|v| {
-                v.labels.contains_key(cache_labels::CACHE)
-                    && !v.labels.contains_key(labels::TEMPORARY)
-            })
-            .collect::<Vec<_>>(),
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::DOCKER;
-        }
-    };
+    let volumes: Vec<_> = engine
+        .volumes_with_label(&filter)
+        .await
+        .map_err(CliError::engine)?
+        .into_iter()
+        .filter(|v| {
+            v.labels.contains_key(cache_labels::CACHE) && !v.labels.contains_key(labels::TEMPORARY)
+        })
+        .collect();
     let mut index = Index::load(&project);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::units::now_secs();
     let label =
         |v: &crate::docker::ObjectInfo, k: &str| v.labels.get(k).cloned().unwrap_or_default();
     let to_remove: Vec<&crate::docker::ObjectInfo> = match command {
@@ -45,7 +34,7 @@ pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
                 "PATH",
                 "SIZE",
                 "LAST USED"
-            );
+            )?;
             for v in &volumes {
                 let entry = index.volumes.get(&v.name).cloned().unwrap_or_default();
                 let size = match engine.volume_mountpoint(&v.name).await {
@@ -71,9 +60,9 @@ pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
                     size,
                     last,
                     entry.jobs.join(", ")
-                );
+                )?;
             }
-            return exit::OK;
+            return Ok(());
         }
         CacheCommand::Rm { keys } => {
             let chosen: Vec<_> = volumes
@@ -88,7 +77,11 @@ pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
             chosen
         }
         // Handled by cmd_cache_export / cmd_cache_import.
-        CacheCommand::Export { .. } | CacheCommand::Import { .. } => return exit::BAD_INPUT,
+        CacheCommand::Export { .. } | CacheCommand::Import { .. } => {
+            return Err(CliError::input(
+                "cache export and import are commands of their own",
+            ))
+        }
         CacheCommand::Prune { older_than } => volumes
             .iter()
             .filter(|v| match older_than {
@@ -100,7 +93,7 @@ pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
             })
             .collect(),
     };
-    let mut failed = false;
+    let mut failed = Vec::new();
     for v in &to_remove {
         match engine.remove_volume(&v.name).await {
             Ok(()) => {
@@ -109,13 +102,13 @@ pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
                     label(v, cache_labels::KEY),
                     label(v, cache_labels::PATH),
                     v.name
-                );
+                )?;
                 index.volumes.remove(&v.name);
             }
-            Err(e) => {
-                eprintln!("berth: cannot remove {}: {e} (is a job using it?)", v.name);
-                failed = true;
-            }
+            Err(e) => failed.push(format!(
+                "cannot remove {}: {e} (is a job using it?)",
+                v.name
+            )),
         }
     }
     if !to_remove.is_empty() {
@@ -123,10 +116,10 @@ pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
             eprintln!("berth: cannot update the cache index: {e}");
         }
     }
-    if failed {
-        exit::DOCKER
+    if failed.is_empty() {
+        Ok(())
     } else {
-        exit::OK
+        Err(CliError::Problems(failed))
     }
 }
 
@@ -144,68 +137,50 @@ pub(super) fn dir_size(dir: &Path) -> Option<u64> {
     Some(total)
 }
 
-pub(super) async fn cmd_cache_export(cli: &Cli, keys: &[String], output: &Path) -> i32 {
-    let (project, engine) = match project_and_engine(cli).await {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    match engine::transfer::export(&engine, &project, keys, output).await {
-        Ok(volumes) => {
-            out!(
-                "exported {} cache volume{} to {}",
-                volumes.len(),
-                if volumes.len() == 1 { "" } else { "s" },
-                output.display()
-            );
-            exit::OK
-        }
-        Err(e) => {
-            eprintln!("berth: cache export: {e}");
-            exit::BAD_INPUT
-        }
-    }
+pub(super) async fn cmd_cache_export(
+    cli: &Cli,
+    keys: &[String],
+    output: &Path,
+) -> Result<(), CliError> {
+    let (project, engine) = project_and_engine(cli).await?;
+    let volumes = engine::transfer::export(&engine, &project, keys, output)
+        .await
+        .map_err(|e| CliError::input(format!("cache export: {e}")))?;
+    out!(
+        "exported {} cache volume{} to {}",
+        volumes.len(),
+        if volumes.len() == 1 { "" } else { "s" },
+        output.display()
+    )
 }
 
-pub(super) async fn cmd_cache_import(cli: &Cli, file: &Path, force: bool) -> i32 {
+pub(super) async fn cmd_cache_import(cli: &Cli, file: &Path, force: bool) -> Result<(), CliError> {
     use crate::engine::transfer::Imported;
-    let (project, engine) = match project_and_engine(cli).await {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    match engine::transfer::import(&engine, &project, file, force).await {
-        Ok(done) => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let mut index = crate::engine::caches::Index::load(&project);
-            for d in &done {
-                match d {
-                    Imported::Created { key, volume } | Imported::Replaced { key, volume } => {
-                        let verb = if matches!(d, Imported::Created { .. }) {
-                            "imported"
-                        } else {
-                            "replaced"
-                        };
-                        out!("{verb} cache `{key}` (volume {volume})");
-                        // Counted as used now, so that `cache prune --older-than` spares it.
-                        let entry = index.volumes.entry(volume.clone()).or_default();
-                        entry.key = key.clone();
-                        entry.last_used = now;
-                    }
-                    Imported::Identical { key } => {
-                        out!("cache `{key}` is already here, identical; kept")
-                    }
-                }
+    let (project, engine) = project_and_engine(cli).await?;
+    let done = engine::transfer::import(&engine, &project, file, force)
+        .await
+        .map_err(|e| CliError::input(format!("cache import: {e}")))?;
+    let now = crate::units::now_secs();
+    let mut index = crate::engine::caches::Index::load(&project);
+    for d in &done {
+        match d {
+            Imported::Created { key, volume } | Imported::Replaced { key, volume } => {
+                let verb = if matches!(d, Imported::Created { .. }) {
+                    "imported"
+                } else {
+                    "replaced"
+                };
+                out!("{verb} cache `{key}` (volume {volume})")?;
+                // Counted as used now, so that `cache prune --older-than` spares it.
+                let entry = index.volumes.entry(volume.clone()).or_default();
+                entry.key = key.clone();
+                entry.last_used = now;
             }
-            if let Err(e) = index.save(&project) {
-                eprintln!("berth: cannot update the cache index: {e}");
-            }
-            exit::OK
-        }
-        Err(e) => {
-            eprintln!("berth: cache import: {e}");
-            exit::BAD_INPUT
+            Imported::Identical { key } => out!("cache `{key}` is already here, identical; kept")?,
         }
     }
+    if let Err(e) = index.save(&project) {
+        eprintln!("berth: cannot update the cache index: {e}");
+    }
+    Ok(())
 }

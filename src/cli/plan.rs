@@ -5,37 +5,25 @@ use crate::plan::Plan;
 
 use super::args::{Cli, PlanArgs, PlanOutput};
 use super::setup::{load, make_plan, project_dir};
-use super::{exit, out_raw};
+use super::{out_raw, CliError};
 
-pub(super) fn cmd_plan(cli: &Cli, args: &PlanArgs) -> i32 {
-    let result = (|| {
-        let project = project_dir(cli)?;
-        let (source, loaded, _) = load(cli, &project, &args.origin, 0)?;
-        let plan = make_plan(&loaded, &args.jobs, args.manual)?;
-        Ok::<_, i32>((source, loaded, plan))
-    })();
-    let (source, loaded, plan) = match result {
-        Ok(x) => x,
-        Err(code) => return code,
+pub(super) fn cmd_plan(cli: &Cli, args: &PlanArgs) -> Result<(), CliError> {
+    let project = project_dir(cli)?;
+    let Some((source, loaded, _)) = load(cli, &project, &args.origin, 0)? else {
+        return Ok(());
     };
+    let plan = make_plan(&loaded, &args.jobs, args.manual)?;
     match args.output {
-        PlanOutput::Json => match serde_json::to_string_pretty(&plan.to_json()) {
-            Ok(s) => out!("{s}"),
-            Err(e) => {
-                eprintln!("berth: {e}");
-                return exit::BAD_INPUT;
-            }
-        },
-        PlanOutput::Yaml => match serde_yaml::to_string(&plan.to_json()) {
-            Ok(s) => out_raw(s.as_bytes()),
-            Err(e) => {
-                eprintln!("berth: {e}");
-                return exit::BAD_INPUT;
-            }
-        },
+        PlanOutput::Json => {
+            let json = serde_json::to_string_pretty(&plan.to_json()).map_err(CliError::input)?;
+            out!("{json}")
+        }
+        PlanOutput::Yaml => {
+            let yaml = serde_yaml::to_string(&plan.to_json()).map_err(CliError::input)?;
+            out_raw(yaml.as_bytes())
+        }
         PlanOutput::Text => out_raw(render_plan(&source.name, &plan, &loaded.pipeline).as_bytes()),
     }
-    exit::OK
 }
 
 /// The human plan: stages in order, each job with what decides when it runs.

@@ -3,53 +3,40 @@
 use crate::engine;
 
 use super::args::{Cli, PruneArgs};
-use super::exit;
 use super::setup::{connect, project_dir};
+use super::CliError;
 
-pub(super) async fn cmd_prune(cli: &Cli, args: &PruneArgs) -> i32 {
+pub(super) async fn cmd_prune(cli: &Cli, args: &PruneArgs) -> Result<(), CliError> {
     let project = if args.all {
         None
     } else {
-        match project_dir(cli) {
-            Ok(p) => Some(p.display().to_string()),
-            Err(code) => return code,
-        }
+        Some(project_dir(cli)?.display().to_string())
     };
-    let engine = match connect().await {
-        Ok(e) => e,
-        Err(code) => return code,
-    };
+    let engine = connect().await?;
     let scope = engine::owner::PruneScope {
         project: project.as_deref(),
         force: args.force,
     };
-    let pruned = match engine::owner::prune(&engine, scope).await {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::DOCKER;
-        }
-    };
-    for p in &pruned.removed.problems {
-        eprintln!("berth: {p}");
-    }
+    let pruned = engine::owner::prune(&engine, scope)
+        .await
+        .map_err(CliError::engine)?;
     out!(
         "removed {} containers, {} networks, {} temporary volumes",
         pruned.removed.containers,
         pruned.removed.networks,
         pruned.removed.volumes
-    );
+    )?;
     if !pruned.spared.is_empty() {
         let runs: Vec<&str> = pruned.spared.iter().map(String::as_str).collect();
         out!(
             "left alone: run{} {} (its berth is alive; --force removes it too)",
             if runs.len() == 1 { "" } else { "s" },
             runs.join(", ")
-        );
+        )?;
     }
     if pruned.removed.problems.is_empty() {
-        exit::OK
+        Ok(())
     } else {
-        exit::DOCKER
+        Err(CliError::Problems(pruned.removed.problems))
     }
 }

@@ -1,30 +1,25 @@
 //! `berth runs`, `show`, `logs` and `artifacts`: reading the run records.
 
-use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
+use crate::store::archives::ArtifactManifest as Manifest;
 use crate::store::{self, record};
 
 use super::args::{ArtifactsArgs, Cli};
-use super::exit;
-use super::setup::{load_run, open_runs};
+use super::setup::{open_runs, pick_run};
+use super::{out_raw, CliError};
 
-pub(super) fn cmd_runs(cli: &Cli) -> i32 {
-    let runs = match open_runs(cli) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+pub(super) fn cmd_runs(cli: &Cli) -> Result<(), CliError> {
+    let runs = open_runs(cli)?;
+    let now = crate::units::now_secs();
     out!(
         "{:<22} {:<14} {:<12} {:>9}  PIPELINE",
         "RUN",
         "WHEN",
         "STATUS",
         "DURATION"
-    );
+    )?;
     for id in runs.ids().iter().rev() {
         match record::RunManifest::load(&runs.path(id)) {
             Ok(m) => out!(
@@ -39,49 +34,41 @@ pub(super) fn cmd_runs(cli: &Cli) -> i32 {
                 m.status,
                 crate::units::duration(std::time::Duration::from_millis(m.duration_ms)),
                 m.pipeline
-            ),
-            Err(_) => out!("{id:<22} {:<14} {:<12} {:>9}", "-", "no record", "-"),
+            )?,
+            Err(_) => out!("{id:<22} {:<14} {:<12} {:>9}", "-", "no record", "-")?,
         }
     }
-    exit::OK
+    Ok(())
 }
 
-pub(super) fn cmd_logs(cli: &Cli, names: &[String]) -> i32 {
-    let (run, job) = match names {
-        [job] => (None, job),
-        [run, job] => (Some(run.as_str()), job),
-        _ => return exit::BAD_INPUT,
+pub(super) fn cmd_logs(cli: &Cli, names: &[String]) -> Result<(), CliError> {
+    let (picked, rest) = pick_run(cli, names, 1..=1)?;
+    let [job] = rest else {
+        return Err(CliError::input(
+            "expected a job name, or a run id and a job name",
+        ));
     };
-    let (dir, run, manifest) = match load_run(cli, run) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let run = &picked.id;
+    let manifest = picked.manifest()?;
     let Some(record) = manifest.jobs.iter().find(|j| &j.name == job) else {
-        eprintln!("berth: run {run} has no job `{job}`");
-        return exit::BAD_INPUT;
+        return Err(CliError::input(format!("run {run} has no job `{job}`")));
     };
-    match store::open_in_record(&dir, &record.log) {
-        Ok(mut f) => {
-            let _ = std::io::copy(&mut f, &mut std::io::stdout());
-            exit::OK
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            eprintln!("berth: run {run}: the log of `{job}`: {e}");
-            exit::BAD_INPUT
-        }
+    match store::open_in_record(&picked.dir, &record.log) {
+        Ok(mut f) => copy_out(&mut f),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(CliError::input(
+            format!("run {run}: the log of `{job}`: {e}"),
+        )),
         Err(_) => {
             eprintln!("berth: job `{job}` printed nothing in run {run}");
-            exit::OK
+            Ok(())
         }
     }
 }
 
-pub(super) fn cmd_show(cli: &Cli, run: Option<&str>) -> i32 {
-    let (_, _, m) = match load_run(cli, run) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    out!("run {} of {}: {}", m.run_id, m.pipeline, m.status);
+pub(super) fn cmd_show(cli: &Cli, run: Option<&str>) -> Result<(), CliError> {
+    let given: Vec<String> = run.into_iter().map(String::from).collect();
+    let m = pick_run(cli, &given, 0..=0)?.0.manifest()?;
+    out!("run {} of {}: {}", m.run_id, m.pipeline, m.status)?;
     out!(
         "berth {}, engine {}, commit {}{}, pipeline sha256 {}",
         m.berth_version,
@@ -89,7 +76,7 @@ pub(super) fn cmd_show(cli: &Cli, run: Option<&str>) -> i32 {
         m.commit,
         if m.dirty { " (dirty)" } else { "" },
         &m.pipeline_sha256[..m.pipeline_sha256.len().min(16)]
-    );
+    )?;
     let w = m.jobs.iter().map(|j| j.name.len()).max().unwrap_or(0);
     for j in &m.jobs {
         let d = j
@@ -103,75 +90,95 @@ pub(super) fn cmd_show(cli: &Cli, run: Option<&str>) -> i32 {
             j.status,
             d,
             j.image
-        );
+        )?;
     }
     if m.critical_path.len() > 1 {
-        out!("critical path: {}", m.critical_path.join(" -> "));
+        out!("critical path: {}", m.critical_path.join(" -> "))?;
     }
     out!(
         "total {}",
         crate::units::duration(std::time::Duration::from_millis(m.duration_ms))
-    );
-    exit::OK
+    )?;
+    Ok(())
 }
 
-pub(super) fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
+pub(super) fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> Result<(), CliError> {
     use crate::engine::artifacts::extract;
-    use crate::store::archives::ArtifactManifest as Manifest;
-    let runs = match open_runs(cli) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let mut names = args.names.clone();
     // `RUN JOB`, `RUN` or `JOB`: a lone name is a run only when it is one.
-    let given = match names.as_slice() {
-        [run, _] => Some(run.clone()),
-        [one] if runs.has(one) => Some(one.clone()),
-        _ => None,
-    };
-    if given.is_some() {
-        names.remove(0);
-    }
-    let run = match runs.pick(given.as_deref()) {
-        Ok(run) => run,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
-    let job = match names.as_slice() {
+    let (picked, names) = pick_run(cli, &args.names, 0..=1)?;
+    let run = &picked.id;
+    let job = match names {
         [] => None,
         [job] => Some(job.clone()),
-        _ => {
-            eprintln!("berth: expected at most a run id and a job name");
-            return exit::BAD_INPUT;
-        }
+        _ => return Err(CliError::input("expected at most a run id and a job name")),
     };
-    let run_dir = runs.path(&run);
+    let mut manifests = stored_artifacts(&picked.dir)?;
+    if let Some(job) = &job {
+        manifests.retain(|(_, m)| &m.job == job);
+        if manifests.is_empty() {
+            return Err(CliError::input(format!(
+                "run {run} stored no artifacts for job `{job}`"
+            )));
+        }
+    }
+    if let Some(dest) = &args.extract {
+        let [(archive, manifest)] = manifests.as_slice() else {
+            return Err(CliError::input("name the job whose artifacts to extract"));
+        };
+        let n = extract(archive, dest).map_err(CliError::Extract)?;
+        out!(
+            "extracted {n} entries of `{}` into {}",
+            manifest.job,
+            dest.display()
+        )?;
+        return Ok(());
+    }
+    out!("run {run}")?;
+    for (archive, m) in &manifests {
+        out!(
+            "{}: {} files, {} bytes ({})",
+            m.job,
+            m.files.len(),
+            m.bytes,
+            archive.display()
+        )?;
+        if job.is_some() {
+            for f in &m.files {
+                match (&f.sha256, &f.link) {
+                    (_, Some(link)) => out!("  {} -> {link}", f.path)?,
+                    (Some(sha), None) => out!("  {}  {}  {sha}", f.path, f.size)?,
+                    (None, None) => out!("  {}", f.path)?,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The artifacts a run record holds, each archive with its manifest, in the manifests' order;
+/// what cannot be read, or is not a plain file of the record, is said and skipped.
+fn stored_artifacts(run_dir: &Path) -> Result<Vec<(PathBuf, Manifest)>, CliError> {
     let dir = run_dir.join("artifacts");
-    let mut manifests: Vec<(PathBuf, Manifest)> = Vec::new();
+    let mut manifests = Vec::new();
     // Listed only when it is a real folder of the record (not a link the repository brought).
-    let mut names: Vec<String> = match crate::project::state::is_real_dir(&dir) {
-        Ok(true) => std::fs::read_dir(&dir)
+    let mut names: Vec<String> = if crate::project::state::is_real_dir(&dir)? {
+        std::fs::read_dir(&dir)
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .filter_map(|e| e.file_name().into_string().ok())
                     .collect()
             })
-            .unwrap_or_default(),
-        Ok(false) => Vec::new(),
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::BAD_INPUT;
-        }
+            .unwrap_or_default()
+    } else {
+        Vec::new()
     };
     names.sort();
     for name in names.into_iter().filter(|n| n.ends_with(".json")) {
         let path = dir.join(&name);
         let read =
-            store::open_in_record(&run_dir, &format!("artifacts/{name}")).and_then(|mut f| {
+            store::open_in_record(run_dir, &format!("artifacts/{name}")).and_then(|mut f| {
                 let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+                f.read_to_end(&mut bytes).map(|_| bytes)
             });
         match read
             .map_err(|e| e.to_string())
@@ -194,51 +201,18 @@ pub(super) fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> i32 {
             Err(e) => eprintln!("berth: {}: {e}", path.display()),
         }
     }
-    if let Some(job) = &job {
-        manifests.retain(|(_, m)| &m.job == job);
-        if manifests.is_empty() {
-            eprintln!("berth: run {run} stored no artifacts for job `{job}`");
-            return exit::BAD_INPUT;
+    Ok(manifests)
+}
+
+/// A job's log to standard output as it is stored, byte for byte.
+fn copy_out(log: &mut std::fs::File) -> Result<(), CliError> {
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        match log.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => out_raw(&chunk[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(CliError::input(format!("cannot read the log: {e}"))),
         }
     }
-    if let Some(dest) = &args.extract {
-        let [(archive, manifest)] = manifests.as_slice() else {
-            eprintln!("berth: name the job whose artifacts to extract");
-            return exit::BAD_INPUT;
-        };
-        return match extract(archive, dest) {
-            Ok(n) => {
-                out!(
-                    "extracted {n} entries of `{}` into {}",
-                    manifest.job,
-                    dest.display()
-                );
-                exit::OK
-            }
-            Err(e) => {
-                eprintln!("berth: {e}");
-                exit::JOB_FAILED
-            }
-        };
-    }
-    out!("run {run}");
-    for (archive, m) in &manifests {
-        out!(
-            "{}: {} files, {} bytes ({})",
-            m.job,
-            m.files.len(),
-            m.bytes,
-            archive.display()
-        );
-        if job.is_some() {
-            for f in &m.files {
-                match (&f.sha256, &f.link) {
-                    (_, Some(link)) => out!("  {} -> {link}", f.path),
-                    (Some(sha), None) => out!("  {}  {}  {sha}", f.path, f.size),
-                    (None, None) => out!("  {}", f.path),
-                }
-            }
-        }
-    }
-    exit::OK
 }

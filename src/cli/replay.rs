@@ -8,25 +8,16 @@ use crate::store::record;
 use clap::Parser;
 
 use super::args::{Cli, Command, ReplayArgs};
-use super::exit;
 use super::run::{cmd_run, RunMode};
-use super::setup::{load_run, open_runs, project_and_engine};
+use super::setup::{pick_run, project_and_engine};
+use super::CliError;
 
 /// `berth replay`: check what drifted since the recorded run, then run its jobs again with the
 /// recorded environments in the recorded images.
-pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
-    let runs = match open_runs(cli) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let (run, jobs): (Option<&str>, Vec<String>) = match args.names.split_first() {
-        Some((first, rest)) if runs.has(first) => (Some(first.as_str()), rest.to_vec()),
-        _ => (None, args.names.clone()),
-    };
-    let (_, run_id, manifest) = match load_run(cli, run) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> Result<(), CliError> {
+    let (picked, jobs) = pick_run(cli, &args.names, 0..=usize::MAX)?;
+    let run_id = &picked.id;
+    let manifest = picked.manifest()?;
     let selected: Vec<&record::JobRecord> = manifest
         .jobs
         .iter()
@@ -43,8 +34,8 @@ pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
         .filter(|n| !manifest.jobs.iter().any(|j| &j.name == *n))
         .collect();
     if !unknown.is_empty() || selected.is_empty() {
-        eprintln!(
-            "berth: run {run_id} has no recorded job {}",
+        return Err(CliError::input(format!(
+            "run {run_id} has no recorded job {}",
             if unknown.is_empty() {
                 "that ran".to_string()
             } else {
@@ -54,13 +45,9 @@ pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
                     .collect::<Vec<_>>()
                     .join(", ")
             }
-        );
-        return exit::BAD_INPUT;
+        )));
     }
-    let (project, engine) = match project_and_engine(cli).await {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (project, engine) = project_and_engine(cli).await?;
 
     // What changed since the run.
     let mut drift = Vec::new();
@@ -110,10 +97,7 @@ pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
                         short_id(id)
                     )),
                 },
-                Err(e) => {
-                    eprintln!("berth: {e}");
-                    return exit::DOCKER;
-                }
+                Err(e) => return Err(CliError::engine(e)),
             },
             None => drift.push(format!("job `{}`: the record names no image ID", job.name)),
         }
@@ -143,18 +127,15 @@ pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
         );
     }
     if !drift.is_empty() {
-        let verb = if args.allow_drift {
-            "replaying anyway"
-        } else {
-            "refusing to replay"
-        };
-        eprintln!("berth: run {run_id} drifted ({verb}):");
+        if !args.allow_drift {
+            return Err(CliError::Drifted {
+                run: run_id.clone(),
+                drift,
+            });
+        }
+        eprintln!("berth: run {run_id} drifted (replaying anyway):");
         for d in &drift {
             eprintln!("  - {d}");
-        }
-        if !args.allow_drift {
-            eprintln!("berth: --allow-drift replays it as it is now");
-            return exit::BAD_INPUT;
         }
     }
     // `berth run`'s own defaults, from its definition, with what the record fixes on top.
@@ -164,8 +145,9 @@ pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> i32 {
             ..
         }) => args,
         _ => {
-            eprintln!("berth: replay: cannot take `berth run`'s defaults");
-            return exit::BAD_INPUT;
+            return Err(CliError::input(
+                "replay: cannot take `berth run`'s defaults",
+            ))
         }
     };
     run_args.jobs = selected.iter().map(|j| j.name.clone()).collect();

@@ -2,29 +2,26 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use tempfile::NamedTempFile;
 use tokio_util::sync::CancellationToken;
 
 use crate::docker::Engine;
 use crate::engine::{self, RunConfig, RunError, Workspace};
 use crate::events::{RunInfo, RunStatus, Sink};
-use crate::gitlab;
-use crate::pipeline::Loaded;
 use crate::plan::Plan;
-use crate::project::git::Facts;
+use crate::project::lock::{self, Lockfile};
 use crate::project::workspace::{self, Selection};
 use crate::report::records::Records;
-use crate::report::{json::Json, junit::Junit, plain::Plain, terminal::Terminal, Fanout, Reporter};
-use crate::source::Source;
+use crate::report::{json::Json, junit::Junit, plain::Plain, terminal::Terminal};
+use crate::report::{Fanout, ReportError, Reporter};
 use crate::store::{self, Runs};
 
 use super::args::{Cli, NetworkMode, Output, RunArgs, WorkspaceMode};
 use super::exit;
-use super::lock::{lock_config, write_lock};
-use super::setup::{
-    connect_soon, engine_unreachable, load, make_plan, pipeline_context, project_dir, report_failed,
-};
+use super::lock::write_lock;
+use super::setup::{connected, Connecting, LoadedRun, Planning};
+use super::CliError;
 
 /// What `run`, `debug`, `shell`, `lock` and `verify` ask of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,235 +35,258 @@ pub(super) enum RunMode {
     Verify,
 }
 
+/// What a command asks of a run beyond its arguments.
+pub(super) struct Launch {
+    pub(super) mode: RunMode,
+    /// `berth debug JOB` and `berth shell JOB`: the job.
+    pub(super) target: Option<String>,
+    /// `berth replay`: the recorded environments and images.
+    pub(super) replay: Option<engine::Replay>,
+    /// `berth verify`: the containers' hostname.
+    pub(super) hostname: Option<String>,
+}
+
+impl Launch {
+    /// A plain run of the plan.
+    pub(super) fn run() -> Launch {
+        Launch {
+            mode: RunMode::Run,
+            target: None,
+            replay: None,
+            hostname: None,
+        }
+    }
+}
+
 pub(super) async fn cmd_run(
     cli: &Cli,
     args: &RunArgs,
     mode: RunMode,
     replay: Option<engine::Replay>,
     hostname: Option<String>,
-) -> i32 {
+) -> Result<(), CliError> {
     let target = match (mode, args.jobs.as_slice()) {
         (RunMode::Run | RunMode::Lock | RunMode::Verify, _) => None,
         (_, [one]) => Some(one.clone()),
         _ => {
-            eprintln!(
-                "berth: `berth {}` takes exactly one job",
+            return Err(CliError::input(format!(
+                "`berth {}` takes exactly one job",
                 if mode == RunMode::Debug {
                     "debug"
                 } else {
                     "shell"
                 }
-            );
-            return exit::BAD_INPUT;
+            )))
         }
     };
-    let project = match project_dir(cli) {
-        Ok(p) => p,
-        Err(code) => return code,
+    let planning = Planning {
+        jobs: &args.jobs,
+        // A lock covers manual jobs' images too.
+        manual: args.manual || mode == RunMode::Lock,
+        // Child pipelines run as part of this run.
+        children: true,
     };
-    let engine = connect_soon();
-    let (run_id, pipeline_id) = store::new_run_id();
-    let (source, mut loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
-        Ok(x) => x,
-        Err(code) => return code,
+    let Some((run, engine)) = LoadedRun::read(cli, &args.origin, planning)? else {
+        return Ok(());
     };
-    // Child pipelines run as part of this run.
-    if let Err(failed) = gitlab::flatten_children(
-        &mut loaded.pipeline,
-        &pipeline_context(&context, &args.origin),
-    ) {
-        return report_failed(&failed, &source);
-    }
-    // A lock covers manual jobs' images too.
-    let plan = match make_plan(&loaded, &args.jobs, args.manual || mode == RunMode::Lock) {
-        Ok(p) => p,
-        Err(code) => return code,
+    let launch = Launch {
+        mode,
+        target,
+        replay,
+        hostname,
     };
-    let loaded_run = LoadedRun {
-        project,
-        source,
-        loaded,
-        plan,
-        context,
-        run_id,
-        engine,
-    };
-    execute(args, loaded_run, mode, target, replay, hostname).await
-}
-
-/// A pipeline read and planned for a run.
-pub(super) struct LoadedRun {
-    pub(super) project: PathBuf,
-    pub(super) source: Source,
-    pub(super) loaded: Loaded,
-    pub(super) plan: Plan,
-    pub(super) context: Facts,
-    pub(super) run_id: String,
-    /// The engine, connecting while the pipeline was read and planned.
-    pub(super) engine: tokio::task::JoinHandle<Result<Engine, crate::docker::DockerError>>,
+    execute(args, run, engine, launch).await
 }
 
 /// Run a plan: the engine, the reporters, the run record; `run`, `debug`, `shell`, `replay`
-/// and `warm` share it.
+/// and `warm` share it, and `lock` up to its images.
 pub(super) async fn execute(
     args: &RunArgs,
     run: LoadedRun,
-    mode: RunMode,
-    target: Option<String>,
-    replay: Option<engine::Replay>,
-    hostname: Option<String>,
-) -> i32 {
-    let LoadedRun {
-        project,
-        source,
-        loaded,
-        plan,
-        context,
+    engine: Connecting,
+    launch: Launch,
+) -> Result<(), CliError> {
+    let hermetic = hermetic(args, &run, launch.mode)?;
+    let engine = connected(engine).await?;
+    let secrets = read_secrets(&args.secrets).map_err(CliError::Input)?;
+    let runs = open_store(&run.project, args.keep_runs)?;
+    if launch.mode == RunMode::Lock {
+        let setup = Setup::lock(&run.run_id, &runs, &engine);
+        let config = run_config(&run, args, launch, setup);
+        return write_lock(&run.plan, config, engine, &run.project).await;
+    }
+    // The snapshot lives as long as the run: every job unpacks the same tree.
+    let snapshot = snapshot(args.workspace, &run).await?;
+    // Claimed once nothing before the run can fail, so that no record is left without a
+    // manifest; held until the run ends: tells a later berth that it is still being written.
+    let (run_id, run_dir, _live) = runs.claim(run.run_id.clone())?;
+    let setup = Setup {
         run_id,
-        engine,
-    } = run;
-    // A shell takes the terminal: one job at a time, plain lines around it.
-    let interactive = matches!(mode, RunMode::Debug | RunMode::Shell) || args.shell_on_failure;
-    let hermetic = if args.hermetic || loaded.pipeline.hermetic || mode == RunMode::Verify {
-        let lock = match crate::project::lock::Lockfile::load(&project) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("berth: {e}");
-                return exit::BAD_INPUT;
-            }
-        };
-        if lock.is_none() && mode == RunMode::Run {
-            eprintln!(
-                "berth: a hermetic run uses only locked images, and there is no {}: `berth lock` writes it",
-                crate::project::lock::FILE
-            );
-            return exit::BAD_INPUT;
-        }
-        // Without a commit, the pipeline file's time stands for the sources' time.
-        let epoch = context.commit_epoch.unwrap_or_else(|| {
-            std::fs::metadata(&source.path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        });
-        Some(engine::Hermetic {
-            source_date_epoch: epoch,
-            lock: lock.map(std::sync::Arc::new),
-        })
-    } else {
-        None
+        run_dir,
+        workspace: match &snapshot {
+            Some(t) => Workspace::Copy {
+                tar: t.path().to_path_buf(),
+            },
+            None => Workspace::Mount,
+        },
+        secrets: &secrets,
+        hermetic,
+        engine_version: engine.version().to_string(),
     };
-    let engine = match engine.await {
-        Ok(Ok(e)) => e,
-        Ok(Err(e)) => return engine_unreachable(e),
-        Err(e) => {
-            return engine_unreachable(crate::docker::DockerError::Unreachable(e.to_string()))
-        }
-    };
-    let secrets = match read_secrets(&args.secrets) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
-    let config_commit = context.commit_sha.clone();
-    let (config_branch, config_tag, config_source) = (
-        context.branch.clone(),
-        context.tag.clone(),
-        context.source.clone(),
-    );
-    let config_dirty = context.dirty;
-    let runs = match crate::project::state::check(&project).and_then(|()| Runs::create(&project)) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
+    let interactive = interactive(args, launch.mode);
+    let config = run_config(&run, args, launch, setup);
+    let ended = run_reported(args, &run.plan, config, engine, &secrets, interactive).await;
+    drop(snapshot);
+    ended
+}
+
+/// A shell takes the terminal: one job at a time, plain lines around it.
+fn interactive(args: &RunArgs, mode: RunMode) -> bool {
+    matches!(mode, RunMode::Debug | RunMode::Shell) || args.shell_on_failure
+}
+
+/// `--hermetic` (or the pipeline's own, or `berth verify`): locked images at a fixed time.
+fn hermetic(
+    args: &RunArgs,
+    run: &LoadedRun,
+    mode: RunMode,
+) -> Result<Option<engine::Hermetic>, CliError> {
+    if !(args.hermetic || run.loaded.pipeline.hermetic || mode == RunMode::Verify) {
+        return Ok(None);
+    }
+    let lock = Lockfile::load(&run.project).map_err(CliError::Input)?;
+    if lock.is_none() && mode == RunMode::Run {
+        return Err(CliError::input(format!(
+            "a hermetic run uses only locked images, and there is no {}: `berth lock` writes it",
+            lock::FILE
+        )));
+    }
+    // Without a commit, the pipeline file's time stands for the sources' time.
+    let epoch = run.context.commit_epoch.unwrap_or_else(|| {
+        std::fs::metadata(&run.source.path)
+            .and_then(|m| m.modified())
+            .map(crate::units::epoch_secs)
+            .unwrap_or(0)
+    });
+    Ok(Some(engine::Hermetic {
+        source_date_epoch: epoch,
+        lock: lock.map(std::sync::Arc::new),
+    }))
+}
+
+/// The project's run store, tidied before a run: records whose berth is gone are marked so,
+/// and the oldest pruned to make room for this one.
+fn open_store(project: &Path, keep: usize) -> Result<Runs, CliError> {
+    crate::project::state::check(project)?;
+    let runs = Runs::create(project)?;
     for id in runs.settle_abandoned() {
         eprintln!(
             "berth: run {id} ended without finishing its record (its berth is gone); marked {}",
             store::ABANDONED
         );
     }
-    if let Err(e) = runs.prune(args.keep_runs.saturating_sub(1)) {
+    if let Err(e) = runs.prune(keep.saturating_sub(1)) {
         eprintln!(
             "berth: cannot prune old runs in {}: {e}",
             runs.dir().display()
         );
     }
-    if mode == RunMode::Lock {
-        let run_dir = runs.path(&run_id);
-        let config = lock_config(&project, &source, &loaded, context, run_id, run_dir, args);
-        return write_lock(&plan, config, engine, &project).await;
+    Ok(runs)
+}
+
+/// `--workspace copy`: the project's checkout as one tar, made before the run.
+async fn snapshot(mode: WorkspaceMode, run: &LoadedRun) -> Result<Option<NamedTempFile>, CliError> {
+    if mode == WorkspaceMode::Mount {
+        return Ok(None);
     }
-    // The snapshot lives as long as the run: every job unpacks the same tree.
-    let snapshot = match args.workspace {
-        WorkspaceMode::Mount => None,
-        WorkspaceMode::Copy => {
-            let tar = match tempfile::Builder::new()
-                .prefix("berth-workspace-")
-                .suffix(".tar")
-                .tempfile()
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("berth: cannot create the workspace snapshot: {e}");
-                    return exit::DOCKER;
-                }
-            };
-            let prefix = context.container_dir.trim_start_matches('/').to_string();
-            let (dir, path) = (project.clone(), tar.path().to_path_buf());
-            let written = tokio::task::spawn_blocking(move || {
-                workspace::write_tar(&dir, Selection::Checkout, &prefix, &path)
-            })
-            .await;
-            match written {
-                Ok(Ok(_)) => Some(tar),
-                Ok(Err(e)) => {
-                    eprintln!("berth: cannot snapshot {}: {e}", project.display());
-                    return exit::BAD_INPUT;
-                }
-                Err(e) => {
-                    eprintln!("berth: cannot snapshot {}: {e}", project.display());
-                    return exit::BAD_INPUT;
-                }
-            }
+    let tar = tempfile::Builder::new()
+        .prefix("berth-workspace-")
+        .suffix(".tar")
+        .tempfile()
+        .map_err(|e| CliError::engine(format!("cannot create the workspace snapshot: {e}")))?;
+    let prefix = run
+        .context
+        .container_dir
+        .trim_start_matches('/')
+        .to_string();
+    let (dir, path) = (run.project.clone(), tar.path().to_path_buf());
+    let written = tokio::task::spawn_blocking(move || {
+        workspace::write_tar(&dir, Selection::Checkout, &prefix, &path).map(|_| ())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|w| w.map_err(|e| e.to_string()));
+    match written {
+        Ok(()) => Ok(Some(tar)),
+        Err(e) => Err(CliError::input(format!(
+            "cannot snapshot {}: {e}",
+            run.project.display()
+        ))),
+    }
+}
+
+/// What a run has beyond its pipeline and arguments: its record, workspace, secrets and
+/// hermetic settings. `berth lock` runs nothing and has none of them.
+struct Setup<'a> {
+    run_id: String,
+    run_dir: PathBuf,
+    workspace: Workspace,
+    secrets: &'a [(String, String)],
+    hermetic: Option<engine::Hermetic>,
+    engine_version: String,
+}
+
+impl Setup<'_> {
+    /// `berth lock`: the record's place, never claimed (nothing is recorded).
+    fn lock(run_id: &str, runs: &Runs, engine: &Engine) -> Setup<'static> {
+        Setup {
+            run_id: run_id.to_string(),
+            run_dir: runs.path(run_id),
+            workspace: Workspace::Mount,
+            secrets: &[],
+            hermetic: None,
+            engine_version: engine.version().to_string(),
         }
-    };
-    // Claimed once nothing before the run can fail, so that no record is left without a
-    // manifest; held until the run ends: tells a later berth that it is still being written.
-    let (run_id, run_dir, _live) = match runs.claim(run_id) {
-        Ok(claimed) => claimed,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
-    let workspace = match &snapshot {
-        Some(t) => Workspace::Copy {
-            tar: t.path().to_path_buf(),
-        },
-        None => Workspace::Mount,
-    };
-    let config = RunConfig {
+    }
+}
+
+/// The one place a [`RunConfig`] is made, for a run or for `berth lock`'s images (no
+/// workspace, no caches, nothing run).
+fn run_config(run: &LoadedRun, args: &RunArgs, launch: Launch, setup: Setup) -> RunConfig {
+    let lock = launch.mode == RunMode::Lock;
+    let Launch {
+        mode,
+        target,
+        replay,
+        hostname,
+    } = launch;
+    let Setup {
         run_id,
-        pipeline_name: source.name.clone(),
-        jobs_limit: if interactive { 1 } else { args.parallel },
+        run_dir,
         workspace,
-        environment: super::setup::environment(&loaded, &context),
-        context,
-        overrides: args.origin.env.iter().chain(&secrets).cloned().collect(),
+        secrets,
+        hermetic,
+        engine_version,
+    } = setup;
+    let context = &run.context;
+    RunConfig {
+        run_id,
+        pipeline_name: run.source.name.clone(),
+        jobs_limit: if lock || interactive(args, mode) {
+            1
+        } else {
+            args.parallel
+        },
+        workspace,
+        environment: super::setup::environment(&run.loaded, context),
+        context: context.clone(),
+        overrides: args.origin.env.iter().chain(secrets).cloned().collect(),
         default_image: args.default_image.clone(),
         run_dir,
-        no_cache: args.no_cache,
-        python_cache: !args.python.no_python_cache,
-        offline: args.python.network == NetworkMode::None,
+        no_cache: lock || args.no_cache,
+        python_cache: !lock && !args.python.no_python_cache,
+        offline: !lock && args.python.network == NetworkMode::None,
         service_timeout: args.service_timeout,
-        // Only `artifacts: untracked` needs the list of tracked files.
         debug: match mode {
             RunMode::Debug => Some(engine::debug::Debug {
                 job: target.clone(),
@@ -278,55 +298,85 @@ pub(super) async fn execute(
             }),
             _ => None,
         },
-        shell_job: if mode == RunMode::Shell {
-            target.clone()
-        } else {
-            None
-        },
+        shell_job: target.filter(|_| mode == RunMode::Shell),
         replay: replay.map(std::sync::Arc::new),
         hermetic,
         hostname,
+        // Only `artifacts: untracked` needs the list of tracked files.
         tracked: std::sync::Arc::new(
-            if plan
-                .jobs
-                .iter()
-                .any(|j| j.job.artifacts.as_ref().is_some_and(|a| a.untracked))
+            if !lock
+                && run
+                    .plan
+                    .jobs
+                    .iter()
+                    .any(|j| j.job.artifacts.as_ref().is_some_and(|a| a.untracked))
             {
-                git_tracked(&project)
+                git_tracked(&run.project)
             } else {
                 Default::default()
             },
         ),
         info: RunInfo {
             berth_version: env!("CARGO_PKG_VERSION").to_string(),
-            engine_version: engine.version().to_string(),
-            pipeline_file: source.path.display().to_string(),
+            engine_version,
+            pipeline_file: run.source.path.display().to_string(),
             pipeline_sha256: {
                 use sha2::{Digest, Sha256};
-                hex::encode(Sha256::digest(source.text.as_bytes()))
+                hex::encode(Sha256::digest(run.source.text.as_bytes()))
             },
-            commit: config_commit.clone(),
-            dirty: config_dirty,
-            branch: config_branch,
-            tag: config_tag,
-            source: config_source,
-            started_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            commit: context.commit_sha.clone(),
+            dirty: context.dirty,
+            branch: context.branch.clone(),
+            tag: context.tag.clone(),
+            source: context.source.clone(),
+            started_at: crate::units::now_secs(),
         },
-    };
+    }
+}
 
+/// Run the plan, its events masked and fed to the reporters; the run's end as the command's.
+async fn run_reported(
+    args: &RunArgs,
+    plan: &Plan,
+    config: RunConfig,
+    engine: Engine,
+    secrets: &[(String, String)],
+    interactive: bool,
+) -> Result<(), CliError> {
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone());
     let hidden = secrets
         .iter()
         .map(|(_, v)| v.clone())
-        .chain(masked_values(&plan, &config, &args.masks))
+        .chain(masked_values(plan, &config, &args.masks))
         .collect();
-    let (sink, mut rx) = Sink::masking(1024, hidden);
+    let (sink, events) = Sink::masking(1024, hidden);
     // berth's own error below is masked as the events are (an image name can hold a secret).
     let mask = sink.mask();
+    let reporting = tokio::spawn(reporters(args, interactive, &config.run_dir).drain(events));
+    let result = engine::run(plan, config, engine, sink, cancel.clone()).await;
+    if let Ok(unwritten) = reporting.await {
+        tell_unwritten(&unwritten);
+    }
+    match result {
+        Ok(r) if r.status == RunStatus::Passed => Ok(()),
+        Ok(r) => Err(CliError::Run(r.status)),
+        Err(e) => {
+            let message = mask.masked(&e.to_string());
+            Err(if cancel.is_cancelled() {
+                CliError::Interrupted(message)
+            } else {
+                match e {
+                    RunError::Image { .. } | RunError::Docker(_) => CliError::Engine(message),
+                    RunError::Lock(_) | RunError::Input(_) => CliError::Input(message),
+                }
+            })
+        }
+    }
+}
+
+/// The live view, plain lines or JSON events; the run record; JUnit when asked for.
+fn reporters(args: &RunArgs, interactive: bool, run_dir: &Path) -> Fanout {
     let live = match args.output {
         _ if interactive => false,
         Output::Auto => std::io::stderr().is_terminal(),
@@ -342,38 +392,21 @@ pub(super) async fn execute(
     };
     let mut reporters = vec![
         display,
-        Box::new(Records::new(config.run_dir.clone())) as Box<dyn Reporter>,
+        Box::new(Records::new(run_dir.to_path_buf())) as Box<dyn Reporter>,
     ];
     if let Some(path) = &args.junit {
         reporters.push(Box::new(Junit::new(path.clone())));
     }
-    let mut reporter = Fanout(reporters);
-    let reporting = tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
-            reporter.handle(&event);
-        }
-    });
-    let result = engine::run(&plan, config, engine, sink, cancel.clone()).await;
-    let _ = reporting.await;
-    drop(snapshot);
-    match result {
-        Ok(r) => match r.status {
-            RunStatus::Passed => exit::OK,
-            RunStatus::Failed => exit::JOB_FAILED,
-            RunStatus::Error => exit::DOCKER,
-            RunStatus::Interrupted => exit::INTERRUPTED,
-        },
-        Err(e) => {
-            eprintln!("berth: {}", mask.masked(&e.to_string()));
-            if cancel.is_cancelled() {
-                exit::INTERRUPTED
-            } else {
-                match e {
-                    RunError::Image { .. } | RunError::Docker(_) => exit::DOCKER,
-                    RunError::Lock(_) | RunError::Input(_) => exit::BAD_INPUT,
-                }
-            }
-        }
+    Fanout::new(reporters)
+}
+
+/// What the reporters could not write, once each, after the run: the jobs ran as reported, so
+/// the exit code stays the run's. A reader that went away is not told.
+pub(super) fn tell_unwritten(unwritten: &[ReportError]) {
+    use std::io::Write;
+    for e in unwritten.iter().filter(|e| !e.is_broken_pipe()) {
+        // Standard error may be what failed.
+        let _ = writeln!(std::io::stderr(), "berth: {e}");
     }
 }
 

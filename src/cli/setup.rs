@@ -1,104 +1,146 @@
 //! What commands start from: the project, its pipeline read and planned, the engine, the runs.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
-use crate::docker::Engine;
+use crate::docker::{DockerError, Engine};
 use crate::gitlab;
 use crate::pipeline::Loaded;
 use crate::plan::{self, Plan};
 use crate::project::git::Facts;
 use crate::source::diag::Severity;
 use crate::source::Source;
-use crate::store::record;
-use crate::store::Runs;
+use crate::store::{self, record, Runs};
 
 use super::args::{Cli, OriginArgs};
-use super::exit;
+use super::CliError;
 
 /// The Docker engine, or exit code 3 with a message that says what to check.
-pub(super) async fn connect() -> Result<Engine, i32> {
-    Engine::connect().await.map_err(engine_unreachable)
+pub(super) async fn connect() -> Result<Engine, CliError> {
+    Engine::connect().await.map_err(CliError::Unreachable)
 }
 
-/// Start connecting to the engine while the pipeline is read: a good pipeline does not wait for
-/// the engine's answer, and a bad one still ends the run (exit 2) before any container exists.
-pub(super) fn connect_soon() -> tokio::task::JoinHandle<Result<Engine, crate::docker::DockerError>>
-{
-    tokio::spawn(Engine::connect())
+/// The engine being connected to, while the pipeline is read (see [`LoadedRun::read`]).
+pub(super) type Connecting = tokio::task::JoinHandle<Result<Engine, DockerError>>;
+
+/// The engine [`LoadedRun::read`] started connecting to.
+pub(super) async fn connected(engine: Connecting) -> Result<Engine, CliError> {
+    match engine.await {
+        Ok(connected) => connected.map_err(CliError::Unreachable),
+        Err(e) => Err(CliError::Unreachable(DockerError::Unreachable(
+            e.to_string(),
+        ))),
+    }
 }
 
-pub(super) fn engine_unreachable(e: crate::docker::DockerError) -> i32 {
-    eprintln!("berth: {e}");
-    eprintln!("berth: is the Docker engine running? (DOCKER_HOST is used when set)");
-    exit::DOCKER
-}
-
-/// The project directory and a connected engine, or the exit code that says why not.
-pub(super) async fn project_and_engine(cli: &Cli) -> Result<(PathBuf, Engine), i32> {
+/// The project directory and a connected engine.
+pub(super) async fn project_and_engine(cli: &Cli) -> Result<(PathBuf, Engine), CliError> {
     let project = project_dir(cli)?;
     let engine = connect().await?;
     Ok((project, engine))
 }
 
-pub(super) fn project_dir(cli: &Cli) -> Result<PathBuf, i32> {
+pub(super) fn project_dir(cli: &Cli) -> Result<PathBuf, CliError> {
     let dir = match &cli.project {
         Some(d) => d.clone(),
-        None => std::env::current_dir().map_err(|e| {
-            eprintln!("berth: cannot read the current directory: {e}");
-            exit::BAD_INPUT
-        })?,
+        None => std::env::current_dir()
+            .map_err(|e| CliError::input(format!("cannot read the current directory: {e}")))?,
     };
-    dir.canonicalize().map_err(|e| {
-        eprintln!("berth: project directory {}: {e}", dir.display());
-        exit::BAD_INPUT
-    })
+    dir.canonicalize()
+        .map_err(|e| CliError::input(format!("project directory {}: {e}", dir.display())))
 }
 
-/// Find, read and validate the pipeline for its context; print diagnostics. Errors are exit
-/// code 2; a pipeline that `workflow: rules` refuse is a message and exit code 0.
+/// A pipeline read and planned for a run.
+pub(super) struct LoadedRun {
+    pub(super) project: PathBuf,
+    pub(super) source: Source,
+    pub(super) loaded: Loaded,
+    pub(super) plan: Plan,
+    pub(super) context: Facts,
+    pub(super) run_id: String,
+}
+
+/// Which of the pipeline's jobs a run plans.
+pub(super) struct Planning<'a> {
+    /// The jobs named on the command line (none: every job).
+    pub(super) jobs: &'a [String],
+    /// Manual jobs too.
+    pub(super) manual: bool,
+    /// Child pipelines become part of the run.
+    pub(super) children: bool,
+}
+
+impl LoadedRun {
+    /// The project's pipeline read and planned while the engine connects: a good pipeline
+    /// does not wait for the engine's answer, and a bad one still ends the run (exit 2) before
+    /// any container exists. `None` when `workflow: rules` create no pipeline.
+    pub(super) fn read(
+        cli: &Cli,
+        origin: &OriginArgs,
+        planning: Planning,
+    ) -> Result<Option<(LoadedRun, Connecting)>, CliError> {
+        let project = project_dir(cli)?;
+        let engine = tokio::spawn(Engine::connect());
+        let (run_id, pipeline_id) = store::new_run_id();
+        let Some((source, mut loaded, context)) = load(cli, &project, origin, pipeline_id)? else {
+            return Ok(None);
+        };
+        if planning.children {
+            gitlab::flatten_children(&mut loaded.pipeline, &pipeline_context(&context, origin))
+                .map_err(|failed| rejected(&failed, &source))?;
+        }
+        let plan = make_plan(&loaded, planning.jobs, planning.manual)?;
+        let run = LoadedRun {
+            project,
+            source,
+            loaded,
+            plan,
+            context,
+            run_id,
+        };
+        Ok(Some((run, engine)))
+    }
+}
+
+/// Find, read and validate the pipeline for its context; print its warnings. `None` (a
+/// message, and exit code 0) for a pipeline that `workflow: rules` refuse.
 pub(super) fn load(
     cli: &Cli,
     project: &Path,
     origin: &OriginArgs,
     pipeline_id: u64,
-) -> Result<(Source, Loaded, Facts), i32> {
+) -> Result<Option<(Source, Loaded, Facts)>, CliError> {
     let path = match &cli.file {
         Some(f) => f.clone(),
         None => Source::discover(project).ok_or_else(|| {
-            eprintln!(
-                "berth: no pipeline file in {}: expected berth.yml or .gitlab-ci.yml (or name one with -f)",
+            CliError::input(format!(
+                "no pipeline file in {}: expected berth.yml or .gitlab-ci.yml (or name one with -f)",
                 project.display()
-            );
-            exit::BAD_INPUT
+            ))
         })?,
     };
-    let source = Source::read(&path).map_err(|e| {
-        eprintln!("berth: cannot read {}: {e}", path.display());
-        exit::BAD_INPUT
-    })?;
+    let source = Source::read(&path)
+        .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
     let context = Facts::with_origin(project, pipeline_id, &origin.origin());
-    match gitlab::load_source(&source, &pipeline_context(&context, origin)) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                eprint!("{}", w.render(&loaded.sources));
-            }
-            if let Some(why) = &loaded.refused {
-                eprintln!(
-                    "berth: `workflow: rules` create no pipeline for {} {} (source {}): {why}",
-                    if context.tag.is_some() {
-                        "tag"
-                    } else {
-                        "branch"
-                    },
-                    context.ref_name,
-                    context.source
-                );
-                return Err(exit::OK);
-            }
-            Ok((source, loaded, context))
-        }
-        Err(failed) => Err(report_failed(&failed, &source)),
+    let loaded = gitlab::load_source(&source, &pipeline_context(&context, origin))
+        .map_err(|failed| rejected(&failed, &source))?;
+    for w in &loaded.warnings {
+        eprint!("{}", w.render(&loaded.sources));
     }
+    if let Some(why) = &loaded.refused {
+        eprintln!(
+            "berth: `workflow: rules` create no pipeline for {} {} (source {}): {why}",
+            if context.tag.is_some() {
+                "tag"
+            } else {
+                "branch"
+            },
+            context.ref_name,
+            context.source
+        );
+        return Ok(None);
+    }
+    Ok(Some((source, loaded, context)))
 }
 
 /// How the engine builds the environment of a job of this pipeline: GitLab's way.
@@ -123,52 +165,119 @@ pub(super) fn pipeline_context(context: &Facts, origin: &OriginArgs) -> gitlab::
     }
 }
 
-/// Print every diagnostic of a pipeline that cannot be read; exit code 2.
-pub(super) fn report_failed(failed: &crate::pipeline::Failed, source: &Source) -> i32 {
+/// A pipeline that cannot be read: every diagnostic, and a line that says nothing started.
+fn rejected(failed: &crate::pipeline::Failed, source: &Source) -> CliError {
     let errors = failed
         .diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
-    for d in &failed.diagnostics {
-        eprint!("{}", d.render(&failed.sources));
-    }
-    eprintln!(
-        "berth: {errors} error{} in {}; nothing was started",
+    let mut text: String = failed
+        .diagnostics
+        .iter()
+        .map(|d| d.render(&failed.sources))
+        .collect();
+    text.push_str(&format!(
+        "berth: {errors} error{} in {}; nothing was started\n",
         if errors == 1 { "" } else { "s" },
         source.name
-    );
-    exit::BAD_INPUT
+    ));
+    CliError::Pipeline(text)
 }
 
-pub(super) fn make_plan(loaded: &Loaded, jobs: &[String], manual: bool) -> Result<Plan, i32> {
-    plan::plan(&loaded.pipeline, jobs, manual).map_err(|e| {
-        eprintln!("berth: {e}");
-        exit::BAD_INPUT
-    })
+pub(super) fn make_plan(loaded: &Loaded, jobs: &[String], manual: bool) -> Result<Plan, CliError> {
+    plan::plan(&loaded.pipeline, jobs, manual).map_err(CliError::input)
 }
 
 /// The project's run store, for reading.
-pub(super) fn open_runs(cli: &Cli) -> Result<Runs, i32> {
-    Runs::open(&project_dir(cli)?).map_err(|e| {
-        eprintln!("berth: {e}");
-        exit::BAD_INPUT
-    })
+pub(super) fn open_runs(cli: &Cli) -> Result<Runs, CliError> {
+    Ok(Runs::open(&project_dir(cli)?)?)
 }
 
-/// The run record a command is about: its id and manifest (default: the latest run).
-pub(super) fn load_run(
+/// The run record a command is about.
+pub(super) struct Picked {
+    pub(super) id: String,
+    pub(super) dir: PathBuf,
+}
+
+impl Picked {
+    pub(super) fn manifest(&self) -> Result<record::RunManifest, CliError> {
+        record::RunManifest::load(&self.dir).map_err(CliError::input)
+    }
+}
+
+/// `[RUN] [JOB...]`, the one way a command's names choose a run: the first name is a run id
+/// when there is one name more than the command takes jobs (`logs RUN JOB`), or when it names
+/// a recorded run and the jobs may be fewer (`artifacts RUN`); else the latest run. Returns
+/// the run and the names after it.
+pub(super) fn pick_run<'a>(
     cli: &Cli,
-    given: Option<&str>,
-) -> Result<(PathBuf, String, record::RunManifest), i32> {
+    names: &'a [String],
+    jobs: RangeInclusive<usize>,
+) -> Result<(Picked, &'a [String]), CliError> {
     let runs = open_runs(cli)?;
-    let run = runs.pick(given).map_err(|e| {
-        eprintln!("berth: {e}");
-        exit::BAD_INPUT
-    })?;
-    let manifest = record::RunManifest::load(&runs.path(&run)).map_err(|e| {
-        eprintln!("berth: {e}");
-        exit::BAD_INPUT
-    })?;
-    Ok((runs.path(&run), run, manifest))
+    let (given, rest) = match names.split_first() {
+        Some((first, rest))
+            if Some(names.len()) == jobs.end().checked_add(1)
+                || (names.len() > *jobs.start() && runs.has(first)) =>
+        {
+            (Some(first.as_str()), rest)
+        }
+        _ => (None, names),
+    };
+    let id = runs.pick(given)?;
+    let dir = runs.path(&id);
+    Ok((Picked { id, dir }, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cli(project: &Path) -> Cli {
+        Cli::parse_from(["berth", "-C", &project.display().to_string(), "runs"])
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_first_name_is_a_run_by_count_or_when_it_is_one() {
+        let project = tempfile::tempdir().unwrap();
+        let runs = Runs::create(project.path()).unwrap();
+        let (old, new) = ("20260101-000000-0001", "20260102-000000-0001");
+        for id in [old, new] {
+            std::fs::create_dir(runs.path(id)).unwrap();
+        }
+        let cli = cli(project.path());
+        let picked = |list: &[&str], jobs| {
+            let list = names(list);
+            pick_run(&cli, &list, jobs).map(|(p, rest)| (p.id, rest.to_vec()))
+        };
+        // `logs JOB` / `logs RUN JOB`: a lone name is the job, even one named like a run.
+        assert_eq!(picked(&[old], 1..=1).unwrap(), (new.into(), names(&[old])));
+        assert_eq!(
+            picked(&[old, "j"], 1..=1).unwrap(),
+            (old.into(), names(&["j"]))
+        );
+        // `artifacts [RUN] [JOB]`: a lone name is the run when it is one.
+        assert_eq!(picked(&[old], 0..=1).unwrap(), (old.into(), vec![]));
+        assert_eq!(picked(&["j"], 0..=1).unwrap(), (new.into(), names(&["j"])));
+        assert!(matches!(
+            picked(&["../x", "j"], 0..=1),
+            Err(CliError::Runs(store::RunsError::NotAnId(_)))
+        ));
+        // Too many names are left for the command to refuse.
+        let three = picked(&["a", "b", "c"], 0..=1).unwrap();
+        assert_eq!(three, (new.into(), names(&["a", "b", "c"])));
+        // `replay [RUN] [JOB...]` and `show [RUN]`.
+        assert_eq!(
+            picked(&[old, "a", "b"], 0..=usize::MAX).unwrap(),
+            (old.into(), names(&["a", "b"]))
+        );
+        assert_eq!(picked(&[], 0..=usize::MAX).unwrap(), (new.into(), vec![]));
+        assert_eq!(picked(&[old], 0..=0).unwrap(), (old.into(), vec![]));
+    }
 }

@@ -2,38 +2,33 @@
 
 use crate::pipeline;
 use crate::plan;
-use crate::store;
 
 use super::args::{Cli, NetworkMode, RunArgs};
-use super::exit;
-use super::run::{execute, LoadedRun, RunMode};
-use super::setup::{connect_soon, load, make_plan, project_dir};
+use super::run::{execute, Launch};
+use super::setup::{LoadedRun, Planning};
+use super::CliError;
 
 /// `berth warm`: each chosen job becomes a job that only resolves and downloads what the
 /// project's dependency files name, in the job's image, with its variables and services and its
 /// automatic Python caches mounted; nothing waits for anything else.
-pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
+pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
     use crate::engine::python;
     if args.python.no_python_cache || args.no_cache || args.python.network == NetworkMode::None {
-        eprintln!("berth: warm fills the stored Python caches: it needs them, and a network");
-        return exit::BAD_INPUT;
+        return Err(CliError::input(
+            "warm fills the stored Python caches: it needs them, and a network",
+        ));
     }
-    let project = match project_dir(cli) {
-        Ok(p) => p,
-        Err(code) => return code,
+    let planning = Planning {
+        jobs: &args.jobs,
+        // Manual jobs count too: warming runs none of their commands.
+        manual: true,
+        children: false,
     };
-    let engine = connect_soon();
-    let (run_id, pipeline_id) = store::new_run_id();
-    let (source, loaded, context) = match load(cli, &project, &args.origin, pipeline_id) {
-        Ok(x) => x,
-        Err(code) => return code,
+    let Some((mut run, engine)) = LoadedRun::read(cli, &args.origin, planning)? else {
+        return Ok(());
     };
-    // Manual jobs count too: warming runs none of their commands.
-    let mut plan = match make_plan(&loaded, &args.jobs, true) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let files = python::dependency_files(&project);
+    let plan = &mut run.plan;
+    let files = python::dependency_files(&run.project);
     let mut warm = Vec::new();
     // Jobs that would fill the same caches the same way are warmed once.
     let mut seen = std::collections::HashSet::new();
@@ -46,11 +41,10 @@ pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
         let tools = python::detect(job.before_script.iter().chain(&job.script));
         if tools.is_empty() {
             if named {
-                eprintln!(
-                    "berth: job `{}` installs no Python packages (pip, uv, poetry, pipenv, pdm)",
+                return Err(CliError::input(format!(
+                    "job `{}` installs no Python packages (pip, uv, poetry, pipenv, pdm)",
                     job.name
-                );
-                return exit::BAD_INPUT;
+                )));
             }
             continue;
         }
@@ -93,17 +87,8 @@ pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> i32 {
     }
     if warm.is_empty() {
         eprintln!("berth: no job installs Python packages; nothing to warm");
-        return exit::OK;
+        return Ok(());
     }
     plan.jobs = warm;
-    let run = LoadedRun {
-        project,
-        source,
-        loaded,
-        plan,
-        context,
-        run_id,
-        engine,
-    };
-    execute(args, run, RunMode::Run, None, None, None).await
+    execute(args, run, engine, Launch::run()).await
 }

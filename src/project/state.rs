@@ -126,11 +126,6 @@ pub fn check(project: &Path) -> Result<(), StateError> {
     Ok(())
 }
 
-/// The project's run records, `.berth/runs`.
-pub fn runs_dir(project: &Path) -> Result<PathBuf, StateError> {
-    dir(project, &["runs"])
-}
-
 /// Write `bytes` to `dir/name` whole or not at all: into a new file of a random name in `dir`,
 /// then renamed over `name`. A link at `name` is replaced, never written through.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
@@ -165,11 +160,11 @@ mod tests {
     #[test]
     fn makes_real_directories() {
         let project = tempfile::tempdir().unwrap();
-        let runs = runs_dir(project.path()).unwrap();
+        let runs = dir(project.path(), &["runs"]).unwrap();
         assert!(runs.is_dir());
         assert_eq!(runs, project.path().join(".berth/runs"));
         // Twice is fine.
-        runs_dir(project.path()).unwrap();
+        dir(project.path(), &["runs"]).unwrap();
         assert_eq!(existing_dir(project.path(), &["runs"]).unwrap(), Some(runs));
         assert_eq!(existing_dir(project.path(), &["locks"]).unwrap(), None);
     }
@@ -180,7 +175,7 @@ mod tests {
         let project = tempfile::tempdir().unwrap();
         std::fs::create_dir(project.path().join(".berth")).unwrap();
         symlink(outside.path(), project.path().join(".berth/runs")).unwrap();
-        let err = runs_dir(project.path()).unwrap_err();
+        let err = dir(project.path(), &["runs"]).unwrap_err();
         assert!(matches!(err, StateError::Link { .. }), "{err}");
         assert!(
             err.to_string().contains(".berth/runs is a symbolic link"),

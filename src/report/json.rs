@@ -1,11 +1,9 @@
 //! `--output json`: one JSON object per line for each event, with a schema version (`v`) and a
 //! timestamp (`ts`, milliseconds since the epoch). The schema is documented in docs/events.md.
 
-use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use super::Reporter;
+use super::{ReportError, Reporter};
 use crate::events::{Event, LogLine};
+use std::io::Write;
 
 /// Bumped when a field changes meaning or disappears; new fields may be added within a version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -60,18 +58,15 @@ fn log_lines(job: &str, lines: &[LogLine], ts_ms: u64) -> Vec<serde_json::Value>
 }
 
 impl<W: Write + Send> Reporter for Json<W> {
-    fn handle(&mut self, event: &Event) {
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+    fn handle(&mut self, event: &Event) -> Result<(), ReportError> {
+        let ts = crate::units::now_millis();
         // One write per event, as plain output does.
         let mut text = String::new();
         for v in lines(event, ts) {
             text.push_str(&v.to_string());
             text.push('\n');
         }
-        let _ = self.out.write_all(text.as_bytes());
-        let _ = self.out.flush();
+        self.out.write_all(text.as_bytes())?;
+        Ok(self.out.flush()?)
     }
 }

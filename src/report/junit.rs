@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::Reporter;
+use super::{ReportError, Reporter};
 use crate::events::{Event, JobStatus};
 
 const TAIL: usize = 50;
@@ -36,7 +36,7 @@ impl Junit {
 }
 
 impl Reporter for Junit {
-    fn handle(&mut self, event: &Event) {
+    fn handle(&mut self, event: &Event) -> Result<(), ReportError> {
         match event {
             Event::RunStarted { run_id, .. } => self.run_id = run_id.clone(),
             Event::JobLog { job, lines } => {
@@ -108,16 +108,17 @@ impl Reporter for Junit {
                 report.add_test_suite(suite);
                 let written = report
                     .to_string()
-                    .map_err(|e| e.to_string())
-                    .and_then(|xml| std::fs::write(&self.path, xml).map_err(|e| e.to_string()));
-                if let Err(e) = written {
-                    eprintln!(
-                        "berth: cannot write the JUnit report {}: {e}",
-                        self.path.display()
-                    );
+                    .map_err(std::io::Error::other)
+                    .and_then(|xml| std::fs::write(&self.path, xml));
+                if let Err(source) = written {
+                    return Err(ReportError::Junit {
+                        path: self.path.clone(),
+                        source,
+                    });
                 }
             }
             _ => {}
         }
+        Ok(())
     }
 }

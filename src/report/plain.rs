@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::Reporter;
+use super::{ReportError, Reporter};
 use crate::events::{Event, JobStatus, JobSummary, RunStatus};
 use crate::units;
 
@@ -18,12 +18,12 @@ impl<W: Write + Send> Plain<W> {
 }
 
 impl<W: Write + Send> Reporter for Plain<W> {
-    fn handle(&mut self, event: &Event) {
+    fn handle(&mut self, event: &Event) -> Result<(), ReportError> {
         // One write per event: stderr is unbuffered, and a batch of log lines is one event.
         let mut text = Vec::new();
-        let _ = render(&mut text, event);
-        let _ = self.out.write_all(&text);
-        let _ = self.out.flush();
+        render(&mut text, event)?;
+        self.out.write_all(&text)?;
+        Ok(self.out.flush()?)
     }
 }
 

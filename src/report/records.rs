@@ -1,15 +1,13 @@
 //! Run records: every job's full log and a manifest of what is needed to reproduce the run,
 //! under `.berth/runs/<run-id>/` (`manifest.json`, `logs/<job>.log`).
 
+use super::{ReportError, Reporter};
+use crate::events::{Event, LogLine, RunInfo};
+use crate::store::record::{JobRecord, RunManifest, MANIFEST};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use super::Reporter;
-use crate::events::{Event, LogLine, RunInfo};
-use crate::store::record::{JobRecord, RunManifest, MANIFEST};
 
 pub struct Records {
     dir: PathBuf,
@@ -19,14 +17,6 @@ pub struct Records {
     logs: HashMap<String, BufWriter<File>>,
     running: HashSet<String>,
     index: HashMap<String, usize>,
-    failed: bool,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl Records {
@@ -40,7 +30,6 @@ impl Records {
             logs: HashMap::new(),
             running: HashSet::new(),
             index: HashMap::new(),
-            failed: false,
         }
     }
 
@@ -163,7 +152,7 @@ impl Records {
             Event::JobStarted { job, attempt, .. } => {
                 let r = self.job(job);
                 if *attempt == 1 {
-                    r.started_at = Some(now());
+                    r.started_at = Some(crate::units::now_secs());
                 }
                 r.status = "running".into();
                 self.running.insert(job.clone());
@@ -185,7 +174,7 @@ impl Records {
                 r.status = status.as_str().into();
                 r.exit_code = *exit_code;
                 r.message = message.clone();
-                r.finished_at = Some(now());
+                r.finished_at = Some(crate::units::now_secs());
                 r.duration_ms = Some(duration.as_millis() as u64);
                 r.retries = attempts.saturating_sub(1);
                 self.running.remove(job);
@@ -205,7 +194,7 @@ impl Records {
             Event::ArtifactsStored { job, path, .. } => {
                 let file = Path::new(path).with_extension("").with_extension("json");
                 let rel = file
-                    .strip_prefix(Path::new(".berth/runs").join(&self.manifest.run_id))
+                    .strip_prefix(crate::store::record_dir(&self.manifest.run_id))
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|_| file.display().to_string());
                 self.job(job).artifacts = Some(rel);
@@ -232,18 +221,14 @@ impl Records {
 }
 
 impl Reporter for Records {
-    fn handle(&mut self, event: &Event) {
-        if let Err(e) = self.apply(event) {
-            if !self.failed {
-                eprintln!(
-                    "berth: cannot write the run record in {}: {e}",
-                    self.dir.display()
-                );
-                self.failed = true;
-            }
-        }
+    fn handle(&mut self, event: &Event) -> Result<(), ReportError> {
+        self.apply(event).map_err(|source| ReportError::Record {
+            dir: self.dir.clone(),
+            source,
+        })
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +304,32 @@ mod tests {
         records.apply(&finished("j")).unwrap();
         let bytes = std::fs::read(dir.path().join("logs/j.log")).unwrap();
         assert_eq!(bytes, b"long line \xff\r\nno end");
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_written_says_where_and_takes_the_next_event() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the run's folder should be.
+        let blocked = dir.path().join("run");
+        std::fs::write(&blocked, "").unwrap();
+        let mut records = Records::new(blocked.clone());
+        // Nothing to write yet.
+        records.handle(&started("j", 1)).unwrap();
+        let err = records
+            .handle(&log("j", vec![LogLine::text("hello")]))
+            .unwrap_err();
+        assert!(matches!(&err, ReportError::Record { dir, .. } if dir == &blocked));
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot write the run record in {}: ",
+                blocked.display()
+            )),
+            "{err}"
+        );
+        assert!(!err.is_broken_pipe());
+        // The record keeps count all the same: the job finishes in it.
+        let _ = records.handle(&finished("j"));
+        assert_eq!(records.manifest.jobs[0].status, "passed");
     }
 
     #[test]

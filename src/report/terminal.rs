@@ -12,7 +12,7 @@ use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::plain::summary;
-use super::Reporter;
+use super::{ReportError, Reporter};
 use crate::events::{Event, JobStatus};
 use crate::units::bytes;
 
@@ -29,6 +29,8 @@ pub struct Terminal {
     tails: HashMap<String, VecDeque<String>>,
     counts: Counts,
     verbose: bool,
+    /// The first line of the event being shown that could not be written.
+    unwritten: std::cell::Cell<Option<std::io::Error>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -193,11 +195,20 @@ impl Terminal {
             tails: HashMap::new(),
             counts: Counts::default(),
             verbose,
+            unwritten: Default::default(),
         }
     }
 
     fn line(&self, text: String) {
-        let _ = self.multi.println(text);
+        self.failed(self.multi.println(text));
+    }
+
+    /// Keep the first write of this event that failed.
+    fn failed(&self, written: std::io::Result<()>) {
+        if let Err(e) = written {
+            let first = self.unwritten.take().unwrap_or(e);
+            self.unwritten.set(Some(first));
+        }
     }
 
     /// A new bar, above the overall line so that it stays at the bottom.
@@ -249,7 +260,9 @@ impl Drop for Terminal {
 }
 
 impl Reporter for Terminal {
-    fn handle(&mut self, event: &Event) {
+    /// A line that cannot be written does not stop the view's bookkeeping; the event's first
+    /// such error is returned.
+    fn handle(&mut self, event: &Event) -> Result<(), ReportError> {
         match event {
             Event::RunStarted {
                 run_id,
@@ -293,7 +306,7 @@ impl Reporter for Terminal {
                 total_bytes,
             } => {
                 let Some(view) = self.image.as_mut().filter(|v| &v.image == image) else {
-                    return;
+                    return Ok(());
                 };
                 let line = printable(line);
                 match layer {
@@ -448,12 +461,18 @@ impl Reporter for Terminal {
             } => {
                 self.clear_live();
                 let mut out = Vec::new();
+                // Rendered into memory: it cannot fail.
                 let _ = summary(&mut out, *status, *duration, jobs, critical_path);
-                let _ = self.multi.suspend(|| {
+                let written = self.multi.suspend(|| {
                     use std::io::Write;
                     std::io::stderr().write_all(&out)
                 });
+                self.failed(written);
             }
+        }
+        match self.unwritten.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
         }
     }
 }

@@ -23,6 +23,14 @@ use record::{RunManifest, MANIFEST};
 /// The file a live run holds locked.
 const LOCK: &str = "lock";
 
+/// The store's folder under berth's own (`.berth/runs`).
+const RUNS: &str = "runs";
+
+/// A run's record folder relative to the project, `.berth/runs/<run-id>`, as berth shows it.
+pub fn record_dir(run_id: &str) -> PathBuf {
+    Path::new(state::DIR).join(RUNS).join(run_id)
+}
+
 /// The status given to a record whose berth ended without finishing it.
 pub const ABANDONED: &str = "abandoned";
 
@@ -123,7 +131,7 @@ impl Runs {
     /// The store, made if missing (for commands that write records).
     pub fn create(project: &Path) -> Result<Runs, StateError> {
         Ok(Runs {
-            dir: state::runs_dir(project)?,
+            dir: state::dir(project, &[RUNS])?,
         })
     }
 
@@ -131,9 +139,9 @@ impl Runs {
     /// on the way is refused.
     pub fn open(project: &Path) -> Result<Runs, StateError> {
         // Checked for links on the way; it need not exist yet (then it lists nothing).
-        state::existing_dir(project, &["runs"])?;
+        state::existing_dir(project, &[RUNS])?;
         Ok(Runs {
-            dir: project.join(state::DIR).join("runs"),
+            dir: project.join(state::DIR).join(RUNS),
         })
     }
 
