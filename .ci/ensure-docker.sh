@@ -14,7 +14,8 @@ if ! command -v dockerd >/dev/null 2>&1; then
   apt-get install -y -qq docker.io >/dev/null
 fi
 echo "ensure-docker: starting dockerd (log: /tmp/berth-dockerd.log)"
-nohup dockerd >/tmp/berth-dockerd.log 2>&1 </dev/null &
+# A session of its own: the engine outlives the shell (and process group) that started it.
+setsid nohup dockerd >/tmp/berth-dockerd.log 2>&1 </dev/null &
 disown || true
 for _ in $(seq 1 60); do
   if engine_up; then

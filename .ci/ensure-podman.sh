@@ -38,7 +38,7 @@ CONF
   rm -f "$sock"
   echo "ensure-podman: starting podman system service on $sock (log: /tmp/berth-podman.log)"
   # From /: conmon works in the service's directory, which must outlive whoever started it.
-  (cd / && CONTAINERS_CONF="$conf" exec nohup podman system service --time=0 "unix://$sock" \
+  (cd / && CONTAINERS_CONF="$conf" exec setsid nohup podman system service --time=0 "unix://$sock" \
     >/tmp/berth-podman.log 2>&1 </dev/null) &
   disown || true
   for _ in $(seq 1 30); do
