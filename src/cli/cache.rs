@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::docker::labels;
 use crate::engine;
+use crate::engine::runtime::{labels, ContainerRuntime as _, ObjectInfo};
 
 use super::args::{CacheCommand, Cli};
 use super::exit;
@@ -35,9 +35,8 @@ pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> i32 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let label =
-        |v: &crate::docker::ObjectInfo, k: &str| v.labels.get(k).cloned().unwrap_or_default();
-    let to_remove: Vec<&crate::docker::ObjectInfo> = match command {
+    let label = |v: &ObjectInfo, k: &str| v.labels.get(k).cloned().unwrap_or_default();
+    let to_remove: Vec<&ObjectInfo> = match command {
         CacheCommand::Ls => {
             out!(
                 "{:<28} {:<20} {:>10}  {:<12} JOBS",

@@ -65,7 +65,7 @@ pub(super) async fn write_lock(
             plain.handle(&event);
         }
     });
-    let resolved = engine::resolve_images(plan, config, engine, sink).await;
+    let resolved = engine::resolve_images(plan, config, std::sync::Arc::new(engine), sink).await;
     let _ = reporting.await;
     let images = match resolved {
         Ok(images) => images,

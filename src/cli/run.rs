@@ -2,11 +2,13 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::docker::Engine;
+use crate::engine::runtime::RuntimeError;
 use crate::engine::{self, RunConfig, RunError, Workspace};
 use crate::events::{RunInfo, RunStatus, Sink};
 use crate::gitlab;
@@ -103,7 +105,7 @@ pub(super) struct LoadedRun {
     pub(super) context: Facts,
     pub(super) run_id: String,
     /// The engine, connecting while the pipeline was read and planned.
-    pub(super) engine: tokio::task::JoinHandle<Result<Engine, crate::docker::DockerError>>,
+    pub(super) engine: tokio::task::JoinHandle<Result<Engine, RuntimeError>>,
 }
 
 /// Run a plan: the engine, the reporters, the run record; `run`, `debug`, `shell`, `replay`
@@ -161,9 +163,7 @@ pub(super) async fn execute(
     let engine = match engine.await {
         Ok(Ok(e)) => e,
         Ok(Err(e)) => return engine_unreachable(e),
-        Err(e) => {
-            return engine_unreachable(crate::docker::DockerError::Unreachable(e.to_string()))
-        }
+        Err(e) => return engine_unreachable(RuntimeError::Unreachable(e.to_string())),
     };
     let secrets = match read_secrets(&args.secrets) {
         Ok(s) => s,
@@ -353,7 +353,7 @@ pub(super) async fn execute(
             reporter.handle(&event);
         }
     });
-    let result = engine::run(&plan, config, engine, sink, cancel.clone()).await;
+    let result = engine::run(&plan, config, Arc::new(engine), sink, cancel.clone()).await;
     let _ = reporting.await;
     drop(snapshot);
     match result {

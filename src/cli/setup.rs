@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::docker::Engine;
+use crate::engine::runtime::RuntimeError;
 use crate::gitlab;
 use crate::pipeline::Loaded;
 use crate::plan::{self, Plan};
@@ -22,12 +23,11 @@ pub(super) async fn connect() -> Result<Engine, i32> {
 
 /// Start connecting to the engine while the pipeline is read: a good pipeline does not wait for
 /// the engine's answer, and a bad one still ends the run (exit 2) before any container exists.
-pub(super) fn connect_soon() -> tokio::task::JoinHandle<Result<Engine, crate::docker::DockerError>>
-{
+pub(super) fn connect_soon() -> tokio::task::JoinHandle<Result<Engine, RuntimeError>> {
     tokio::spawn(Engine::connect())
 }
 
-pub(super) fn engine_unreachable(e: crate::docker::DockerError) -> i32 {
+pub(super) fn engine_unreachable(e: RuntimeError) -> i32 {
     eprintln!("berth: {e}");
     eprintln!("berth: is the Docker engine running? (DOCKER_HOST is used when set)");
     exit::DOCKER

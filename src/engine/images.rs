@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{script, PreparedJob, RunError, Shared, DEFAULT_TIMEOUT};
-use crate::docker::{DockerError, ImageStep};
+use crate::engine::runtime::{ImageStep, RuntimeError};
 use crate::events::{Event, Sink};
 use crate::pipeline::expand;
 use crate::pipeline::Image;
@@ -67,7 +67,7 @@ pub(super) async fn prepare(
                 let hash = workspace::content_hash(&dir, Selection::BuildContext).map_err(|e| {
                     RunError::Image {
                         job: job.name.clone(),
-                        source: DockerError::Image {
+                        source: RuntimeError::Image {
                             image: format!("build: {context}"),
                             reason: format!("cannot read {}: {e}", dir.display()),
                         },
@@ -117,7 +117,7 @@ pub(super) async fn prepare(
         }
         let scripts = script::render(&job.before_script, &job.script, &job.after_script);
         let scripts_tar = scripts.to_tar().map_err(|e| {
-            RunError::Docker(DockerError::Api(format!(
+            RunError::Docker(RuntimeError::Api(format!(
                 "cannot write the job's scripts: {e}"
             )))
         })?;
@@ -160,8 +160,8 @@ pub(super) async fn prepare(
         if cancel.is_cancelled() {
             break;
         }
-        let wrap = |source: DockerError| match source {
-            DockerError::Unreachable(_) => RunError::Docker(source),
+        let wrap = |source: RuntimeError| match source {
+            RuntimeError::Unreachable(_) => RunError::Docker(source),
             other => RunError::Image {
                 job: job.clone(),
                 source: other,
@@ -198,16 +198,16 @@ pub(super) async fn prepare(
                 })
                 .await;
                 let tar = tempfile::NamedTempFile::new()
-                    .map_err(|e| wrap(DockerError::Api(e.to_string())))?;
+                    .map_err(|e| wrap(RuntimeError::Api(e.to_string())))?;
                 let ctx = context.clone();
                 let tar_path = tar.path().to_path_buf();
                 tokio::task::spawn_blocking(move || {
                     workspace::write_tar(&ctx, Selection::BuildContext, "", &tar_path)
                 })
                 .await
-                .map_err(|e| wrap(DockerError::Api(e.to_string())))?
+                .map_err(|e| wrap(RuntimeError::Api(e.to_string())))?
                 .map_err(|e| {
-                    wrap(DockerError::Image {
+                    wrap(RuntimeError::Image {
                         image: image.clone(),
                         reason: format!("cannot pack {}: {e}", context.display()),
                     })

@@ -1,4 +1,5 @@
-//! The scheduler: runs a [`Plan`] on the Docker engine and reports what happens as events.
+//! The scheduler: runs a [`Plan`] through a [`runtime::ContainerRuntime`] (Docker's or Podman's,
+//! from `crate::docker`) and reports what happens as events.
 //!
 //! A job starts when everything it depends on has finished and its `when` says so, with at most
 //! `jobs_limit` running at once. A failed job stops every job that depends on it (the later
@@ -12,6 +13,7 @@ mod images;
 mod job;
 pub mod owner;
 pub mod python;
+pub mod runtime;
 pub mod script;
 pub mod services;
 pub mod transfer;
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::{labels, ContainerInfo, DockerError, Engine, ObjectInfo};
+use crate::engine::runtime::{labels, ContainerInfo, ContainerRuntime, ObjectInfo, RuntimeError};
 use crate::events::{Event, JobStatus, JobSummary, RunStatus, Sink};
 use crate::pipeline::{AllowFailure, JobEnvironment, When};
 use crate::plan::Plan;
@@ -115,9 +117,9 @@ pub enum RunError {
     #[error("{0}")]
     Input(String),
     #[error("job `{job}`: {source}")]
-    Image { job: String, source: DockerError },
+    Image { job: String, source: RuntimeError },
     #[error(transparent)]
-    Docker(#[from] DockerError),
+    Docker(#[from] RuntimeError),
 }
 
 #[derive(Debug, Clone)]
@@ -152,7 +154,7 @@ pub struct PreparedJob {
 
 /// What the jobs share.
 pub(crate) struct Shared {
-    engine: Engine,
+    engine: Arc<dyn ContainerRuntime>,
     config: RunConfig,
     labels: HashMap<String, String>,
     /// Artifacts stored so far, by plan index.
@@ -184,7 +186,7 @@ enum State {
 pub async fn run(
     plan: &Plan,
     config: RunConfig,
-    engine: Engine,
+    engine: Arc<dyn ContainerRuntime>,
     sink: Sink,
     cancel: CancellationToken,
 ) -> Result<RunResult, RunError> {
@@ -231,7 +233,7 @@ pub async fn run(
     };
     let removing = std::mem::take(&mut *shared.cleanup.lock().unwrap_or_else(|e| e.into_inner()));
     removing.join_all().await;
-    lease.release(&shared.engine).await;
+    lease.release(&*shared.engine).await;
     sweep(&shared, &sink).await;
     record_cache_uses(&shared, &sink).await;
     // A run that could not start (an image that cannot be had, say) still ends its record.
@@ -470,7 +472,7 @@ fn decide(plan: &Plan, i: usize, state: &[State]) -> Decision {
 /// temporary volumes), so no fault leaves anything behind.
 async fn sweep(shared: &Shared, sink: &Sink) {
     let run = shared.config.run_id.as_str();
-    let engine = &shared.engine;
+    let engine = &*shared.engine;
     // Another project's run may have drawn the same id: what carries another project's label
     // is not this run's.
     let project = shared.config.context.project_dir.display().to_string();
@@ -496,7 +498,7 @@ async fn sweep(shared: &Shared, sink: &Sink) {
     }
     // What could not be listed is said; what was listed is removed.
     fn listed<T>(
-        found: Result<Vec<T>, DockerError>,
+        found: Result<Vec<T>, RuntimeError>,
         what: &str,
         problems: &mut Vec<String>,
     ) -> Vec<T> {
@@ -542,7 +544,7 @@ pub struct Removed {
 /// Remove containers, then networks (free of them by then), then volumes: the run's final
 /// sweep and `berth prune` both end here.
 pub(crate) async fn remove_objects(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     containers: Vec<ContainerInfo>,
     networks: Vec<ObjectInfo>,
     volumes: Vec<ObjectInfo>,
@@ -629,7 +631,7 @@ pub(crate) fn job_env(
 pub async fn resolve_images(
     plan: &Plan,
     config: RunConfig,
-    engine: Engine,
+    engine: Arc<dyn ContainerRuntime>,
     sink: Sink,
 ) -> Result<Vec<(String, String, Vec<String>)>, RunError> {
     let shared = Arc::new(Shared {
