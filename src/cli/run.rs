@@ -369,7 +369,9 @@ pub(super) async fn execute(
                 exit::INTERRUPTED
             } else {
                 match e {
-                    RunError::Image { .. } | RunError::Docker(_) => exit::DOCKER,
+                    RunError::Host { .. } | RunError::Image { .. } | RunError::Runtime(_) => {
+                        exit::DOCKER
+                    }
                     RunError::Lock(_) | RunError::Input(_) => exit::BAD_INPUT,
                 }
             }

@@ -12,6 +12,7 @@ pub mod debug;
 mod images;
 mod job;
 pub mod owner;
+mod prepare;
 pub mod python;
 pub mod runtime;
 pub mod script;
@@ -116,10 +117,14 @@ pub enum RunError {
     /// before any container is created.
     #[error("{0}")]
     Input(String),
+    /// berth could not do its own part on the host (read or pack a build context, write a
+    /// job's scripts).
+    #[error("job `{job}`: {what}")]
+    Host { job: String, what: String },
     #[error("job `{job}`: {source}")]
     Image { job: String, source: RuntimeError },
     #[error(transparent)]
-    Docker(#[from] RuntimeError),
+    Runtime(#[from] RuntimeError),
 }
 
 #[derive(Debug, Clone)]
@@ -227,7 +232,7 @@ pub async fn run(
         cleanup: Mutex::new(JoinSet::new()),
     });
 
-    let result = match images::prepare(plan, &shared, &sink, &cancel).await {
+    let result = match ready(plan, &shared, &sink, &cancel).await {
         Ok(prepared) => Ok(schedule(plan, prepared, &shared, &sink, &cancel, started).await),
         Err(e) => Err(e),
     };
@@ -601,29 +606,64 @@ async fn record_cache_uses(shared: &Shared, sink: &Sink) {
     }
 }
 
-/// Environment and scripts of every job that will run, before anything starts.
-pub(crate) fn job_env(
-    config: &RunConfig,
-    job: &crate::pipeline::Job,
-    job_id: u64,
-) -> Vec<(String, String)> {
-    let mut env = config
-        .environment
-        .job_env(job, job_id, &[], &config.overrides);
-    if let Some(h) = &config.hermetic {
-        // Fixed unless the pipeline names them itself.
-        for (k, v) in [
-            ("SOURCE_DATE_EPOCH", h.source_date_epoch.to_string()),
-            ("TZ", "UTC".to_string()),
-            ("LANG", "C.UTF-8".to_string()),
-            ("LC_ALL", "C.UTF-8".to_string()),
-        ] {
-            if !env.iter().any(|(n, _)| n == k) {
-                env.push((k.to_string(), v));
-            }
+/// Every job that will run prepared and its images present, before anything starts; each is
+/// announced (what it will run, in which image) for the run's record.
+async fn ready(
+    plan: &Plan,
+    shared: &Shared,
+    sink: &Sink,
+    cancel: &CancellationToken,
+) -> Result<Vec<Option<Arc<PreparedJob>>>, RunError> {
+    let config = &shared.config;
+    let engine = &*shared.engine;
+    let prepare::Prepared { mut jobs, images } = prepare::jobs(plan, config)?;
+    let mut ids = images::ensure(&images, engine, sink, cancel).await?;
+    if let Some(lock) = config.hermetic.as_ref().and_then(|h| h.lock.as_ref()) {
+        for (image, needed) in &images {
+            let current = match ids.get(image).cloned().flatten() {
+                Some(id) => Some(id),
+                None => engine.image_id(image).await.unwrap_or(None),
+            };
+            lock.check(image, current.as_deref())
+                .map_err(|e| RunError::Lock(format!("job `{}`: {e}", needed.job)))?;
         }
     }
-    env
+    // What each job will run, for the run's record (the sink masks secrets).
+    for (pj, job) in plan.jobs.iter().zip(jobs.iter_mut()) {
+        let Some(job) = job else { continue };
+        if !ids.contains_key(&job.image) {
+            let id = engine.image_id(&job.image).await.unwrap_or(None);
+            ids.insert(job.image.clone(), id);
+        }
+        if config.python_cache {
+            // Keyed by the image ID: known only now that every image is there.
+            let image_id = ids.get(&job.image).cloned().flatten();
+            for note in prepare::add_python_caches(job, &pj.job, image_id.as_deref(), config) {
+                sink.send(Event::Notice {
+                    message: format!("job `{}`: {note}", job.name),
+                })
+                .await;
+            }
+        }
+        let commands = pj
+            .job
+            .before_script
+            .iter()
+            .chain(&pj.job.script)
+            .chain(&pj.job.after_script)
+            .cloned()
+            .collect();
+        sink.send(Event::JobQueued {
+            job: job.name.clone(),
+            stage: job.stage.clone(),
+            image: job.image.clone(),
+            image_id: ids.get(&job.image).cloned().flatten(),
+            variables: job.env.clone(),
+            commands,
+        })
+        .await;
+    }
+    Ok(jobs.into_iter().map(|p| p.map(Arc::new)).collect())
 }
 
 /// Every image a plan runs (jobs and services), present after this (pulled or built), with
@@ -644,7 +684,7 @@ pub async fn resolve_images(
         dotenv: Mutex::new(HashMap::new()),
         cleanup: Mutex::new(JoinSet::new()),
     });
-    let prepared = images::prepare(plan, &shared, &sink, &CancellationToken::new()).await?;
+    let prepared = ready(plan, &shared, &sink, &CancellationToken::new()).await?;
     let mut names: Vec<String> = prepared
         .iter()
         .flatten()
