@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth::docker::{ContainerSpec, Engine};
+use berth::docker::Engine;
+use berth::engine::runtime::{ContainerRuntime as _, ContainerSpec};
 
 const IMAGE: &str = "berth-test/busybox:latest";
 

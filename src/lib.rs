@@ -7,12 +7,13 @@
 //!   built), which makes the
 //! - [`pipeline`]: the validated model, whatever format it came from;
 //! - [`plan`]: what runs, in which order;
-//! - [`engine`]: the scheduler and the life of one job, reaching containers through
-//!   [`docker`] (Docker's or Podman's API), and telling what happens as
+//! - [`engine`]: the scheduler and the life of one job, reaching containers through its one
+//!   seam, [`engine::runtime`], and telling what happens as
 //! - [`events`], which the
 //! - [`report`]ers turn into what people and tools read, and the run record.
 //!
-//! Beside the flow: [`project`] is the host side (git facts, paths, the workspace snapshot,
+//! [`docker`] implements the engine's seam on Docker's and Podman's API: an adapter above the
+//! engine, so that another backend is one more module. Beside the flow: [`project`] is the host side (git facts, paths, the workspace snapshot,
 //! `berth.lock`, `.berth/`), [`store`] the run records on disk, [`units`] how sizes and
 //! durations are printed. [`cli`] wires them together. A module imports only modules below it
 //! in this list's layers; `layers.rs` checks it.

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use crate::docker::labels;
 use crate::engine;
+use crate::engine::runtime::{labels, ContainerRuntime as _, ObjectInfo};
 
 use super::args::{CacheCommand, Cli};
 use super::setup::project_and_engine;
@@ -24,9 +24,8 @@ pub(super) async fn cmd_cache(cli: &Cli, command: &CacheCommand) -> Result<(), C
         .collect();
     let mut index = Index::load(&project);
     let now = crate::units::now_secs();
-    let label =
-        |v: &crate::docker::ObjectInfo, k: &str| v.labels.get(k).cloned().unwrap_or_default();
-    let to_remove: Vec<&crate::docker::ObjectInfo> = match command {
+    let label = |v: &ObjectInfo, k: &str| v.labels.get(k).cloned().unwrap_or_default();
+    let to_remove: Vec<&ObjectInfo> = match command {
         CacheCommand::Ls => {
             out!(
                 "{:<28} {:<20} {:>10}  {:<12} JOBS",

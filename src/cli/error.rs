@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use crate::docker::DockerError;
+use crate::engine::runtime::RuntimeError;
 use crate::events::RunStatus;
 use crate::project::state::StateError;
 use crate::store::RunsError;
@@ -41,7 +41,7 @@ pub enum CliError {
     Drifted { run: String, drift: Vec<String> },
     /// The engine cannot be reached (exit 3); printed with a hint of what to check.
     #[error(transparent)]
-    Unreachable(DockerError),
+    Unreachable(RuntimeError),
     /// The engine, an image or the host failed what berth asked of it (exit 3).
     #[error("{0}")]
     Engine(String),
@@ -192,10 +192,10 @@ mod tests {
             "berth: a\nberth: b\n"
         );
         assert_eq!(
-            CliError::Unreachable(DockerError::Unreachable("cannot reach".into())).text(),
+            CliError::Unreachable(RuntimeError::Unreachable("cannot reach".into())).text(),
             format!(
                 "berth: {}\nberth: is the Docker engine running? (DOCKER_HOST is used when set)\n",
-                DockerError::Unreachable("cannot reach".into())
+                RuntimeError::Unreachable("cannot reach".into())
             )
         );
         // What the run's reporters said is not said again; a reader that left hears nothing.

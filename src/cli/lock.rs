@@ -22,7 +22,7 @@ pub(super) async fn write_lock(
     let (sink, events) = Sink::masking(1024, Vec::new());
     let plain = Fanout::new(vec![Box::new(Plain::new(std::io::stderr()))]);
     let reporting = tokio::spawn(plain.drain(events));
-    let resolved = engine::resolve_images(plan, config, engine, sink).await;
+    let resolved = engine::resolve_images(plan, config, std::sync::Arc::new(engine), sink).await;
     if let Ok(unwritten) = reporting.await {
         tell_unwritten(&unwritten);
     }

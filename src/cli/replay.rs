@@ -1,6 +1,7 @@
 //! `berth replay`: run recorded jobs again, after checking what drifted since.
 
 use crate::engine;
+use crate::engine::runtime::ContainerRuntime as _;
 use crate::project::git::Facts;
 use crate::source::Source;
 use crate::store::record;

@@ -354,7 +354,14 @@ async fn run_reported(
     // berth's own error below is masked as the events are (an image name can hold a secret).
     let mask = sink.mask();
     let reporting = tokio::spawn(reporters(args, interactive, &config.run_dir).drain(events));
-    let result = engine::run(plan, config, engine, sink, cancel.clone()).await;
+    let result = engine::run(
+        plan,
+        config,
+        std::sync::Arc::new(engine),
+        sink,
+        cancel.clone(),
+    )
+    .await;
     if let Ok(unwritten) = reporting.await {
         tell_unwritten(&unwritten);
     }
@@ -367,7 +374,9 @@ async fn run_reported(
                 CliError::Interrupted(message)
             } else {
                 match e {
-                    RunError::Image { .. } | RunError::Docker(_) => CliError::Engine(message),
+                    RunError::Host { .. } | RunError::Image { .. } | RunError::Runtime(_) => {
+                        CliError::Engine(message)
+                    }
                     RunError::Lock(_) | RunError::Input(_) => CliError::Input(message),
                 }
             })

@@ -3,7 +3,8 @@
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
-use crate::docker::{DockerError, Engine};
+use crate::docker::Engine;
+use crate::engine::runtime::RuntimeError;
 use crate::gitlab;
 use crate::pipeline::Loaded;
 use crate::plan::{self, Plan};
@@ -21,13 +22,13 @@ pub(super) async fn connect() -> Result<Engine, CliError> {
 }
 
 /// The engine being connected to, while the pipeline is read (see [`LoadedRun::read`]).
-pub(super) type Connecting = tokio::task::JoinHandle<Result<Engine, DockerError>>;
+pub(super) type Connecting = tokio::task::JoinHandle<Result<Engine, RuntimeError>>;
 
 /// The engine [`LoadedRun::read`] started connecting to.
 pub(super) async fn connected(engine: Connecting) -> Result<Engine, CliError> {
     match engine.await {
         Ok(connected) => connected.map_err(CliError::Unreachable),
-        Err(e) => Err(CliError::Unreachable(DockerError::Unreachable(
+        Err(e) => Err(CliError::Unreachable(RuntimeError::Unreachable(
             e.to_string(),
         ))),
     }

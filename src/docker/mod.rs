@@ -1,9 +1,9 @@
 //! The one module that speaks to the Docker Engine API (through bollard), and finds the engine
 //! to speak to ([`endpoint`]): Docker's or Podman's.
 //!
-//! The rest of berth sees berth's own types: [`ContainerSpec`] in, exit codes, log chunks and
-//! [`DockerError`] out. Everything berth creates carries the labels in [`labels`], so that cleanup
-//! can always find it.
+//! [`Engine`] is berth's [`ContainerRuntime`] on that API: the engine sees only the seam's own
+//! types ([`ContainerSpec`] in, exit codes, log chunks and [`RuntimeError`] out), turned into
+//! bollard's here.
 
 pub mod endpoint;
 
@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -23,58 +24,16 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
-/// Label keys on everything berth creates.
-pub mod labels {
-    /// Present on every object berth creates.
-    pub const BERTH: &str = "io.berth";
-    /// The run that created the object.
-    pub const RUN: &str = "io.berth.run";
-    /// The project directory (absolute path on the host).
-    pub const PROJECT: &str = "io.berth.project";
-    /// The job the object belongs to.
-    pub const JOB: &str = "io.berth.job";
-    /// The owner's host: the kernel's boot id and its PID namespace (see `engine::owner`).
-    pub const HOST: &str = "io.berth.host";
-    /// The pid of the berth process that owns the object, on its host.
-    pub const PID: &str = "io.berth.pid";
-    /// When that process started (clock ticks since boot), which tells a reused pid apart.
-    pub const PID_START: &str = "io.berth.pid-start";
-    /// On a run's lease volume: when the lease was last renewed (seconds since the epoch).
-    pub const LEASE: &str = "io.berth.lease";
-    /// Set on volumes that must not outlive their run.
-    pub const TEMPORARY: &str = "io.berth.temporary";
-}
-
-/// What a network reaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetworkKind {
-    /// A bridge with the usual way out.
-    Bridge,
-    /// No way out, but the host (its address on the bridge) still answers.
-    Internal,
-    /// Nothing but the containers on it: internal, and no host address on the bridge.
-    Sealed,
-}
+use crate::engine::runtime::{
+    labels, Attached, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, ImageSource,
+    ImageStep, NetworkKind, ObjectInfo, Output, Progress, RuntimeError,
+};
 
 /// bollard's own default request timeout.
 const CONNECT_TIMEOUT_SECS: u64 = 120;
-
-#[derive(Debug, thiserror::Error)]
-pub enum DockerError {
-    #[error("cannot reach the Docker engine: {0}")]
-    Unreachable(String),
-    #[error("image `{image}` cannot be had: {reason}")]
-    Image { image: String, reason: String },
-    #[error("not found: {0}")]
-    NotFound(String),
-    #[error("Docker engine error: {0}")]
-    Api(String),
-    /// berth itself ran out of something (open files, disk space) talking to the engine.
-    #[error("{0}")]
-    Exhausted(String),
-}
 
 /// What berth ran out of, when `e` (or an error under it) says so: too many open files, or no
 /// space left. Such an error is not an engine that cannot be reached.
@@ -105,24 +64,24 @@ fn exhausted_io(e: &std::io::Error) -> Option<String> {
 }
 
 /// A local file berth could not read for the engine.
-fn unreadable(what: impl std::fmt::Display, e: std::io::Error) -> DockerError {
+fn unreadable(what: impl std::fmt::Display, e: std::io::Error) -> RuntimeError {
     match exhausted_io(&e) {
-        Some(why) => DockerError::Exhausted(format!("cannot read {what}: {why}")),
-        None => DockerError::Api(format!("cannot read {what}: {e}")),
+        Some(why) => RuntimeError::Exhausted(format!("cannot read {what}: {why}")),
+        None => RuntimeError::Api(format!("cannot read {what}: {e}")),
     }
 }
 
-impl From<bollard::errors::Error> for DockerError {
+impl From<bollard::errors::Error> for RuntimeError {
     fn from(e: bollard::errors::Error) -> Self {
         use bollard::errors::Error as E;
         if let Some(why) = exhausted(&e) {
-            return DockerError::Exhausted(why);
+            return RuntimeError::Exhausted(why);
         }
         match e {
             E::SocketNotFoundError(_) | E::HyperResponseError { .. } | E::IOError { .. } => {
-                DockerError::Unreachable(e.to_string())
+                RuntimeError::Unreachable(e.to_string())
             }
-            other => DockerError::Api(other.to_string()),
+            other => RuntimeError::Api(other.to_string()),
         }
     }
 }
@@ -132,7 +91,7 @@ impl From<bollard::errors::Error> for DockerError {
 fn done_unless_failed(
     result: Result<(), bollard::errors::Error>,
     conflict_ok: bool,
-) -> Result<(), DockerError> {
+) -> Result<(), RuntimeError> {
     match result {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
@@ -179,53 +138,6 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
-/// What a container should be; berth's own description, turned into bollard's types here.
-#[derive(Debug, Clone, Default)]
-pub struct ContainerSpec {
-    pub name: String,
-    pub image: String,
-    /// `None` keeps the image's entrypoint; `Some([""])` clears it, as GitLab does.
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub working_dir: String,
-    pub labels: HashMap<String, String>,
-    /// `host:container[:ro]` bind mounts.
-    pub binds: Vec<String>,
-    /// A network to join instead of the default bridge, with the names others reach it by.
-    pub network: Option<String>,
-    pub aliases: Vec<String>,
-    /// A terminal and an open stdin, for a shell someone types into.
-    pub interactive: bool,
-    /// The container's hostname (Docker's default: its short ID).
-    pub hostname: Option<String>,
-}
-
-/// One piece of a container's output.
-#[derive(Debug, Clone)]
-pub enum Output {
-    Stdout(Bytes),
-    Stderr(Bytes),
-}
-
-/// One progress report of a pull (a layer's status and bytes) or a build (a line of its output,
-/// `Step N/M : ...` at each step).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageStep {
-    pub layer: Option<String>,
-    pub line: String,
-    pub current: Option<u64>,
-    pub total: Option<u64>,
-}
-
-/// How an image came to be available.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageSource {
-    Present,
-    Pulled,
-    Built,
-}
-
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
@@ -236,12 +148,12 @@ pub struct Engine {
 impl Engine {
     /// Connect as the docker CLI would (DOCKER_HOST, else the local socket) and agree on an API
     /// version the engine speaks.
-    pub async fn connect() -> Result<Engine, DockerError> {
+    pub async fn connect() -> Result<Engine, RuntimeError> {
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
         let endpoint = crate::docker::endpoint::find(&|k| std::env::var(k).ok(), home.as_deref())
-            .map_err(DockerError::Unreachable)?;
+            .map_err(RuntimeError::Unreachable)?;
         let unreachable = |e: bollard::errors::Error| {
-            DockerError::Unreachable(format!("{} ({}): {e}", endpoint.host, endpoint.from))
+            RuntimeError::Unreachable(format!("{} ({}): {e}", endpoint.host, endpoint.from))
         };
         let client = |version: &bollard::ClientVersion| match &endpoint.tls {
             Some(tls)
@@ -300,15 +212,58 @@ impl Engine {
     }
 
     /// Is the engine Podman (its Docker-compatible API)? Where the two differ, berth adapts.
-    pub fn is_podman(&self) -> bool {
+    fn is_podman(&self) -> bool {
         self.podman
     }
 
-    /// The image's ID and its registry digests (`repo@sha256:...`), if it is present.
-    pub async fn image_identity(
+    async fn upload_stream(
+        &self,
+        container: &str,
+        dest: &str,
+        body: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    ) -> Result<(), RuntimeError> {
+        let options = UploadToContainerOptionsBuilder::default()
+            .path(dest)
+            .build();
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_try_stream(body))
+            .await?;
+        Ok(())
+    }
+
+    fn logs(
+        &self,
+        container: &str,
+        follow: bool,
+    ) -> impl Stream<Item = Result<Output, RuntimeError>> {
+        let options = LogsOptionsBuilder::default()
+            .follow(follow)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        self.docker
+            .logs(container, Some(options))
+            .map_err(RuntimeError::from)
+            .filter_map(|item| async move {
+                match item {
+                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                        Some(Ok(Output::Stdout(message)))
+                    }
+                    Ok(LogOutput::StdErr { message }) => Some(Ok(Output::Stderr(message))),
+                    Ok(LogOutput::StdIn { .. }) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            })
+    }
+}
+
+/// The seam's operations on Docker's API, with Podman's differences handled here.
+#[async_trait]
+impl ContainerRuntime for Engine {
+    async fn image_identity(
         &self,
         image: &str,
-    ) -> Result<Option<(String, Vec<String>)>, DockerError> {
+    ) -> Result<Option<(String, Vec<String>)>, RuntimeError> {
         match self.docker.inspect_image(image).await {
             Ok(info) => Ok(info
                 .id
@@ -318,8 +273,7 @@ impl Engine {
         }
     }
 
-    /// The image's ID (the digest of its configuration), if it is present.
-    pub async fn image_id(&self, image: &str) -> Result<Option<String>, DockerError> {
+    async fn image_id(&self, image: &str) -> Result<Option<String>, RuntimeError> {
         match self.docker.inspect_image(image).await {
             Ok(info) => Ok(info.id),
             Err(e) if is_not_found(&e) => Ok(None),
@@ -327,17 +281,11 @@ impl Engine {
         }
     }
 
-    pub async fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
-        Ok(self.image_id(image).await?.is_some())
-    }
-
-    /// Make sure `image` is present, pulling it with the user's registry credentials if not.
-    /// `progress` receives each status change of each layer, with its bytes when Docker tells.
-    pub async fn ensure_image(
+    async fn ensure_image(
         &self,
         image: &str,
-        mut progress: impl FnMut(ImageStep),
-    ) -> Result<ImageSource, DockerError> {
+        mut progress: Progress,
+    ) -> Result<ImageSource, RuntimeError> {
         if self.image_exists(image).await? {
             return Ok(ImageSource::Present);
         }
@@ -363,9 +311,9 @@ impl Engine {
                     }
                 }
                 Err(e) => {
-                    return Err(match DockerError::from(e) {
-                        DockerError::Unreachable(r) => DockerError::Unreachable(r),
-                        other => DockerError::Image {
+                    return Err(match RuntimeError::from(e) {
+                        RuntimeError::Unreachable(r) => RuntimeError::Unreachable(r),
+                        other => RuntimeError::Image {
                             image: image.to_string(),
                             reason: strip_prefix(other.to_string()),
                         },
@@ -376,21 +324,20 @@ impl Engine {
         if self.image_exists(image).await? {
             Ok(ImageSource::Pulled)
         } else {
-            Err(DockerError::Image {
+            Err(RuntimeError::Image {
                 image: image.to_string(),
                 reason: "the pull finished but the image is not there".into(),
             })
         }
     }
 
-    /// Build `context_tar` (a tar file of the build context) as `tag`, unless it exists already.
-    pub async fn build_image(
+    async fn build_image(
         &self,
         context_tar: &Path,
         dockerfile: &str,
         tag: &str,
-        mut progress: impl FnMut(ImageStep),
-    ) -> Result<ImageSource, DockerError> {
+        mut progress: Progress,
+    ) -> Result<ImageSource, RuntimeError> {
         if self.image_exists(tag).await? {
             return Ok(ImageSource::Present);
         }
@@ -409,12 +356,12 @@ impl Engine {
             self.docker
                 .build_image(options, None, Some(bollard::body_try_stream(body)));
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| DockerError::Image {
+            let info = item.map_err(|e| RuntimeError::Image {
                 image: tag.to_string(),
-                reason: strip_prefix(DockerError::from(e).to_string()),
+                reason: strip_prefix(RuntimeError::from(e).to_string()),
             })?;
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                return Err(DockerError::Image {
+                return Err(RuntimeError::Image {
                     image: tag.to_string(),
                     reason: detail,
                 });
@@ -432,15 +379,14 @@ impl Engine {
         if self.image_exists(tag).await? {
             Ok(ImageSource::Built)
         } else {
-            Err(DockerError::Image {
+            Err(RuntimeError::Image {
                 image: tag.to_string(),
                 reason: "the build finished but the image is not there".into(),
             })
         }
     }
 
-    /// Remove an image by reference (forced, as `docker rmi -f`); a missing one is not an error.
-    pub async fn remove_image(&self, image: &str) -> Result<(), DockerError> {
+    async fn remove_image(&self, image: &str) -> Result<(), RuntimeError> {
         let options = RemoveImageOptionsBuilder::default().force(true).build();
         match self.docker.remove_image(image, Some(options), None).await {
             Ok(_) => Ok(()),
@@ -449,8 +395,7 @@ impl Engine {
         }
     }
 
-    /// Create (not start) a container; returns its id.
-    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: spec.entrypoint.clone(),
@@ -499,13 +444,12 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// Unpack a tar file into the container at `dest`, streaming it from disk.
-    pub async fn upload_tar_file(
+    async fn upload_tar_file(
         &self,
         container: &str,
         dest: &str,
         tar: &Path,
-    ) -> Result<(), DockerError> {
+    ) -> Result<(), RuntimeError> {
         let file = tokio::fs::File::open(tar)
             .await
             .map_err(|e| unreadable(tar.display(), e))?;
@@ -513,31 +457,13 @@ impl Engine {
             .await
     }
 
-    async fn upload_stream(
-        &self,
-        container: &str,
-        dest: &str,
-        body: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-    ) -> Result<(), DockerError> {
-        let options = UploadToContainerOptionsBuilder::default()
-            .path(dest)
-            .build();
-        self.docker
-            .upload_to_container(container, Some(options), bollard::body_try_stream(body))
-            .await?;
-        Ok(())
-    }
-
-    /// Unpack a tar file followed by a second tar (a stream), in one request: each archive
-    /// upload costs the engine a mount of the container's filesystem, so jobs make one.
-    /// `first` must end with tar's end-of-archive blocks, which are left out of the stream.
-    pub async fn upload_tar_file_then(
+    async fn upload_tar_file_then(
         &self,
         container: &str,
         dest: &str,
         first: &Path,
-        then: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-    ) -> Result<(), DockerError> {
+        then: BoxStream<'static, std::io::Result<Bytes>>,
+    ) -> Result<(), RuntimeError> {
         use tokio::io::AsyncReadExt;
         let file = tokio::fs::File::open(first)
             .await
@@ -553,13 +479,12 @@ impl Engine {
         self.upload_stream(container, dest, body).await
     }
 
-    /// Unpack an in-memory tar (small things such as the job's scripts) into the container.
-    pub async fn upload_tar_bytes(
+    async fn upload_tar_bytes(
         &self,
         container: &str,
         dest: &str,
         tar: Vec<u8>,
-    ) -> Result<(), DockerError> {
+    ) -> Result<(), RuntimeError> {
         let options = UploadToContainerOptionsBuilder::default()
             .path(dest)
             .build();
@@ -569,23 +494,12 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn start(&self, container: &str) -> Result<(), DockerError> {
+    async fn start(&self, container: &str) -> Result<(), RuntimeError> {
         self.docker.start_container(container, None).await?;
         Ok(())
     }
 
-    /// Attach to a created interactive container before it starts: what it prints, and a writer
-    /// to its stdin.
-    pub async fn attach(
-        &self,
-        container: &str,
-    ) -> Result<
-        (
-            impl Stream<Item = Result<Bytes, DockerError>>,
-            std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
-        ),
-        DockerError,
-    > {
+    async fn attach(&self, container: &str) -> Result<Attached, RuntimeError> {
         let options = bollard::query_parameters::AttachContainerOptionsBuilder::default()
             .stdin(true)
             .stdout(true)
@@ -598,12 +512,12 @@ impl Engine {
             .await?;
         let output = attached
             .output
-            .map(|chunk| chunk.map(|o| o.into_bytes()).map_err(DockerError::from));
+            .map(|chunk| chunk.map(|o| o.into_bytes()).map_err(RuntimeError::from))
+            .boxed();
         Ok((output, attached.input))
     }
 
-    /// Tell a container's terminal its size.
-    pub async fn resize(&self, container: &str, rows: u16, cols: u16) -> Result<(), DockerError> {
+    async fn resize(&self, container: &str, rows: u16, cols: u16) -> Result<(), RuntimeError> {
         let options = bollard::query_parameters::ResizeContainerTTYOptionsBuilder::default()
             .h(i32::from(rows))
             .w(i32::from(cols))
@@ -612,14 +526,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Save a (stopped) container's filesystem as an image `repo:tag` with these labels.
-    pub async fn commit(
+    async fn commit(
         &self,
         container: &str,
         repo: &str,
         tag: &str,
         labels: &HashMap<String, String>,
-    ) -> Result<String, DockerError> {
+    ) -> Result<String, RuntimeError> {
         let options = bollard::query_parameters::CommitContainerOptionsBuilder::default()
             .container(container)
             .repo(repo)
@@ -634,46 +547,19 @@ impl Engine {
         Ok(id.id)
     }
 
-    /// The container's output from its start, following until it stops.
-    pub fn output(&self, container: &str) -> impl Stream<Item = Result<Output, DockerError>> {
-        self.logs(container, true)
+    fn output(&self, container: &str) -> BoxStream<'static, Result<Output, RuntimeError>> {
+        self.logs(container, true).boxed()
     }
 
-    /// Everything a stopped container printed, from the start.
-    pub fn output_so_far(
-        &self,
-        container: &str,
-    ) -> impl Stream<Item = Result<Output, DockerError>> {
-        self.logs(container, false)
+    fn output_so_far(&self, container: &str) -> BoxStream<'static, Result<Output, RuntimeError>> {
+        self.logs(container, false).boxed()
     }
 
-    fn logs(
-        &self,
-        container: &str,
-        follow: bool,
-    ) -> impl Stream<Item = Result<Output, DockerError>> {
-        let options = LogsOptionsBuilder::default()
-            .follow(follow)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        self.docker
-            .logs(container, Some(options))
-            .map_err(DockerError::from)
-            .filter_map(|item| async move {
-                match item {
-                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                        Some(Ok(Output::Stdout(message)))
-                    }
-                    Ok(LogOutput::StdErr { message }) => Some(Ok(Output::Stderr(message))),
-                    Ok(LogOutput::StdIn { .. }) => None,
-                    Err(e) => Some(Err(e)),
-                }
-            })
+    fn logs_may_end_early(&self) -> bool {
+        self.is_podman()
     }
 
-    /// Wait for the container to stop; its exit code.
-    pub async fn wait(&self, container: &str) -> Result<i64, DockerError> {
+    async fn wait(&self, container: &str) -> Result<i64, RuntimeError> {
         let options = WaitContainerOptionsBuilder::default()
             .condition("not-running")
             .build();
@@ -683,25 +569,22 @@ impl Engine {
             // bollard reports a non-zero exit as an error; for berth it is a result.
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
             Some(Err(e)) => Err(e.into()),
-            None => Err(DockerError::Api(
+            None => Err(RuntimeError::Api(
                 "the engine ended the wait without an exit code".into(),
             )),
         }
     }
 
-    /// Stop a running container at once (SIGKILL), keeping its filesystem for collection.
-    pub async fn kill(&self, container: &str) -> Result<(), DockerError> {
+    async fn kill(&self, container: &str) -> Result<(), RuntimeError> {
         // 404 gone, 409 not running: either way it is stopped.
         done_unless_failed(self.docker.kill_container(container, None).await, true)
     }
 
-    /// A tar stream of `path` inside the container (its entries start with the path's last
-    /// component). A path that does not exist is [`DockerError::NotFound`].
-    pub fn download(
+    fn download(
         &self,
         container: &str,
         path: &str,
-    ) -> impl Stream<Item = Result<Bytes, DockerError>> {
+    ) -> BoxStream<'static, Result<Bytes, RuntimeError>> {
         let options = DownloadFromContainerOptionsBuilder::default()
             .path(path)
             .build();
@@ -710,16 +593,15 @@ impl Engine {
             .download_from_container(container, Some(options))
             .map_err(move |e| {
                 if is_not_found(&e) {
-                    DockerError::NotFound(path.clone())
+                    RuntimeError::NotFound(path.clone())
                 } else {
                     e.into()
                 }
             })
+            .boxed()
     }
 
-    /// Kill (if running) and remove a container with its anonymous volumes. A container that is
-    /// already gone is not an error.
-    pub async fn remove_container(&self, container: &str) -> Result<(), DockerError> {
+    async fn remove_container(&self, container: &str) -> Result<(), RuntimeError> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(true)
@@ -731,12 +613,11 @@ impl Engine {
         )
     }
 
-    /// Containers (running or not) carrying `label=value` (or just `label` when value is None).
-    pub async fn containers_with_label(
+    async fn containers_with_label(
         &self,
         label: &str,
         value: Option<&str>,
-    ) -> Result<Vec<ContainerInfo>, DockerError> {
+    ) -> Result<Vec<ContainerInfo>, RuntimeError> {
         let filter = match value {
             Some(v) => format!("{label}={v}"),
             None => label.to_string(),
@@ -762,16 +643,14 @@ impl Engine {
             .collect())
     }
 
-    /// Create a bridge network of berth's; returns its id.
-    /// A bridge network of the given kind.
-    pub async fn create_network(
+    async fn create_network(
         &self,
         name: &str,
         labels: &HashMap<String, String>,
         kind: NetworkKind,
-    ) -> Result<String, DockerError> {
+    ) -> Result<String, RuntimeError> {
         if kind == NetworkKind::Sealed && self.is_podman() {
-            return Err(DockerError::Api(
+            return Err(RuntimeError::Api(
                 "hermetic jobs with services are not supported on Podman: its bridges always \
                  have a host address (no `com.docker.network.bridge.inhibit_ipv4`), so the \
                  services' network cannot be sealed; run them on Docker"
@@ -797,13 +676,11 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// What a started container looks like from outside: running or not, its exit code, its
-    /// address on `network`, and the TCP ports its image declares.
-    pub async fn container_state(
+    async fn container_state(
         &self,
         container: &str,
         network: &str,
-    ) -> Result<ContainerState, DockerError> {
+    ) -> Result<ContainerState, RuntimeError> {
         let info = settled(|| self.docker.inspect_container(container, None)).await?;
         let state = info.state.unwrap_or_default();
         let ip = info
@@ -828,12 +705,11 @@ impl Engine {
         })
     }
 
-    /// Everything a container has printed so far, written to `out` as it streams.
-    pub async fn write_output(
+    async fn write_output(
         &self,
         container: &str,
-        out: &mut (impl std::io::Write + Send),
-    ) -> Result<(), DockerError> {
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), RuntimeError> {
         let options = LogsOptionsBuilder::default()
             .follow(false)
             .stdout(true)
@@ -843,13 +719,12 @@ impl Engine {
         while let Some(item) = stream.next().await {
             let bytes = item?.into_bytes();
             out.write_all(&bytes)
-                .map_err(|e| DockerError::Api(format!("writing a log: {e}")))?;
+                .map_err(|e| RuntimeError::Api(format!("writing a log: {e}")))?;
         }
         Ok(())
     }
 
-    /// Networks carrying the label; (id, name, labels).
-    pub async fn networks_with_label(&self, label: &str) -> Result<Vec<ObjectInfo>, DockerError> {
+    async fn networks_with_label(&self, label: &str) -> Result<Vec<ObjectInfo>, RuntimeError> {
         let filters = HashMap::from([("label", vec![label])]);
         let options = ListNetworksOptionsBuilder::default()
             .filters(&filters)
@@ -865,8 +740,7 @@ impl Engine {
             .collect())
     }
 
-    /// Connect a (created) container to one more network.
-    pub async fn connect_network(&self, network: &str, container: &str) -> Result<(), DockerError> {
+    async fn connect_network(&self, network: &str, container: &str) -> Result<(), RuntimeError> {
         let request = bollard::models::NetworkConnectRequest {
             container: container.to_string(),
             ..Default::default()
@@ -875,12 +749,11 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn remove_network(&self, id: &str) -> Result<(), DockerError> {
+    async fn remove_network(&self, id: &str) -> Result<(), RuntimeError> {
         done_unless_failed(self.docker.remove_network(id).await, false)
     }
 
-    /// Volumes carrying the label.
-    pub async fn volumes_with_label(&self, label: &str) -> Result<Vec<ObjectInfo>, DockerError> {
+    async fn volumes_with_label(&self, label: &str) -> Result<Vec<ObjectInfo>, RuntimeError> {
         let filters = HashMap::from([("label", vec![label])]);
         let options = ListVolumesOptionsBuilder::default()
             .filters(&filters)
@@ -898,12 +771,11 @@ impl Engine {
             .collect())
     }
 
-    /// Create a named volume with labels; an existing one is kept as it is.
-    pub async fn create_volume(
+    async fn create_volume(
         &self,
         name: &str,
         labels: &HashMap<String, String>,
-    ) -> Result<(), DockerError> {
+    ) -> Result<(), RuntimeError> {
         let request = bollard::models::VolumeCreateRequest {
             name: Some(name.to_string()),
             labels: Some(labels.clone()),
@@ -913,13 +785,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Where a volume's data lives on the engine's host.
-    pub async fn volume_mountpoint(&self, name: &str) -> Result<String, DockerError> {
+    async fn volume_mountpoint(&self, name: &str) -> Result<String, RuntimeError> {
         Ok(self.docker.inspect_volume(name).await?.mountpoint)
     }
 
-    /// Some image present on the engine, for helper containers that are created, never started.
-    pub async fn any_local_image(&self) -> Result<Option<String>, DockerError> {
+    async fn any_local_image(&self) -> Result<Option<String>, RuntimeError> {
         let list = self
             .docker
             .list_images(None::<bollard::query_parameters::ListImagesOptions>)
@@ -927,32 +797,10 @@ impl Engine {
         Ok(list.into_iter().next().map(|i| i.id))
     }
 
-    pub async fn remove_volume(&self, name: &str) -> Result<(), DockerError> {
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
         let options = RemoveVolumeOptionsBuilder::default().force(true).build();
         done_unless_failed(self.docker.remove_volume(name, Some(options)).await, false)
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct ContainerState {
-    pub running: bool,
-    pub exit_code: Option<i64>,
-    pub ip: Option<String>,
-    pub tcp_ports: Vec<u16>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ContainerInfo {
-    pub id: String,
-    pub name: String,
-    pub labels: HashMap<String, String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ObjectInfo {
-    pub id: String,
-    pub name: String,
-    pub labels: HashMap<String, String>,
 }
 
 /// bollard's messages start with "Docker responded with status code N: "; people need the rest.
@@ -1032,16 +880,16 @@ mod tests {
             let e = bollard::errors::Error::IOError {
                 err: std::io::Error::from_raw_os_error(code),
             };
-            let e = DockerError::from(e);
-            assert!(matches!(e, DockerError::Exhausted(_)), "{e:?}");
+            let e = RuntimeError::from(e);
+            assert!(matches!(e, RuntimeError::Exhausted(_)), "{e:?}");
             assert!(e.to_string().contains(says), "{e}");
         }
         let refused = bollard::errors::Error::IOError {
             err: std::io::Error::from_raw_os_error(libc::ECONNREFUSED),
         };
         assert!(matches!(
-            DockerError::from(refused),
-            DockerError::Unreachable(_)
+            RuntimeError::from(refused),
+            RuntimeError::Unreachable(_)
         ));
     }
 

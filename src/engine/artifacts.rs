@@ -16,7 +16,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use crate::docker::{DockerError, Engine};
+use crate::engine::runtime::{ContainerRuntime, RuntimeError};
 use crate::pipeline::Artifacts;
 use crate::project::paths::{self, Link, Placed, PlacedKind, Walk};
 use crate::store::archives::{ArtifactManifest, FileEntry, PARTIAL};
@@ -37,7 +37,7 @@ pub fn file_stem(index: usize, job: &str) -> String {
 /// `<dest>.json`. Returns what was stored (None when nothing matched) and the warnings
 /// for the job's log (patterns that matched nothing).
 pub async fn collect(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     container: &str,
     container_dir: &str,
     spec: &Artifacts,
@@ -74,7 +74,7 @@ pub async fn collect(
         // next path is asked for only once the one before it has been read.
         let stream = engine
             .download(container, &path)
-            .take_while(|item| std::future::ready(!matches!(item, Err(DockerError::NotFound(_)))))
+            .take_while(|item| std::future::ready(!matches!(item, Err(RuntimeError::NotFound(_)))))
             .map_err(|e| io::Error::other(e.to_string()));
         readers.push((
             base.clone(),
@@ -537,7 +537,7 @@ const DOTENV_LIMIT: usize = 5 * 1024;
 
 /// Read an `artifacts: reports: dotenv` file out of a stopped container: its variables, in order.
 pub async fn read_dotenv(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     container: &str,
     container_dir: &str,
     path: &str,

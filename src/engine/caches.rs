@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 
-use crate::docker::labels;
+use crate::engine::runtime::labels;
 use crate::pipeline::expand;
 use crate::pipeline::{Cache, CacheKey, CachePolicy};
 use crate::project::paths;

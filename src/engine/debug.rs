@@ -9,7 +9,7 @@ use std::io::Read;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::docker::{ContainerSpec, DockerError, Engine};
+use crate::engine::runtime::{ContainerRuntime, ContainerSpec, RuntimeError};
 use crate::engine::tty;
 use crate::events::{Event, Sink};
 
@@ -27,13 +27,13 @@ pub struct Debug {
 /// Keep the failed container's state and open a shell in it; everything made for it is
 /// removed afterwards unless `keep`.
 pub(super) async fn after_failure(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     sink: &Sink,
     spec: &ContainerSpec,
     failed: &str,
     job: &str,
     keep: bool,
-) -> Result<(), DockerError> {
+) -> Result<(), RuntimeError> {
     let tag = spec.name.trim_start_matches("berth-").to_lowercase();
     let image = format!("berth-debug:{tag}");
     engine
@@ -71,7 +71,7 @@ pub(super) async fn after_failure(
 
 /// Attach the terminal to a created interactive container, start it, and pass bytes both ways
 /// (and the window's size) until it exits; its exit code.
-pub(super) async fn interact(engine: &Engine, id: &str) -> Result<i64, DockerError> {
+pub(super) async fn interact(engine: &dyn ContainerRuntime, id: &str) -> Result<i64, RuntimeError> {
     let (output, mut input) = engine.attach(id).await?;
     let mut output = Box::pin(output);
     engine.start(id).await?;

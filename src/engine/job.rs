@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::{artifacts, script, services, Outcome, PreparedJob, Shared, Workspace};
-use crate::docker::{labels, ContainerSpec, DockerError, Output};
+use crate::engine::runtime::{labels, ContainerRuntime, ContainerSpec, Output, RuntimeError};
 use crate::events::{Event, JobStatus, LineEnd, LogLine, Mask, Sink};
 use crate::project::paths;
 
@@ -19,7 +19,7 @@ enum Ended {
     Exited(i64),
     TimedOut,
     Cancelled,
-    Broken(DockerError),
+    Broken(RuntimeError),
     /// The job's own data was refused or could not be kept (an unsafe artifact, a failed upload).
     Refused(String),
 }
@@ -143,7 +143,7 @@ async fn attempt_once(
     attempt: u32,
     last: bool,
 ) -> Ended {
-    let engine = &shared.engine;
+    let engine = &*shared.engine;
     let config = &shared.config;
     // The job's container, its services and their network carry the same labels.
     let mut labels = shared.labels.clone();
@@ -276,7 +276,7 @@ async fn attempt_once(
     // The result stands once the artifacts are kept: removing the container (then its services
     // and network) goes on in the background while the next jobs start; the run waits for it
     // before it ends.
-    let (engine, sink, name) = (engine.clone(), sink.clone(), job.name.clone());
+    let (engine, sink, name) = (shared.engine.clone(), sink.clone(), job.name.clone());
     shared
         .cleanup
         .lock()
@@ -292,7 +292,7 @@ async fn attempt_once(
                 notices(
                     &sink,
                     &name,
-                    services::stop(&engine, running, logs.as_deref()).await,
+                    services::stop(&*engine, running, logs.as_deref()).await,
                 )
                 .await;
             }
@@ -332,7 +332,7 @@ async fn keep_dotenv(
     let mut all = Vec::new();
     for file in files {
         let vars = artifacts::read_dotenv(
-            &shared.engine,
+            &*shared.engine,
             id,
             &shared.config.context.container_dir,
             file,
@@ -374,14 +374,16 @@ async fn drive(
     id: &str,
     shell: bool,
 ) -> Ended {
-    let engine = &shared.engine;
+    let engine = &*shared.engine;
     let uploaded = match &shared.config.workspace {
         Workspace::Copy { tar } => {
             let (tail, failure) = match receive_artifacts(job, shared, sink).await {
                 Ok(tail) => tail,
                 Err(ended) => return ended,
             };
-            let uploaded = engine.upload_tar_file_then(id, "/", tar, tail).await;
+            let uploaded = engine
+                .upload_tar_file_then(id, "/", tar, tail.boxed())
+                .await;
             // The engine only saw the stream break off: say why it did.
             if let (Err(_), Some(why)) = (&uploaded, failure.get()) {
                 return Ended::Refused(format!("the job's files: {why}"));
@@ -456,13 +458,13 @@ async fn drive(
         return ended;
     };
     // A stopped container's log is whole on the engine: what the stream missed is read again.
-    // Podman's stream can also end early without saying so (podman#21914), and Docker's
-    // sometimes ends before an unterminated last line the container printed as it exited:
-    // read again there, on Docker while that is cheap.
+    // Some engines' streams can also end early without saying so (Podman's, podman#21914), and
+    // Docker's sometimes ends before an unterminated last line the container printed as it
+    // exited: read again there, on Docker while that is cheap.
     let whole = matches!(ended, Ended::Exited(_) | Ended::TimedOut);
-    let podman = engine.is_podman();
+    let may_end_early = engine.logs_may_end_early();
     let small = pumped.bytes[0] + pumped.bytes[1] <= RECHECK_BYTES;
-    if !(whole && (podman || small || first != Read::ToTheEnd)) {
+    if !(whole && (may_end_early || small || first != Read::ToTheEnd)) {
         pumped.finish(&job.name, sink).await;
         return ended;
     }
@@ -597,7 +599,7 @@ async fn keep_artifacts(
     let dir = shared.config.run_dir.join("artifacts");
     let stem = artifacts::file_stem(job.index, &job.name);
     let (stored, warnings) = artifacts::collect(
-        &shared.engine,
+        &*shared.engine,
         id,
         &shared.config.context.container_dir,
         spec,
@@ -716,7 +718,7 @@ async fn send_lines(sink: &Sink, job: &str, lines: Vec<LogLine>) {
 /// Stream the job's output into events until the stream ends; once `stopped` (the container
 /// has), only until it stalls.
 async fn pump_output(
-    stream: impl futures_util::Stream<Item = Result<Output, DockerError>>,
+    stream: impl futures_util::Stream<Item = Result<Output, RuntimeError>>,
     job: String,
     sink: Sink,
     stopped: CancellationToken,
@@ -729,7 +731,7 @@ async fn pump_output(
 /// (podman#21914), and any engine's stream can break off: read the whole log again and pass
 /// on what was not seen yet.
 async fn catch_up(
-    engine: &crate::docker::Engine,
+    engine: &dyn ContainerRuntime,
     id: &str,
     pumped: Pumped,
     job: &str,
@@ -757,7 +759,7 @@ async fn catch_up(
 /// until it ends or fails; once `stopped`, until it stalls. The lines go out in batches of what
 /// is ready at once.
 async fn drain(
-    stream: impl futures_util::Stream<Item = Result<Output, DockerError>>,
+    stream: impl futures_util::Stream<Item = Result<Output, RuntimeError>>,
     mut pumped: Pumped,
     skip: [u64; 2],
     stopped: &CancellationToken,

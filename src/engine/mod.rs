@@ -1,4 +1,5 @@
-//! The scheduler: runs a [`Plan`] on the Docker engine and reports what happens as events.
+//! The scheduler: runs a [`Plan`] through a [`runtime::ContainerRuntime`] (Docker's or Podman's,
+//! from `crate::docker`) and reports what happens as events.
 //!
 //! A job starts when everything it depends on has finished and its `when` says so, with at most
 //! `jobs_limit` running at once. A failed job stops every job that depends on it (the later
@@ -11,7 +12,9 @@ pub mod debug;
 mod images;
 mod job;
 pub mod owner;
+mod prepare;
 pub mod python;
+pub mod runtime;
 pub mod script;
 pub mod services;
 pub mod transfer;
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::{labels, ContainerInfo, DockerError, Engine, ObjectInfo};
+use crate::engine::runtime::{labels, ContainerInfo, ContainerRuntime, ObjectInfo, RuntimeError};
 use crate::events::{Event, JobStatus, JobSummary, RunStatus, Sink};
 use crate::pipeline::{AllowFailure, JobEnvironment, When};
 use crate::plan::Plan;
@@ -114,10 +117,14 @@ pub enum RunError {
     /// before any container is created.
     #[error("{0}")]
     Input(String),
+    /// berth could not do its own part on the host (read or pack a build context, write a
+    /// job's scripts).
+    #[error("job `{job}`: {what}")]
+    Host { job: String, what: String },
     #[error("job `{job}`: {source}")]
-    Image { job: String, source: DockerError },
+    Image { job: String, source: RuntimeError },
     #[error(transparent)]
-    Docker(#[from] DockerError),
+    Runtime(#[from] RuntimeError),
 }
 
 #[derive(Debug, Clone)]
@@ -152,7 +159,7 @@ pub struct PreparedJob {
 
 /// What the jobs share.
 pub(crate) struct Shared {
-    engine: Engine,
+    engine: Arc<dyn ContainerRuntime>,
     config: RunConfig,
     labels: HashMap<String, String>,
     /// Artifacts stored so far, by plan index.
@@ -184,7 +191,7 @@ enum State {
 pub async fn run(
     plan: &Plan,
     config: RunConfig,
-    engine: Engine,
+    engine: Arc<dyn ContainerRuntime>,
     sink: Sink,
     cancel: CancellationToken,
 ) -> Result<RunResult, RunError> {
@@ -225,13 +232,13 @@ pub async fn run(
         cleanup: Mutex::new(JoinSet::new()),
     });
 
-    let result = match images::prepare(plan, &shared, &sink, &cancel).await {
+    let result = match ready(plan, &shared, &sink, &cancel).await {
         Ok(prepared) => Ok(schedule(plan, prepared, &shared, &sink, &cancel, started).await),
         Err(e) => Err(e),
     };
     let removing = std::mem::take(&mut *shared.cleanup.lock().unwrap_or_else(|e| e.into_inner()));
     removing.join_all().await;
-    lease.release(&shared.engine).await;
+    lease.release(&*shared.engine).await;
     sweep(&shared, &sink).await;
     record_cache_uses(&shared, &sink).await;
     // A run that could not start (an image that cannot be had, say) still ends its record.
@@ -470,7 +477,7 @@ fn decide(plan: &Plan, i: usize, state: &[State]) -> Decision {
 /// temporary volumes), so no fault leaves anything behind.
 async fn sweep(shared: &Shared, sink: &Sink) {
     let run = shared.config.run_id.as_str();
-    let engine = &shared.engine;
+    let engine = &*shared.engine;
     // Another project's run may have drawn the same id: what carries another project's label
     // is not this run's.
     let project = shared.config.context.project_dir.display().to_string();
@@ -496,7 +503,7 @@ async fn sweep(shared: &Shared, sink: &Sink) {
     }
     // What could not be listed is said; what was listed is removed.
     fn listed<T>(
-        found: Result<Vec<T>, DockerError>,
+        found: Result<Vec<T>, RuntimeError>,
         what: &str,
         problems: &mut Vec<String>,
     ) -> Vec<T> {
@@ -542,7 +549,7 @@ pub struct Removed {
 /// Remove containers, then networks (free of them by then), then volumes: the run's final
 /// sweep and `berth prune` both end here.
 pub(crate) async fn remove_objects(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     containers: Vec<ContainerInfo>,
     networks: Vec<ObjectInfo>,
     volumes: Vec<ObjectInfo>,
@@ -599,29 +606,64 @@ async fn record_cache_uses(shared: &Shared, sink: &Sink) {
     }
 }
 
-/// Environment and scripts of every job that will run, before anything starts.
-pub(crate) fn job_env(
-    config: &RunConfig,
-    job: &crate::pipeline::Job,
-    job_id: u64,
-) -> Vec<(String, String)> {
-    let mut env = config
-        .environment
-        .job_env(job, job_id, &[], &config.overrides);
-    if let Some(h) = &config.hermetic {
-        // Fixed unless the pipeline names them itself.
-        for (k, v) in [
-            ("SOURCE_DATE_EPOCH", h.source_date_epoch.to_string()),
-            ("TZ", "UTC".to_string()),
-            ("LANG", "C.UTF-8".to_string()),
-            ("LC_ALL", "C.UTF-8".to_string()),
-        ] {
-            if !env.iter().any(|(n, _)| n == k) {
-                env.push((k.to_string(), v));
-            }
+/// Every job that will run prepared and its images present, before anything starts; each is
+/// announced (what it will run, in which image) for the run's record.
+async fn ready(
+    plan: &Plan,
+    shared: &Shared,
+    sink: &Sink,
+    cancel: &CancellationToken,
+) -> Result<Vec<Option<Arc<PreparedJob>>>, RunError> {
+    let config = &shared.config;
+    let engine = &*shared.engine;
+    let prepare::Prepared { mut jobs, images } = prepare::jobs(plan, config)?;
+    let mut ids = images::ensure(&images, engine, sink, cancel).await?;
+    if let Some(lock) = config.hermetic.as_ref().and_then(|h| h.lock.as_ref()) {
+        for (image, needed) in &images {
+            let current = match ids.get(image).cloned().flatten() {
+                Some(id) => Some(id),
+                None => engine.image_id(image).await.unwrap_or(None),
+            };
+            lock.check(image, current.as_deref())
+                .map_err(|e| RunError::Lock(format!("job `{}`: {e}", needed.job)))?;
         }
     }
-    env
+    // What each job will run, for the run's record (the sink masks secrets).
+    for (pj, job) in plan.jobs.iter().zip(jobs.iter_mut()) {
+        let Some(job) = job else { continue };
+        if !ids.contains_key(&job.image) {
+            let id = engine.image_id(&job.image).await.unwrap_or(None);
+            ids.insert(job.image.clone(), id);
+        }
+        if config.python_cache {
+            // Keyed by the image ID: known only now that every image is there.
+            let image_id = ids.get(&job.image).cloned().flatten();
+            for note in prepare::add_python_caches(job, &pj.job, image_id.as_deref(), config) {
+                sink.send(Event::Notice {
+                    message: format!("job `{}`: {note}", job.name),
+                })
+                .await;
+            }
+        }
+        let commands = pj
+            .job
+            .before_script
+            .iter()
+            .chain(&pj.job.script)
+            .chain(&pj.job.after_script)
+            .cloned()
+            .collect();
+        sink.send(Event::JobQueued {
+            job: job.name.clone(),
+            stage: job.stage.clone(),
+            image: job.image.clone(),
+            image_id: ids.get(&job.image).cloned().flatten(),
+            variables: job.env.clone(),
+            commands,
+        })
+        .await;
+    }
+    Ok(jobs.into_iter().map(|p| p.map(Arc::new)).collect())
 }
 
 /// Every image a plan runs (jobs and services), present after this (pulled or built), with
@@ -629,7 +671,7 @@ pub(crate) fn job_env(
 pub async fn resolve_images(
     plan: &Plan,
     config: RunConfig,
-    engine: Engine,
+    engine: Arc<dyn ContainerRuntime>,
     sink: Sink,
 ) -> Result<Vec<(String, String, Vec<String>)>, RunError> {
     let shared = Arc::new(Shared {
@@ -642,7 +684,7 @@ pub async fn resolve_images(
         dotenv: Mutex::new(HashMap::new()),
         cleanup: Mutex::new(JoinSet::new()),
     });
-    let prepared = images::prepare(plan, &shared, &sink, &CancellationToken::new()).await?;
+    let prepared = ready(plan, &shared, &sink, &CancellationToken::new()).await?;
     let mut names: Vec<String> = prepared
         .iter()
         .flatten()

@@ -10,12 +10,13 @@
 //! alive while its lease is younger than [`EXPIRES`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::{labels, DockerError, Engine, ObjectInfo};
+use crate::engine::runtime::{labels, ContainerRuntime, ObjectInfo, RuntimeError};
 
 /// How often a live run renews its lease.
 pub const RENEW: Duration = Duration::from_secs(10);
@@ -144,9 +145,9 @@ impl Lease {
     /// owner). Taken before the run creates anything, so that no object of a live run is ever
     /// seen without it.
     pub async fn take(
-        engine: &Engine,
+        engine: &Arc<dyn ContainerRuntime>,
         run_labels: &HashMap<String, String>,
-    ) -> Result<Lease, DockerError> {
+    ) -> Result<Lease, RuntimeError> {
         let at = now();
         let mut current = lease_name(run_labels, at);
         engine
@@ -181,7 +182,7 @@ impl Lease {
 
     /// Stop renewing and remove the lease (by name: it needs no listing, which a run short of
     /// open files may not manage; the run's sweep removes any other temporary volume).
-    pub async fn release(mut self, engine: &Engine) {
+    pub async fn release(mut self, engine: &dyn ContainerRuntime) {
         self.stop.cancel();
         if let Ok(current) = (&mut self.task).await {
             let _ = engine.remove_volume(&current).await;
@@ -298,7 +299,10 @@ pub struct Pruned {
 }
 
 /// Remove the containers, networks and temporary volumes of berth's whose owner is dead.
-pub async fn prune(engine: &Engine, scope: PruneScope<'_>) -> Result<Pruned, DockerError> {
+pub async fn prune(
+    engine: &dyn ContainerRuntime,
+    scope: PruneScope<'_>,
+) -> Result<Pruned, RuntimeError> {
     // The objects before the leases: a run that starts meanwhile has its lease before its
     // first object, so none of its objects can be seen without a lease.
     let containers = engine.containers_with_label(labels::BERTH, None).await?;

@@ -13,7 +13,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::caches::{cache_labels, Mount};
-use crate::docker::labels;
+use crate::engine::runtime::labels;
 
 /// Where the volumes are mounted in the job's container (outside the workspace, so artifacts and
 /// `untracked` never see them).

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::docker::{ContainerSpec, DockerError, Engine, NetworkKind};
+use crate::engine::runtime::{ContainerRuntime, ContainerSpec, NetworkKind, RuntimeError};
 use crate::pipeline::expand;
 use crate::pipeline::Service;
 use crate::project::paths;
@@ -65,7 +65,7 @@ pub struct Running {
 /// probes the services' ports over a second, internal network only they are on.
 /// On failure, what was created is returned with the error so that it can be removed.
 pub async fn start(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     services: &[Prepared],
     name_prefix: &str,
     base_labels: &HashMap<String, String>,
@@ -138,10 +138,10 @@ pub async fn start(
 }
 
 async fn create_and_start(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     spec: &ContainerSpec,
     probe: Option<&str>,
-) -> Result<String, DockerError> {
+) -> Result<String, RuntimeError> {
     let id = engine.create_container(spec).await?;
     if let Some(probe) = probe {
         engine.connect_network(probe, &id).await?;
@@ -152,7 +152,7 @@ async fn create_and_start(
 
 /// Poll until every declared TCP port accepts a connection, the service dies, or time is up.
 async fn wait_ready(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     id: &str,
     network: &str,
     limit: Duration,
@@ -205,7 +205,11 @@ async fn wait_ready(
 
 /// Save each service's log under `dir` (when the job failed), then remove the services and the
 /// network. Problems are returned as notices; the run's final sweep retries what is left.
-pub async fn stop(engine: &Engine, running: Running, logs_dir: Option<&Path>) -> Vec<String> {
+pub async fn stop(
+    engine: &dyn ContainerRuntime,
+    running: Running,
+    logs_dir: Option<&Path>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(dir) = logs_dir {
         if let Err(e) = std::fs::create_dir_all(dir) {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::caches::{cache_labels, volume_name};
-use crate::docker::{labels, ContainerSpec, Engine, ObjectInfo};
+use crate::engine::runtime::{labels, ContainerRuntime, ContainerSpec, ObjectInfo};
 
 const MANIFEST: &str = "berth-caches.json";
 /// Where the helper container mounts the volume; the archive's entries start with this name.
@@ -45,7 +45,10 @@ pub enum Imported {
 }
 
 /// A project's cache volumes (not the throwaway ones of `--no-cache`).
-pub async fn project_caches(engine: &Engine, project: &Path) -> Result<Vec<ObjectInfo>, String> {
+pub async fn project_caches(
+    engine: &dyn ContainerRuntime,
+    project: &Path,
+) -> Result<Vec<ObjectInfo>, String> {
     let filter = format!("{}={}", labels::PROJECT, project.display());
     Ok(engine
         .volumes_with_label(&filter)
@@ -60,7 +63,7 @@ pub async fn project_caches(engine: &Engine, project: &Path) -> Result<Vec<Objec
 
 /// Write the caches with these keys into `out` (a .tar.gz); returns the volumes written.
 pub async fn export(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     project: &Path,
     keys: &[String],
     out: &Path,
@@ -133,7 +136,7 @@ fn write_bundle(out: &Path, manifest: &Manifest, parts: &[PathBuf]) -> Result<()
 /// Import every cache of a bundle into this project's volumes (named as a job here would name
 /// them). A cache already here with other content is refused unless `force`.
 pub async fn import(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     project: &Path,
     bundle: &Path,
     force: bool,
@@ -263,7 +266,7 @@ fn unpack_bundle(bundle: &Path, dir: &Path) -> Result<Manifest, String> {
 
 /// A container that only gives access to one volume: created, never started, then removed.
 async fn helper(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     project: &Path,
     volume: &str,
     volume_labels: &HashMap<String, String>,
@@ -312,7 +315,7 @@ async fn helper(
 }
 
 async fn read_volume(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     project: &Path,
     volume: &ObjectInfo,
     out: &Path,
@@ -339,7 +342,7 @@ async fn read_volume(
 }
 
 async fn write_volume(
-    engine: &Engine,
+    engine: &dyn ContainerRuntime,
     project: &Path,
     volume: &str,
     volume_labels: &HashMap<String, String>,

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use berth::engine::runtime::ContainerRuntime as _;
+
 use crate::common::{block_on, repo_root, require_image, PYTHON};
 
 pub const INDEX_IMAGE: &str = "berth-test/pypi-fixture:latest";
@@ -70,7 +72,7 @@ pub fn require_index() {
             builder.finish().expect("finish the context");
         }
         engine
-            .build_image(tar_file.path(), "Dockerfile", INDEX_IMAGE, |_| {})
+            .build_image(tar_file.path(), "Dockerfile", INDEX_IMAGE, Box::new(|_| {}))
             .await
             .expect("build the index image");
     });

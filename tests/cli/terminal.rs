@@ -11,6 +11,8 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use berth::engine::runtime::ContainerRuntime as _;
+
 use crate::common;
 use crate::common::{busybox_project, Project};
 

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+use berth::engine::runtime::ContainerRuntime as _;
+
 pub const BUSYBOX: &str = "berth-test/busybox:latest";
 pub const PYTHON: &str = "berth-test/python:3.11";
 pub const PYTHON_UV: &str = "berth-test/python-uv:3.11";
@@ -175,7 +177,7 @@ impl Project {
             let engine = berth::docker::Engine::connect()
                 .await
                 .expect("Docker engine");
-            let label = berth::docker::labels::PROJECT;
+            let label = berth::engine::runtime::labels::PROJECT;
             let mut left: Vec<String> = engine
                 .containers_with_label(label, Some(&project))
                 .await
@@ -196,7 +198,9 @@ impl Project {
                 .await
                 .expect("list volumes")
             {
-                if v.labels.contains_key(berth::docker::labels::TEMPORARY) {
+                if v.labels
+                    .contains_key(berth::engine::runtime::labels::TEMPORARY)
+                {
                     left.push(format!("volume {}", v.name));
                 }
             }
@@ -211,7 +215,7 @@ impl Drop for Project {
         let project = self.path().display().to_string();
         block_on(async {
             if let Ok(engine) = berth::docker::Engine::connect().await {
-                let filter = format!("{}={project}", berth::docker::labels::PROJECT);
+                let filter = format!("{}={project}", berth::engine::runtime::labels::PROJECT);
                 for v in engine.volumes_with_label(&filter).await.unwrap_or_default() {
                     let _ = engine.remove_volume(&v.name).await;
                 }

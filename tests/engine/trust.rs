@@ -8,7 +8,8 @@ use std::process::Stdio;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::common::{block_on, busybox_project, require_image, Project, BUSYBOX};
-use berth::docker::{labels, ContainerSpec, Engine};
+use berth::docker::Engine;
+use berth::engine::runtime::{labels, ContainerRuntime as _, ContainerSpec};
 
 const ECHO: &str = "hello:\n  script: [echo hello]\n";
 
