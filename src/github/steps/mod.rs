@@ -19,15 +19,18 @@
 //! - `hashFiles` is not available yet (an error where it is called).
 
 mod shell;
+mod status;
 #[cfg(test)]
 pub(crate) mod tests;
 
 pub use shell::Shell;
 
+use status::{fold_needs, JobHost, StepHost};
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::github::expr::{Condition, Contexts, Host, Object, Scope, Status, Template, Value};
+use crate::github::expr::{Condition, Contexts, Object, Scope, Template, Value};
 use crate::github::run::{self, Run, WorkflowFacts};
 use crate::github::workflow::{Env, Field, RunDefaults, StepAction, StepsJob, Text};
 use crate::github::{file_commands, setup_python};
@@ -82,109 +85,6 @@ impl JobSteps {
 
     pub fn spec(&self) -> &JobSpec {
         &self.spec
-    }
-}
-
-/// The needs' results by job id, matrix jobs folded into one, and the `needs` context.
-fn fold_needs(needs: &[NeedResult]) -> (Vec<(String, String)>, Value) {
-    let mut ids: Vec<String> = Vec::new();
-    for n in needs {
-        if !ids.iter().any(|i| i.eq_ignore_ascii_case(&n.job)) {
-            ids.push(n.job.clone());
-        }
-    }
-    let mut results = Vec::new();
-    let mut context = Object::new();
-    for id in ids {
-        let all: Vec<&NeedResult> = needs
-            .iter()
-            .filter(|n| n.job.eq_ignore_ascii_case(&id))
-            .collect();
-        let any = |r: &str| all.iter().any(|n| n.result == r);
-        let result = if any("failure") {
-            "failure"
-        } else if any("cancelled") {
-            "cancelled"
-        } else if all.iter().all(|n| n.result == "skipped") {
-            "skipped"
-        } else {
-            "success"
-        };
-        // Outputs of a matrix: each job's in turn, a later one's winning (GitHub: the last
-        // to finish).
-        let mut outputs = Object::new();
-        for n in &all {
-            for (k, v) in &n.outputs {
-                outputs.insert(k.clone(), Value::from(v.as_str()));
-            }
-        }
-        context.insert(
-            id.clone(),
-            Value::object([
-                ("result", Value::from(result)),
-                ("outputs", Value::from(outputs)),
-            ]),
-        );
-        results.push((id, result.to_string()));
-    }
-    (results, Value::from(context))
-}
-
-/// Status functions of a job's `if:`: the needs' results.
-struct JobHost<'a> {
-    results: &'a [(String, String)],
-    cancelled: bool,
-}
-
-impl Host for JobHost<'_> {
-    fn status(&self, status: Status, args: &[Value]) -> Result<bool, String> {
-        let mut selected = Vec::new();
-        if args.is_empty() {
-            selected.extend(self.results.iter().map(|(_, r)| r.as_str()));
-        } else {
-            for a in args {
-                let name = a.to_github_string();
-                match self
-                    .results
-                    .iter()
-                    .find(|(id, _)| id.eq_ignore_ascii_case(&name))
-                {
-                    Some((_, r)) => selected.push(r.as_str()),
-                    None => return Err(format!("`{name}` is not a job this job needs")),
-                }
-            }
-        }
-        Ok(match status {
-            Status::Success => !self.cancelled && selected.iter().all(|r| *r == "success"),
-            Status::Failure => selected.contains(&"failure"),
-            Status::Cancelled => self.cancelled,
-            Status::Always => true,
-        })
-    }
-
-    fn hash_files(&self, _patterns: &[String]) -> Result<String, String> {
-        Err("hashFiles is not supported by berth yet".to_string())
-    }
-}
-
-/// Status functions of a step's `if:`: the job's status so far.
-struct StepHost {
-    failed: bool,
-    cancelled: bool,
-}
-
-impl Host for StepHost {
-    fn status(&self, status: Status, _args: &[Value]) -> Result<bool, String> {
-        Ok(match status {
-            Status::Success => !self.failed && !self.cancelled,
-            Status::Failure => self.failed && !self.cancelled,
-            Status::Cancelled => self.cancelled,
-            Status::Always => true,
-        })
-    }
-
-    fn hash_files(&self, _patterns: &[String]) -> Result<String, String> {
-        Err("hashFiles is not supported by berth yet".to_string())
     }
 }
 
