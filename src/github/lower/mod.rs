@@ -11,7 +11,9 @@
 //! `ports`, `options`, `volumes`, `credentials`; reusable workflows are refused.
 //!
 //! Every job has `when: always`: whether it runs after its needs is its `if:`, which the
-//! engine asks through [`crate::pipeline::steps::Steps::should_run`].
+//! engine asks through [`crate::pipeline::steps::Steps::should_run`]. A job's `base_name`
+//! is its id in the file: what [`crate::pipeline::steps::NeedResult::job`] should hold for
+//! the jobs that need it (the combinations of a matrix then fold into one result).
 
 #[cfg(test)]
 mod tests;

@@ -638,7 +638,7 @@ impl JobRun {
                             version_file,
                             update_environment,
                         };
-                        let argv = vec!["sh".to_string(), "-e".to_string(), file.clone()];
+                        let argv = Shell::Sh.argv(&file, &self.prepends);
                         let collect = vec![format!("{dir}/pythons"), copy];
                         let command =
                             self.command(&mut pending, argv, vec![(file, script)], collect);
@@ -786,7 +786,7 @@ impl JobRun {
         let script = setup_python::install_script(chosen, update_environment);
         let file = format!("{dir}/install.sh");
         pending.phase = Phase::PythonInstall;
-        let argv = vec!["sh".to_string(), "-e".to_string(), file.clone()];
+        let argv = Shell::Sh.argv(&file, &self.prepends);
         Ok(self.command(pending, argv, vec![(file, script)], Vec::new()))
     }
 }

@@ -921,3 +921,46 @@ jobs:
         "echo 0123456789abcdef0123456789abcdef01234567 acme/shop push refs/heads/main refs/heads/main Linux s3cret dev /builds/shop 42"
     );
 }
+
+#[test]
+fn setup_python_looks_on_the_path_earlier_steps_extended() {
+    let job = one_job(
+        "\
+on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo /opt/py/bin >> $GITHUB_PATH
+      - uses: actions/setup-python@v5
+        with:
+          python-version: |
+            3.9
+            3.12
+",
+    );
+    let mut run = start(&job);
+    let run = run.as_mut();
+    let _ = next(run);
+    run.finished(with_files(0, &[("/berth/github/1/path", "/opt/py/bin\n")]));
+    let probe = next(run);
+    assert_eq!(
+        probe.argv,
+        [
+            "sh",
+            "-c",
+            "PATH=/opt/py/bin:\"$PATH\"; export PATH; exec sh -e /berth/github/2/probe.sh"
+        ]
+    );
+    // Of a list of versions, the last is the one set up.
+    run.finished(with_files(
+        0,
+        &[(
+            "/berth/github/2/pythons",
+            "3.12.1 /opt/py/bin/python3\n3.9.2 /usr/bin/python3\n",
+        )],
+    ));
+    let install = next(run);
+    let text = file(&install, "/berth/github/2/install.sh").expect("install");
+    assert!(text.starts_with("exe='/opt/py/bin/python3'\n"), "{text}");
+}
