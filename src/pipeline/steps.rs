@@ -92,4 +92,10 @@ pub struct Outcome {
     pub message: Option<String>,
     /// `outputs:` of the job, evaluated at its end.
     pub outputs: Vec<(String, String)>,
+    /// What steps wrote for the run's summary (GitHub's `$GITHUB_STEP_SUMMARY`): the step's
+    /// name and its Markdown, in step order; steps that wrote nothing are absent.
+    pub summaries: Vec<(String, String)>,
+    /// The job failed because its image lacks something the steps asked for (a Python
+    /// version): an environment problem, not the project's, for the exit code.
+    pub environment_error: bool,
 }

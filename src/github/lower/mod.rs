@@ -1,0 +1,583 @@
+//! A parsed workflow made the [`Pipeline`] berth runs: one pipeline job per matrix
+//! combination, named by its check-run name (`test (3.11, ubuntu-latest)`), needing every job
+//! of the jobs it `needs` (a need on a matrix waits for all its combinations), in the image of
+//! its `container:` or of its `runs-on` label through the platform map, its steps behind
+//! [`JobSteps`]. Also which workflows an event triggers ([`choose`]).
+//!
+//! `runs-on`, `container`, `services`, `name`, `timeout-minutes` and `continue-on-error` are
+//! evaluated here with what is known before the run (`github`, `inputs`, `vars`, `matrix`,
+//! `strategy`); `needs` is not known yet, so it reads as null there, and a matrix made from a
+//! need's output is refused for now. Not done yet (noted as warnings): service and container
+//! `ports`, `options`, `volumes`, `credentials`; reusable workflows are refused.
+//!
+//! Every job has `when: always`: whether it runs after its needs is its `if:`, which the
+//! engine asks through [`crate::pipeline::steps::Steps::should_run`]. A job's `base_name`
+//! is its id in the file: what [`crate::pipeline::steps::NeedResult::job`] should hold for
+//! the jobs that need it (the combinations of a matrix then fold into one result).
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::github::expr::{Contexts, Scope, Template, Value};
+use crate::github::matrix::{self, Combination, Matrix};
+use crate::github::run::{self, Run, WorkflowFacts};
+use crate::github::steps::{JobSpec, JobSteps};
+use crate::github::trigger::{self, Decision, Event};
+use crate::github::workflow::{Field, Job, JobKind, StepsJob, Text, Workflow};
+use crate::pipeline::{self, AllowFailure, Image, Need, Pipeline, When};
+use crate::source::diag::Diagnostic;
+
+/// The images `runs-on` labels map to unless `--platform LABEL=IMAGE` says otherwise: act's
+/// medium images, which resemble GitHub's runners (bash, git, Python 3, Node).
+pub const DEFAULT_PLATFORMS: &[(&str, &str)] = &[
+    ("ubuntu-latest", "catthehacker/ubuntu:act-latest"),
+    ("ubuntu-24.04", "catthehacker/ubuntu:act-24.04"),
+    ("ubuntu-22.04", "catthehacker/ubuntu:act-22.04"),
+];
+
+/// GitHub's `timeout-minutes` when a job sets none.
+pub const DEFAULT_TIMEOUT_MINUTES: f64 = 360.0;
+
+/// `runs-on` label → image. Labels compare ignoring case, as GitHub's do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platforms {
+    images: Vec<(String, String)>,
+}
+
+impl Default for Platforms {
+    fn default() -> Platforms {
+        let mut p = Platforms { images: Vec::new() };
+        for (label, image) in DEFAULT_PLATFORMS {
+            p.set(label, image);
+        }
+        p
+    }
+}
+
+impl Platforms {
+    /// The defaults ([`DEFAULT_PLATFORMS`]).
+    pub fn new() -> Platforms {
+        Platforms::default()
+    }
+
+    /// Maps `label` to `image`, replacing what it mapped to.
+    pub fn set(&mut self, label: &str, image: &str) {
+        self.images.retain(|(l, _)| !l.eq_ignore_ascii_case(label));
+        self.images.push((label.to_string(), image.to_string()));
+    }
+
+    /// Reads `LABEL=IMAGE` (the `--platform` option's value).
+    pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
+        match text.split_once('=') {
+            Some((l, i)) if !l.trim().is_empty() && !i.trim().is_empty() => {
+                Ok((l.trim().to_string(), i.trim().to_string()))
+            }
+            _ => Err(format!(
+                "`{text}`: expected LABEL=IMAGE, for example ubuntu-latest=python:3.12"
+            )),
+        }
+    }
+
+    pub fn image(&self, label: &str) -> Option<&str> {
+        self.images
+            .iter()
+            .find(|(l, _)| l.eq_ignore_ascii_case(label))
+            .map(|(_, i)| i.as_str())
+    }
+}
+
+/// A lowered workflow.
+#[derive(Debug)]
+pub struct Lowered {
+    pub pipeline: Pipeline,
+    /// One per pipeline job, in the same order: what `berth plan` shows of GitHub's view.
+    pub jobs: Vec<PlannedJob>,
+    /// What berth reads but does not do yet.
+    pub warnings: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedJob {
+    /// The check-run name, the pipeline job's name.
+    pub name: String,
+    /// The job's id in the file.
+    pub job: String,
+    /// The ids of the jobs it needs.
+    pub needs: Vec<String>,
+    /// Its matrix combination; `None` without a matrix.
+    pub matrix: Option<Value>,
+    /// `if:` as written.
+    pub condition: Option<String>,
+    pub image: String,
+}
+
+/// Makes the pipeline of `workflow` (read from `file`, its path in the repository) for `run`.
+/// Errors name the job and point into the file.
+pub fn lower(
+    workflow: &Workflow,
+    file: &str,
+    run: &Run,
+    platforms: &Platforms,
+) -> Result<Lowered, Vec<Diagnostic>> {
+    let facts = WorkflowFacts {
+        name: workflow.name.clone().unwrap_or_else(|| file.to_string()),
+        file: file.to_string(),
+    };
+    let run = Arc::new(run.clone());
+    let inputs = run::inputs_context(workflow, &run);
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    // Per pipeline job: its Job, what plan shows, and the ids it needs.
+    let mut out: Vec<(pipeline::Job, PlannedJob)> = Vec::new();
+    for job in &workflow.jobs {
+        let steps_job = match &job.kind {
+            JobKind::Steps(s) => s,
+            JobKind::Reusable(r) => {
+                errors.push(
+                    Diagnostic::error(
+                        format!(
+                            "job `{}` calls the reusable workflow `{}`: reusable workflows are not supported yet",
+                            job.id, r.uses
+                        ),
+                        Some(job.span),
+                    )
+                    .in_job(&job.id),
+                );
+                continue;
+            }
+        };
+        let mut ctx = Contexts::new();
+        ctx.insert("github", run::github_context(&run, &facts, &job.id, ""))
+            .insert("inputs", inputs.clone())
+            .insert("vars", run::vars_context(&run));
+        let lowering = JobLowering {
+            workflow,
+            job,
+            steps_job,
+            facts: &facts,
+            run: &run,
+            inputs: &inputs,
+            platforms,
+        };
+        match lowering.jobs(&mut ctx, &mut warnings) {
+            Ok(jobs) => out.extend(jobs),
+            Err(e) => errors.push(e),
+        }
+    }
+    // Names must be unique for the engine: a repeated check-run name gets its job id.
+    for i in 0..out.len() {
+        let taken = |name: &str, out: &[(pipeline::Job, PlannedJob)]| {
+            out[..i].iter().any(|(j, _)| j.name == name)
+        };
+        if taken(&out[i].0.name, &out) {
+            let mut name = format!("{} [{}]", out[i].0.name, out[i].1.job);
+            let mut n = 2;
+            while taken(&name, &out) {
+                name = format!("{} [{} {n}]", out[i].0.name, out[i].1.job);
+                n += 1;
+            }
+            out[i].0.name = name.clone();
+            out[i].1.name = name;
+        }
+    }
+    let names_of = |id: &str| -> Vec<String> {
+        out.iter()
+            .filter(|(_, p)| p.job.eq_ignore_ascii_case(id))
+            .map(|(j, _)| j.name.clone())
+            .collect()
+    };
+    let mut needs_of: Vec<Vec<Need>> = Vec::new();
+    for (job, planned) in &out {
+        let mut needs = Vec::new();
+        for id in &planned.needs {
+            let names = names_of(id);
+            if names.is_empty() && workflow.job(id).is_none() {
+                errors.push(
+                    Diagnostic::error(
+                        format!(
+                            "job `{}` needs `{id}`, which is not a job of this workflow",
+                            planned.job
+                        ),
+                        Some(job.span),
+                    )
+                    .in_job(&planned.job),
+                );
+            }
+            needs.extend(names.into_iter().map(|name| Need {
+                job: name,
+                span: job.span,
+                artifacts: false,
+                optional: false,
+                instances: None,
+            }));
+        }
+        needs_of.push(needs);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let stage = facts.name.clone();
+    let mut jobs = Vec::new();
+    let mut planned = Vec::new();
+    for ((mut job, p), needs) in out.into_iter().zip(needs_of) {
+        job.needs = Some(needs);
+        jobs.push(job);
+        planned.push(p);
+    }
+    Ok(Lowered {
+        pipeline: Pipeline {
+            stages: vec![stage],
+            variables: Vec::new(),
+            jobs,
+            left_out: Vec::new(),
+            name: Some(facts.name.clone()),
+            hermetic: false,
+        },
+        jobs: planned,
+        warnings,
+    })
+}
+
+struct JobLowering<'a> {
+    workflow: &'a Workflow,
+    job: &'a Job,
+    steps_job: &'a StepsJob,
+    facts: &'a WorkflowFacts,
+    run: &'a Arc<Run>,
+    inputs: &'a Value,
+    platforms: &'a Platforms,
+}
+
+impl JobLowering<'_> {
+    fn error(&self, message: String, span: Option<crate::source::yaml::Span>) -> Diagnostic {
+        Diagnostic::error(message, Some(span.unwrap_or(self.job.span))).in_job(&self.job.id)
+    }
+
+    fn string(&self, text: &Text, ctx: &Contexts, what: &str) -> Result<String, Diagnostic> {
+        Template::parse(&text.text, &Scope::ALL)
+            .and_then(|t| t.evaluate_string(ctx, &()))
+            .map_err(|e| {
+                self.error(
+                    format!("`{what}` cannot be evaluated: {e}"),
+                    Some(text.span),
+                )
+            })
+    }
+
+    fn value<T: Clone>(
+        &self,
+        field: &Field<T>,
+        ctx: &Contexts,
+        what: &str,
+        from: impl Fn(&Value) -> T,
+    ) -> Result<T, Diagnostic> {
+        match field {
+            Field::Value(v) => Ok(v.clone()),
+            Field::Expr(t) => Template::parse(&t.text, &Scope::ALL)
+                .and_then(|tpl| tpl.evaluate(ctx, &()))
+                .map(|v| from(&v))
+                .map_err(|e| {
+                    self.error(format!("`{what}` cannot be evaluated: {e}"), Some(t.span))
+                }),
+        }
+    }
+
+    /// The matrix's combinations, or one without a matrix.
+    fn combinations(&self, ctx: &Contexts) -> Result<Option<Vec<Combination>>, Diagnostic> {
+        let Some(m) = self.job.strategy.as_ref().and_then(|s| s.matrix.as_ref()) else {
+            return Ok(None);
+        };
+        let value = match m {
+            Matrix::Literal(v) => v.clone(),
+            Matrix::Deferred { value, span } => {
+                if value
+                    .to_json_pretty()
+                    .to_ascii_lowercase()
+                    .contains("needs.")
+                {
+                    return Err(self.error(
+                        "a matrix made from a need's output is not supported yet".to_string(),
+                        Some(*span),
+                    ));
+                }
+                matrix::evaluate(value, ctx, &()).map_err(|e| {
+                    self.error(
+                        format!("`strategy: matrix` cannot be evaluated: {e}"),
+                        Some(*span),
+                    )
+                })?
+            }
+        };
+        matrix::expand(&value)
+            .map(Some)
+            .map_err(|e| self.error(format!("`strategy: matrix`: {}", e.message), None))
+    }
+
+    fn jobs(
+        &self,
+        ctx: &mut Contexts,
+        warnings: &mut Vec<Diagnostic>,
+    ) -> Result<Vec<(pipeline::Job, PlannedJob)>, Diagnostic> {
+        let job = self.job;
+        let sj = self.steps_job;
+        let strategy = job.strategy.as_ref();
+        let fail_fast = match strategy {
+            Some(s) => self.value(&s.fail_fast, ctx, "strategy: fail-fast", Value::is_truthy)?,
+            None => true,
+        };
+        let max_parallel = match strategy.and_then(|s| s.max_parallel.as_ref()) {
+            Some(f) => Some(self.value(f, ctx, "strategy: max-parallel", Value::to_number)?),
+            None => None,
+        };
+        let combinations = self.combinations(ctx)?;
+        self.notes(warnings);
+        let list = combinations.clone().unwrap_or_else(|| {
+            vec![Combination {
+                matrix: Value::Null,
+                name_values: Vec::new(),
+            }]
+        });
+        let total = list.len();
+        let mut out = Vec::new();
+        for (index, combo) in list.iter().enumerate() {
+            let strategy_ctx = matrix::strategy_context(fail_fast, max_parallel, index, total);
+            let matrix_ctx = match &combinations {
+                Some(_) => combo.matrix.clone(),
+                None => Value::object(Vec::<(String, Value)>::new()),
+            };
+            ctx.insert("matrix", matrix_ctx.clone())
+                .insert("strategy", strategy_ctx.clone());
+            let name = matrix::check_run_name(
+                &job.id,
+                job.name.as_ref().map(|t| t.text.as_str()),
+                combo,
+                ctx,
+            )
+            .map_err(|e| {
+                self.error(
+                    format!("`name` cannot be evaluated: {e}"),
+                    job.name.as_ref().map(|t| t.span),
+                )
+            })?;
+            let (image, platform_label) = self.image(ctx)?;
+            let mut container_env = Vec::new();
+            if let Some(c) = &sj.container {
+                for (k, t) in &c.env {
+                    container_env.push((
+                        k.clone(),
+                        self.string(t, ctx, &format!("container: env: {k}"))?,
+                    ));
+                }
+            }
+            let mut services = Vec::new();
+            for s in &sj.services {
+                let image = self.string(
+                    &s.container.image,
+                    ctx,
+                    &format!("services: {}: image", s.id),
+                )?;
+                if image.is_empty() {
+                    continue;
+                }
+                let mut variables = Vec::new();
+                for (k, t) in &s.container.env {
+                    variables.push(pipeline::Variable {
+                        name: k.clone(),
+                        value: self.string(t, ctx, &format!("services: {}: env: {k}", s.id))?,
+                        expand: false,
+                    });
+                }
+                let entrypoint = match &s.container.entrypoint {
+                    Some(t) => Some(vec![self.string(t, ctx, "entrypoint")?]),
+                    None => None,
+                };
+                let command = match &s.container.command {
+                    Some(t) => Some(
+                        self.string(t, ctx, "command")?
+                            .split_whitespace()
+                            .map(String::from)
+                            .collect(),
+                    ),
+                    None => None,
+                };
+                services.push(pipeline::Service {
+                    image,
+                    aliases: vec![s.id.clone()],
+                    entrypoint,
+                    command,
+                    variables,
+                });
+            }
+            let minutes = match &sj.timeout_minutes {
+                Some(f) => self.value(f, ctx, "timeout-minutes", Value::to_number)?,
+                None => DEFAULT_TIMEOUT_MINUTES,
+            };
+            let timeout = (minutes.is_finite() && minutes > 0.0)
+                .then(|| Duration::from_secs_f64(minutes * 60.0));
+            let allow_failure = match &sj.continue_on_error {
+                Some(f) => self.value(f, ctx, "continue-on-error", Value::is_truthy)?,
+                None => false,
+            };
+            let spec = JobSpec {
+                run: self.run.clone(),
+                workflow: self.facts.clone(),
+                workflow_env: self.workflow.env.clone(),
+                workflow_defaults: self.workflow.defaults.clone(),
+                inputs: self.inputs.clone(),
+                job_id: job.id.clone(),
+                name: name.clone(),
+                condition: job.condition.clone(),
+                job: sj.clone(),
+                matrix: matrix_ctx,
+                strategy: strategy_ctx,
+                image: image.clone(),
+                platform_label,
+                container_env,
+            };
+            let steps = JobSteps::new(spec).map_err(|e| {
+                self.error(
+                    format!("`if` cannot be read: {e}"),
+                    job.condition.as_ref().map(|t| t.span),
+                )
+            })?;
+            let pipeline_job = pipeline::Job {
+                name: name.clone(),
+                span: job.span,
+                stage: self.facts.name.clone(),
+                stage_span: job.span,
+                image: Some(Image::Name {
+                    name: image.clone(),
+                    entrypoint: None,
+                }),
+                before_script: Vec::new(),
+                script: Vec::new(),
+                after_script: Vec::new(),
+                variables: Vec::new(),
+                needs: Some(Vec::new()),
+                allow_failure: if allow_failure {
+                    AllowFailure::Yes
+                } else {
+                    AllowFailure::No
+                },
+                timeout,
+                retry: 0,
+                when: When::Always,
+                artifacts: None,
+                dependencies: Some(Vec::new()),
+                caches: Vec::new(),
+                services,
+                start_in: None,
+                reason: None,
+                environment: None,
+                trigger: None,
+                base_name: job.id.clone(),
+                inherit_variables: None,
+                steps: Some(Arc::new(steps)),
+            };
+            let planned = PlannedJob {
+                name,
+                job: job.id.clone(),
+                needs: job.needs.clone(),
+                matrix: combinations.as_ref().map(|_| combo.matrix.clone()),
+                condition: job.condition.as_ref().map(|t| t.text.clone()),
+                image,
+            };
+            out.push((pipeline_job, planned));
+        }
+        Ok(out)
+    }
+
+    /// The image: `container:` (when not empty), else the first `runs-on` label the platform
+    /// map knows; with the label it came from.
+    fn image(&self, ctx: &Contexts) -> Result<(String, Option<String>), Diagnostic> {
+        let sj = self.steps_job;
+        if let Some(c) = &sj.container {
+            let image = self.string(&c.image, ctx, "container")?;
+            if !image.is_empty() {
+                return Ok((image, None));
+            }
+        }
+        let mut labels = Vec::new();
+        for t in &sj.runs_on.labels {
+            labels.push(self.string(t, ctx, "runs-on")?);
+        }
+        for label in &labels {
+            if let Some(image) = self.platforms.image(label) {
+                return Ok((image.to_string(), Some(label.clone())));
+            }
+        }
+        let span = sj.runs_on.labels.first().map(|t| t.span);
+        let shown = if labels.is_empty() {
+            "(none)".to_string()
+        } else {
+            labels.join(", ")
+        };
+        let label = labels.first().map_or("LABEL", String::as_str);
+        Err(self
+            .error(
+                format!("`runs-on: {shown}` names no image berth knows"),
+                span,
+            )
+            .with_help(format!(
+                "map the label to an image with `--platform {label}=IMAGE`, or give the job a `container:`"
+            )))
+    }
+
+    /// Warnings for what is read but not done yet.
+    fn notes(&self, warnings: &mut Vec<Diagnostic>) {
+        let sj = self.steps_job;
+        let mut note = |what: String, span: crate::source::yaml::Span| {
+            warnings.push(
+                Diagnostic::warning(
+                    format!("{what} is not supported yet and is ignored"),
+                    Some(span),
+                )
+                .in_job(&self.job.id),
+            );
+        };
+        let mut containers: Vec<(String, &crate::github::workflow::Container)> = Vec::new();
+        if let Some(c) = &sj.container {
+            containers.push(("container".to_string(), c));
+        }
+        for s in &sj.services {
+            containers.push((format!("services: {}", s.id), &s.container));
+        }
+        for (what, c) in containers {
+            if let Some(p) = c.ports.first() {
+                note(format!("`{what}: ports`"), p.span);
+            }
+            if let Some(o) = &c.options {
+                note(format!("`{what}: options`"), o.span);
+            }
+            if let Some(v) = c.volumes.first() {
+                note(format!("`{what}: volumes`"), v.span);
+            }
+            if c.credentials.is_some() {
+                note(format!("`{what}: credentials`"), c.image.span);
+            }
+        }
+    }
+}
+
+/// Whether each workflow runs for `event`, and why (`trigger::decide` on its `on:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice<'a> {
+    pub file: &'a str,
+    pub workflow: &'a Workflow,
+    pub decision: Decision,
+}
+
+/// Every workflow with its decision, in the given order; keep those whose `decision.runs`.
+pub fn choose<'a>(workflows: &'a [(String, Workflow)], event: &Event) -> Vec<Choice<'a>> {
+    workflows
+        .iter()
+        .map(|(file, workflow)| Choice {
+            file,
+            workflow,
+            decision: trigger::decide(&workflow.on, event),
+        })
+        .collect()
+}

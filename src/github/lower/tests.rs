@@ -1,0 +1,331 @@
+use super::*;
+use crate::github::trigger::GitRef;
+use crate::github::workflow;
+
+fn facts() -> Run {
+    crate::github::steps::tests::facts()
+}
+
+fn lowered_with(src: &str, platforms: &Platforms) -> Result<Lowered, Vec<Diagnostic>> {
+    let parsed = workflow::parse(src, 0).unwrap_or_else(|d| panic!("{d:#?}"));
+    lower(
+        &parsed.workflow,
+        ".github/workflows/ci.yml",
+        &facts(),
+        platforms,
+    )
+}
+
+fn lowered(src: &str) -> Lowered {
+    lowered_with(src, &Platforms::new()).unwrap_or_else(|d| panic!("{d:#?}"))
+}
+
+fn errors(src: &str) -> Vec<String> {
+    match lowered_with(src, &Platforms::new()) {
+        Ok(_) => panic!("the workflow should be refused"),
+        Err(d) => d
+            .iter()
+            .map(|d| {
+                let s = d.span.unwrap_or_default();
+                format!(
+                    "{}:{} {}: {}{}",
+                    s.line,
+                    s.col,
+                    d.job.as_deref().unwrap_or("-"),
+                    d.message,
+                    d.help
+                        .as_ref()
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect(),
+    }
+}
+
+fn image(job: &pipeline::Job) -> &str {
+    match &job.image {
+        Some(Image::Name { name, .. }) => name,
+        other => panic!("{other:?}"),
+    }
+}
+
+const MATRIX: &str = "\
+name: CI
+on: push
+jobs:
+  test:
+    runs-on: ${{ matrix.os }}
+    continue-on-error: ${{ matrix.python == '3.13' }}
+    timeout-minutes: 10
+    strategy:
+      matrix:
+        python: [3.10, '3.11', '3.13']
+        os: [ubuntu-latest, ubuntu-22.04]
+        exclude:
+          - python: '3.13'
+            os: ubuntu-22.04
+    steps:
+      - run: echo ${{ matrix.python }}
+  named:
+    name: Lint ${{ matrix.tool }} on ${{ github.ref_name }}
+    runs-on: ubuntu-latest
+    container: python:3.12-slim
+    strategy:
+      matrix:
+        tool: [ruff, mypy]
+    steps:
+      - run: x
+  report:
+    needs: [test, named]
+    runs-on: ubuntu-24.04
+    services:
+      db:
+        image: postgres:16
+        env:
+          POSTGRES_PASSWORD: ${{ github.actor }}
+        ports: ['5432:5432']
+        options: --health-cmd pg_isready
+    steps:
+      - run: x
+";
+
+#[test]
+fn matrix_jobs_are_named_as_github_names_check_runs() {
+    let l = lowered(MATRIX);
+    let names: Vec<&str> = l.pipeline.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "test (3.1, ubuntu-latest)",
+            "test (3.1, ubuntu-22.04)",
+            "test (3.11, ubuntu-latest)",
+            "test (3.11, ubuntu-22.04)",
+            "test (3.13, ubuntu-latest)",
+            "Lint ruff on main",
+            "Lint mypy on main",
+            "report"
+        ]
+    );
+    let jobs = &l.pipeline.jobs;
+    assert_eq!(image(&jobs[0]), "catthehacker/ubuntu:act-latest");
+    assert_eq!(image(&jobs[1]), "catthehacker/ubuntu:act-22.04");
+    assert_eq!(image(&jobs[5]), "python:3.12-slim");
+    assert_eq!(image(&jobs[7]), "catthehacker/ubuntu:act-24.04");
+    let ids: Vec<&str> = jobs.iter().map(|j| j.base_name.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["test", "test", "test", "test", "test", "named", "named", "report"]
+    );
+    assert_eq!(jobs[0].allow_failure, AllowFailure::No);
+    assert_eq!(jobs[4].allow_failure, AllowFailure::Yes);
+    assert_eq!(jobs[0].timeout, Some(Duration::from_secs(600)));
+    assert_eq!(jobs[0].stage, "CI");
+    assert_eq!(l.pipeline.stages, ["CI"]);
+    assert_eq!(jobs[0].when, When::Always);
+
+    // A need on a matrix waits for all of its jobs.
+    let needs: Vec<&str> = jobs[7]
+        .needs
+        .iter()
+        .flatten()
+        .map(|n| n.job.as_str())
+        .collect();
+    assert_eq!(
+        needs,
+        [
+            "test (3.1, ubuntu-latest)",
+            "test (3.1, ubuntu-22.04)",
+            "test (3.11, ubuntu-latest)",
+            "test (3.11, ubuntu-22.04)",
+            "test (3.13, ubuntu-latest)",
+            "Lint ruff on main",
+            "Lint mypy on main"
+        ]
+    );
+    assert_eq!(jobs[0].needs.as_deref().map(<[_]>::len), Some(0));
+
+    // What plan shows.
+    assert_eq!(l.jobs[7].needs, ["test", "named"]);
+    assert_eq!(l.jobs[7].matrix, None);
+    assert_eq!(
+        l.jobs[0].matrix.as_ref().map(Value::to_serde_json),
+        Some(serde_json::json!({"python": 3.1, "os": "ubuntu-latest"}))
+    );
+
+    // The service, by its key.
+    assert_eq!(
+        jobs[7].services,
+        [pipeline::Service {
+            image: "postgres:16".into(),
+            aliases: vec!["db".into()],
+            entrypoint: None,
+            command: None,
+            variables: vec![pipeline::Variable {
+                name: "POSTGRES_PASSWORD".into(),
+                value: "octocat".into(),
+                expand: false
+            }],
+        }]
+    );
+    let warnings: Vec<&str> = l.warnings.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "`services: db: ports` is not supported yet and is ignored",
+            "`services: db: options` is not supported yet and is ignored"
+        ]
+    );
+}
+
+#[test]
+fn the_matrix_and_strategy_reach_the_steps() {
+    let l = lowered(MATRIX);
+    let job = &l.pipeline.jobs[2];
+    let mut run = job.steps.as_ref().expect("steps").start(Default::default());
+    let c = match run.next() {
+        Ok(Some(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        c.files
+            .iter()
+            .find(|(p, _)| p.ends_with("script.sh"))
+            .map(|(_, s)| s.as_str()),
+        Some("echo 3.11")
+    );
+}
+
+#[test]
+fn platforms_can_be_changed_and_an_unknown_label_is_an_error_with_help() {
+    let mut p = Platforms::new();
+    p.set("UBUNTU-LATEST", "berth-test/python:3.11");
+    p.set("self-hosted", "debian:12");
+    let l = lowered_with(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps: [{run: x}]\n  b:\n    runs-on: [self-hosted, linux]\n    steps: [{run: x}]\n",
+        &p,
+    )
+    .unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(image(&l.pipeline.jobs[0]), "berth-test/python:3.11");
+    assert_eq!(image(&l.pipeline.jobs[1]), "debian:12");
+    assert_eq!(
+        Platforms::parse_assignment("ubuntu-latest=python:3.12"),
+        Ok(("ubuntu-latest".into(), "python:3.12".into()))
+    );
+    assert!(Platforms::parse_assignment("nolabel").is_err());
+    assert_eq!(
+        errors("on: push\njobs:\n  a:\n    runs-on: macos-latest\n    steps: [{run: x}]\n"),
+        ["4:14 a: `runs-on: macos-latest` names no image berth knows (map the label to an image with `--platform macos-latest=IMAGE`, or give the job a `container:`)"]
+    );
+}
+
+#[test]
+fn reusable_workflows_and_needs_matrices_are_refused_for_now() {
+    assert_eq!(
+        errors("on: push\njobs:\n  call:\n    uses: octo/repo/.github/workflows/x.yml@v1\n"),
+        ["3:3 call: job `call` calls the reusable workflow `octo/repo/.github/workflows/x.yml@v1`: reusable workflows are not supported yet"]
+    );
+    let e = errors(
+        "on: push\njobs:\n  setup:\n    runs-on: ubuntu-latest\n    steps: [{run: x}]\n  t:\n    needs: setup\n    runs-on: ubuntu-latest\n    strategy:\n      matrix: ${{ fromJSON(needs.setup.outputs.m) }}\n    steps: [{run: x}]\n",
+    );
+    assert_eq!(
+        e,
+        ["10:15 t: a matrix made from a need's output is not supported yet"]
+    );
+}
+
+#[test]
+fn a_literal_fromjson_matrix_is_expanded() {
+    let l = lowered(
+        "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    strategy:\n      matrix: '${{ fromJSON(''{\"v\": [1, 2]}'') }}'\n    steps: [{run: x}]\n",
+    );
+    let names: Vec<&str> = l.pipeline.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["t (1)", "t (2)"]);
+}
+
+#[test]
+fn repeated_check_run_names_get_their_job_id() {
+    let l = lowered(
+        "on: push\njobs:\n  a:\n    name: Build\n    runs-on: ubuntu-latest\n    steps: [{run: x}]\n  b:\n    name: Build\n    runs-on: ubuntu-latest\n    steps: [{run: x}]\n",
+    );
+    let names: Vec<&str> = l.pipeline.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["Build", "Build [b]"]);
+}
+
+#[test]
+fn choose_tells_which_workflows_run_for_the_event() {
+    let read = |src: &str| workflow::parse(src, 0).expect("valid").workflow;
+    let workflows = vec![
+        (
+            "ci.yml".to_string(),
+            read("on: [push, pull_request]\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps: [{run: x}]\n"),
+        ),
+        (
+            "release.yml".to_string(),
+            read("on:\n  push:\n    tags: ['v*']\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps: [{run: x}]\n"),
+        ),
+    ];
+    let event = Event {
+        name: "push",
+        git_ref: Some(GitRef::Branch("main".into())),
+        changed_files: None,
+        activity: None,
+    };
+    let chosen: Vec<(&str, bool)> = choose(&workflows, &event)
+        .iter()
+        .map(|c| (c.file, c.decision.runs))
+        .collect();
+    assert_eq!(chosen, [("ci.yml", true), ("release.yml", false)]);
+    let reasons: Vec<String> = choose(&workflows, &event)
+        .into_iter()
+        .map(|c| c.decision.reason)
+        .collect();
+    assert_eq!(
+        reasons[1],
+        "push to main does not run: the workflow filters tags only, so branches do not trigger it"
+    );
+}
+
+#[test]
+fn inputs_take_their_defaults_and_types() {
+    let src = "\
+on:
+  workflow_dispatch:
+    inputs:
+      level: {type: choice, options: [a, b], default: a}
+      dry: {type: boolean, default: true}
+      given: {type: string}
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo ${{ inputs.level }} ${{ inputs.dry }} ${{ inputs.given }} ${{ github.event_name }}
+";
+    let parsed = workflow::parse(src, 0).expect("valid");
+    let mut run = facts();
+    run.event_name = "workflow_dispatch".into();
+    run.inputs = vec![("given".into(), "hello".into())];
+    let l = lower(&parsed.workflow, "ci.yml", &run, &Platforms::new())
+        .unwrap_or_else(|d| panic!("{d:#?}"));
+    let mut r = l.pipeline.jobs[0]
+        .steps
+        .as_ref()
+        .expect("steps")
+        .start(Default::default());
+    let c = match r.next() {
+        Ok(Some(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    let script = c
+        .files
+        .iter()
+        .find(|(p, _)| p.ends_with("script.sh"))
+        .map(|(_, s)| s.as_str());
+    assert_eq!(script, Some("echo a true hello workflow_dispatch"));
+    let wf_name = c
+        .env
+        .iter()
+        .find(|(k, _)| k == "GITHUB_WORKFLOW")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(wf_name, Some("ci.yml"));
+}

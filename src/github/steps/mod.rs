@@ -1,0 +1,916 @@
+//! One (matrix-expanded) job's steps with GitHub's meaning, behind the engine's
+//! [`Steps`] seam: the job's `if:`, then each step decided when the ones before it have ended.
+//!
+//! - `if:` has an implicit `success()` unless it calls a status function; at job level
+//!   `success()`/`failure()` read the needs' results (a matrix need: failure if any of its
+//!   jobs failed, else cancelled if any was, else skipped if all were, else success), in a step
+//!   the job's status so far; `cancelled()` is the run's.
+//! - `env` is the workflow's, then the job's (each evaluated with the contexts of its moment),
+//!   then what steps wrote to `$GITHUB_ENV`, then the step's own; the step's `if:` sees it
+//!   without the step's own.
+//! - `continue-on-error`: a failed step's `outcome` is `failure`, its `conclusion` `success`,
+//!   and the job goes on as if it had passed.
+//! - An expression that fails at run time fails its step (later steps run as after any failed
+//!   step); an action berth does not have fails the job before its first step, as GitHub
+//!   fails "Set up job" when it cannot get an action.
+//! - A `run:` script is interpolated, written to `/berth/github/<step>/script<ext>` and run
+//!   by its shell; every command gets empty `$GITHUB_OUTPUT`, `$GITHUB_ENV`, `$GITHUB_PATH`
+//!   and `$GITHUB_STEP_SUMMARY` files, read back after it ends (whatever its exit code).
+//! - `hashFiles` is not available yet (an error where it is called).
+
+mod shell;
+mod status;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use shell::Shell;
+
+use status::{fold_needs, JobHost, StepHost};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::github::expr::{Condition, Contexts, Object, Scope, Template, Value};
+use crate::github::run::{self, Run, WorkflowFacts};
+use crate::github::workflow::{Env, Field, RunDefaults, StepAction, StepsJob, Text};
+use crate::github::{file_commands, setup_python};
+use crate::pipeline::steps::{Command, Ended, NeedResult, Outcome, Start, Steps, StepsRun};
+
+/// The built-in actions, by `owner/name` (any version).
+pub const BUILT_IN_ACTIONS: &[&str] = &["actions/checkout", "actions/setup-python"];
+
+/// Everything one job's steps need, fixed when the workflow is lowered.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub run: Arc<Run>,
+    pub workflow: WorkflowFacts,
+    pub workflow_env: Env,
+    pub workflow_defaults: RunDefaults,
+    /// The `inputs` context.
+    pub inputs: Value,
+    /// The job's id in the file.
+    pub job_id: String,
+    /// Its check-run name (`test (3.11)`).
+    pub name: String,
+    pub condition: Option<Text>,
+    pub job: StepsJob,
+    /// The `matrix` context (null without a matrix) and the `strategy` context.
+    pub matrix: Value,
+    pub strategy: Value,
+    /// The image the job runs in, and the `runs-on` label it came from (`None`: from
+    /// `container:`), for setup-python's message.
+    pub image: String,
+    pub platform_label: Option<String>,
+    /// `container: env`, evaluated: set in every step, below everything else.
+    pub container_env: Vec<(String, String)>,
+}
+
+/// A job's steps, for the engine.
+#[derive(Debug)]
+pub struct JobSteps {
+    spec: Arc<JobSpec>,
+    condition: Condition,
+}
+
+impl JobSteps {
+    /// Parses the job's `if:`; an error is the reader's to place (it already checked it).
+    pub fn new(spec: JobSpec) -> Result<JobSteps, String> {
+        let text = spec.condition.as_ref().map_or("", |t| t.text.as_str());
+        let condition = Condition::parse(text, &Scope::JOB_IF).map_err(|e| e.to_string())?;
+        Ok(JobSteps {
+            spec: Arc::new(spec),
+            condition,
+        })
+    }
+
+    pub fn spec(&self) -> &JobSpec {
+        &self.spec
+    }
+}
+
+impl Steps for JobSteps {
+    fn should_run(&self, needs: &[NeedResult], cancelled: bool) -> Result<bool, String> {
+        let (results, needs) = fold_needs(needs);
+        let contexts = base_contexts(&self.spec, needs, "");
+        let host = JobHost {
+            results: &results,
+            cancelled,
+        };
+        self.condition.evaluate(&contexts, &host).map_err(|e| {
+            format!(
+                "job `{}`: its `if:` cannot be evaluated: {e}",
+                self.spec.name
+            )
+        })
+    }
+
+    fn start(&self, start: Start) -> Box<dyn StepsRun> {
+        let (_, needs) = fold_needs(&start.needs);
+        Box::new(JobRun::new(self.spec.clone(), start, needs))
+    }
+}
+
+/// The contexts every expression of the job sees (without `env`, `steps`, `job`).
+fn base_contexts(spec: &JobSpec, needs: Value, action: &str) -> Contexts {
+    let run = &spec.run;
+    let mut c = Contexts::new();
+    c.insert(
+        "github",
+        run::github_context(run, &spec.workflow, &spec.job_id, action),
+    )
+    .insert("inputs", spec.inputs.clone())
+    .insert("vars", run::vars_context(run))
+    .insert("secrets", run::secrets_context(run))
+    .insert("matrix", spec.matrix.clone())
+    .insert("strategy", spec.strategy.clone())
+    .insert("needs", needs)
+    .insert("runner", run::runner_context(run, &spec.name));
+    c
+}
+
+/// Sets `key` in an ordered environment, keeping the first place of a name already there.
+fn set(env: &mut Vec<(String, String)>, key: &str, value: String) {
+    match env.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value,
+        None => env.push((key.to_string(), value)),
+    }
+}
+
+fn env_value(env: &[(String, String)]) -> Value {
+    let mut o = Object::case_sensitive();
+    for (k, v) in env {
+        o.insert(k.clone(), Value::from(v.as_str()));
+    }
+    Value::from(o)
+}
+
+/// The files one step talks to the runner through.
+#[derive(Debug, Clone)]
+struct StepFiles {
+    dir: String,
+    output: String,
+    env: String,
+    path: String,
+    summary: String,
+}
+
+impl StepFiles {
+    fn new(index: usize) -> StepFiles {
+        let dir = format!("{}/{index}", run::DIR);
+        StepFiles {
+            output: format!("{dir}/output"),
+            env: format!("{dir}/env"),
+            path: format!("{dir}/path"),
+            summary: format!("{dir}/summary"),
+            dir,
+        }
+    }
+}
+
+/// What the step whose command runs is doing.
+#[derive(Debug, Clone)]
+enum Phase {
+    Run,
+    /// setup-python listing the image's interpreters.
+    PythonProbe {
+        version: Option<String>,
+        version_file: Option<String>,
+        update_environment: bool,
+    },
+    /// setup-python making the chosen one a venv.
+    PythonInstall,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    /// Position in the job's steps.
+    step: usize,
+    name: String,
+    continue_on_error: bool,
+    timeout: Option<Duration>,
+    working_dir: Option<String>,
+    env: Vec<(String, String)>,
+    phase: Phase,
+    files: StepFiles,
+    /// Outputs gathered so far (setup-python's two commands).
+    outputs: Vec<(String, String)>,
+}
+
+/// How one step ended, for the `steps` context.
+struct StepEnd {
+    outcome: &'static str,
+    outputs: Vec<(String, String)>,
+    message: Option<String>,
+}
+
+struct JobRun {
+    spec: Arc<JobSpec>,
+    base_env: Vec<(String, String)>,
+    needs: Value,
+    cancelled: bool,
+    failed: bool,
+    started: bool,
+    /// Workflow and job env, then what `$GITHUB_ENV` set.
+    env: Vec<(String, String)>,
+    prepends: Vec<String>,
+    steps_context: Object,
+    next_step: usize,
+    pending: Option<Pending>,
+    queued: Option<Command>,
+    summaries: Vec<(String, String)>,
+    message: Option<String>,
+    environment_error: bool,
+    first_command_sent: bool,
+    /// `GITHUB_ACTION` of each step.
+    actions: Vec<String>,
+    default_shell: Option<String>,
+    default_dir: Option<String>,
+}
+
+/// `GITHUB_ACTION` as the runner names steps: the id, else `__run`, `__run_2`... for
+/// scripts and `__owner_repo` for actions.
+fn action_names(job: &StepsJob) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    job.steps
+        .iter()
+        .map(|s| {
+            if let Some(id) = &s.id {
+                return id.clone();
+            }
+            let base = match &s.action {
+                StepAction::Run { .. } => "__run".to_string(),
+                StepAction::Uses { uses, .. } => {
+                    let name = uses.split('@').next().unwrap_or(uses);
+                    format!("__{}", name.replace('/', "_"))
+                }
+            };
+            let n = seen.iter().filter(|b| **b == base).count();
+            seen.push(base.clone());
+            if n == 0 {
+                base
+            } else {
+                format!("{base}_{}", n + 1)
+            }
+        })
+        .collect()
+}
+
+/// `owner/name` of a `uses:` in lower case, without the version.
+fn action_of(uses: &str) -> String {
+    uses.split('@').next().unwrap_or(uses).to_ascii_lowercase()
+}
+
+impl JobRun {
+    fn new(spec: Arc<JobSpec>, start: Start, needs: Value) -> JobRun {
+        let actions = action_names(&spec.job);
+        JobRun {
+            spec,
+            base_env: start.env,
+            needs,
+            cancelled: start.cancelled,
+            failed: false,
+            started: false,
+            env: Vec::new(),
+            prepends: Vec::new(),
+            steps_context: Object::new(),
+            next_step: 0,
+            pending: None,
+            queued: None,
+            summaries: Vec::new(),
+            message: None,
+            environment_error: false,
+            first_command_sent: false,
+            actions,
+            default_shell: None,
+            default_dir: None,
+        }
+    }
+
+    fn status(&self) -> &'static str {
+        if self.cancelled {
+            "cancelled"
+        } else if self.failed {
+            "failure"
+        } else {
+            "success"
+        }
+    }
+
+    fn contexts(&self, action: &str, env: &[(String, String)]) -> Contexts {
+        let mut c = base_contexts(&self.spec, self.needs.clone(), action);
+        c.insert("env", env_value(env))
+            .insert("steps", Value::from(self.steps_context.clone()))
+            .insert(
+                "job",
+                Value::object([
+                    ("status", Value::from(self.status())),
+                    ("services", Value::object(Vec::<(String, Value)>::new())),
+                ]),
+            );
+        c
+    }
+
+    fn host(&self) -> StepHost {
+        StepHost {
+            failed: self.failed,
+            cancelled: self.cancelled,
+        }
+    }
+
+    /// "Set up job": actions berth lacks, the workflow's and job's env, `defaults.run`.
+    fn set_up(&mut self) -> Result<(), String> {
+        let spec = self.spec.clone();
+        for step in &spec.job.steps {
+            if let StepAction::Uses { uses, .. } = &step.action {
+                if !BUILT_IN_ACTIONS.contains(&action_of(uses).as_str()) {
+                    return Err(format!(
+                        "step {} `{}`: actions are not supported yet: `{uses}` (berth has {} built in)",
+                        step.index,
+                        step.label(),
+                        BUILT_IN_ACTIONS.join(" and ")
+                    ));
+                }
+            }
+        }
+        let mut contexts = base_contexts(&spec, self.needs.clone(), "");
+        let host = ();
+        for (scope, env) in [
+            (&Scope::WORKFLOW_ENV, &spec.workflow_env),
+            (&Scope::JOB_ENV, &spec.job.env),
+        ] {
+            for (key, text) in env {
+                let value = Template::parse(&text.text, scope)
+                    .and_then(|t| t.evaluate_string(&contexts, &host))
+                    .map_err(|e| format!("`env: {key}` cannot be evaluated: {e}"))?;
+                set(&mut self.env, key, value);
+            }
+        }
+        contexts.insert("env", env_value(&self.env));
+        let job_defaults = &spec.job.defaults;
+        let evaluate = |t: &Text| {
+            Template::parse(&t.text, &Scope::JOB_DEFAULTS_RUN)
+                .and_then(|t| t.evaluate_string(&contexts, &host))
+                .map_err(|e| format!("`defaults: run` cannot be evaluated: {e}"))
+        };
+        self.default_shell = match (&job_defaults.shell, &spec.workflow_defaults.shell) {
+            (Some(t), _) => Some(evaluate(t)?),
+            (None, Some(t)) => Some(t.text.clone()),
+            (None, None) => None,
+        };
+        self.default_dir = match (
+            &job_defaults.working_directory,
+            &spec.workflow_defaults.working_directory,
+        ) {
+            (Some(t), _) => Some(evaluate(t)?),
+            (None, Some(t)) => Some(t.text.clone()),
+            (None, None) => None,
+        };
+        Ok(())
+    }
+
+    /// Records a step's end in the `steps` context and the job's status.
+    fn record(&mut self, step: usize, continue_on_error: bool, end: StepEnd) {
+        let conclusion = if end.outcome == "failure" && continue_on_error {
+            "success"
+        } else {
+            end.outcome
+        };
+        if conclusion == "failure" {
+            self.failed = true;
+            if self.message.is_none() {
+                self.message = end.message;
+            }
+        }
+        if let Some(id) = &self.spec.job.steps[step].id {
+            let outputs = Value::object(end.outputs.into_iter().map(|(k, v)| (k, Value::from(v))));
+            self.steps_context.insert(
+                id.clone(),
+                Value::object([
+                    ("outputs", outputs),
+                    ("outcome", Value::from(end.outcome)),
+                    ("conclusion", Value::from(conclusion)),
+                ]),
+            );
+        }
+    }
+
+    /// A step that failed before running anything.
+    fn fail(&mut self, step: usize, continue_on_error: bool, message: String) {
+        self.record(
+            step,
+            continue_on_error,
+            StepEnd {
+                outcome: "failure",
+                outputs: Vec::new(),
+                message: Some(message),
+            },
+        );
+    }
+
+    /// Decides step `i`: skipped, done without a command, failed, or a command to run.
+    fn begin(&mut self, i: usize) -> Option<Command> {
+        let spec = self.spec.clone();
+        let step = &spec.job.steps[i];
+        let action = self.actions[i].clone();
+        let label = step.label();
+        let what = format!("step {} `{label}`", step.index);
+        let contexts = self.contexts(&action, &self.env);
+        let runs = Condition::parse(
+            step.condition.as_ref().map_or("", |t| t.text.as_str()),
+            &Scope::STEP_IF,
+        )
+        .and_then(|c| c.evaluate(&contexts, &self.host()));
+        match runs {
+            Err(e) => {
+                self.fail(
+                    i,
+                    false,
+                    format!("{what}: its `if:` cannot be evaluated: {e}"),
+                );
+                return None;
+            }
+            Ok(false) => {
+                let end = StepEnd {
+                    outcome: "skipped",
+                    outputs: Vec::new(),
+                    message: None,
+                };
+                self.record(i, false, end);
+                return None;
+            }
+            Ok(true) => {}
+        }
+        let host = self.host();
+        let evaluate = |text: &Text, contexts: &Contexts| {
+            Template::parse(&text.text, &Scope::STEP)
+                .and_then(|t| t.evaluate_string(contexts, &host))
+        };
+        let mut env = self.env.clone();
+        for (key, text) in &step.env {
+            match evaluate(text, &contexts) {
+                Ok(v) => set(&mut env, key, v),
+                Err(e) => {
+                    self.fail(
+                        i,
+                        false,
+                        format!("{what}: `env: {key}` cannot be evaluated: {e}"),
+                    );
+                    return None;
+                }
+            }
+        }
+        let contexts = self.contexts(&action, &env);
+        let continue_on_error = match &step.continue_on_error {
+            None => Ok(false),
+            Some(Field::Value(b)) => Ok(*b),
+            Some(Field::Expr(t)) => Template::parse(&t.text, &Scope::STEP)
+                .and_then(|t| t.evaluate(&contexts, &host))
+                .map(|v| v.is_truthy()),
+        };
+        let continue_on_error = match continue_on_error {
+            Ok(c) => c,
+            Err(e) => {
+                self.fail(
+                    i,
+                    false,
+                    format!("{what}: `continue-on-error` cannot be evaluated: {e}"),
+                );
+                return None;
+            }
+        };
+        let timeout = match &step.timeout_minutes {
+            None => Ok(None),
+            Some(Field::Value(m)) => Ok(Some(*m)),
+            Some(Field::Expr(t)) => Template::parse(&t.text, &Scope::STEP)
+                .and_then(|t| t.evaluate(&contexts, &host))
+                .map(|v| Some(v.to_number())),
+        };
+        let timeout = match timeout {
+            Ok(m) => m
+                .filter(|m| m.is_finite() && *m > 0.0)
+                .map(|m| Duration::from_secs_f64(m * 60.0)),
+            Err(e) => {
+                let message = format!("{what}: `timeout-minutes` cannot be evaluated: {e}");
+                self.fail(i, continue_on_error, message);
+                return None;
+            }
+        };
+        let name = match &step.name {
+            Some(t) if t.has_expressions() => {
+                evaluate(t, &contexts).unwrap_or_else(|_| t.text.clone())
+            }
+            _ => label.clone(),
+        };
+        let files = StepFiles::new(step.index);
+        let mut pending = Pending {
+            step: i,
+            name: name.clone(),
+            continue_on_error,
+            timeout,
+            working_dir: None,
+            env,
+            phase: Phase::Run,
+            files,
+            outputs: Vec::new(),
+        };
+        match &step.action {
+            StepAction::Run {
+                run,
+                shell,
+                working_directory,
+            } => {
+                let script = match evaluate(run, &contexts) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let message = format!("{what}: `run` cannot be evaluated: {e}");
+                        self.fail(i, continue_on_error, message);
+                        return None;
+                    }
+                };
+                let shell_text = shell
+                    .as_ref()
+                    .map(|t| t.text.clone())
+                    .or_else(|| self.default_shell.clone())
+                    .unwrap_or_default();
+                let shell = match Shell::parse(&shell_text) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.fail(i, continue_on_error, format!("{what}: {e}"));
+                        return None;
+                    }
+                };
+                let dir = match working_directory {
+                    Some(t) => match evaluate(t, &contexts) {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            let message =
+                                format!("{what}: `working-directory` cannot be evaluated: {e}");
+                            self.fail(i, continue_on_error, message);
+                            return None;
+                        }
+                    },
+                    None => self.default_dir.clone(),
+                };
+                pending.working_dir = dir
+                    .filter(|d| !d.is_empty() && d != ".")
+                    .map(|d| self.in_workspace(&d));
+                let file = format!("{}/script{}", pending.files.dir, shell.extension());
+                let argv = shell.argv(&file, &self.prepends);
+                let extra = vec![(file, shell.script(&script))];
+                let command = self.command(&mut pending, argv, extra, Vec::new());
+                self.pending = Some(pending);
+                Some(command)
+            }
+            StepAction::Uses { uses, with } => {
+                let mut inputs = Vec::new();
+                for (key, text) in with {
+                    match evaluate(text, &contexts) {
+                        Ok(v) => inputs.push((key.to_ascii_lowercase(), v)),
+                        Err(e) => {
+                            let message = format!("{what}: `with: {key}` cannot be evaluated: {e}");
+                            self.fail(i, continue_on_error, message);
+                            return None;
+                        }
+                    }
+                }
+                let input = |k: &str| {
+                    inputs
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.trim().to_string())
+                        .filter(|v| !v.is_empty())
+                };
+                match action_of(uses).as_str() {
+                    "actions/checkout" => {
+                        let path = input("path");
+                        if let Some(p) = path.filter(|p| p != "." && *p != self.spec.run.workspace)
+                        {
+                            let message = format!("{what}: `actions/checkout` with `path: {p}` is not supported yet: berth's workspace is already the checkout, at {}", self.spec.run.workspace);
+                            self.fail(i, continue_on_error, message);
+                            return None;
+                        }
+                        let outputs = vec![
+                            ("ref".to_string(), self.spec.run.full_ref()),
+                            ("commit".to_string(), self.spec.run.sha.clone()),
+                        ];
+                        let end = StepEnd {
+                            outcome: "success",
+                            outputs,
+                            message: None,
+                        };
+                        self.record(i, continue_on_error, end);
+                        None
+                    }
+                    _ => {
+                        // setup-python; set_up refused every other action.
+                        let version = input("python-version").map(|v| {
+                            // A list of versions: the last is the one set up (berth sets up
+                            // only that one).
+                            v.lines()
+                                .map(str::trim)
+                                .rfind(|l| !l.is_empty())
+                                .unwrap_or_default()
+                                .to_string()
+                        });
+                        let version_file = match &version {
+                            Some(_) => None,
+                            None => Some(
+                                input("python-version-file")
+                                    .unwrap_or_else(|| ".python-version".to_string()),
+                            ),
+                        };
+                        let update_environment = input("update-environment")
+                            .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+                        let dir = pending.files.dir.clone();
+                        let copy = format!("{dir}/version-file");
+                        let mut script = setup_python::probe_script(
+                            &format!("{dir}/pythons"),
+                            version_file.as_deref().map(|f| (f, copy.as_str())),
+                        );
+                        if let Some(cache) = input("cache") {
+                            script.push_str(&format!(
+                                "echo 'berth: `cache: {cache}` is not supported yet: nothing is cached'\n"
+                            ));
+                        }
+                        let file = format!("{dir}/probe.sh");
+                        pending.phase = Phase::PythonProbe {
+                            version,
+                            version_file,
+                            update_environment,
+                        };
+                        let argv = Shell::Sh.argv(&file, &self.prepends);
+                        let collect = vec![format!("{dir}/pythons"), copy];
+                        let command =
+                            self.command(&mut pending, argv, vec![(file, script)], collect);
+                        self.pending = Some(pending);
+                        Some(command)
+                    }
+                }
+            }
+        }
+    }
+
+    fn in_workspace(&self, dir: &str) -> String {
+        if dir.starts_with('/') {
+            dir.to_string()
+        } else {
+            format!(
+                "{}/{}",
+                self.spec.run.workspace.trim_end_matches('/'),
+                dir.trim_start_matches("./")
+            )
+        }
+    }
+
+    /// The command of the pending step: its files, environment and collected files.
+    fn command(
+        &mut self,
+        pending: &mut Pending,
+        argv: Vec<String>,
+        extra_files: Vec<(String, String)>,
+        extra_collect: Vec<String>,
+    ) -> Command {
+        let spec = &self.spec;
+        let action = &self.actions[pending.step];
+        let f = &pending.files;
+        let mut env = spec.container_env.clone();
+        for (k, v) in run::default_env(&spec.run, &spec.workflow, &spec.job_id, action, &spec.name)
+        {
+            set(&mut env, &k, v);
+        }
+        for (k, v) in self.base_env.iter().chain(&pending.env) {
+            set(&mut env, k, v.clone());
+        }
+        for (k, v) in [
+            ("GITHUB_OUTPUT", &f.output),
+            ("GITHUB_ENV", &f.env),
+            ("GITHUB_PATH", &f.path),
+            ("GITHUB_STEP_SUMMARY", &f.summary),
+        ] {
+            set(&mut env, k, v.clone());
+        }
+        let mut files: Vec<(String, String)> = Vec::new();
+        if !self.first_command_sent {
+            self.first_command_sent = true;
+            files.push((run::EVENT_PATH.to_string(), spec.run.event.to_string()));
+            // RUNNER_TEMP exists from the start.
+            files.push((format!("{}/.berth", run::RUNNER_TEMP), String::new()));
+        }
+        for path in [&f.output, &f.env, &f.path, &f.summary] {
+            files.push((path.clone(), String::new()));
+        }
+        files.extend(extra_files);
+        let mut collect = vec![
+            f.output.clone(),
+            f.env.clone(),
+            f.path.clone(),
+            f.summary.clone(),
+        ];
+        collect.extend(extra_collect);
+        Command {
+            name: pending.name.clone(),
+            files,
+            argv,
+            env,
+            working_dir: pending.working_dir.clone(),
+            timeout: pending.timeout,
+            collect,
+        }
+    }
+
+    /// setup-python's probe ended well: choose the interpreter, or say what is missing.
+    fn after_probe(&mut self, pending: &mut Pending, ended: &Ended) -> Result<Command, String> {
+        let Phase::PythonProbe {
+            version,
+            version_file,
+            update_environment,
+        } = pending.phase.clone()
+        else {
+            return Err("internal: not a probe".to_string());
+        };
+        let read = |path: String| {
+            ended
+                .files
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, c)| c.clone())
+        };
+        let dir = pending.files.dir.clone();
+        let candidates =
+            setup_python::parse_probe(&read(format!("{dir}/pythons")).unwrap_or_default());
+        let requested = match (version, &version_file) {
+            (Some(v), _) => Some(v),
+            (None, Some(file)) => match read(format!("{dir}/version-file")) {
+                Some(content) => Some(setup_python::version_from_file(file, &content).ok_or_else(
+                    || format!("`actions/setup-python`: `{file}` names no Python version"),
+                )?),
+                // No `.python-version`: setup-python uses the Python on PATH.
+                None if file == ".python-version" => None,
+                None => {
+                    return Err(format!(
+                        "`actions/setup-python`: the python-version-file `{file}` is not in the workspace"
+                    ))
+                }
+            },
+            (None, None) => None,
+        };
+        let chosen = match &requested {
+            Some(text) => setup_python::Spec::parse(text)
+                .map_err(|e| format!("`actions/setup-python`: python-version {e}"))?
+                .choose(&candidates),
+            None => candidates.first(),
+        };
+        let Some(chosen) = chosen else {
+            self.environment_error = true;
+            let has = if candidates.is_empty() {
+                "it has no Python at all".to_string()
+            } else {
+                let list: Vec<String> = candidates
+                    .iter()
+                    .map(|c| format!("{} at {}", c.version_text(), c.path))
+                    .collect();
+                format!("it has {}", list.join(", "))
+            };
+            let how = match &self.spec.platform_label {
+                Some(label) => format!(
+                    "run the job in an image that has it with `--platform {label}=IMAGE`, or give the job a `container:` that has it"
+                ),
+                None => "give the job a `container:` image that has it".to_string(),
+            };
+            return Err(format!(
+                "`actions/setup-python`: Python {} is not in the image {} ({has}); berth does not download Pythons yet: {how}",
+                requested.as_deref().unwrap_or("(any)"),
+                self.spec.image
+            ));
+        };
+        let script = setup_python::install_script(chosen, update_environment);
+        let file = format!("{dir}/install.sh");
+        pending.phase = Phase::PythonInstall;
+        let argv = Shell::Sh.argv(&file, &self.prepends);
+        Ok(self.command(pending, argv, vec![(file, script)], Vec::new()))
+    }
+}
+
+impl StepsRun for JobRun {
+    fn next(&mut self) -> Result<Option<Command>, String> {
+        if !self.started {
+            self.started = true;
+            if let Err(message) = self.set_up() {
+                self.failed = true;
+                self.message = Some(message.clone());
+                self.next_step = self.spec.job.steps.len();
+                return Err(message);
+            }
+        }
+        if let Some(command) = self.queued.take() {
+            return Ok(Some(command));
+        }
+        while self.pending.is_none() && self.next_step < self.spec.job.steps.len() {
+            let i = self.next_step;
+            self.next_step += 1;
+            if let Some(command) = self.begin(i) {
+                return Ok(Some(command));
+            }
+        }
+        Ok(None)
+    }
+
+    fn finished(&mut self, ended: Ended) {
+        let Some(mut pending) = self.pending.take() else {
+            return;
+        };
+        let read = |path: &str| {
+            ended
+                .files
+                .iter()
+                .find(|(p, _)| p == path)
+                .map_or("", |(_, c)| c.as_str())
+        };
+        let what = format!(
+            "step {} `{}`",
+            self.spec.job.steps[pending.step].index, pending.name
+        );
+        let mut problem = if ended.timed_out {
+            Some(format!("{what} timed out"))
+        } else if ended.exit_code != 0 {
+            Some(format!("{what} failed with exit code {}", ended.exit_code))
+        } else {
+            None
+        };
+        // The runner reads the files whatever the step's result.
+        let f = pending.files.clone();
+        match file_commands::parse_key_values(read(&f.output)) {
+            Ok(outputs) => pending.outputs.extend(outputs),
+            Err(e) => problem = problem.or(Some(format!("{what}: $GITHUB_OUTPUT: {e}"))),
+        }
+        match file_commands::parse_key_values(read(&f.env)) {
+            Ok(vars) => {
+                for (k, v) in vars {
+                    set(&mut self.env, &k, v);
+                }
+            }
+            Err(e) => problem = problem.or(Some(format!("{what}: $GITHUB_ENV: {e}"))),
+        }
+        file_commands::prepend_paths(&mut self.prepends, file_commands::parse_path(read(&f.path)));
+        let summary = read(&f.summary);
+        if !summary.trim().is_empty() {
+            self.summaries
+                .push((pending.name.clone(), summary.to_string()));
+        }
+        if problem.is_none() {
+            match pending.phase {
+                Phase::PythonProbe { .. } => match self.after_probe(&mut pending, &ended) {
+                    Ok(command) => {
+                        self.queued = Some(command);
+                        self.pending = Some(pending);
+                        return;
+                    }
+                    Err(message) => problem = Some(format!("{what}: {message}")),
+                },
+                Phase::PythonInstall | Phase::Run => {}
+            }
+        } else if matches!(pending.phase, Phase::PythonInstall)
+            && ended.exit_code == setup_python::NO_VENV_EXIT
+        {
+            self.environment_error = true;
+        }
+        let outcome = match &problem {
+            None => "success",
+            Some(_) if self.cancelled => "cancelled",
+            Some(_) => "failure",
+        };
+        let end = StepEnd {
+            outcome,
+            outputs: pending.outputs,
+            message: problem,
+        };
+        self.record(pending.step, pending.continue_on_error, end);
+    }
+
+    fn cancel(&mut self) {
+        self.cancelled = true;
+    }
+
+    fn outcome(&self) -> Outcome {
+        let contexts = self.contexts("", &self.env);
+        let mut outputs = Vec::new();
+        for (key, text) in &self.spec.job.outputs {
+            // An output that cannot be evaluated is left out, as GitHub leaves it empty.
+            if let Ok(v) = Template::parse(&text.text, &Scope::JOB_OUTPUTS)
+                .and_then(|t| t.evaluate_string(&contexts, &()))
+            {
+                outputs.push((key.clone(), v));
+            }
+        }
+        Outcome {
+            success: !self.failed && !self.cancelled,
+            message: self
+                .message
+                .clone()
+                .or_else(|| self.cancelled.then(|| "the job was cancelled".to_string())),
+            outputs,
+            summaries: self.summaries.clone(),
+            environment_error: self.environment_error,
+        }
+    }
+}
