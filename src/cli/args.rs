@@ -214,6 +214,13 @@ pub(super) struct OriginArgs {
     /// Set a variable for every job (highest precedence; rules see it too); may be repeated
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub(super) env: Vec<(String, String)>,
+    /// GitHub workflows: the event they run for (push, pull_request, workflow_dispatch,
+    /// schedule, ...)
+    #[arg(long, value_name = "EVENT", default_value = "push")]
+    pub(super) event: String,
+    /// GitHub workflows: the image a `runs-on` label runs in (as act's -P); may be repeated
+    #[arg(long = "platform", value_name = "LABEL=IMAGE", value_parser = parse_key_value)]
+    pub(super) platforms: Vec<(String, String)>,
 }
 
 impl OriginArgs {

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use crate::docker::Engine;
 use crate::engine::runtime::RuntimeError;
+use crate::github;
 use crate::gitlab;
-use crate::pipeline::Loaded;
+use crate::pipeline::{Format, Loaded};
 use crate::plan::{self, Plan};
 use crate::project::git::Facts;
-use crate::source::diag::Severity;
+use crate::source::diag::{Diagnostic, Severity, SourceMap};
 use crate::source::Source;
 use crate::store::{self, record, Runs};
 
@@ -112,13 +113,24 @@ pub(super) fn load(
     pipeline_id: u64,
 ) -> Result<Option<(Source, Loaded, Facts)>, CliError> {
     let path = match &cli.file {
+        Some(f) if github::is_workflow_path(f) => {
+            return load_workflows(project, std::slice::from_ref(f), origin, pipeline_id);
+        }
         Some(f) => f.clone(),
-        None => Source::discover(project).ok_or_else(|| {
-            CliError::input(format!(
-                "no pipeline file in {}: expected berth.yml or .gitlab-ci.yml (or name one with -f)",
-                project.display()
-            ))
-        })?,
+        None => match Source::discover(project) {
+            Some(path) => path,
+            None => {
+                let workflows = github::workflow_files(project);
+                if workflows.is_empty() {
+                    return Err(CliError::input(format!(
+                        "no pipeline file in {}: expected berth.yml, .gitlab-ci.yml or \
+                         .github/workflows/*.yml (or name one with -f)",
+                        project.display()
+                    )));
+                }
+                return load_workflows(project, &workflows, origin, pipeline_id);
+            }
+        },
     };
     let source = Source::read(&path)
         .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
@@ -144,15 +156,127 @@ pub(super) fn load(
     Ok(Some((source, loaded, context)))
 }
 
-/// How the engine builds the environment of a job of this pipeline: GitLab's way.
+/// How the engine builds the environment of a job of this pipeline: its format's way.
 pub(super) fn environment(
     loaded: &Loaded,
     facts: &Facts,
 ) -> std::sync::Arc<dyn crate::pipeline::JobEnvironment> {
-    std::sync::Arc::new(gitlab::variables::GitLabEnvironment {
-        facts: facts.clone(),
-        pipeline_variables: loaded.pipeline.variables.clone(),
-    })
+    match loaded.format {
+        Format::GitLab => std::sync::Arc::new(gitlab::variables::GitLabEnvironment {
+            facts: facts.clone(),
+            pipeline_variables: loaded.pipeline.variables.clone(),
+        }),
+        Format::GitHub => std::sync::Arc::new(github::lower::GitHubEnvironment),
+    }
+}
+
+/// GitHub workflows: read every file, keep those the event triggers, and make one pipeline of
+/// their jobs. Bad input in any file is exit 2 before anything starts.
+fn load_workflows(
+    project: &Path,
+    files: &[PathBuf],
+    origin: &OriginArgs,
+    pipeline_id: u64,
+) -> Result<Option<(Source, Loaded, Facts)>, CliError> {
+    let context = Facts::with_origin(project, pipeline_id, &origin.origin());
+    let mut sources = SourceMap::default();
+    let mut read = Vec::new();
+    let mut diagnostics = Vec::new();
+    let mut warnings = Vec::new();
+    let mut first: Option<Source> = None;
+    for path in files {
+        let mut source = Source::read(path)
+            .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
+        // Messages and records name the file as the repository does.
+        let rel = path
+            .strip_prefix(project)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| path.display().to_string());
+        source.name = rel.clone();
+        let file = sources.add(rel.clone(), source.text.clone());
+        match github::workflow::parse(&source.text, file) {
+            Ok(parsed) => {
+                warnings.extend(parsed.warnings);
+                read.push((rel, parsed.workflow));
+            }
+            Err(errors) => diagnostics.extend(errors),
+        }
+        first.get_or_insert(source);
+    }
+    let Some(first) = first else {
+        return Err(CliError::input("no workflow file to read"));
+    };
+    let fail = |diagnostics: Vec<Diagnostic>, sources: SourceMap, source: &Source| {
+        rejected(
+            &crate::pipeline::Failed {
+                diagnostics,
+                sources,
+            },
+            source,
+        )
+    };
+    if !diagnostics.is_empty() {
+        return Err(fail(diagnostics, sources, &first));
+    }
+    let git_ref = match (&context.tag, &context.branch) {
+        (Some(tag), _) => Some(github::trigger::GitRef::Tag(tag.clone())),
+        (None, Some(branch)) => Some(github::trigger::GitRef::Branch(branch.clone())),
+        (None, None) => None,
+    };
+    let event = github::trigger::Event {
+        name: &origin.event,
+        git_ref,
+        changed_files: None,
+        activity: None,
+    };
+    let mut run = github::run::Run::from_git(&context, &origin.event);
+    run.secrets = origin.env.clone();
+    let mut platforms = github::lower::Platforms::new();
+    for (label, image) in &origin.platforms {
+        platforms.set(label, image);
+    }
+    let chosen: Vec<_> = github::lower::choose(&read, &event)
+        .into_iter()
+        .filter(|c| c.decision.runs)
+        .collect();
+    if chosen.is_empty() {
+        eprintln!(
+            "berth: no workflow runs for {} {}",
+            origin.event, context.ref_name
+        );
+        return Ok(None);
+    }
+    let mut pipeline: Option<crate::pipeline::Pipeline> = None;
+    for choice in &chosen {
+        let lowered = github::lower::lower(choice.workflow, choice.file, &run, &platforms)
+            .map_err(|errors| fail(errors, sources.clone(), &first))?;
+        warnings.extend(lowered.warnings);
+        match &mut pipeline {
+            None => pipeline = Some(lowered.pipeline),
+            Some(p) => {
+                for stage in lowered.pipeline.stages {
+                    if !p.stages.contains(&stage) {
+                        p.stages.push(stage);
+                    }
+                }
+                p.jobs.extend(lowered.pipeline.jobs);
+            }
+        }
+    }
+    let Some(pipeline) = pipeline else {
+        return Ok(None);
+    };
+    for w in &warnings {
+        eprint!("{}", w.render(&sources));
+    }
+    let loaded = Loaded {
+        pipeline,
+        warnings,
+        sources,
+        refused: None,
+        format: Format::GitHub,
+    };
+    Ok(Some((first, loaded, context)))
 }
 
 /// What rules, includes and child pipelines see of the run's context.

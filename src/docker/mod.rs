@@ -28,8 +28,8 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
 use crate::engine::runtime::{
-    labels, Attached, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, ImageSource,
-    ImageStep, NetworkKind, ObjectInfo, Output, Progress, RuntimeError,
+    labels, Attached, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, ExecSpec,
+    ImageSource, ImageStep, NetworkKind, ObjectInfo, Output, Progress, RuntimeError,
 };
 
 /// bollard's own default request timeout.
@@ -243,17 +243,21 @@ impl Engine {
             .build();
         self.docker
             .logs(container, Some(options))
-            .map_err(RuntimeError::from)
-            .filter_map(|item| async move {
-                match item {
-                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                        Some(Ok(Output::Stdout(message)))
-                    }
-                    Ok(LogOutput::StdErr { message }) => Some(Ok(Output::Stderr(message))),
-                    Ok(LogOutput::StdIn { .. }) => None,
-                    Err(e) => Some(Err(e)),
-                }
-            })
+            .filter_map(|item| async move { output_of(item) })
+    }
+}
+
+/// A piece of a container's or a process's output in berth's terms (stdin echoes dropped).
+fn output_of(
+    item: Result<LogOutput, bollard::errors::Error>,
+) -> Option<Result<Output, RuntimeError>> {
+    match item {
+        Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+            Some(Ok(Output::Stdout(message)))
+        }
+        Ok(LogOutput::StdErr { message }) => Some(Ok(Output::Stderr(message))),
+        Ok(LogOutput::StdIn { .. }) => None,
+        Err(e) => Some(Err(e.into())),
     }
 }
 
@@ -515,6 +519,47 @@ impl ContainerRuntime for Engine {
             .map(|chunk| chunk.map(|o| o.into_bytes()).map_err(RuntimeError::from))
             .boxed();
         Ok((output, attached.input))
+    }
+
+    async fn exec(
+        &self,
+        container: &str,
+        spec: &ExecSpec,
+    ) -> Result<(String, BoxStream<'static, Result<Output, RuntimeError>>), RuntimeError> {
+        let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                bollard::exec::CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(spec.argv.clone()),
+                    env: Some(env),
+                    working_dir: spec.working_dir.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        match self.docker.start_exec(&created.id, None).await? {
+            bollard::exec::StartExecResults::Attached { output, .. } => {
+                let output = output
+                    .filter_map(|item| async move { output_of(item) })
+                    .boxed();
+                Ok((created.id, output))
+            }
+            bollard::exec::StartExecResults::Detached => Err(RuntimeError::Api(
+                "the engine started the process detached".into(),
+            )),
+        }
+    }
+
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>, RuntimeError> {
+        let inspected = self.docker.inspect_exec(exec).await?;
+        Ok(match inspected.running {
+            Some(true) => None,
+            _ => inspected.exit_code,
+        })
     }
 
     async fn resize(&self, container: &str, rows: u16, cols: u16) -> Result<(), RuntimeError> {

@@ -546,34 +546,38 @@ pub async fn read_dotenv(
         return Err(format!("dotenv report `{path}` is outside the project"));
     }
     let full = format!("{container_dir}/{}", path.trim_start_matches("./"));
-    let mut tar_bytes = Vec::new();
-    let mut stream = Box::pin(engine.download(container, &full));
-    while let Some(chunk) = stream
-        .try_next()
+    let text = read_small_file(engine, container, &full, DOTENV_LIMIT)
         .await
-        .map_err(|e| format!("dotenv report `{path}`: {e}"))?
-    {
+        .map_err(|e| format!("dotenv report `{path}`: {e}"))?;
+    parse_dotenv(&text).map_err(|e| format!("dotenv report `{path}`: {e}"))
+}
+
+/// A small text file out of a container (through the archive API), refused past `limit`
+/// bytes; an error when it is not there.
+pub async fn read_small_file(
+    engine: &dyn ContainerRuntime,
+    container: &str,
+    path: &str,
+    limit: usize,
+) -> Result<String, String> {
+    let mut tar_bytes = Vec::new();
+    let mut stream = Box::pin(engine.download(container, path));
+    while let Some(chunk) = stream.try_next().await.map_err(|e| e.to_string())? {
         tar_bytes.extend_from_slice(&chunk);
-        if tar_bytes.len() > DOTENV_LIMIT + 64 * 1024 {
-            return Err(format!(
-                "dotenv report `{path}` is larger than {DOTENV_LIMIT} bytes"
-            ));
+        if tar_bytes.len() > limit + 64 * 1024 {
+            return Err(format!("larger than {limit} bytes"));
         }
     }
     let mut archive = tar::Archive::new(&tar_bytes[..]);
     let mut text = String::new();
     if let Some(entry) = archive.entries().map_err(|e| e.to_string())?.next() {
         let mut entry = entry.map_err(|e| e.to_string())?;
-        if entry.size() as usize > DOTENV_LIMIT {
-            return Err(format!(
-                "dotenv report `{path}` is larger than {DOTENV_LIMIT} bytes"
-            ));
+        if entry.size() as usize > limit {
+            return Err(format!("larger than {limit} bytes"));
         }
-        entry
-            .read_to_string(&mut text)
-            .map_err(|e| format!("dotenv report `{path}`: {e}"))?;
+        entry.read_to_string(&mut text).map_err(|e| e.to_string())?;
     }
-    parse_dotenv(&text).map_err(|e| format!("dotenv report `{path}`: {e}"))
+    Ok(text)
 }
 
 /// `KEY=VALUE` lines as GitLab reads them: blank lines skipped, names of letters, digits and

@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 use super::{artifacts, script, services, Outcome, PreparedJob, Shared, Workspace};
 use crate::engine::runtime::{labels, ContainerRuntime, ContainerSpec, Output, RuntimeError};
 use crate::events::{Event, JobStatus, LineEnd, LogLine, Mask, Sink};
+use crate::pipeline::steps::NeedResult;
 use crate::project::paths;
 
 /// How one attempt ended.
-enum Ended {
+pub(super) enum Ended {
     Exited(i64),
     TimedOut,
     Cancelled,
@@ -29,6 +30,7 @@ pub(super) async fn run(
     shared: Arc<Shared>,
     sink: Sink,
     cancel: CancellationToken,
+    needs: Vec<NeedResult>,
 ) -> Outcome {
     if let Some(delay) = job.start_in {
         log(
@@ -78,7 +80,7 @@ pub(super) async fn run(
         })
         .await;
         let last = attempt > job.retry;
-        let ended = attempt_once(&job, &shared, &sink, &cancel, attempt, last).await;
+        let ended = attempt_once(&job, &shared, &sink, &cancel, attempt, last, &needs).await;
         let (status, exit_code, message) = match &ended {
             Ended::Exited(0) => (JobStatus::Passed, Some(0), None),
             Ended::Exited(code) => (
@@ -142,6 +144,7 @@ async fn attempt_once(
     cancel: &CancellationToken,
     attempt: u32,
     last: bool,
+    needs: &[NeedResult],
 ) -> Ended {
     let engine = &*shared.engine;
     let config = &shared.config;
@@ -204,11 +207,15 @@ async fn attempt_once(
         image: job.image.clone(),
         entrypoint: if shell {
             Some(vec![String::new()])
+        } else if job.steps.is_some() {
+            Some(super::steps::keep_alive())
         } else {
             job.entrypoint.clone()
         },
         cmd: if shell {
             script::Scripts::shell_command()
+        } else if job.steps.is_some() {
+            Vec::new()
         } else {
             script::Scripts::command()
         },
@@ -235,7 +242,7 @@ async fn attempt_once(
             return Ended::Broken(e);
         }
     };
-    let mut ended = drive(job, shared, sink, cancel, &id, shell).await;
+    let mut ended = drive(job, shared, sink, cancel, &id, shell, needs).await;
     if matches!(ended, Ended::Exited(0)) {
         if let Err(why) = keep_dotenv(job, shared, sink, &id).await {
             ended = Ended::Refused(why);
@@ -302,7 +309,7 @@ async fn attempt_once(
 
 /// The job's environment with the variables of the dotenv reports it receives (from the jobs
 /// whose artifacts it gets): above its own variables, below the command line's.
-fn with_dotenv(job: &PreparedJob, shared: &Shared) -> Vec<(String, String)> {
+pub(super) fn with_dotenv(job: &PreparedJob, shared: &Shared) -> Vec<(String, String)> {
     let reports = shared.dotenv.lock().unwrap_or_else(|e| e.into_inner());
     let mut env = job.env.clone();
     for from in job.artifacts_from.iter() {
@@ -373,6 +380,7 @@ async fn drive(
     cancel: &CancellationToken,
     id: &str,
     shell: bool,
+    needs: &[NeedResult],
 ) -> Ended {
     let engine = &*shared.engine;
     let uploaded = match &shared.config.workspace {
@@ -421,6 +429,9 @@ async fn drive(
     }
     if let Err(e) = engine.start(id).await {
         return Ended::Broken(e);
+    }
+    if let Some(program) = &job.steps {
+        return super::steps::run(job, shared, sink, cancel, id, &**program, needs).await;
     }
     let stopped = CancellationToken::new();
     let pump = tokio::spawn(pump_output(
@@ -634,7 +645,7 @@ async fn keep_artifacts(
     Ok(())
 }
 
-async fn log(sink: &Sink, job: &str, line: String) {
+pub(super) async fn log(sink: &Sink, job: &str, line: String) {
     sink.send(Event::JobLog {
         job: job.to_string(),
         lines: vec![LogLine::text(line)],
@@ -657,7 +668,7 @@ const BATCH_WAIT: Duration = Duration::from_millis(10);
 
 /// How reading a log stream ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Read {
+pub(super) enum Read {
     ToTheEnd,
     Failed(String),
     Stalled,
@@ -674,7 +685,7 @@ impl std::fmt::Display for Read {
 }
 
 /// Each output stream's unfinished line, and how many bytes it carried.
-struct Pumped {
+pub(super) struct Pumped {
     lines: [Lines; 2],
     bytes: [u64; 2],
 }
@@ -696,7 +707,7 @@ impl Pumped {
         self.lines[which].push(&bytes[from.min(bytes.len())..], out);
     }
 
-    async fn finish(mut self, job: &str, sink: &Sink) {
+    pub(super) async fn finish(mut self, job: &str, sink: &Sink) {
         let mut lines = Vec::new();
         for l in &mut self.lines {
             l.finish(&mut lines);
@@ -717,7 +728,7 @@ async fn send_lines(sink: &Sink, job: &str, lines: Vec<LogLine>) {
 
 /// Stream the job's output into events until the stream ends; once `stopped` (the container
 /// has), only until it stalls.
-async fn pump_output(
+pub(super) async fn pump_output(
     stream: impl futures_util::Stream<Item = Result<Output, RuntimeError>>,
     job: String,
     sink: Sink,

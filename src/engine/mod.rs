@@ -17,6 +17,7 @@ pub mod python;
 pub mod runtime;
 pub mod script;
 pub mod services;
+mod steps;
 pub mod transfer;
 pub mod tty;
 
@@ -155,6 +156,8 @@ pub struct PreparedJob {
     pub services: Vec<services::Prepared>,
     /// `when: delayed`: wait this long before starting.
     pub start_in: Option<Duration>,
+    /// A job of steps (GitHub's) instead of a script.
+    pub steps: Option<Arc<dyn crate::pipeline::steps::Steps>>,
 }
 
 /// What the jobs share.
@@ -171,6 +174,28 @@ pub(crate) struct Shared {
     dotenv: Mutex<HashMap<usize, Vec<(String, String)>>>,
     /// Containers, services and networks of finished jobs being removed in the background.
     cleanup: Mutex<JoinSet<()>>,
+    /// The outputs of each finished job of steps, by plan index, for the jobs that need it.
+    step_outputs: Mutex<HashMap<usize, Vec<(String, String)>>>,
+}
+
+impl Shared {
+    fn new(
+        engine: Arc<dyn ContainerRuntime>,
+        config: RunConfig,
+        labels: HashMap<String, String>,
+    ) -> Shared {
+        Shared {
+            engine,
+            config,
+            labels,
+            stored: Mutex::new(HashMap::new()),
+            cache_locks: caches::Locks::default(),
+            cache_uses: Mutex::new(Vec::new()),
+            dotenv: Mutex::new(HashMap::new()),
+            cleanup: Mutex::new(JoinSet::new()),
+            step_outputs: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -221,16 +246,7 @@ pub async fn run(
             return Err(e.into());
         }
     };
-    let shared = Arc::new(Shared {
-        engine,
-        config,
-        labels,
-        stored: Mutex::new(HashMap::new()),
-        cache_locks: caches::Locks::default(),
-        cache_uses: Mutex::new(Vec::new()),
-        dotenv: Mutex::new(HashMap::new()),
-        cleanup: Mutex::new(JoinSet::new()),
-    });
+    let shared = Arc::new(Shared::new(engine, config, labels));
 
     let result = match ready(plan, &shared, &sink, &cancel).await {
         Ok(prepared) => Ok(schedule(plan, prepared, &shared, &sink, &cancel, started).await),
@@ -332,11 +348,35 @@ async fn schedule(
                         let Some(job) = prepared[i].clone() else {
                             continue;
                         };
+                        let needs = need_results(plan, i, &state, shared);
+                        if let Some(program) = &job.steps {
+                            // A job of steps decides itself whether it runs (`if:`).
+                            let skip = match program.should_run(&needs, cancel.is_cancelled()) {
+                                Ok(true) => None,
+                                Ok(false) => Some((
+                                    JobStatus::Skipped,
+                                    "its `if:` condition is false".to_string(),
+                                )),
+                                Err(why) => Some((JobStatus::Failed, why)),
+                            };
+                            if let Some((status, reason)) = skip {
+                                state[i] = State::Done(status, None);
+                                sink.send(Event::JobSkipped {
+                                    job: pj.job.name.clone(),
+                                    stage: pj.job.stage.clone(),
+                                    status,
+                                    reason,
+                                })
+                                .await;
+                                continue;
+                            }
+                        }
                         state[i] = State::Running;
                         began[i] = Some(Instant::now());
                         let (shared, sink, cancel) = (shared.clone(), sink.clone(), cancel.clone());
-                        running
-                            .spawn(async move { (i, job::run(job, shared, sink, cancel).await) });
+                        running.spawn(async move {
+                            (i, job::run(job, shared, sink, cancel, needs).await)
+                        });
                     }
                 }
             }
@@ -433,6 +473,36 @@ enum Decision {
 }
 
 /// Whether job `i` may start now, given what its dependencies did and its `when`.
+/// How the jobs `i` depends on ended, as a job of steps reads them (`needs.<id>.result`).
+fn need_results(
+    plan: &Plan,
+    i: usize,
+    state: &[State],
+    shared: &Shared,
+) -> Vec<crate::pipeline::steps::NeedResult> {
+    let outputs = shared
+        .step_outputs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    plan.jobs[i]
+        .deps
+        .iter()
+        .map(|d| {
+            let result = match &state[d] {
+                State::Done(JobStatus::Passed | JobStatus::AllowedFailure, _) => "success",
+                State::Done(JobStatus::Cancelled, _) => "cancelled",
+                State::Done(JobStatus::Skipped | JobStatus::Manual, _) => "skipped",
+                _ => "failure",
+            };
+            crate::pipeline::steps::NeedResult {
+                job: plan.jobs[d].job.base_name.clone(),
+                result: result.to_string(),
+                outputs: outputs.get(&d).cloned().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
 fn decide(plan: &Plan, i: usize, state: &[State]) -> Decision {
     let pj = &plan.jobs[i];
     let mut failed: Option<&str> = None;
@@ -674,16 +744,7 @@ pub async fn resolve_images(
     engine: Arc<dyn ContainerRuntime>,
     sink: Sink,
 ) -> Result<Vec<(String, String, Vec<String>)>, RunError> {
-    let shared = Arc::new(Shared {
-        engine,
-        config,
-        labels: HashMap::new(),
-        stored: Mutex::new(HashMap::new()),
-        cache_locks: caches::Locks::default(),
-        cache_uses: Mutex::new(Vec::new()),
-        dotenv: Mutex::new(HashMap::new()),
-        cleanup: Mutex::new(JoinSet::new()),
-    });
+    let shared = Arc::new(Shared::new(engine, config, HashMap::new()));
     let prepared = ready(plan, &shared, &sink, &CancellationToken::new()).await?;
     let mut names: Vec<String> = prepared
         .iter()

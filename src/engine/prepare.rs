@@ -101,6 +101,7 @@ pub(super) fn jobs(plan: &Plan, config: &RunConfig) -> Result<Prepared, RunError
             caches: cache_mounts,
             services,
             start_in: job.start_in.filter(|_| job.when == When::Delayed),
+            steps: job.steps.clone(),
         }));
     }
     if let Some(lock) = config.hermetic.as_ref().and_then(|h| h.lock.as_ref()) {

@@ -73,6 +73,16 @@ pub struct ContainerSpec {
     pub hostname: Option<String>,
 }
 
+/// A process to run in a running container (a step of a job of steps).
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    pub argv: Vec<String>,
+    /// Its environment, over the container's own.
+    pub env: Vec<(String, String)>,
+    /// `None`: the container's working directory.
+    pub working_dir: Option<String>,
+}
+
 /// One piece of a container's output.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -210,6 +220,17 @@ pub trait ContainerRuntime: Send + Sync {
 
     /// Running or not, its exit code, its address on `network`, and the TCP ports its image
     /// declares.
+    /// Start a process in a running container: its id and its output, which ends when the
+    /// process does; then [`ContainerRuntime::exec_exit_code`] tells how it ended.
+    async fn exec(
+        &self,
+        container: &str,
+        spec: &ExecSpec,
+    ) -> Result<(String, BoxStream<'static, Result<Output>>)>;
+
+    /// The exit code of a process [`ContainerRuntime::exec`] started (`None` while it runs).
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>>;
+
     async fn container_state(&self, container: &str, network: &str) -> Result<ContainerState>;
 
     /// Kill (if running) and remove a container with its anonymous volumes.

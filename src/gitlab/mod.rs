@@ -137,6 +137,7 @@ pub fn load_source(source: &Source, ctx: &Scope) -> Result<Loaded, Failed> {
                 warnings,
                 sources,
                 refused: cx.refused,
+                format: Format::GitLab,
             });
         }
     }

@@ -295,6 +295,16 @@ pub struct Loaded {
     pub sources: SourceMap,
     /// `workflow: rules` refused to create the pipeline: why.
     pub refused: Option<String>,
+    /// Which format it was read from.
+    pub format: Format,
+}
+
+/// The pipeline formats berth reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    GitLab,
+    GitHub,
 }
 
 /// Reading failed: every diagnostic (errors first), and the files they point into.

@@ -66,7 +66,7 @@ pub struct Command {
     pub files: Vec<(String, String)>,
     /// The process: program and arguments.
     pub argv: Vec<String>,
-    /// Its whole environment.
+    /// Its environment, over the container's own (the image's PATH stays).
     pub env: Vec<(String, String)>,
     /// Its working directory (absolute); `None`: the workspace.
     pub working_dir: Option<String>,

@@ -13,6 +13,7 @@ mod completions;
 mod debug;
 mod engines;
 mod fixtures;
+mod github;
 mod gitlab;
 mod gitlab_corpus;
 mod hermetic;

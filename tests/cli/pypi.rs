@@ -13,8 +13,9 @@ use crate::common::{block_on, repo_root, require_image, PYTHON};
 pub const INDEX_IMAGE: &str = "berth-test/pypi-fixture:latest";
 
 /// Wheels the index serves beyond `fixtures/python-deps/requirements.txt`: poetry locks for every
-/// platform, so it asks the index about pytest's Windows-only dependency too.
-const EXTRA: &[&str] = &["colorama==0.4.6"];
+/// platform, so it asks the index about pytest's Windows-only dependency too; the GitHub seed
+/// (`fixtures/github/python-ci`) lints with ruff.
+const EXTRA: &[&str] = &["colorama==0.4.6", "ruff==0.6.9"];
 
 /// The wheels of `fixtures/python-deps/requirements.txt` and [`EXTRA`], for CPython 3.11 on x86-64
 /// Linux.

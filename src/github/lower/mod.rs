@@ -581,3 +581,35 @@ pub fn choose<'a>(workflows: &'a [(String, Workflow)], event: &Event) -> Vec<Cho
         })
         .collect()
 }
+
+/// A GitHub job's environment as the engine builds it: the job's own variables and the command
+/// line's `-e` (the steps add GitHub's default variables and the workflow's `env:` themselves,
+/// each at its moment).
+#[derive(Debug, Clone, Default)]
+pub struct GitHubEnvironment;
+
+impl pipeline::JobEnvironment for GitHubEnvironment {
+    fn job_env(
+        &self,
+        job: &pipeline::Job,
+        _job_id: u64,
+        dotenv: &[(String, String)],
+        overrides: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = Vec::new();
+        let own = job
+            .variables
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()));
+        for (k, v) in own
+            .chain(dotenv.iter().cloned())
+            .chain(overrides.iter().cloned())
+        {
+            match env.iter_mut().find(|(n, _)| *n == k) {
+                Some(slot) => slot.1 = v,
+                None => env.push((k, v)),
+            }
+        }
+        env
+    }
+}

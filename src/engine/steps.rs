@@ -1,0 +1,232 @@
+//! A job of steps (GitHub's) in its container: the container only stays up, and each command
+//! the job's format asks for runs in it as a process of its own, one after another, its output
+//! in the job's log under the step's name. Between two commands the format reads what the last
+//! one wrote (outputs, environment) and decides the next; the engine knows none of it.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::job::{log, pump_output, Ended};
+use super::runtime::ExecSpec;
+use super::{artifacts, PreparedJob, Shared};
+use crate::events::Sink;
+use crate::pipeline::steps::{self, Command, NeedResult, Steps};
+
+/// What the container runs meanwhile: nothing, until it is killed.
+pub(super) fn keep_alive() -> Vec<String> {
+    [
+        "/bin/sh",
+        "-c",
+        "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The most berth reads back of a file a step wrote (`$GITHUB_OUTPUT` and the like).
+const FILE_LIMIT: usize = 4 << 20;
+
+/// Run the job's steps in the started container `id`; the job passed when its steps say so.
+pub(super) async fn run(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    cancel: &CancellationToken,
+    id: &str,
+    program: &dyn Steps,
+    needs: &[NeedResult],
+) -> Ended {
+    let engine = &*shared.engine;
+    let mut run = program.start(steps::Start {
+        env: super::job::with_dotenv(job, shared),
+        needs: needs.to_vec(),
+        cancelled: cancel.is_cancelled(),
+    });
+    let deadline = tokio::time::Instant::now() + job.timeout;
+    loop {
+        let command = match run.next() {
+            Ok(Some(command)) => command,
+            Ok(None) => break,
+            Err(why) => {
+                log(sink, &job.name, why.clone()).await;
+                return Ended::Refused(why);
+            }
+        };
+        log(sink, &job.name, format!("▶ {}", command.name)).await;
+        if !command.files.is_empty() {
+            let tar = match files_tar(&command) {
+                Ok(tar) => tar,
+                Err(e) => return Ended::Refused(format!("step `{}`: {e}", command.name)),
+            };
+            if let Err(e) = engine.upload_tar_bytes(id, "/", tar).await {
+                return Ended::Broken(e);
+            }
+        }
+        let spec = ExecSpec {
+            argv: command.argv.clone(),
+            env: command.env.clone(),
+            working_dir: command.working_dir.clone(),
+        };
+        let (exec, output) = match engine.exec(id, &spec).await {
+            Ok(started) => started,
+            Err(e) => return Ended::Broken(e),
+        };
+        let stopped = CancellationToken::new();
+        let mut pump = tokio::spawn(pump_output(
+            output,
+            job.name.clone(),
+            sink.clone(),
+            stopped.clone(),
+        ));
+        let limit = match command.timeout {
+            Some(t) => deadline.min(tokio::time::Instant::now() + t),
+            None => deadline,
+        };
+        // A process cannot be killed on its own through the engine's API: a step that runs
+        // out of time (or a cancelled run) ends the job's container.
+        let ended = tokio::select! {
+            pumped = &mut pump => {
+                if let Ok((pumped, _)) = pumped {
+                    pumped.finish(&job.name, sink).await;
+                }
+                None
+            }
+            _ = tokio::time::sleep_until(limit) => Some(Ended::TimedOut),
+            _ = cancel.cancelled() => Some(Ended::Cancelled),
+        };
+        if let Some(ended) = ended {
+            let _ = engine.kill(id).await;
+            stopped.cancel();
+            if let Ok((pumped, _)) = pump.await {
+                pumped.finish(&job.name, sink).await;
+            }
+            return ended;
+        }
+        let exit_code = match exit_code(engine, &exec).await {
+            Ok(code) => code,
+            Err(e) => return Ended::Broken(e),
+        };
+        let mut files = Vec::new();
+        for path in &command.collect {
+            // A file the step removed is as good as empty.
+            if let Ok(text) = artifacts::read_small_file(engine, id, path, FILE_LIMIT).await {
+                files.push((path.clone(), text));
+            }
+        }
+        run.finished(steps::Ended {
+            exit_code,
+            timed_out: false,
+            files,
+        });
+        if cancel.is_cancelled() {
+            run.cancel();
+        }
+    }
+    let outcome = run.outcome();
+    for (step, summary) in &outcome.summaries {
+        log(sink, &job.name, format!("Summary of `{step}`:")).await;
+        for line in summary.lines() {
+            log(sink, &job.name, line.to_string()).await;
+        }
+    }
+    if let Some(message) = &outcome.message {
+        log(sink, &job.name, message.clone()).await;
+    }
+    shared
+        .step_outputs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(job.index, outcome.outputs.clone());
+    match (outcome.success, outcome.message) {
+        (true, _) => Ended::Exited(0),
+        (false, Some(message)) if outcome.environment_error => Ended::Refused(message),
+        (false, _) => Ended::Exited(1),
+    }
+}
+
+/// The exit code of a process whose output has ended: engines may take a moment to know it.
+async fn exit_code(
+    engine: &dyn super::runtime::ContainerRuntime,
+    exec: &str,
+) -> Result<i64, super::runtime::RuntimeError> {
+    for _ in 0..50 {
+        if let Some(code) = engine.exec_exit_code(exec).await? {
+            return Ok(code);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(super::runtime::RuntimeError::Api(
+        "the step's process ended its output but not its run".into(),
+    ))
+}
+
+/// The command's files as a tar to unpack at `/`, with their folders.
+fn files_tar(command: &Command) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut dirs = std::collections::BTreeSet::new();
+    for (path, _) in &command.files {
+        let rel = std::path::Path::new(path.trim_start_matches('/'));
+        for dir in rel.ancestors().skip(1) {
+            if !dir.as_os_str().is_empty() {
+                dirs.insert(dir.to_path_buf());
+            }
+        }
+    }
+    for dir in &dirs {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o777);
+        header.set_size(0);
+        tar.append_data(&mut header, dir, std::io::empty())?;
+    }
+    for (path, content) in &command.files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o755);
+        header.set_size(content.len() as u64);
+        tar.append_data(
+            &mut header,
+            path.trim_start_matches('/'),
+            content.as_bytes(),
+        )?;
+    }
+    tar.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_come_with_their_folders() {
+        let command = Command {
+            name: "s".into(),
+            files: vec![
+                ("/berth/github/1.sh".into(), "echo hi\n".into()),
+                ("/berth/github/temp/.berth".into(), String::new()),
+            ],
+            argv: vec![],
+            env: vec![],
+            working_dir: None,
+            timeout: None,
+            collect: vec![],
+        };
+        let tar = files_tar(&command).unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "berth",
+                "berth/github",
+                "berth/github/temp",
+                "berth/github/1.sh",
+                "berth/github/temp/.berth"
+            ]
+        );
+    }
+}

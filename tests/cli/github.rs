@@ -1,0 +1,204 @@
+//! GitHub Actions workflows, run unchanged: steps one after another in one container per job,
+//! outputs between steps and jobs, matrices, `if:`, and the python-ci seed of berth's founding
+//! documents against a local package index (containers cannot reach PyPI).
+
+use std::process::Command;
+
+use crate::common::{require_image, Project, PYTHON};
+use crate::pypi::{require_index, INDEX_IMAGE};
+
+const PLATFORM: &str = "ubuntu-latest=berth-test/python:3.11";
+
+const STEPS: &str = r#"name: ci
+on: push
+env:
+  GREETING: hello
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    outputs:
+      answer: ${{ steps.calc.outputs.answer }}
+    steps:
+      - uses: actions/checkout@v4
+      - run: echo "$GREETING from $GITHUB_JOB - files $(ls)"
+      - id: calc
+        run: |
+          echo "answer=42" >> "$GITHUB_OUTPUT"
+          echo "LATER=set-by-env-file" >> "$GITHUB_ENV"
+      - run: echo "the answer is ${{ steps.calc.outputs.answer }}, later is $LATER"
+  test:
+    needs: build
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        n: [1, 2]
+    steps:
+      - run: echo "n=${{ matrix.n }} answer=${{ needs.build.outputs.answer }}"
+      - run: exit ${{ matrix.n == 2 && 1 || 0 }}
+      - run: echo "not reached after a failure"
+      - if: failure()
+        run: echo "cleanup after failure"
+  report:
+    needs: test
+    if: always()
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "test was ${{ needs.test.result }}"
+  never:
+    needs: test
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "runs only when test passed"
+"#;
+
+#[test]
+fn steps_share_a_container_and_pass_outputs_to_later_steps_and_jobs() {
+    require_image(PYTHON);
+    let p = Project::new(&[(".github/workflows/ci.yml", STEPS), ("README", "hi\n")]);
+    let run = p.berth(&["run", "--platform", PLATFORM]);
+    run.expect_code(1);
+    let build = run.log("build");
+    assert!(
+        build.contains(&"hello from build - files README"),
+        "{build:?}"
+    );
+    assert!(
+        build.contains(&"the answer is 42, later is set-by-env-file"),
+        "{build:?}"
+    );
+    // Matrix jobs under GitHub's check-run names, each with the need's output.
+    assert!(run.log("test (1)").contains(&"n=1 answer=42"));
+    let failed = run.log("test (2)");
+    assert!(failed.contains(&"n=2 answer=42"), "{failed:?}");
+    assert!(failed.contains(&"cleanup after failure"), "{failed:?}");
+    assert!(
+        !failed.contains(&"not reached after a failure"),
+        "{failed:?}"
+    );
+    assert!(run.status_of("test (1)").contains(": passed in "));
+    assert!(run.status_of("test (2)").contains(": failed in "));
+    // `if: always()` runs after a failed need and sees its result; a plain need is skipped.
+    assert!(run.log("report").contains(&"test was failure"));
+    assert!(
+        run.status_of("never").contains("skipped"),
+        "{}",
+        run.status_of("never")
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_bad_workflow_is_exit_2_with_its_file_and_line_and_no_container() {
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n    stepz:\n      - run: true\n",
+    )]);
+    let run = p.berth(&["run"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains(".github/workflows/ci.yml:5"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("stepz"), "{}", run.stderr);
+    assert!(p.leftovers().is_empty());
+}
+
+#[test]
+fn a_workflow_the_event_does_not_trigger_runs_nothing() {
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: pull_request\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: true\n",
+    )]);
+    let run = p.berth(&["run"]);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("no workflow runs for push"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The local index as a container on Docker's default bridge, where the jobs are too; removed
+/// when dropped.
+struct Index {
+    id: String,
+    ip: String,
+}
+
+impl Index {
+    fn start() -> Index {
+        require_index();
+        let out = Command::new("docker")
+            .args(["run", "-d", "--label", "io.berth.test=1", INDEX_IMAGE])
+            .output()
+            .expect("docker run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let out = Command::new("docker")
+            .args(["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &id])
+            .output()
+            .expect("docker inspect");
+        let ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!ip.is_empty(), "the index has no address");
+        Index { id, ip }
+    }
+
+    /// `-e` arguments that send pip to the index.
+    fn pip_env(&self) -> Vec<String> {
+        vec![
+            "-e".into(),
+            format!("PIP_INDEX_URL=http://{}/simple/", self.ip),
+            "-e".into(),
+            format!("PIP_TRUSTED_HOST={}", self.ip),
+        ]
+    }
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.id]).output();
+    }
+}
+
+#[test]
+fn the_python_ci_seed_passes_and_fails_when_a_test_fails() {
+    require_image(PYTHON);
+    let index = Index::start();
+    let p = Project::fixture("github/python-ci");
+    let mut args = vec!["run".to_string(), "--platform".into(), PLATFORM.into()];
+    args.extend(index.pip_env());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = p.berth(&args);
+    run.expect_code(0);
+    let log = run.log("test").join("\n");
+    assert!(log.contains("Successfully installed"), "{log}");
+    assert!(log.contains("All checks passed!"), "{log}");
+    assert!(log.contains("2 passed"), "{log}");
+    // A failing test fails the job and the run (exit 1).
+    p.write(
+        "tests/test_shop.py",
+        "from shop import tag\n\n\ndef test_wrong():\n    assert tag('tea', 5) == 'tea: 5.00'\n",
+    );
+    let run = p.berth(&args);
+    run.expect_code(1);
+    assert!(run.log("test").join("\n").contains("1 failed"));
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn the_verbatim_3_12_workflow_stops_with_a_clear_error() {
+    require_image(PYTHON);
+    let p = Project::fixture("github/python-ci-3.12");
+    let run = p.berth(&["run", "--platform", PLATFORM]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("3.12"), "{all}");
+    assert!(all.contains("berth-test/python:3.11"), "{all}");
+    assert!(all.contains("--platform"), "{all}");
+    assert!(p.leftovers().is_empty());
+}
