@@ -3,8 +3,8 @@
 //! Data flows one way, one top-level module per stage of it:
 //!
 //! - [`source`]: a pipeline file's text as a spanned YAML tree, and diagnostics into it;
-//! - [`gitlab`]: GitLab CI's reading of that tree (and [`github`], GitHub Actions', being
-//!   built), which makes the
+//! - [`gitlab`]: GitLab CI's reading of that tree (and [`github`], GitHub Actions'), which
+//!   makes the
 //! - [`pipeline`]: the validated model, whatever format it came from;
 //! - [`plan`]: what runs, in which order;
 //! - [`engine`]: the scheduler and the life of one job, reaching containers through its one

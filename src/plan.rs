@@ -242,12 +242,32 @@ fn sorted(mut list: Vec<usize>) -> Vec<usize> {
 /// One job in `berth plan --output json`: a stable interface.
 #[derive(Debug, Serialize)]
 pub struct JsonJob<'a> {
+    /// GitHub: the workflow file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<&'a str>,
+    /// GitHub: the job's id in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<&'a str>,
     pub name: &'a str,
     pub stage: &'a str,
     pub when: &'static str,
     pub allow_failure: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub needs: Option<Vec<JsonNeed<'a>>>,
+    pub needs: Option<JsonNeeds<'a>>,
+    /// GitHub: the job's matrix combination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<&'a serde_json::Value>,
+    /// GitHub: the job's `if:` as written.
+    #[serde(rename = "if", skip_serializing_if = "Option::is_none")]
+    pub condition: Option<&'a str>,
+}
+
+/// GitLab's needs name jobs with how; GitHub's are the needed jobs' ids.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum JsonNeeds<'a> {
+    Jobs(Vec<JsonNeed<'a>>),
+    Ids(Vec<&'a str>),
 }
 
 #[derive(Debug, Serialize)]
@@ -261,21 +281,34 @@ impl Plan {
     pub fn to_json(&self) -> Vec<JsonJob<'_>> {
         self.jobs
             .iter()
-            .map(|pj| JsonJob {
-                name: &pj.job.name,
-                stage: &pj.job.stage,
-                when: pj.job.when.as_str(),
-                allow_failure: pj.job.allow_failure != crate::pipeline::AllowFailure::No,
-                needs: pj.job.needs.as_ref().map(|needs| {
-                    needs
-                        .iter()
-                        .map(|n| JsonNeed {
-                            job: &n.job,
-                            artifacts: n.artifacts,
-                            optional: n.optional,
-                        })
-                        .collect()
-                }),
+            .map(|pj| {
+                let origin = pj.job.origin.as_ref();
+                let needs = match origin {
+                    Some(o) => Some(JsonNeeds::Ids(o.needs.iter().map(String::as_str).collect())),
+                    None => pj.job.needs.as_ref().map(|needs| {
+                        JsonNeeds::Jobs(
+                            needs
+                                .iter()
+                                .map(|n| JsonNeed {
+                                    job: &n.job,
+                                    artifacts: n.artifacts,
+                                    optional: n.optional,
+                                })
+                                .collect(),
+                        )
+                    }),
+                };
+                JsonJob {
+                    workflow: origin.map(|o| o.file.as_str()),
+                    job: origin.map(|o| o.id.as_str()),
+                    name: &pj.job.name,
+                    stage: &pj.job.stage,
+                    when: pj.job.when.as_str(),
+                    allow_failure: pj.job.allow_failure != crate::pipeline::AllowFailure::No,
+                    needs,
+                    matrix: origin.and_then(|o| o.matrix.as_ref()),
+                    condition: origin.and_then(|o| o.condition.as_deref()),
+                }
             })
             .collect()
     }

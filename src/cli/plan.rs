@@ -22,7 +22,15 @@ pub(super) fn cmd_plan(cli: &Cli, args: &PlanArgs) -> Result<(), CliError> {
             let yaml = serde_yaml::to_string(&plan.to_json()).map_err(CliError::input)?;
             out_raw(yaml.as_bytes())
         }
-        PlanOutput::Text => out_raw(render_plan(&source.name, &plan, &loaded.pipeline).as_bytes()),
+        PlanOutput::Text => {
+            let mut text = String::new();
+            for note in &loaded.notes {
+                text.push_str(note);
+                text.push('\n');
+            }
+            text.push_str(&render_plan(&source.name, &plan, &loaded.pipeline));
+            out_raw(text.as_bytes())
+        }
     }
 }
 
@@ -60,8 +68,17 @@ pub fn render_plan(file: &str, plan: &Plan, pipeline: &pipeline::Pipeline) -> St
                     notes.push(format!("needs {}", names.join(", ")));
                 }
             }
-            if pj.job.when != pipeline::When::OnSuccess {
-                notes.push(format!("when {}", pj.job.when.as_str()));
+            match &pj.job.origin {
+                // GitHub's jobs run as their `if:` says (after their needs, whatever happened).
+                Some(origin) => {
+                    if let Some(condition) = &origin.condition {
+                        notes.push(format!("if: {condition}"));
+                    }
+                }
+                None if pj.job.when != pipeline::When::OnSuccess => {
+                    notes.push(format!("when {}", pj.job.when.as_str()));
+                }
+                None => {}
             }
             if let Some(d) = pj.job.start_in {
                 notes.push(format!("starts after {}", crate::units::duration(d)));

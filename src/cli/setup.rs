@@ -235,10 +235,19 @@ fn load_workflows(
     for (label, image) in &origin.platforms {
         platforms.set(label, image);
     }
-    let chosen: Vec<_> = github::lower::choose(&read, &event)
-        .into_iter()
-        .filter(|c| c.decision.runs)
+    let choices = github::lower::choose(&read, &event);
+    let notes: Vec<String> = choices
+        .iter()
+        .map(|c| {
+            let runs = if c.decision.runs {
+                "runs"
+            } else {
+                "does not run"
+            };
+            format!("{} {runs}: {}", c.file, c.decision.reason)
+        })
         .collect();
+    let chosen: Vec<_> = choices.into_iter().filter(|c| c.decision.runs).collect();
     if chosen.is_empty() {
         eprintln!(
             "berth: no workflow runs for {} {}",
@@ -250,7 +259,17 @@ fn load_workflows(
     for choice in &chosen {
         let lowered = github::lower::lower(choice.workflow, choice.file, &run, &platforms)
             .map_err(|errors| fail(errors, sources.clone(), &first))?;
-        warnings.extend(lowered.warnings);
+        let mut lowered = lowered;
+        warnings.append(&mut lowered.warnings);
+        for (job, planned) in lowered.pipeline.jobs.iter_mut().zip(&lowered.jobs) {
+            job.origin = Some(crate::pipeline::JobOrigin {
+                file: choice.file.to_string(),
+                id: planned.job.clone(),
+                needs: planned.needs.clone(),
+                matrix: planned.matrix.as_ref().map(|m| m.to_serde_json()),
+                condition: planned.condition.clone(),
+            });
+        }
         match &mut pipeline {
             None => pipeline = Some(lowered.pipeline),
             Some(p) => {
@@ -275,6 +294,7 @@ fn load_workflows(
         sources,
         refused: None,
         format: Format::GitHub,
+        notes,
     };
     Ok(Some((first, loaded, context)))
 }

@@ -212,6 +212,7 @@ impl Reader<'_> {
             base_name: name.to_string(),
             inherit_variables: inherit.variables.clone(),
             steps: None,
+            origin: None,
         })
     }
 

@@ -138,6 +138,7 @@ pub fn load_source(source: &Source, ctx: &Scope) -> Result<Loaded, Failed> {
                 sources,
                 refused: cx.refused,
                 format: Format::GitLab,
+                notes: Vec::new(),
             });
         }
     }

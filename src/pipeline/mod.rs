@@ -105,6 +105,25 @@ pub struct Job {
     /// A job of steps decided one after another (GitHub's) instead of a script.
     #[serde(skip)]
     pub steps: Option<std::sync::Arc<dyn steps::Steps>>,
+    /// What the file says of the job beyond the model, for `berth plan` (GitHub's).
+    #[serde(skip)]
+    pub origin: Option<JobOrigin>,
+}
+
+/// Where a job came from in a format whose jobs are not the model's one for one (a GitHub
+/// job is one pipeline job per matrix combination).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobOrigin {
+    /// The file it is defined in.
+    pub file: String,
+    /// Its id in the file (`needs:` names it so).
+    pub id: String,
+    /// The ids of the jobs it needs.
+    pub needs: Vec<String>,
+    /// Its matrix combination, values as the format renders them; `None` without a matrix.
+    pub matrix: Option<serde_json::Value>,
+    /// Its `if:` as written.
+    pub condition: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -297,6 +316,9 @@ pub struct Loaded {
     pub refused: Option<String>,
     /// Which format it was read from.
     pub format: Format,
+    /// What the reader decided beyond the jobs, for `berth plan` (which workflows an event
+    /// triggers, and why).
+    pub notes: Vec<String>,
 }
 
 /// The pipeline formats berth reads.

@@ -202,3 +202,45 @@ fn the_verbatim_3_12_workflow_stops_with_a_clear_error() {
     assert!(all.contains("--platform"), "{all}");
     assert!(p.leftovers().is_empty());
 }
+
+#[test]
+fn plan_lists_the_jobs_under_githubs_names_with_their_matrix() {
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: [push]\njobs:\n  lint:\n    runs-on: ubuntu-latest\n    steps:\n      - run: true\n  test:\n    needs: lint\n    if: success()\n    runs-on: ${{ matrix.os }}\n    strategy:\n      matrix:\n        python: [3.10, '3.11']\n        os: [ubuntu-latest]\n    steps:\n      - run: true\n",
+    )]);
+    let run = p.berth(&["plan", "--output", "json"]);
+    run.expect_code(0);
+    let jobs: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let names: Vec<&str> = jobs
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|j| j["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "lint",
+            "test (3.1, ubuntu-latest)",
+            "test (3.11, ubuntu-latest)"
+        ]
+    );
+    let test = &jobs[1];
+    assert_eq!(test["workflow"], ".github/workflows/ci.yml");
+    assert_eq!(test["job"], "test");
+    assert_eq!(test["needs"], serde_json::json!(["lint"]));
+    // An unquoted 3.10 is the number 3.1, as GitHub reads it.
+    assert_eq!(
+        test["matrix"],
+        serde_json::json!({"python": 3.1, "os": "ubuntu-latest"})
+    );
+    assert_eq!(test["if"], "success()");
+    assert!(jobs[0].get("matrix").is_none());
+    let text = p.berth(&["plan"]);
+    assert!(
+        text.stdout.contains(".github/workflows/ci.yml runs: push"),
+        "{}",
+        text.stdout
+    );
+}

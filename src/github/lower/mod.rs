@@ -476,6 +476,7 @@ impl JobLowering<'_> {
                 base_name: job.id.clone(),
                 inherit_variables: None,
                 steps: Some(Arc::new(steps)),
+                origin: None,
             };
             let planned = PlannedJob {
                 name,
