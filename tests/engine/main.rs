@@ -12,4 +12,5 @@ mod caches;
 mod interrupt;
 mod run;
 mod services;
+mod steps;
 mod trust;

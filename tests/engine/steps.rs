@@ -1,0 +1,116 @@
+//! Jobs of steps (GitHub Actions workflows): one container per job kept up while each step runs
+//! in it as a process of its own (the engine's `exec`), on Docker and on Podman.
+
+use crate::common::{require_image, Project, BUSYBOX};
+
+const PLATFORM: &str = "ubuntu-latest=berth-test/busybox:latest";
+
+const STEPS: &str = r#"name: ci
+on: push
+env:
+  GREETING: hello
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    outputs:
+      answer: ${{ steps.calc.outputs.answer }}
+    steps:
+      - uses: actions/checkout@v4
+      - run: echo "$GREETING from $GITHUB_JOB - files $(ls)"
+      - id: calc
+        run: |
+          echo "answer=42" >> "$GITHUB_OUTPUT"
+          echo "LATER=set-by-env-file" >> "$GITHUB_ENV"
+      - run: echo "the answer is ${{ steps.calc.outputs.answer }}, later is $LATER"
+  test:
+    needs: build
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        n: [1, 2]
+    steps:
+      - run: echo "n=${{ matrix.n }} answer=${{ needs.build.outputs.answer }}"
+      - run: exit ${{ matrix.n == 2 && 1 || 0 }}
+      - run: echo "not reached after a failure"
+      - if: failure()
+        run: echo "cleanup after failure"
+  report:
+    needs: test
+    if: always()
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "test was ${{ needs.test.result }}"
+  never:
+    needs: test
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "runs only when test passed"
+"#;
+
+#[test]
+fn steps_share_a_container_and_pass_outputs_to_later_steps_and_jobs() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(".github/workflows/ci.yml", STEPS), ("README", "hi\n")]);
+    let run = p.berth(&["run", "--platform", PLATFORM]);
+    run.expect_code(1);
+    let build = run.log("build");
+    assert!(
+        build.contains(&"hello from build - files README"),
+        "{build:?}"
+    );
+    assert!(
+        build.contains(&"the answer is 42, later is set-by-env-file"),
+        "{build:?}"
+    );
+    // Matrix jobs under GitHub's check-run names, each with the need's output.
+    assert!(run.log("test (1)").contains(&"n=1 answer=42"));
+    let failed = run.log("test (2)");
+    assert!(failed.contains(&"n=2 answer=42"), "{failed:?}");
+    assert!(failed.contains(&"cleanup after failure"), "{failed:?}");
+    assert!(
+        !failed.contains(&"not reached after a failure"),
+        "{failed:?}"
+    );
+    assert!(run.status_of("test (1)").contains(": passed in "));
+    assert!(run.status_of("test (2)").contains(": failed in "));
+    // `if: always()` runs after a failed need and sees its result; a plain need is skipped.
+    assert!(run.log("report").contains(&"test was failure"));
+    assert!(
+        run.status_of("never").contains("skipped"),
+        "{}",
+        run.status_of("never")
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn ctrl_c_stops_a_running_step_and_leaves_nothing() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  slow:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ready; sleep 300\n      - run: echo never\n",
+    )]);
+    let mut child = p
+        .command(&["run", "--platform", PLATFORM])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start berth");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let seen = crate::child::read_until(
+        &mut stderr,
+        "[slow] ready",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(
+        seen.contains("[slow] ready"),
+        "the step never started:\n{seen}"
+    );
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().expect("wait");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(!rest.contains("[slow] never"), "{rest}");
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
