@@ -764,6 +764,16 @@ pub async fn resolve_images(
     Ok(out)
 }
 
+/// The entry names of a tar, in order (for tests of what the engine uploads).
+#[cfg(test)]
+pub(crate) fn tar_entry_names(tar: &[u8]) -> Vec<String> {
+    tar::Archive::new(tar)
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -212,12 +212,7 @@ mod tests {
             collect: vec![],
         };
         let tar = files_tar(&command).unwrap();
-        let mut archive = tar::Archive::new(&tar[..]);
-        let names: Vec<String> = archive
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
+        let names = crate::engine::tar_entry_names(&tar);
         assert_eq!(
             names,
             [
