@@ -11,6 +11,7 @@ pub mod caches;
 pub mod debug;
 mod images;
 mod job;
+mod output;
 pub mod owner;
 mod prepare;
 pub mod python;

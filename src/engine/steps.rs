@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::job::{log, pump_output, Ended};
+use super::job::{log, Ended};
+use super::output::pump_output;
 use super::runtime::ExecSpec;
 use super::{artifacts, PreparedJob, Shared};
 use crate::events::Sink;
