@@ -6,13 +6,14 @@
 //! bollard's here.
 
 pub mod endpoint;
+mod errors;
+mod registry;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
@@ -32,111 +33,11 @@ use crate::engine::runtime::{
     ImageSource, ImageStep, NetworkKind, ObjectInfo, Output, Progress, RuntimeError,
 };
 
+use errors::*;
+use registry::*;
+
 /// bollard's own default request timeout.
 const CONNECT_TIMEOUT_SECS: u64 = 120;
-
-/// What berth ran out of, when `e` (or an error under it) says so: too many open files, or no
-/// space left. Such an error is not an engine that cannot be reached.
-fn exhausted(e: &bollard::errors::Error) -> Option<String> {
-    // bollard's I/O error is transparent: its source is the I/O error's own source.
-    let mut next: Option<&(dyn std::error::Error + 'static)> = match e {
-        bollard::errors::Error::IOError { err } => Some(err),
-        other => Some(other),
-    };
-    while let Some(e) = next {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return exhausted_io(io);
-        }
-        next = e.source();
-    }
-    None
-}
-
-fn exhausted_io(e: &std::io::Error) -> Option<String> {
-    let what = match e.raw_os_error()? {
-        libc::EMFILE | libc::ENFILE => {
-            "berth ran out of open files (raise `ulimit -n`, or run fewer jobs at once with -j)"
-        }
-        libc::ENOSPC => "no space left on the device",
-        _ => return None,
-    };
-    Some(format!("{what}: {e}"))
-}
-
-/// A local file berth could not read for the engine.
-fn unreadable(what: impl std::fmt::Display, e: std::io::Error) -> RuntimeError {
-    match exhausted_io(&e) {
-        Some(why) => RuntimeError::Exhausted(format!("cannot read {what}: {why}")),
-        None => RuntimeError::Api(format!("cannot read {what}: {e}")),
-    }
-}
-
-impl From<bollard::errors::Error> for RuntimeError {
-    fn from(e: bollard::errors::Error) -> Self {
-        use bollard::errors::Error as E;
-        if let Some(why) = exhausted(&e) {
-            return RuntimeError::Exhausted(why);
-        }
-        match e {
-            E::SocketNotFoundError(_) | E::HyperResponseError { .. } | E::IOError { .. } => {
-                RuntimeError::Unreachable(e.to_string())
-            }
-            other => RuntimeError::Api(other.to_string()),
-        }
-    }
-}
-
-/// A removal or kill whose object is already gone (404), or whose state already is what was
-/// asked (409 with `conflict_ok`: not running, removal in progress), has done its job.
-fn done_unless_failed(
-    result: Result<(), bollard::errors::Error>,
-    conflict_ok: bool,
-) -> Result<(), RuntimeError> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 409, ..
-        }) if conflict_ok => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Podman (4.x) reports a container that has stopped but whose exit it has not yet recorded as
-/// `stopped`, a state Docker's API (and so bollard) does not know; it becomes `exited` shortly,
-/// so such an answer is asked again, up to this many times, this far apart.
-const SETTLE_TRIES: u32 = 50;
-const SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Ask with `request` until the answer is not Podman's transient `stopped` state.
-async fn settled<T, F>(mut request: impl FnMut() -> F) -> Result<T, bollard::errors::Error>
-where
-    F: std::future::Future<Output = Result<T, bollard::errors::Error>>,
-{
-    let mut tries = 0;
-    loop {
-        match request().await {
-            Err(e) if is_podman_stopped(&e) && tries < SETTLE_TRIES => tries += 1,
-            other => return other,
-        }
-        tokio::time::sleep(SETTLE_PAUSE).await;
-    }
-}
-
-fn is_podman_stopped(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::JsonDataError { message, .. }
-        if message.contains("unknown variant `stopped`"))
-}
-
-fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
-}
 
 #[derive(Clone)]
 pub struct Engine {
@@ -298,7 +199,7 @@ impl ContainerRuntime for Engine {
             .from_image(repo)
             .tag(tag)
             .build();
-        let credentials = crate::docker::credentials_for(image);
+        let credentials = credentials_for(image);
         let mut stream = self.docker.create_image(Some(options), None, credentials);
         while let Some(item) = stream.next().await {
             match item {
@@ -853,127 +754,5 @@ fn strip_prefix(message: String) -> String {
     match message.split_once(": ") {
         Some((head, rest)) if head.contains("status code") => rest.to_string(),
         _ => message,
-    }
-}
-
-/// Split `registry/repo:tag@digest` into what the create-image call wants.
-pub fn split_reference(image: &str) -> (&str, &str) {
-    // A digest goes in the tag parameter: the engine accepts either there.
-    if let Some((repo, digest)) = image.split_once('@') {
-        return (repo, digest);
-    }
-    let last_slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match image[last_slash..].rfind(':') {
-        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
-        None => (image, "latest"),
-    }
-}
-
-/// The registry host of an image reference, as the docker CLI keys its credentials.
-pub fn registry_of(image: &str) -> &str {
-    match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            first
-        }
-        _ => "https://index.docker.io/v1/",
-    }
-}
-
-/// The user's credentials for the image's registry from `~/.docker/config.json` (`auths`).
-fn credentials_for(image: &str) -> Option<DockerCredentials> {
-    use base64::Engine as _;
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
-    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let registry = registry_of(image);
-    let auths = config.get("auths")?.as_object()?;
-    let entry = auths.iter().find(|(k, _)| {
-        k.as_str() == registry
-            || k.trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .split('/')
-                .next()
-                == Some(registry)
-    })?;
-    let auth = entry.1.get("auth")?.as_str()?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(auth)
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, pass) = decoded.split_once(':')?;
-    Some(DockerCredentials {
-        username: Some(user.to_string()),
-        password: Some(pass.to_string()),
-        serveraddress: Some(entry.0.clone()),
-        ..Default::default()
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn running_out_of_files_or_space_is_not_an_unreachable_engine() {
-        for (code, says) in [
-            (libc::EMFILE, "open files"),
-            (libc::ENFILE, "open files"),
-            (libc::ENOSPC, "no space left"),
-        ] {
-            let e = bollard::errors::Error::IOError {
-                err: std::io::Error::from_raw_os_error(code),
-            };
-            let e = RuntimeError::from(e);
-            assert!(matches!(e, RuntimeError::Exhausted(_)), "{e:?}");
-            assert!(e.to_string().contains(says), "{e}");
-        }
-        let refused = bollard::errors::Error::IOError {
-            err: std::io::Error::from_raw_os_error(libc::ECONNREFUSED),
-        };
-        assert!(matches!(
-            RuntimeError::from(refused),
-            RuntimeError::Unreachable(_)
-        ));
-    }
-
-    #[test]
-    fn podman_stopped_is_told_from_other_errors() {
-        let json = |message: &str| bollard::errors::Error::JsonDataError {
-            message: message.to_string(),
-            column: 178,
-        };
-        assert!(is_podman_stopped(&json(
-            "unknown variant `stopped`, expected one of ``, `created`, `running`"
-        )));
-        assert!(!is_podman_stopped(&json("unknown variant `sleepy`")));
-        assert!(!is_podman_stopped(
-            &bollard::errors::Error::DockerResponseServerError {
-                status_code: 404,
-                message: "unknown variant `stopped`".into(),
-            }
-        ));
-    }
-
-    #[test]
-    fn references() {
-        assert_eq!(split_reference("alpine"), ("alpine", "latest"));
-        assert_eq!(split_reference("python:3.12"), ("python", "3.12"));
-        assert_eq!(
-            split_reference("localhost:5000/team/app:v1"),
-            ("localhost:5000/team/app", "v1")
-        );
-        assert_eq!(
-            split_reference("localhost:5000/team/app"),
-            ("localhost:5000/team/app", "latest")
-        );
-        assert_eq!(
-            split_reference("alpine@sha256:abc"),
-            ("alpine", "sha256:abc")
-        );
-        assert_eq!(registry_of("alpine"), "https://index.docker.io/v1/");
-        assert_eq!(registry_of("ghcr.io/a/b:1"), "ghcr.io");
-        assert_eq!(registry_of("library/alpine"), "https://index.docker.io/v1/");
     }
 }
