@@ -24,6 +24,9 @@ pub(super) enum Ended {
     Broken(RuntimeError),
     /// The job's own data was refused or could not be kept (an unsafe artifact, a failed upload).
     Refused(String),
+    /// The job's image cannot give it what it asks for (a Python version it lacks): not the
+    /// job's own failure, as an engine that cannot run it is not.
+    Unrunnable(String),
 }
 
 pub(super) async fn run(
@@ -100,6 +103,7 @@ pub(super) async fn run(
             Ended::Cancelled => (JobStatus::Cancelled, None, Some("interrupted".into())),
             Ended::Broken(e) => (JobStatus::Error, None, Some(e.to_string())),
             Ended::Refused(why) => (JobStatus::Failed, None, Some(why.clone())),
+            Ended::Unrunnable(why) => (JobStatus::Error, None, Some(why.clone())),
         };
         let retryable = matches!(
             status,
@@ -261,7 +265,10 @@ async fn attempt_once(
     }
     if let Some(debug) = &config.debug {
         let failed = matches!(ended, Ended::Exited(code) if code != 0)
-            || matches!(ended, Ended::TimedOut | Ended::Refused(_));
+            || matches!(
+                ended,
+                Ended::TimedOut | Ended::Refused(_) | Ended::Unrunnable(_)
+            );
         if failed && last && debug.job.as_ref().is_none_or(|j| j == &job.name) {
             if let Err(e) =
                 super::debug::after_failure(engine, sink, &spec, &id, &job.name, debug.keep).await
@@ -458,7 +465,7 @@ async fn drive(
         Ended::Cancelled | Ended::Broken(_) => {
             let _ = engine.remove_container(id).await;
         }
-        Ended::Exited(_) | Ended::Refused(_) => {}
+        Ended::Exited(_) | Ended::Refused(_) | Ended::Unrunnable(_) => {}
     }
     // The container has stopped; its stream goes on with what the engine has not sent yet (a
     // job printing a lot is far ahead of it) and ends after the last line. Only a stream that

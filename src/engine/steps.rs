@@ -141,7 +141,7 @@ pub(super) async fn run(
         .insert(job.index, outcome.outputs.clone());
     match (outcome.success, outcome.message) {
         (true, _) => Ended::Exited(0),
-        (false, Some(message)) if outcome.environment_error => Ended::Refused(message),
+        (false, Some(message)) if outcome.environment_error => Ended::Unrunnable(message),
         (false, _) => Ended::Exited(1),
     }
 }
