@@ -115,14 +115,28 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
         .enumerate()
         .map(|(i, j)| (j.name.as_str(), i))
         .collect();
-    let unknown: Vec<String> = select
-        .iter()
-        .filter(|n| !index_of.contains_key(n.as_str()))
-        .cloned()
-        .collect();
+    // A name that is no job's may be a GitHub job's id: every combination of its matrix.
+    let mut selected: Vec<String> = Vec::new();
+    let mut unknown: Vec<String> = Vec::new();
+    for name in select {
+        if index_of.contains_key(name.as_str()) {
+            selected.push(name.clone());
+            continue;
+        }
+        let by_id: Vec<String> = candidates
+            .iter()
+            .filter(|j| j.origin.as_ref().is_some_and(|o| &o.id == name))
+            .map(|j| j.name.clone())
+            .collect();
+        if by_id.is_empty() {
+            unknown.push(name.clone());
+        }
+        selected.extend(by_id);
+    }
     if !unknown.is_empty() {
         return Err(PlanError::UnknownJobs(unknown));
     }
+    let select = &selected;
 
     let stage_at: Vec<usize> = candidates
         .iter()

@@ -160,6 +160,11 @@ fn plan_lists_the_jobs_under_githubs_names_with_their_matrix() {
     );
     assert_eq!(test["if"], "success()");
     assert!(jobs[0].get("matrix").is_none());
+    // A job's id selects every combination of its matrix, with what they need.
+    let selected = p.berth(&["plan", "--output", "json", "test"]);
+    selected.expect_code(0);
+    let selected: serde_json::Value = serde_json::from_str(&selected.stdout).expect("JSON");
+    assert_eq!(selected.as_array().map(Vec::len), Some(3), "{selected}");
     let text = p.berth(&["plan"]);
     assert!(
         text.stdout.contains(".github/workflows/ci.yml runs: push"),
