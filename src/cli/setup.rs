@@ -270,6 +270,9 @@ fn load_workflows(
                 condition: planned.condition.clone(),
             });
         }
+        if let Some(p) = &pipeline {
+            rename_taken(&mut lowered.pipeline.jobs, &p.jobs, choice.file);
+        }
         match &mut pipeline {
             None => pipeline = Some(lowered.pipeline),
             Some(p) => {
@@ -297,6 +300,39 @@ fn load_workflows(
         notes,
     };
     Ok(Some((first, loaded, context)))
+}
+
+/// Jobs of a workflow whose check-run names another workflow's jobs already have get the
+/// workflow's file name (`test [ci.yml]`), as in-workflow duplicates get their job id: the
+/// engine, the logs and the run record know jobs by name. Their needs follow.
+fn rename_taken(jobs: &mut [crate::pipeline::Job], taken: &[crate::pipeline::Job], file: &str) {
+    let short = Path::new(file)
+        .file_name()
+        .map_or(file.to_string(), |n| n.to_string_lossy().into_owned());
+    let is_taken = |name: &str, jobs: &[crate::pipeline::Job]| {
+        taken.iter().chain(jobs).any(|j| j.name == name)
+    };
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    for i in 0..jobs.len() {
+        if !taken.iter().any(|j| j.name == jobs[i].name) {
+            continue;
+        }
+        let mut name = format!("{} [{short}]", jobs[i].name);
+        let mut n = 2;
+        while is_taken(&name, jobs) {
+            name = format!("{} [{short} {n}]", jobs[i].name);
+            n += 1;
+        }
+        renamed.push((jobs[i].name.clone(), name.clone()));
+        jobs[i].name = name;
+    }
+    for job in jobs.iter_mut() {
+        for need in job.needs.iter_mut().flatten() {
+            if let Some((_, new)) = renamed.iter().find(|(old, _)| *old == need.job) {
+                need.job = new.clone();
+            }
+        }
+    }
 }
 
 /// What rules, includes and child pipelines see of the run's context.
@@ -331,7 +367,29 @@ fn rejected(failed: &crate::pipeline::Failed, source: &Source) -> CliError {
 }
 
 pub(super) fn make_plan(loaded: &Loaded, jobs: &[String], manual: bool) -> Result<Plan, CliError> {
-    plan::plan(&loaded.pipeline, jobs, manual).map_err(CliError::input)
+    let jobs = job_ids_as_names(&loaded.pipeline, jobs);
+    plan::plan(&loaded.pipeline, &jobs, manual).map_err(CliError::input)
+}
+
+/// A workflow's job may be named by its check-run name or by its id in the file (`test`
+/// for `test (3.11)` and `test (3.12)`, `build` for a job named `Build it`): an id that is no
+/// job's name stands for every job of that id.
+fn job_ids_as_names(pipeline: &crate::pipeline::Pipeline, names: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in names {
+        let of_id: Vec<String> = pipeline
+            .jobs
+            .iter()
+            .filter(|j| j.origin.as_ref().is_some_and(|o| o.id == *name))
+            .map(|j| j.name.clone())
+            .collect();
+        if pipeline.jobs.iter().any(|j| j.name == *name) || of_id.is_empty() {
+            out.push(name.clone());
+        } else {
+            out.extend(of_id);
+        }
+    }
+    out
 }
 
 /// The project's run store, for reading.
