@@ -239,3 +239,22 @@ fn a_job_is_chosen_by_its_id_as_well_as_by_its_check_run_name() {
     );
     p.berth(&["plan", "nope"]).expect_code(2);
 }
+
+#[test]
+fn a_workflow_run_replays() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  hello:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hello-step\n",
+    )]);
+    let platform = busybox_platform();
+    p.berth(&["run", "--platform", &platform]).expect_code(0);
+    let replay = p.berth(&["replay"]);
+    replay.expect_code(0);
+    assert!(
+        replay.log("hello").contains(&"hello-step"),
+        "{}",
+        replay.stderr
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
