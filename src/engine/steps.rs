@@ -79,10 +79,10 @@ pub(super) async fn run(
             sink.clone(),
             stopped.clone(),
         ));
-        let limit = match command.timeout {
-            Some(t) => deadline.min(tokio::time::Instant::now() + t),
-            None => deadline,
-        };
+        // The step's own `timeout-minutes` when it ends before the job's.
+        let now = tokio::time::Instant::now();
+        let step_limit = command.timeout.filter(|t| now + *t < deadline);
+        let limit = step_limit.map_or(deadline, |t| now + t);
         // A process cannot be killed on its own through the engine's API: a step that runs
         // out of time (or a cancelled run) ends the job's container.
         let ended = tokio::select! {
@@ -92,7 +92,17 @@ pub(super) async fn run(
                 }
                 None
             }
-            _ = tokio::time::sleep_until(limit) => Some(Ended::TimedOut),
+            _ = tokio::time::sleep_until(limit) => {
+                if let Some(t) = step_limit {
+                    let message = format!(
+                        "step `{}` timed out after {}: berth ends its job (a step's process cannot be stopped alone yet)",
+                        command.name,
+                        crate::units::duration(t)
+                    );
+                    log(sink, &job.name, message).await;
+                }
+                Some(Ended::TimedOut(step_limit.unwrap_or(job.timeout)))
+            }
             _ = cancel.cancelled() => Some(Ended::Cancelled),
         };
         if let Some(ended) = ended {

@@ -114,3 +114,25 @@ fn ctrl_c_stops_a_running_step_and_leaves_nothing() {
     assert!(!rest.contains("[slow] never"), "{rest}");
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn a_step_that_runs_out_of_its_own_time_says_so_and_leaves_nothing() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  slow:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ready; sleep 300\n        timeout-minutes: 0.05\n      - run: echo never\n",
+    )]);
+    let run = p.berth(&["run", "--platform", PLATFORM]);
+    run.expect_code(1);
+    // The step's 3 seconds, not the job's default 6 hours.
+    let status = run.status_of("slow");
+    assert!(status.contains("timed out after 3.0s"), "{status}");
+    let log = run.log("slow");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("step `Run echo ready; sleep 300` timed out after 3.0s")),
+        "{log:?}"
+    );
+    assert!(!log.contains(&"never"), "{log:?}");
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
