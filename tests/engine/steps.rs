@@ -136,3 +136,34 @@ fn a_step_that_runs_out_of_its_own_time_says_so_and_leaves_nothing() {
     assert!(!log.contains(&"never"), "{log:?}");
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn a_file_command_with_stray_bytes_keeps_its_lines_and_one_too_large_is_said() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        r#"on: push
+jobs:
+  files:
+    runs-on: ubuntu-latest
+    steps:
+      - id: s
+        run: |
+          printf 'a=1\nx=\377\376\n' >> "$GITHUB_OUTPUT"
+          head -c 5000000 /dev/zero | tr '\0' b >> "$GITHUB_STEP_SUMMARY"
+      - run: echo "a is [${{ steps.s.outputs.a }}]"
+"#,
+    )]);
+    let run = p.berth(&["run", "--platform", PLATFORM]);
+    run.expect_code(0);
+    let log = run.log("files");
+    // One byte that is not UTF-8 does not lose the file's other outputs.
+    assert!(log.contains(&"a is [1]"), "{log:?}");
+    // A file over berth's limit is named, not silently dropped.
+    assert!(
+        log.iter()
+            .any(|l| l.contains("/summary is larger than") && l.contains("berth ignores it")),
+        "{log:?}"
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
