@@ -258,3 +258,29 @@ fn a_workflow_run_replays() {
     );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn a_secret_is_in_the_secrets_context_and_masked() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  s:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo \"token=[${{ secrets.TOKEN }}] set=${{ secrets.TOKEN != '' }}\"\n",
+    )]);
+    let platform = busybox_platform();
+    let out = p
+        .command(&["run", "--platform", &platform, "--secret", "TOKEN"])
+        .env("TOKEN", "hunter2-secret")
+        .output()
+        .expect("run berth");
+    let run = crate::common::Run::from(out);
+    run.expect_code(0);
+    assert!(
+        run.log("s").contains(&"token=[[MASKED]] set=true"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hunter2-secret"), "{}", run.stderr);
+    let logs = p.berth(&["logs", "s"]);
+    assert!(logs.stdout.contains("token=[[MASKED]]"), "{}", logs.stdout);
+    assert!(!logs.stdout.contains("hunter2-secret"), "{}", logs.stdout);
+}
