@@ -284,3 +284,15 @@ fn a_secret_is_in_the_secrets_context_and_masked() {
     assert!(logs.stdout.contains("token=[[MASKED]]"), "{}", logs.stdout);
     assert!(!logs.stdout.contains("hunter2-secret"), "{}", logs.stdout);
 }
+
+#[test]
+fn shell_python_runs_where_the_image_has_only_python3() {
+    require_image(PYTHON);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  py:\n    runs-on: ubuntu-latest\n    steps:\n      - shell: python\n        run: |\n          import sys\n          print('python', sys.version_info[0])\n",
+    )]);
+    let run = p.berth(&["run", "--platform", PLATFORM]);
+    run.expect_code(0);
+    assert!(run.log("py").contains(&"python 3"), "{}", run.stderr);
+}
