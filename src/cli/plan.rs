@@ -9,7 +9,7 @@ use super::{out_raw, CliError};
 
 pub(super) fn cmd_plan(cli: &Cli, args: &PlanArgs) -> Result<(), CliError> {
     let project = project_dir(cli)?;
-    let Some((source, loaded, _)) = load(cli, &project, &args.origin, 0)? else {
+    let Some((source, loaded, _)) = load(cli, &project, &args.origin, &[], 0)? else {
         return Ok(());
     };
     let plan = make_plan(&loaded, &args.jobs, args.manual)?;

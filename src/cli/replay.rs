@@ -63,7 +63,15 @@ pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> Result<(), CliEr
     if now.dirty {
         drift.push("the working tree has uncommitted changes".to_string());
     }
-    let file = cli.file.clone().or_else(|| Source::discover(&project));
+    // A workflow run records the workflow's path in the repository (GitLab's: discovered).
+    let recorded = project.join(&manifest.pipeline);
+    let file = cli
+        .file
+        .clone()
+        .or_else(|| Source::discover(&project))
+        .or_else(|| {
+            (crate::github::is_workflow_path(&recorded) && recorded.is_file()).then_some(recorded)
+        });
     match file.as_deref().map(std::fs::read) {
         Some(Ok(bytes)) => {
             use sha2::{Digest, Sha256};

@@ -79,6 +79,7 @@ pub(super) async fn cmd_run(
             )))
         }
     };
+    let secrets = read_secrets(&args.secrets).map_err(CliError::Input)?;
     let planning = Planning {
         jobs: &args.jobs,
         // A lock covers manual jobs' images too.
@@ -86,7 +87,7 @@ pub(super) async fn cmd_run(
         // Child pipelines run as part of this run.
         children: true,
     };
-    let Some((run, engine)) = LoadedRun::read(cli, &args.origin, planning)? else {
+    let Some((run, engine)) = LoadedRun::read(cli, &args.origin, secrets, planning)? else {
         return Ok(());
     };
     let launch = Launch {
@@ -108,7 +109,7 @@ pub(super) async fn execute(
 ) -> Result<(), CliError> {
     let hermetic = hermetic(args, &run, launch.mode)?;
     let engine = connected(engine).await?;
-    let secrets = read_secrets(&args.secrets).map_err(CliError::Input)?;
+    let secrets = run.secrets.clone();
     let runs = open_store(&run.project, args.keep_runs)?;
     if launch.mode == RunMode::Lock {
         let setup = Setup::lock(&run.run_id, &runs, &engine);

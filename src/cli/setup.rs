@@ -60,6 +60,8 @@ pub(super) struct LoadedRun {
     pub(super) plan: Plan,
     pub(super) context: Facts,
     pub(super) run_id: String,
+    /// `--secret`s, read before the pipeline: a workflow's `secrets` context has them.
+    pub(super) secrets: Vec<(String, String)>,
 }
 
 /// Which of the pipeline's jobs a run plans.
@@ -79,12 +81,15 @@ impl LoadedRun {
     pub(super) fn read(
         cli: &Cli,
         origin: &OriginArgs,
+        secrets: Vec<(String, String)>,
         planning: Planning,
     ) -> Result<Option<(LoadedRun, Connecting)>, CliError> {
         let project = project_dir(cli)?;
         let engine = tokio::spawn(Engine::connect());
         let (run_id, pipeline_id) = store::new_run_id();
-        let Some((source, mut loaded, context)) = load(cli, &project, origin, pipeline_id)? else {
+        let Some((source, mut loaded, context)) =
+            load(cli, &project, origin, &secrets, pipeline_id)?
+        else {
             return Ok(None);
         };
         if planning.children {
@@ -99,22 +104,31 @@ impl LoadedRun {
             plan,
             context,
             run_id,
+            secrets,
         };
         Ok(Some((run, engine)))
     }
 }
 
 /// Find, read and validate the pipeline for its context; print its warnings. `None` (a
-/// message, and exit code 0) for a pipeline that `workflow: rules` refuse.
+/// message, and exit code 0) for a pipeline that `workflow: rules` refuse. `secrets`: the
+/// `--secret`s, for a workflow's `secrets` context.
 pub(super) fn load(
     cli: &Cli,
     project: &Path,
     origin: &OriginArgs,
+    secrets: &[(String, String)],
     pipeline_id: u64,
 ) -> Result<Option<(Source, Loaded, Facts)>, CliError> {
     let path = match &cli.file {
         Some(f) if github::is_workflow_path(f) => {
-            return load_workflows(project, std::slice::from_ref(f), origin, pipeline_id);
+            return load_workflows(
+                project,
+                std::slice::from_ref(f),
+                origin,
+                secrets,
+                pipeline_id,
+            );
         }
         Some(f) => f.clone(),
         None => match Source::discover(project) {
@@ -128,7 +142,7 @@ pub(super) fn load(
                         project.display()
                     )));
                 }
-                return load_workflows(project, &workflows, origin, pipeline_id);
+                return load_workflows(project, &workflows, origin, secrets, pipeline_id);
             }
         },
     };
@@ -176,6 +190,7 @@ fn load_workflows(
     project: &Path,
     files: &[PathBuf],
     origin: &OriginArgs,
+    secrets: &[(String, String)],
     pipeline_id: u64,
 ) -> Result<Option<(Source, Loaded, Facts)>, CliError> {
     let context = Facts::with_origin(project, pipeline_id, &origin.origin());
@@ -230,7 +245,14 @@ fn load_workflows(
         activity: None,
     };
     let mut run = github::run::Run::from_git(&context, &origin.event);
+    // `-e` values as well; `--secret`s win, and only they are masked in the logs.
     run.secrets = origin.env.clone();
+    for (k, v) in secrets {
+        match run.secrets.iter_mut().find(|(n, _)| n == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => run.secrets.push((k.clone(), v.clone())),
+        }
+    }
     let mut platforms = github::lower::Platforms::new();
     for (label, image) in &origin.platforms {
         platforms.set(label, image);
@@ -270,6 +292,9 @@ fn load_workflows(
                 condition: planned.condition.clone(),
             });
         }
+        if let Some(p) = &pipeline {
+            rename_taken(&mut lowered.pipeline.jobs, &p.jobs, choice.file);
+        }
         match &mut pipeline {
             None => pipeline = Some(lowered.pipeline),
             Some(p) => {
@@ -297,6 +322,39 @@ fn load_workflows(
         notes,
     };
     Ok(Some((first, loaded, context)))
+}
+
+/// Jobs of a workflow whose check-run names another workflow's jobs already have get the
+/// workflow's file name (`test [ci.yml]`), as in-workflow duplicates get their job id: the
+/// engine, the logs and the run record know jobs by name. Their needs follow.
+fn rename_taken(jobs: &mut [crate::pipeline::Job], taken: &[crate::pipeline::Job], file: &str) {
+    let short = Path::new(file)
+        .file_name()
+        .map_or(file.to_string(), |n| n.to_string_lossy().into_owned());
+    let is_taken = |name: &str, jobs: &[crate::pipeline::Job]| {
+        taken.iter().chain(jobs).any(|j| j.name == name)
+    };
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    for i in 0..jobs.len() {
+        if !taken.iter().any(|j| j.name == jobs[i].name) {
+            continue;
+        }
+        let mut name = format!("{} [{short}]", jobs[i].name);
+        let mut n = 2;
+        while is_taken(&name, jobs) {
+            name = format!("{} [{short} {n}]", jobs[i].name);
+            n += 1;
+        }
+        renamed.push((jobs[i].name.clone(), name.clone()));
+        jobs[i].name = name;
+    }
+    for job in jobs.iter_mut() {
+        for need in job.needs.iter_mut().flatten() {
+            if let Some((_, new)) = renamed.iter().find(|(old, _)| *old == need.job) {
+                need.job = new.clone();
+            }
+        }
+    }
 }
 
 /// What rules, includes and child pipelines see of the run's context.

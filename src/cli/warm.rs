@@ -18,13 +18,14 @@ pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> Result<(), CliError> 
             "warm fills the stored Python caches: it needs them, and a network",
         ));
     }
+    let secrets = super::run::read_secrets(&args.secrets).map_err(CliError::Input)?;
     let planning = Planning {
         jobs: &args.jobs,
         // Manual jobs count too: warming runs none of their commands.
         manual: true,
         children: false,
     };
-    let Some((mut run, engine)) = LoadedRun::read(cli, &args.origin, planning)? else {
+    let Some((mut run, engine)) = LoadedRun::read(cli, &args.origin, secrets, planning)? else {
         return Ok(());
     };
     let plan = &mut run.plan;

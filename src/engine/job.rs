@@ -19,7 +19,8 @@ use crate::project::paths;
 /// How one attempt ended.
 pub(super) enum Ended {
     Exited(i64),
-    TimedOut,
+    /// Ran out of time: the limit that ended it (the job's, or one step's).
+    TimedOut(std::time::Duration),
     Cancelled,
     Broken(RuntimeError),
     /// The job's own data was refused or could not be kept (an unsafe artifact, a failed upload).
@@ -92,12 +93,12 @@ pub(super) async fn run(
                 Some(*code),
                 Some(format!("exit code {code}")),
             ),
-            Ended::TimedOut => (
+            Ended::TimedOut(limit) => (
                 JobStatus::TimedOut,
                 None,
                 Some(format!(
                     "timed out after {}",
-                    crate::units::duration(job.timeout)
+                    crate::units::duration(*limit)
                 )),
             ),
             Ended::Cancelled => (JobStatus::Cancelled, None, Some("interrupted".into())),
@@ -255,7 +256,7 @@ async fn attempt_once(
     }
     // Keep artifacts from the attempt whose result stands: a pass, or the last failure.
     let passed = matches!(ended, Ended::Exited(0));
-    let failed_for_good = matches!(ended, Ended::Exited(_) | Ended::TimedOut) && !passed && last;
+    let failed_for_good = matches!(ended, Ended::Exited(_) | Ended::TimedOut(_)) && !passed && last;
     if let Some(spec) = &job.artifacts {
         if (passed || failed_for_good) && spec.when.keeps(passed) {
             if let Err(why) = keep_artifacts(job, shared, sink, &id, spec).await {
@@ -267,7 +268,7 @@ async fn attempt_once(
         let failed = matches!(ended, Ended::Exited(code) if code != 0)
             || matches!(
                 ended,
-                Ended::TimedOut | Ended::Refused(_) | Ended::Unrunnable(_)
+                Ended::TimedOut(_) | Ended::Refused(_) | Ended::Unrunnable(_)
             );
         if failed && last && debug.job.as_ref().is_none_or(|j| j == &job.name) {
             if let Err(e) =
@@ -453,12 +454,12 @@ async fn drive(
             Ok(code) => Ended::Exited(code),
             Err(e) => Ended::Broken(e),
         },
-        _ = tokio::time::sleep(job.timeout) => Ended::TimedOut,
+        _ = tokio::time::sleep(job.timeout) => Ended::TimedOut(job.timeout),
         _ = cancel.cancelled() => Ended::Cancelled,
     };
     match ended {
         // Killed, not removed: its files stay readable for `artifacts: when: on_failure`.
-        Ended::TimedOut => {
+        Ended::TimedOut(_) => {
             let _ = engine.kill(id).await;
         }
         // Removing kills it; the output stream then ends.
@@ -480,7 +481,7 @@ async fn drive(
     // Some engines' streams can also end early without saying so (Podman's, podman#21914), and
     // Docker's sometimes ends before an unterminated last line the container printed as it
     // exited: read again there, on Docker while that is cheap.
-    let whole = matches!(ended, Ended::Exited(_) | Ended::TimedOut);
+    let whole = matches!(ended, Ended::Exited(_) | Ended::TimedOut(_));
     let may_end_early = engine.logs_may_end_early();
     let small = pumped.bytes[0] + pumped.bytes[1] <= RECHECK_BYTES;
     if !(whole && (may_end_early || small || first != Read::ToTheEnd)) {

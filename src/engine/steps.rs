@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::job::{log, Ended};
 use super::output::pump_output;
 use super::runtime::ExecSpec;
-use super::{artifacts, PreparedJob, Shared};
+use super::{PreparedJob, Shared};
 use crate::events::Sink;
 use crate::pipeline::steps::{self, Command, NeedResult, Steps};
 
@@ -80,10 +80,10 @@ pub(super) async fn run(
             sink.clone(),
             stopped.clone(),
         ));
-        let limit = match command.timeout {
-            Some(t) => deadline.min(tokio::time::Instant::now() + t),
-            None => deadline,
-        };
+        // The step's own `timeout-minutes` when it ends before the job's.
+        let now = tokio::time::Instant::now();
+        let step_limit = command.timeout.filter(|t| now + *t < deadline);
+        let limit = step_limit.map_or(deadline, |t| now + t);
         // A process cannot be killed on its own through the engine's API: a step that runs
         // out of time (or a cancelled run) ends the job's container.
         let ended = tokio::select! {
@@ -93,7 +93,17 @@ pub(super) async fn run(
                 }
                 None
             }
-            _ = tokio::time::sleep_until(limit) => Some(Ended::TimedOut),
+            _ = tokio::time::sleep_until(limit) => {
+                if let Some(t) = step_limit {
+                    let message = format!(
+                        "step `{}` timed out after {}: berth ends its job (a step's process cannot be stopped alone yet)",
+                        command.name,
+                        crate::units::duration(t)
+                    );
+                    log(sink, &job.name, message).await;
+                }
+                Some(Ended::TimedOut(step_limit.unwrap_or(job.timeout)))
+            }
             _ = cancel.cancelled() => Some(Ended::Cancelled),
         };
         if let Some(ended) = ended {
@@ -110,9 +120,15 @@ pub(super) async fn run(
         };
         let mut files = Vec::new();
         for path in &command.collect {
-            // A file the step removed is as good as empty.
-            if let Ok(text) = artifacts::read_small_file(engine, id, path, FILE_LIMIT).await {
-                files.push((path.clone(), text));
+            match read_step_file(engine, id, path).await {
+                Ok(Some(text)) => files.push((path.clone(), text)),
+                // A file the step removed is as good as empty.
+                Ok(None) => {}
+                Err(why) => {
+                    let message =
+                        format!("step `{}`: {path} {why}: berth ignores it", command.name);
+                    log(sink, &job.name, message).await;
+                }
             }
         }
         run.finished(steps::Ended {
@@ -144,6 +160,43 @@ pub(super) async fn run(
         (false, Some(message)) if outcome.environment_error => Ended::Unrunnable(message),
         (false, _) => Ended::Exited(1),
     }
+}
+
+/// A file a step wrote, read back: `None` when it is not there (the engine cannot give it);
+/// `Err` when it is larger than [`FILE_LIMIT`]. Bytes that are not UTF-8 are replaced, as the
+/// runner reads these files as UTF-8, rather than losing every line of the file.
+async fn read_step_file(
+    engine: &dyn super::runtime::ContainerRuntime,
+    container: &str,
+    path: &str,
+) -> Result<Option<String>, String> {
+    use futures_util::TryStreamExt;
+    use std::io::Read;
+    let too_large = || format!("is larger than {}", crate::units::bytes(FILE_LIMIT as u64));
+    let mut tar_bytes = Vec::new();
+    let mut stream = engine.download(container, path);
+    loop {
+        match stream.try_next().await {
+            Ok(Some(chunk)) => tar_bytes.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(_) => return Ok(None),
+        }
+        if tar_bytes.len() > FILE_LIMIT + 64 * 1024 {
+            return Err(too_large());
+        }
+    }
+    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    let mut bytes = Vec::new();
+    let entry = archive.entries().ok().and_then(|mut e| e.next());
+    if let Some(Ok(mut entry)) = entry {
+        if entry.size() > FILE_LIMIT as u64 {
+            return Err(too_large());
+        }
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot be read: {e}"))?;
+    }
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// The exit code of a process whose output has ended: engines may take a moment to know it.

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::common::{require_image, Project, PYTHON};
+use crate::common::{require_image, Project, BUSYBOX, PYTHON};
 use crate::pypi::{require_index, INDEX_IMAGE};
 
 const PLATFORM: &str = "ubuntu-latest=berth-test/python:3.11";
@@ -171,4 +171,134 @@ fn plan_lists_the_jobs_under_githubs_names_with_their_matrix() {
         "{}",
         text.stdout
     );
+}
+
+/// `ubuntu-latest` as the small busybox image.
+fn busybox_platform() -> String {
+    format!("ubuntu-latest={BUSYBOX}")
+}
+
+#[test]
+fn two_workflows_with_a_job_of_the_same_id_run_both_apart() {
+    require_image(BUSYBOX);
+    let job =
+        |say: &str| format!("    runs-on: ubuntu-latest\n    steps:\n      - run: echo {say}\n");
+    let p = Project::new(&[
+        (
+            ".github/workflows/a.yml",
+            &format!("on: push\njobs:\n  test:\n{}", job("from-a; exit 1")),
+        ),
+        (
+            ".github/workflows/b.yml",
+            &format!(
+                "on: push\njobs:\n  test:\n{}  after:\n    needs: test\n{}",
+                job("from-b"),
+                job("after-b")
+            ),
+        ),
+    ]);
+    let platform = busybox_platform();
+    let run = p.berth(&["run", "--platform", &platform]);
+    run.expect_code(1);
+    // The second workflow's `test` is told apart by its file; its `after` needs it, not a.yml's
+    // failed `test`.
+    assert!(run.status_of("test").contains("failed"), "{}", run.stderr);
+    assert!(
+        run.status_of("test [b.yml]").contains("passed"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.status_of("after").contains("passed"), "{}", run.stderr);
+    let logs = p.berth(&["logs", "test [b.yml]"]);
+    logs.expect_code(0);
+    assert!(logs.stdout.contains("from-b"), "{}", logs.stdout);
+    assert!(!logs.stdout.contains("from-a"), "{}", logs.stdout);
+    let show = p.berth(&["show"]);
+    assert!(show.stdout.contains("test [b.yml]"), "{}", show.stdout);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_job_is_chosen_by_its_id_as_well_as_by_its_check_run_name() {
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  build:\n    name: Build it\n    runs-on: ubuntu-latest\n    steps:\n      - run: true\n  test:\n    needs: build\n    strategy:\n      matrix:\n        v: [1, 2]\n    runs-on: ubuntu-latest\n    steps:\n      - run: true\n  lint:\n    runs-on: ubuntu-latest\n    steps:\n      - run: true\n",
+    )]);
+    let names = |args: &[&str]| -> Vec<String> {
+        let run = p.berth(args);
+        run.expect_code(0);
+        let jobs: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+        jobs.as_array()
+            .expect("an array")
+            .iter()
+            .map(|j| j["name"].as_str().expect("a name").to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&["plan", "--output", "json", "test"]),
+        ["Build it", "test (1)", "test (2)"]
+    );
+    assert_eq!(names(&["plan", "--output", "json", "build"]), ["Build it"]);
+    assert_eq!(
+        names(&["plan", "--output", "json", "test (2)"]),
+        ["Build it", "test (2)"]
+    );
+    p.berth(&["plan", "nope"]).expect_code(2);
+}
+
+#[test]
+fn a_workflow_run_replays() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  hello:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hello-step\n",
+    )]);
+    let platform = busybox_platform();
+    p.berth(&["run", "--platform", &platform]).expect_code(0);
+    let replay = p.berth(&["replay"]);
+    replay.expect_code(0);
+    assert!(
+        replay.log("hello").contains(&"hello-step"),
+        "{}",
+        replay.stderr
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_secret_is_in_the_secrets_context_and_masked() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  s:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo \"token=[${{ secrets.TOKEN }}] set=${{ secrets.TOKEN != '' }}\"\n",
+    )]);
+    let platform = busybox_platform();
+    let out = p
+        .command(&["run", "--platform", &platform, "--secret", "TOKEN"])
+        .env("TOKEN", "hunter2-secret")
+        .output()
+        .expect("run berth");
+    let run = crate::common::Run::from(out);
+    run.expect_code(0);
+    assert!(
+        run.log("s").contains(&"token=[[MASKED]] set=true"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hunter2-secret"), "{}", run.stderr);
+    let logs = p.berth(&["logs", "s"]);
+    assert!(logs.stdout.contains("token=[[MASKED]]"), "{}", logs.stdout);
+    assert!(!logs.stdout.contains("hunter2-secret"), "{}", logs.stdout);
+}
+
+#[test]
+fn shell_python_runs_where_the_image_has_only_python3() {
+    require_image(PYTHON);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  py:\n    runs-on: ubuntu-latest\n    steps:\n      - shell: python\n        run: |\n          import sys\n          print('python', sys.version_info[0])\n",
+    )]);
+    let run = p.berth(&["run", "--platform", PLATFORM]);
+    run.expect_code(0);
+    assert!(run.log("py").contains(&"python 3"), "{}", run.stderr);
 }

@@ -114,3 +114,56 @@ fn ctrl_c_stops_a_running_step_and_leaves_nothing() {
     assert!(!rest.contains("[slow] never"), "{rest}");
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn a_step_that_runs_out_of_its_own_time_says_so_and_leaves_nothing() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  slow:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ready; sleep 300\n        timeout-minutes: 0.05\n      - run: echo never\n",
+    )]);
+    let run = p.berth(&["run", "--platform", PLATFORM]);
+    run.expect_code(1);
+    // The step's 3 seconds, not the job's default 6 hours.
+    let status = run.status_of("slow");
+    assert!(status.contains("timed out after 3.0s"), "{status}");
+    let log = run.log("slow");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("step `Run echo ready; sleep 300` timed out after 3.0s")),
+        "{log:?}"
+    );
+    assert!(!log.contains(&"never"), "{log:?}");
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_file_command_with_stray_bytes_keeps_its_lines_and_one_too_large_is_said() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        r#"on: push
+jobs:
+  files:
+    runs-on: ubuntu-latest
+    steps:
+      - id: s
+        run: |
+          printf 'a=1\nx=\377\376\n' >> "$GITHUB_OUTPUT"
+          head -c 5000000 /dev/zero | tr '\0' b >> "$GITHUB_STEP_SUMMARY"
+      - run: echo "a is [${{ steps.s.outputs.a }}]"
+"#,
+    )]);
+    let run = p.berth(&["run", "--platform", PLATFORM]);
+    run.expect_code(0);
+    let log = run.log("files");
+    // One byte that is not UTF-8 does not lose the file's other outputs.
+    assert!(log.contains(&"a is [1]"), "{log:?}");
+    // A file over berth's limit is named, not silently dropped.
+    assert!(
+        log.iter()
+            .any(|l| l.contains("/summary is larger than") && l.contains("berth ignores it")),
+        "{log:?}"
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

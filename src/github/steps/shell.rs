@@ -84,7 +84,16 @@ impl Shell {
                 .map(String::from)
                 .to_vec(),
             Shell::Sh => ["sh", "-e", file].map(String::from).to_vec(),
-            Shell::Python => ["python", file].map(String::from).to_vec(),
+            // `python` as GitHub's runners have it; images with only `python3` (Debian's and
+            // Ubuntu's packages) run that rather than failing with "not found".
+            Shell::Python => {
+                let mut script = path_prefix(prepends);
+                script.push_str(&format!(
+                    "if command -v python >/dev/null 2>&1; then exec python {f}; else exec python3 {f}; fi",
+                    f = quote(file)
+                ));
+                return vec!["sh".into(), "-c".into(), script];
+            }
             Shell::Pwsh | Shell::Powershell => {
                 let program = if *self == Shell::Pwsh {
                     "pwsh"
@@ -148,7 +157,11 @@ mod tests {
         assert_eq!(Shell::parse("sh").unwrap().argv(f, &[]), ["sh", "-e", f]);
         assert_eq!(
             Shell::parse("python").unwrap().argv("/s.py", &[]),
-            ["python", "/s.py"]
+            [
+                "sh",
+                "-c",
+                "if command -v python >/dev/null 2>&1; then exec python /s.py; else exec python3 /s.py; fi"
+            ]
         );
         assert_eq!(
             Shell::parse("pwsh").unwrap().argv("/s.ps1", &[]),
@@ -172,13 +185,16 @@ mod tests {
     fn path_prepends_go_through_sh() {
         let dirs = ["/venv/bin".to_string(), "/my tools".to_string()];
         assert_eq!(
-            Shell::Python.argv("/s.py", &dirs),
+            Shell::Bash.argv("/s.sh", &dirs),
             [
                 "sh",
                 "-c",
-                "PATH='/venv/bin:/my tools':\"$PATH\"; export PATH; exec python /s.py"
+                "PATH='/venv/bin:/my tools':\"$PATH\"; export PATH; exec bash --noprofile --norc -eo pipefail /s.sh"
             ]
         );
+        assert!(Shell::Python.argv("/s.py", &dirs)[2].starts_with(
+            "PATH='/venv/bin:/my tools':\"$PATH\"; export PATH; if command -v python "
+        ));
         assert!(Shell::Default.argv("/s.sh", &dirs)[2]
             .starts_with("PATH='/venv/bin:/my tools':\"$PATH\"; export PATH; if command -v bash"));
     }

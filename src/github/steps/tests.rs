@@ -597,7 +597,10 @@ jobs:
     assert_eq!(make.timeout, Some(Duration::from_secs(90)));
     run.finished(exit(0));
     let py = next(run);
-    assert_eq!(py.argv, ["python", "/berth/github/2/script.py"]);
+    assert_eq!(
+        py.argv,
+        Shell::Python.argv("/berth/github/2/script.py", &[])
+    );
     assert_eq!(file(&py, "/berth/github/2/script.py"), Some("print('hi')"));
     assert_eq!(py.working_dir.as_deref(), Some("/tmp"));
     run.finished(exit(0));
