@@ -290,6 +290,7 @@ fn load_workflows(
                 needs: planned.needs.clone(),
                 matrix: planned.matrix.as_ref().map(|m| m.to_serde_json()),
                 condition: planned.condition.clone(),
+                fail_fast: planned.fail_fast,
             });
         }
         if let Some(p) = &pipeline {

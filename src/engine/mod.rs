@@ -300,6 +300,7 @@ async fn schedule(
     let mut times: Vec<Option<(Instant, Instant)>> = vec![None; n];
     let mut began: Vec<Option<Instant>> = vec![None; n];
     let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
+    let mut tokens: Vec<Option<CancellationToken>> = vec![None; n];
     let limit = shared.config.jobs_limit.max(1);
 
     loop {
@@ -374,9 +375,12 @@ async fn schedule(
                         }
                         state[i] = State::Running;
                         began[i] = Some(Instant::now());
-                        let (shared, sink, cancel) = (shared.clone(), sink.clone(), cancel.clone());
+                        // Its own token: fail-fast stops a job without stopping the run.
+                        let job_cancel = cancel.child_token();
+                        tokens[i] = Some(job_cancel.clone());
+                        let (shared, sink) = (shared.clone(), sink.clone());
                         running.spawn(async move {
-                            (i, job::run(job, shared, sink, cancel, needs).await)
+                            (i, job::run(job, shared, sink, job_cancel, needs).await)
                         });
                     }
                 }
@@ -390,6 +394,9 @@ async fn schedule(
                 if let Some(Ok((i, outcome))) = joined {
                     state[i] = State::Done(outcome.status, Some(outcome.duration));
                     times[i] = began[i].map(|b| (b, Instant::now()));
+                    if outcome.status.fails_pipeline() {
+                        fail_fast(plan, i, &mut state, &tokens, sink).await;
+                    }
                 }
             }
             _ = cancel.cancelled(), if !cancel.is_cancelled() => {
@@ -474,6 +481,54 @@ enum Decision {
 }
 
 /// Whether job `i` may start now, given what its dependencies did and its `when`.
+/// GitHub's `fail-fast`: a failed matrix job cancels the other combinations of its job, those
+/// running and those still waiting.
+async fn fail_fast(
+    plan: &Plan,
+    failed: usize,
+    state: &mut [State],
+    tokens: &[Option<CancellationToken>],
+    sink: &Sink,
+) {
+    let Some(origin) = plan.jobs[failed]
+        .job
+        .origin
+        .as_ref()
+        .filter(|o| o.fail_fast)
+    else {
+        return;
+    };
+    let reason = format!("fail-fast: `{}` failed", plan.jobs[failed].job.name);
+    for (j, pj) in plan.jobs.iter().enumerate() {
+        let sibling = pj
+            .job
+            .origin
+            .as_ref()
+            .is_some_and(|o| o.file == origin.file && o.id == origin.id);
+        if j == failed || !sibling {
+            continue;
+        }
+        match state[j] {
+            State::Waiting => {
+                state[j] = State::Done(JobStatus::Cancelled, None);
+                sink.send(Event::JobSkipped {
+                    job: pj.job.name.clone(),
+                    stage: pj.job.stage.clone(),
+                    status: JobStatus::Cancelled,
+                    reason: reason.clone(),
+                })
+                .await;
+            }
+            State::Running => {
+                if let Some(token) = &tokens[j] {
+                    token.cancel();
+                }
+            }
+            State::Done(..) => {}
+        }
+    }
+}
+
 /// How the jobs `i` depends on ended, as a job of steps reads them (`needs.<id>.result`).
 fn need_results(
     plan: &Plan,

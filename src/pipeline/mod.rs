@@ -124,6 +124,9 @@ pub struct JobOrigin {
     pub matrix: Option<serde_json::Value>,
     /// Its `if:` as written.
     pub condition: Option<String>,
+    /// A failure cancels the other jobs of the same id (GitHub's `strategy.fail-fast`, true by
+    /// default for a matrix).
+    pub fail_fast: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

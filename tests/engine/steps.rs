@@ -167,3 +167,48 @@ jobs:
     );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn fail_fast_cancels_the_other_combinations_of_a_failed_matrix_job() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        r#"on: push
+jobs:
+  fast:
+    runs-on: ubuntu-latest
+    timeout-minutes: 1
+    strategy:
+      matrix:
+        n: [1, 2]
+    steps:
+      - run: if [ ${{ matrix.n }} = 1 ]; then sleep 2; exit 1; fi; echo slow; sleep 300
+  patient:
+    runs-on: ubuntu-latest
+    strategy:
+      fail-fast: false
+      matrix:
+        n: [1, 2]
+    steps:
+      - run: if [ ${{ matrix.n }} = 1 ]; then exit 1; fi; sleep 3; echo done
+"#,
+    )]);
+    let run = p.berth(&["run", "-j", "4", "--platform", PLATFORM]);
+    run.expect_code(1);
+    assert!(
+        run.status_of("fast (1)").contains("failed"),
+        "{}",
+        run.stderr
+    );
+    // The other combination is stopped, not left to run out its time.
+    let other = run.status_of("fast (2)");
+    assert!(other.contains("cancelled"), "{}", run.stderr);
+    // `fail-fast: false`: the others run to their end.
+    assert!(
+        run.status_of("patient (2)").contains("passed"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.log("patient (2)").contains(&"done"));
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

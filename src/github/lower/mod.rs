@@ -112,6 +112,8 @@ pub struct PlannedJob {
     /// `if:` as written.
     pub condition: Option<String>,
     pub image: String,
+    /// A matrix job whose failure cancels the other combinations (`strategy.fail-fast`).
+    pub fail_fast: bool,
 }
 
 /// Makes the pipeline of `workflow` (read from `file`, its path in the repository) for `run`.
@@ -485,6 +487,7 @@ impl JobLowering<'_> {
                 matrix: combinations.as_ref().map(|_| combo.matrix.clone()),
                 condition: job.condition.as_ref().map(|t| t.text.clone()),
                 image,
+                fail_fast: fail_fast && combinations.is_some(),
             };
             out.push((pipeline_job, planned));
         }
