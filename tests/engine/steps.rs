@@ -26,6 +26,8 @@ jobs:
     needs: build
     runs-on: ubuntu-latest
     strategy:
+      # Both combinations run to their end (fail-fast would cancel the passing one).
+      fail-fast: false
       matrix:
         n: [1, 2]
     steps:
