@@ -350,7 +350,12 @@ async fn schedule(
                         let Some(job) = prepared[i].clone() else {
                             continue;
                         };
-                        let needs = need_results(plan, i, &state, shared);
+                        // Only a job of steps reads its needs' results: a GitLab job that follows
+                        // every job of the earlier stages would otherwise walk them all.
+                        let needs = match &job.steps {
+                            Some(_) => need_results(plan, i, &state, shared),
+                            None => Vec::new(),
+                        };
                         if let Some(program) = &job.steps {
                             // A job of steps decides itself whether it runs (`if:`).
                             let skip = match program.should_run(&needs, cancel.is_cancelled()) {
