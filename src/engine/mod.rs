@@ -360,10 +360,9 @@ async fn schedule(
                             // A job of steps decides itself whether it runs (`if:`).
                             let skip = match program.should_run(&needs, cancel.is_cancelled()) {
                                 Ok(true) => None,
-                                Ok(false) => Some((
-                                    JobStatus::Skipped,
-                                    "its `if:` condition is false".to_string(),
-                                )),
+                                Ok(false) => {
+                                    Some((JobStatus::Skipped, program.skip_reason(&needs)))
+                                }
                                 Err(why) => Some((JobStatus::Failed, why)),
                             };
                             if let Some((status, reason)) = skip {

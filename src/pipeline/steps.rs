@@ -13,6 +13,12 @@ pub trait Steps: Send + Sync + fmt::Debug {
     /// the condition cannot be evaluated, and the job fails with that message.
     fn should_run(&self, needs: &[NeedResult], cancelled: bool) -> Result<bool, String>;
 
+    /// Why the job is skipped when [`Steps::should_run`] said no, for its summary.
+    fn skip_reason(&self, needs: &[NeedResult]) -> String {
+        let _ = needs;
+        "its `if:` condition is false".to_string()
+    }
+
     /// A fresh run of the job's steps.
     fn start(&self, start: Start) -> Box<dyn StepsRun>;
 }

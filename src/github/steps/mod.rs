@@ -104,9 +104,32 @@ impl Steps for JobSteps {
         })
     }
 
+    fn skip_reason(&self, needs: &[NeedResult]) -> String {
+        // With no `if:` a job runs only when every job it needs succeeded: say which did not.
+        let not_passed: Vec<String> = needs
+            .iter()
+            .filter(|n| n.result != "success")
+            .map(|n| format!("`{}` {}", n.job, past(&n.result)))
+            .collect();
+        match (&self.spec.condition, not_passed.is_empty()) {
+            (None, false) => format!("a job it needs did not succeed: {}", not_passed.join(", ")),
+            _ => "its `if:` condition is false".to_string(),
+        }
+    }
+
     fn start(&self, start: Start) -> Box<dyn StepsRun> {
         let (_, needs) = fold_needs(&start.needs);
         Box::new(JobRun::new(self.spec.clone(), start, needs))
+    }
+}
+
+/// A job's result as a sentence says it: `failed`, `was skipped`.
+fn past(result: &str) -> String {
+    match result {
+        "failure" => "failed".to_string(),
+        "skipped" => "was skipped".to_string(),
+        "cancelled" => "was cancelled".to_string(),
+        other => format!("ended with {other}"),
     }
 }
 

@@ -901,6 +901,41 @@ jobs:
     );
 }
 
+#[test]
+fn a_job_skipped_for_its_needs_says_which_did_not_succeed() {
+    let src = "\
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps: [{run: x}]
+  b:
+    runs-on: ubuntu-latest
+    steps: [{run: x}]
+  c:
+    needs: [a, b]
+    runs-on: ubuntu-latest
+    steps: [{run: x}]
+  d:
+    needs: [a, b]
+    if: github.ref == 'refs/heads/other'
+    runs-on: ubuntu-latest
+    steps: [{run: x}]
+";
+    let needs = [need("a", "failure", &[]), need("b", "skipped", &[])];
+    let implicit = one_job_of(src, 2);
+    let implicit = implicit.steps.as_ref().expect("steps");
+    assert_eq!(implicit.should_run(&needs, false), Ok(false));
+    assert_eq!(
+        implicit.skip_reason(&needs),
+        "a job it needs did not succeed: `a` failed, `b` was skipped"
+    );
+    let explicit = one_job_of(src, 3);
+    let explicit = explicit.steps.as_ref().expect("steps");
+    assert_eq!(explicit.should_run(&needs, false), Ok(false));
+    assert_eq!(explicit.skip_reason(&needs), "its `if:` condition is false");
+}
+
 fn one_job_of(src: &str, index: usize) -> pipeline::Job {
     jobs(src).remove(index)
 }
