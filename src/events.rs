@@ -93,6 +93,8 @@ pub struct RunInfo {
     pub branch: Option<String>,
     pub tag: Option<String>,
     pub source: String,
+    /// The pipeline files read from the project.
+    pub files: Vec<crate::store::record::PipelineFile>,
 }
 
 /// Durations travel as whole milliseconds.

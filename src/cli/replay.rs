@@ -4,7 +4,8 @@ use crate::engine;
 use crate::engine::runtime::ContainerRuntime as _;
 use crate::project::git::Facts;
 use crate::source::Source;
-use crate::store::record;
+use crate::store::record::{self, PipelineFile, RunManifest};
+use std::path::Path;
 
 use clap::Parser;
 
@@ -84,6 +85,7 @@ pub(super) async fn cmd_replay(cli: &Cli, args: &ReplayArgs) -> Result<(), CliEr
         }
         _ => drift.push(format!("the pipeline file {} is gone", manifest.pipeline)),
     }
+    drift.extend(changed_files(&project, &manifest));
     let mut secrets = std::collections::BTreeSet::new();
     let mut replay = engine::Replay::default();
     for job in &selected {
@@ -178,4 +180,32 @@ pub(super) fn short(sha: &str) -> &str {
 pub(super) fn short_id(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     &id[..id.len().min(12)]
+}
+
+/// The pipeline files besides the main one (includes, other workflows) that changed or are gone
+/// since the run. A record is untrusted: a path is read only inside the project, through no link.
+fn changed_files(project: &Path, manifest: &RunManifest) -> Vec<String> {
+    let mut drift = Vec::new();
+    for file in manifest
+        .files
+        .iter()
+        .filter(|f| f.path != manifest.pipeline)
+    {
+        let text = crate::store::open_in_record(project, &file.path).and_then(|mut f| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut f, &mut text).map(|_| text)
+        });
+        match text {
+            Ok(text) if PipelineFile::digest(&text) == file.sha256 => {}
+            Ok(_) => drift.push(format!(
+                "the pipeline file {} changed since the run",
+                file.path
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                drift.push(format!("the pipeline file {} is gone", file.path))
+            }
+            Err(e) => drift.push(format!("the pipeline file {}: {e}", file.path)),
+        }
+    }
+    drift
 }

@@ -15,6 +15,7 @@ use crate::project::workspace::{self, Selection};
 use crate::report::records::Records;
 use crate::report::{json::Json, junit::Junit, plain::Plain, terminal::Terminal};
 use crate::report::{Fanout, ReportError, Reporter};
+use crate::store::record::PipelineFile;
 use crate::store::{self, Runs};
 
 use super::args::{Cli, NetworkMode, Output, RunArgs, WorkspaceMode};
@@ -331,8 +332,29 @@ fn run_config(run: &LoadedRun, args: &RunArgs, launch: Launch, setup: Setup) -> 
             tag: context.tag.clone(),
             source: context.source.clone(),
             started_at: crate::units::now_secs(),
+            files: project_files(&run.project, &run.loaded.sources),
         },
     }
+}
+
+/// The pipeline files the run read that are files of the project (not remote includes or
+/// templates), with their digests.
+fn project_files(
+    project: &std::path::Path,
+    sources: &crate::source::diag::SourceMap,
+) -> Vec<PipelineFile> {
+    let mut files: Vec<PipelineFile> = Vec::new();
+    for f in sources.files() {
+        let path = f.name.trim_start_matches('/').to_string();
+        if files.iter().any(|known| known.path == path)
+            || crate::store::open_in_record(project, &path).is_err()
+        {
+            continue;
+        }
+        let sha256 = PipelineFile::digest(&f.text);
+        files.push(PipelineFile { path, sha256 });
+    }
+    files
 }
 
 /// Run the plan, its events masked and fed to the reporters; the run's end as the command's.

@@ -115,8 +115,10 @@ impl Records {
                     branch,
                     tag,
                     source,
+                    files,
                     ..
                 } = info.clone();
+                self.manifest.files = files;
                 let m = &mut self.manifest;
                 m.run_id = run_id.clone();
                 m.pipeline = pipeline.clone();

@@ -29,6 +29,26 @@ pub struct RunManifest {
     pub source: String,
     pub jobs: Vec<JobRecord>,
     pub critical_path: Vec<String>,
+    /// Every pipeline file the run read from the project (the main one, GitLab's local
+    /// includes, each workflow), for `replay` to say which changed.
+    #[serde(default)]
+    pub files: Vec<PipelineFile>,
+}
+
+/// A pipeline file as the run read it: its path in the project and the sha256 of its text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+impl PipelineFile {
+    /// The text's digest, as recorded (a byte-order mark does not count: the reader drops it).
+    pub fn digest(text: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

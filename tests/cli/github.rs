@@ -249,10 +249,14 @@ fn a_job_is_chosen_by_its_id_as_well_as_by_its_check_run_name() {
 #[test]
 fn a_workflow_run_replays() {
     require_image(BUSYBOX);
-    let p = Project::new(&[(
-        ".github/workflows/ci.yml",
-        "on: push\njobs:\n  hello:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hello-step\n",
-    )]);
+    let other = "on: push\njobs:\n  other:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo other-step\n";
+    let p = Project::new(&[
+        (
+            ".github/workflows/ci.yml",
+            "on: push\njobs:\n  hello:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hello-step\n",
+        ),
+        (".github/workflows/other.yml", other),
+    ]);
     let platform = busybox_platform();
     p.berth(&["run", "--platform", &platform]).expect_code(0);
     let replay = p.berth(&["replay"]);
@@ -261,6 +265,20 @@ fn a_workflow_run_replays() {
         replay.log("hello").contains(&"hello-step"),
         "{}",
         replay.stderr
+    );
+    // Every workflow the run read is checked for drift, not only the first.
+    p.write(
+        ".github/workflows/other.yml",
+        &other.replace("other-step", "changed"),
+    );
+    let drifted = p.berth(&["replay"]);
+    drifted.expect_code(2);
+    assert!(
+        drifted
+            .stderr
+            .contains("the pipeline file .github/workflows/other.yml changed since the run"),
+        "{}",
+        drifted.stderr
     );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
