@@ -39,7 +39,8 @@ pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> Result<(), CliError> 
         if !args.jobs.is_empty() && !named {
             continue;
         }
-        let tools = python::detect(job.before_script.iter().chain(&job.script));
+        let steps = job.steps.as_ref().map(|s| s.commands()).unwrap_or_default();
+        let tools = python::detect(job.before_script.iter().chain(&job.script).chain(&steps));
         if tools.is_empty() {
             if named {
                 return Err(CliError::input(format!(
@@ -71,6 +72,8 @@ pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> Result<(), CliError> 
         job.before_script = Vec::new();
         job.after_script = Vec::new();
         job.script = python::warm_script(&tools, &files);
+        // A job of steps is warmed as a script in its image: its steps are not run.
+        job.steps = None;
         job.artifacts = None;
         job.caches = Vec::new();
         job.needs = Some(Vec::new());

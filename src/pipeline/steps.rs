@@ -21,6 +21,12 @@ pub trait Steps: Send + Sync + fmt::Debug {
 
     /// A fresh run of the job's steps.
     fn start(&self, start: Start) -> Box<dyn StepsRun>;
+
+    /// The commands the steps run, as written (expressions unevaluated), for what they install:
+    /// berth gives a job that installs Python packages its dependency caches.
+    fn commands(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What a run of the steps starts from.

@@ -113,6 +113,43 @@ fn the_python_ci_seed_passes_and_fails_when_a_test_fails() {
 }
 
 #[test]
+fn after_warm_the_python_ci_seed_passes_with_no_network() {
+    require_image(PYTHON);
+    let index = Index::start();
+    let p = Project::fixture("github/python-ci");
+    let mut warm = vec!["warm".to_string(), "--platform".into(), PLATFORM.into()];
+    warm.extend(index.pip_env());
+    let warm: Vec<&str> = warm.iter().map(String::as_str).collect();
+    let warmed = p.berth(&warm);
+    warmed.expect_code(0);
+    // The steps' `pip install -r requirements-dev.txt` is what makes the job a pip job.
+    assert!(
+        warmed.stderr.contains("warming `test` (pip) from"),
+        "{}",
+        warmed.stderr
+    );
+    let log = warmed.log("test").join("\n");
+    assert!(
+        log.contains("berth warm: resolving requirements-dev.txt with pip"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("All checks passed"),
+        "warm runs none of the steps: {log}"
+    );
+
+    let offline = p.berth(&["run", "--platform", PLATFORM, "--network", "none"]);
+    offline.expect_code(0);
+    let log = offline.log("test").join("\n");
+    assert!(
+        log.contains("Processing /var/cache/berth/pip/wheels/"),
+        "{log}"
+    );
+    assert!(log.contains("2 passed"), "{log}");
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
 fn the_verbatim_3_12_workflow_stops_with_a_clear_error() {
     require_image(PYTHON);
     let p = Project::fixture("github/python-ci-3.12");

@@ -117,6 +117,27 @@ impl Steps for JobSteps {
         }
     }
 
+    fn commands(&self) -> Vec<String> {
+        let mut commands = Vec::new();
+        for step in &self.spec.job.steps {
+            match &step.action {
+                StepAction::Run { run, .. } => commands.push(run.text.clone()),
+                // setup-python's `cache:` is berth's Python cache for that tool: say the job
+                // installs with it, so the cache is there even if no `run:` shows how.
+                StepAction::Uses { uses, with } if action_of(uses) == "actions/setup-python" => {
+                    let cache = with.iter().find(|(k, _)| k.eq_ignore_ascii_case("cache"));
+                    if let Some((_, tool)) = cache {
+                        if matches!(tool.text.trim(), "pip" | "pipenv" | "poetry") {
+                            commands.push(format!("{} install", tool.text.trim()));
+                        }
+                    }
+                }
+                StepAction::Uses { .. } => {}
+            }
+        }
+        commands
+    }
+
     fn start(&self, start: Start) -> Box<dyn StepsRun> {
         let (_, needs) = fold_needs(&start.needs);
         Box::new(JobRun::new(self.spec.clone(), start, needs))
@@ -651,9 +672,11 @@ impl JobRun {
                             version_file.as_deref().map(|f| (f, copy.as_str())),
                         );
                         if let Some(cache) = input("cache") {
-                            script.push_str(&format!(
-                                "echo 'berth: `cache: {cache}` is not supported yet: nothing is cached'\n"
-                            ));
+                            let note = match cache.as_str() {
+                                "pip" | "pipenv" | "poetry" => format!("berth's Python cache volume for {cache} stands in for it (berth cache ls)"),
+                                _ => "setup-python caches only pip, pipenv or poetry: nothing is cached".to_string(),
+                            };
+                            script.push_str(&format!("echo 'berth: `cache: {cache}`: {note}'\n"));
                         }
                         let file = format!("{dir}/probe.sh");
                         pending.phase = Phase::PythonProbe {

@@ -936,6 +936,30 @@ jobs:
     assert_eq!(explicit.skip_reason(&needs), "its `if:` condition is false");
 }
 
+#[test]
+fn the_commands_for_python_caches_are_the_run_scripts_and_setup_pythons_cache() {
+    let job = one_job(
+        "\
+on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/setup-python@v5
+        with: {python-version: '3.11', cache: pip}
+      - uses: actions/checkout@v4
+      - run: |
+          python -m pip install -U pip
+          pytest -q
+",
+    );
+    let commands = job.steps.as_ref().expect("steps").commands();
+    assert_eq!(
+        commands,
+        ["pip install", "python -m pip install -U pip\npytest -q\n"]
+    );
+}
+
 fn one_job_of(src: &str, index: usize) -> pipeline::Job {
     jobs(src).remove(index)
 }
