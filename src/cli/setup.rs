@@ -184,6 +184,27 @@ pub(super) fn environment(
     }
 }
 
+/// The user's `runs-on` images: `$XDG_CONFIG_HOME/berth/platforms` (by default
+/// `~/.config/berth/platforms`), a `LABEL=IMAGE` per line; `--platform` wins over it. The
+/// user's, not the repository's: a laptop's images are its own.
+fn user_platforms() -> Result<Vec<(String, String)>, CliError> {
+    let dir = match std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".config"),
+            None => return Ok(Vec::new()),
+        },
+    };
+    let path = dir.join("berth").join("platforms");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CliError::input(format!("{}: {e}", path.display()))),
+    };
+    github::lower::Platforms::parse_file(&text)
+        .map_err(|(line, e)| CliError::input(format!("{}:{line}: {e}", path.display())))
+}
+
 /// GitHub workflows: read every file, keep those the event triggers, and make one pipeline of
 /// their jobs. Bad input in any file is exit 2 before anything starts.
 fn load_workflows(
@@ -254,7 +275,7 @@ fn load_workflows(
         }
     }
     let mut platforms = github::lower::Platforms::new();
-    for (label, image) in &origin.platforms {
+    for (label, image) in user_platforms()?.iter().chain(&origin.platforms) {
         platforms.set(label, image);
     }
     let choices = github::lower::choose(&read, &event);

@@ -357,3 +357,53 @@ fn shell_python_runs_where_the_image_has_only_python3() {
     run.expect_code(0);
     assert!(run.log("py").contains(&"python 3"), "{}", run.stderr);
 }
+
+#[test]
+fn the_users_platforms_file_maps_runs_on_and_the_command_line_wins() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  hello:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hello from busybox\n",
+    )]);
+    let config = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(config.path().join("berth")).expect("mkdir");
+    let file = config.path().join("berth/platforms");
+    std::fs::write(
+        &file,
+        format!("# this laptop\n-P ubuntu-latest={BUSYBOX}\n"),
+    )
+    .expect("write");
+    let with_config = |args: &[&str]| -> crate::common::Run {
+        p.command(args)
+            .env("XDG_CONFIG_HOME", config.path())
+            .output()
+            .expect("run berth")
+            .into()
+    };
+    let plan = with_config(&["plan"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout.contains(&format!("image {BUSYBOX}")),
+        "{}",
+        plan.stdout
+    );
+    let run = with_config(&["run"]);
+    run.expect_code(0);
+    assert!(
+        run.log("hello").contains(&"hello from busybox"),
+        "{}",
+        run.stderr
+    );
+    let plan = with_config(&["plan", "--platform", "ubuntu-latest=other:1"]);
+    assert!(plan.stdout.contains("image other:1"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains(BUSYBOX), "{}", plan.stdout);
+    // A line berth cannot read is exit 2, naming the file and the line.
+    std::fs::write(&file, "ubuntu-latest\n").expect("write");
+    let bad = with_config(&["plan"]);
+    bad.expect_code(2);
+    assert!(
+        bad.stderr.contains(&format!("{}:1:", file.display())),
+        "{}",
+        bad.stderr
+    );
+}

@@ -81,6 +81,25 @@ impl Platforms {
         }
     }
 
+    /// Reads a platforms file: a `LABEL=IMAGE` per line (or `-P`/`--platform LABEL=IMAGE`,
+    /// as act's `.actrc` writes them), `#` comments and blank lines ignored. `Err`: the line
+    /// number and what is wrong with it.
+    pub fn parse_file(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let assignment = ["-P ", "--platform ", "--platform="]
+                .iter()
+                .find_map(|flag| line.strip_prefix(flag))
+                .unwrap_or(line);
+            out.push(Platforms::parse_assignment(assignment.trim()).map_err(|e| (i + 1, e))?);
+        }
+        Ok(out)
+    }
+
     pub fn image(&self, label: &str) -> Option<&str> {
         self.images
             .iter()

@@ -329,3 +329,19 @@ jobs:
         .map(|(_, v)| v.as_str());
     assert_eq!(wf_name, Some("ci.yml"));
 }
+
+#[test]
+fn a_platforms_file_takes_assignments_and_acts_flags() {
+    let text = "# the images of this laptop\nubuntu-latest=python:3.11\n\n-P ubuntu-22.04=a:1\n--platform=ubuntu-24.04=b:2\n";
+    assert_eq!(
+        Platforms::parse_file(text),
+        Ok(vec![
+            ("ubuntu-latest".to_string(), "python:3.11".to_string()),
+            ("ubuntu-22.04".to_string(), "a:1".to_string()),
+            ("ubuntu-24.04".to_string(), "b:2".to_string()),
+        ])
+    );
+    let (line, message) = Platforms::parse_file("a=b\n--env X=1\n").unwrap_err();
+    assert_eq!(line, 2);
+    assert!(message.contains("expected LABEL=IMAGE"), "{message}");
+}
