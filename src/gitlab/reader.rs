@@ -427,16 +427,23 @@ impl Reader<'_> {
         if when == When::Never {
             return Err(leave(&job, format!("{what}: when: never")));
         }
+        // GitLab takes a missing `allow_failure` from the job's own `when:`, not the rule's.
+        let manual_job = job.when == When::Manual;
         job.when = when;
         if rule.start_in.is_some() {
             job.start_in = rule.start_in;
         }
-        // With rules, a manual job fails the pipeline unless it says otherwise.
+        // With rules, a job made manual by its rule fails the pipeline unless it says
+        // otherwise; a job that is `when: manual` itself may fail, as without rules.
         job.allow_failure = rule
             .allow_failure
             .clone()
             .or(explicit_allow_failure)
-            .unwrap_or(AllowFailure::No);
+            .unwrap_or(if manual_job {
+                AllowFailure::Yes
+            } else {
+                AllowFailure::No
+            });
         job.variables.extend(rule.variables.iter().cloned());
         if let Some(needs) = &rule.needs {
             job.needs = Some(needs.clone());

@@ -340,9 +340,17 @@ impl Policy {
     }
 }
 
-/// One `only`/`except` ref: a keyword, a `/regex/`, or a ref name (`name@project` ignores the
-/// project part: there is one project here).
+/// One `only`/`except` ref: a keyword, a `/regex/`, or a ref name, each optionally
+/// `@group/project`: then it holds only in that project (`CI_PROJECT_PATH`). As GitLab, the
+/// project part goes at the first `@` before anything else is compared.
 fn ref_matches(pattern: &str, vars: &dyn Fn(&str) -> Option<String>) -> bool {
+    let (pattern, project) = match pattern.split_once('@') {
+        Some((pattern, project)) => (pattern, Some(project)),
+        None => (pattern, None),
+    };
+    if project.is_some_and(|p| vars("CI_PROJECT_PATH").as_deref() != Some(p)) {
+        return false;
+    }
     let source = vars("CI_PIPELINE_SOURCE").unwrap_or_default();
     let is_tag = vars("CI_COMMIT_TAG").is_some_and(|t| !t.is_empty());
     let is_branch = vars("CI_COMMIT_BRANCH").is_some_and(|b| !b.is_empty());
@@ -361,7 +369,10 @@ fn ref_matches(pattern: &str, vars: &dyn Fn(&str) -> Option<String>) -> bool {
         "chat" => return source == "chat",
         _ => {}
     }
-    let pattern = pattern.split('@').next().unwrap_or(pattern);
+    // Names and regexes match only a branch or a tag (not a merge request's pipeline).
+    if !is_branch && !is_tag {
+        return false;
+    }
     let ref_name = vars("CI_COMMIT_REF_NAME").unwrap_or_default();
     if let Some(re) = expr::regex_literal(pattern) {
         return re.is_ok_and(|r| r.is_match(&ref_name));
@@ -393,7 +404,25 @@ mod tests {
         assert!(ref_matches("pushes", &branch));
         assert!(ref_matches("/^feature\\//", &branch));
         assert!(!ref_matches("main", &branch));
-        assert!(ref_matches("feature/x@group/project", &branch));
+        // `@project`: only in that project, and a keyword too.
+        assert!(!ref_matches("feature/x@group/project", &branch));
+        let in_project = vars(&[
+            ("CI_PIPELINE_SOURCE", "push"),
+            ("CI_COMMIT_BRANCH", "main"),
+            ("CI_COMMIT_REF_NAME", "main"),
+            ("CI_PROJECT_PATH", "group/proj"),
+        ]);
+        assert!(ref_matches("branches@group/proj", &in_project));
+        assert!(ref_matches("main@group/proj", &in_project));
+        assert!(!ref_matches("main@other/proj", &in_project));
+        assert!(!ref_matches("branches@other/proj", &in_project));
+        // A merge request's pipeline has no branch: names do not match it.
+        let mr = vars(&[
+            ("CI_PIPELINE_SOURCE", "merge_request_event"),
+            ("CI_COMMIT_REF_NAME", "feature/x"),
+        ]);
+        assert!(!ref_matches("feature/x", &mr));
+        assert!(ref_matches("merge_requests", &mr));
         let tag = vars(&[
             ("CI_PIPELINE_SOURCE", "push"),
             ("CI_COMMIT_TAG", "v1.0"),

@@ -115,6 +115,14 @@ docs:
     // No changes source: GitLab treats `changes` as true.
     assert_eq!(job(&l, "docs").allow_failure, AllowFailure::Yes);
 
+    // A job that is `when: manual` itself, whose matching rule sets no `when`: GitLab keeps
+    // the manual job's `allow_failure: true` (only a rule's own `when: manual` makes it false).
+    let own = "job: {script: echo, when: manual, rules: [{if: $CI_COMMIT_BRANCH}]}\n";
+    let l = with_ctx(own, &[("CI_COMMIT_BRANCH", "main")]).unwrap();
+    let j = job(&l, "job");
+    assert_eq!(j.when, When::Manual);
+    assert_eq!(j.allow_failure, AllowFailure::Yes);
+
     let l = with_ctx(src, &[("CI_COMMIT_TAG", "v1"), ("CI_COMMIT_BRANCH", "")]).unwrap();
     assert_eq!(job_names(&l), vec!["build", "lint", "docs"]);
     assert!(
