@@ -397,9 +397,10 @@ async fn run_reported(
                 CliError::Interrupted(message)
             } else {
                 match e {
-                    RunError::Host { .. } | RunError::Image { .. } | RunError::Runtime(_) => {
-                        CliError::Engine(message)
-                    }
+                    RunError::Host { .. }
+                    | RunError::Image { .. }
+                    | RunError::Images(_)
+                    | RunError::Runtime(_) => CliError::Engine(message),
                     RunError::Lock(_) | RunError::Input(_) => CliError::Input(message),
                 }
             })

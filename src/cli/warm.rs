@@ -39,8 +39,7 @@ pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> Result<(), CliError> 
         if !args.jobs.is_empty() && !named {
             continue;
         }
-        let steps = job.steps.as_ref().map(|s| s.commands()).unwrap_or_default();
-        let tools = python::detect(job.before_script.iter().chain(&job.script).chain(&steps));
+        let tools = python::tools_of(job);
         if tools.is_empty() {
             if named {
                 return Err(CliError::input(format!(

@@ -24,68 +24,90 @@ pub(super) async fn ensure(
     cancel: &CancellationToken,
 ) -> Result<Ids, RunError> {
     let mut ids = Ids::new();
-    for (image, Needed { source, job }) in images {
+    // Every image that cannot be had is reported at once, not one per run.
+    let mut failed = Vec::new();
+    for (image, needed) in images {
         if cancel.is_cancelled() {
             break;
         }
-        let wrap = |source: RuntimeError| match source {
-            RuntimeError::Unreachable(_) => RunError::Runtime(source),
-            other => RunError::Image {
-                job: job.clone(),
-                source: other,
-            },
-        };
-        if let Some(id) = engine.image_id(image).await.map_err(wrap)? {
-            ids.insert(image.clone(), Some(id));
-            continue;
-        }
-        match source {
-            Source::Reference => {
-                sink.send(Event::ImagePreparing {
-                    image: image.clone(),
-                    action: "pulling".into(),
-                })
-                .await;
-                with_progress(sink, image, |step| engine.ensure_image(image, step))
-                    .await
-                    .map_err(wrap)?;
-            }
-            Source::Build {
-                context,
-                dockerfile,
-            } => {
-                sink.send(Event::ImagePreparing {
-                    image: image.clone(),
-                    action: format!("building {}", context.display()),
-                })
-                .await;
-                let host = |what: String| RunError::Host {
-                    job: job.clone(),
-                    what,
-                };
-                let tar = tempfile::NamedTempFile::new()
-                    .map_err(|e| host(format!("cannot make a file for the build context: {e}")))?;
-                let (ctx, tar_path) = (context.clone(), tar.path().to_path_buf());
-                tokio::task::spawn_blocking(move || {
-                    workspace::write_tar(&ctx, Selection::BuildContext, "", &tar_path)
-                })
-                .await
-                .map_err(|e| host(format!("packing the build context stopped: {e}")))?
-                .map_err(|e| {
-                    host(format!(
-                        "image `{image}` cannot be had: cannot pack {}: {e}",
-                        context.display()
-                    ))
-                })?;
-                with_progress(sink, image, |step| {
-                    engine.build_image(tar.path(), dockerfile, image, step)
-                })
-                .await
-                .map_err(wrap)?;
-            }
+        match ensure_one(image, needed, engine, sink, &mut ids).await {
+            Ok(()) => {}
+            Err(e @ RunError::Runtime(_)) => return Err(e),
+            Err(e) => failed.push(e),
         }
     }
-    Ok(ids)
+    match failed.len() {
+        0 => Ok(ids),
+        1 => Err(failed.remove(0)),
+        _ => Err(RunError::Images(failed)),
+    }
+}
+
+/// One image present (already there, pulled or built), its ID in `ids` when known.
+async fn ensure_one(
+    image: &str,
+    Needed { source, job }: &Needed,
+    engine: &dyn ContainerRuntime,
+    sink: &Sink,
+    ids: &mut Ids,
+) -> Result<(), RunError> {
+    let wrap = |source: RuntimeError| match source {
+        RuntimeError::Unreachable(_) => RunError::Runtime(source),
+        other => RunError::Image {
+            job: job.clone(),
+            source: other,
+        },
+    };
+    if let Some(id) = engine.image_id(image).await.map_err(wrap)? {
+        ids.insert(image.to_string(), Some(id));
+        return Ok(());
+    }
+    match source {
+        Source::Reference => {
+            sink.send(Event::ImagePreparing {
+                image: image.to_string(),
+                action: "pulling".into(),
+            })
+            .await;
+            with_progress(sink, image, |step| engine.ensure_image(image, step))
+                .await
+                .map_err(wrap)?;
+        }
+        Source::Build {
+            context,
+            dockerfile,
+        } => {
+            sink.send(Event::ImagePreparing {
+                image: image.to_string(),
+                action: format!("building {}", context.display()),
+            })
+            .await;
+            let host = |what: String| RunError::Host {
+                job: job.clone(),
+                what,
+            };
+            let tar = tempfile::NamedTempFile::new()
+                .map_err(|e| host(format!("cannot make a file for the build context: {e}")))?;
+            let (ctx, tar_path) = (context.clone(), tar.path().to_path_buf());
+            tokio::task::spawn_blocking(move || {
+                workspace::write_tar(&ctx, Selection::BuildContext, "", &tar_path)
+            })
+            .await
+            .map_err(|e| host(format!("packing the build context stopped: {e}")))?
+            .map_err(|e| {
+                host(format!(
+                    "image `{image}` cannot be had: cannot pack {}: {e}",
+                    context.display()
+                ))
+            })?;
+            with_progress(sink, image, |step| {
+                engine.build_image(tar.path(), dockerfile, image, step)
+            })
+            .await
+            .map_err(wrap)?;
+        }
+    }
+    Ok(())
 }
 
 /// Run `work` (a pull or a build), sending each progress step as an event while it goes rather

@@ -125,6 +125,9 @@ pub enum RunError {
     Host { job: String, what: String },
     #[error("job `{job}`: {source}")]
     Image { job: String, source: RuntimeError },
+    /// Several images cannot be had (each an `Image` or `Host` error).
+    #[error("{} images cannot be had:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Images(Vec<RunError>),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 }
@@ -775,12 +778,20 @@ async fn ready(
                 .await;
             }
         }
+        // A job of steps: its `run:` scripts as written.
+        let steps = pj
+            .job
+            .steps
+            .as_ref()
+            .map(|s| s.commands())
+            .unwrap_or_default();
         let commands = pj
             .job
             .before_script
             .iter()
             .chain(&pj.job.script)
             .chain(&pj.job.after_script)
+            .chain(&steps)
             .cloned()
             .collect();
         sink.send(Event::JobQueued {

@@ -193,18 +193,7 @@ pub(super) fn add_python_caches(
     image_id: Option<&str>,
     config: &RunConfig,
 ) -> Vec<String> {
-    let steps = source
-        .steps
-        .as_ref()
-        .map(|s| s.commands())
-        .unwrap_or_default();
-    let tools = python::detect(
-        source
-            .before_script
-            .iter()
-            .chain(&source.script)
-            .chain(&steps),
-    );
+    let tools = python::tools_of(source);
     let ctx = python::RunScope {
         project: &config.context.project_dir,
         run_id: &config.run_id,

@@ -119,6 +119,22 @@ impl Tool {
     }
 }
 
+/// The Python package tools a job uses: those its commands install with, and those a job of
+/// steps asks to cache by name.
+pub fn tools_of(job: &crate::pipeline::Job) -> BTreeSet<Tool> {
+    let (commands, named) = match &job.steps {
+        Some(steps) => (steps.commands(), steps.cached_tools()),
+        None => Default::default(),
+    };
+    let mut tools = detect(job.before_script.iter().chain(&job.script).chain(&commands));
+    tools.extend(named.iter().filter_map(|name| {
+        [Tool::Pip, Tool::Uv, Tool::Poetry, Tool::Pipenv, Tool::Pdm]
+            .into_iter()
+            .find(|t| t.name() == name)
+    }));
+    tools
+}
+
 /// The Python package tools a job's commands use to install something.
 pub fn detect<'a>(commands: impl IntoIterator<Item = &'a String>) -> BTreeSet<Tool> {
     let mut tools = BTreeSet::new();

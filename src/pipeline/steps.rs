@@ -27,6 +27,11 @@ pub trait Steps: Send + Sync + fmt::Debug {
     fn commands(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// The package tools whose caches the steps ask for by name (setup-python's `cache: pip`).
+    fn cached_tools(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What a run of the steps starts from.

@@ -427,6 +427,29 @@ fn a_missing_image_is_exit_3_naming_job_and_image() {
 }
 
 #[test]
+fn every_missing_image_is_named_at_once() {
+    let p = busybox_project(
+        "a:\n  image: berth-test/no-such-image:one\n  script: echo hi\nb:\n  image: berth-test/no-such-image:two\n  script: echo hi\nc:\n  script: echo hi\n",
+    );
+    let run = p.berth(&["run"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr.contains("2 images cannot be had"),
+        "{}",
+        run.stderr
+    );
+    for (job, image) in [("a", "no-such-image:one"), ("b", "no-such-image:two")] {
+        assert!(
+            run.stderr.contains(&format!("job `{job}`")),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(image), "{}", run.stderr);
+    }
+    assert!(p.leftovers().is_empty());
+}
+
+#[test]
 fn docker_unreachable_is_exit_3() {
     let p = busybox_project("job:\n  script: echo hi\n");
     let run = Run::from(

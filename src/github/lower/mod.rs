@@ -72,7 +72,13 @@ impl Platforms {
     /// Reads `LABEL=IMAGE` (the `--platform` option's value).
     pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
         match text.split_once('=') {
-            Some((l, i)) if !l.trim().is_empty() && !i.trim().is_empty() => {
+            // A label is one word (`ubuntu-latest`), not a flag of act's.
+            Some((l, i))
+                if !l.trim().is_empty()
+                    && !i.trim().is_empty()
+                    && !l.trim().starts_with('-')
+                    && !l.trim().contains(char::is_whitespace) =>
+            {
                 Ok((l.trim().to_string(), i.trim().to_string()))
             }
             _ => Err(format!(

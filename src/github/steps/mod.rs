@@ -118,24 +118,28 @@ impl Steps for JobSteps {
     }
 
     fn commands(&self) -> Vec<String> {
-        let mut commands = Vec::new();
-        for step in &self.spec.job.steps {
-            match &step.action {
-                StepAction::Run { run, .. } => commands.push(run.text.clone()),
-                // setup-python's `cache:` is berth's Python cache for that tool: say the job
-                // installs with it, so the cache is there even if no `run:` shows how.
+        let steps = self.spec.job.steps.iter();
+        steps
+            .filter_map(|step| match &step.action {
+                StepAction::Run { run, .. } => Some(run.text.clone()),
+                StepAction::Uses { .. } => None,
+            })
+            .collect()
+    }
+
+    fn cached_tools(&self) -> Vec<String> {
+        // setup-python's `cache:` is berth's Python cache for that tool.
+        let steps = self.spec.job.steps.iter();
+        steps
+            .filter_map(|step| match &step.action {
                 StepAction::Uses { uses, with } if action_of(uses) == "actions/setup-python" => {
                     let cache = with.iter().find(|(k, _)| k.eq_ignore_ascii_case("cache"));
-                    if let Some((_, tool)) = cache {
-                        if matches!(tool.text.trim(), "pip" | "pipenv" | "poetry") {
-                            commands.push(format!("{} install", tool.text.trim()));
-                        }
-                    }
+                    cache.map(|(_, tool)| tool.text.trim().to_string())
                 }
-                StepAction::Uses { .. } => {}
-            }
-        }
-        commands
+                _ => None,
+            })
+            .filter(|tool| matches!(tool.as_str(), "pip" | "pipenv" | "poetry"))
+            .collect()
     }
 
     fn start(&self, start: Start) -> Box<dyn StepsRun> {

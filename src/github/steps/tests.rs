@@ -953,11 +953,12 @@ jobs:
           pytest -q
 ",
     );
-    let commands = job.steps.as_ref().expect("steps").commands();
+    let steps = job.steps.as_ref().expect("steps");
     assert_eq!(
-        commands,
-        ["pip install", "python -m pip install -U pip\npytest -q\n"]
+        steps.commands(),
+        ["python -m pip install -U pip\npytest -q\n"]
     );
+    assert_eq!(steps.cached_tools(), ["pip"]);
 }
 
 fn one_job_of(src: &str, index: usize) -> pipeline::Job {
