@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the local images the tests and fixtures use, whichever are missing. Nothing is pulled
 # from a registry: each image is made from Debian's packages and `docker import`.
-#   images/build.sh [--force] [busybox|httpd|python|python-uv|python-poetry|python-pdm|
-#                    python-pipenv ...]
+#   images/build.sh [--force] [busybox|httpd|python|python-git|python-uv|python-poetry|
+#                    python-pdm|python-pipenv ...]
+# (python-git is the Python image with git and setuptools-scm: a checkout's `.git` in use.)
 # (python-uv, python-poetry, python-pdm and python-pipenv are built on demand only: their recipes
 # download wheels from PyPI on the host.)
 set -euo pipefail
@@ -15,12 +16,13 @@ for arg in "$@"; do
     *) wanted+=("$arg") ;;
   esac
 done
-[ ${#wanted[@]} -gt 0 ] || wanted=(busybox httpd python)
+[ ${#wanted[@]} -gt 0 ] || wanted=(busybox httpd python python-git)
 
 declare -A tags=(
   [busybox]=berth-test/busybox:latest
   [httpd]=berth-test/httpd:latest
   [python]=berth-test/python:3.11
+  [python-git]=berth-test/python-git:3.11
   [python-uv]=berth-test/python-uv:3.11
   [python-poetry]=berth-test/python-poetry:3.11
   [python-pdm]=berth-test/python-pdm:3.11
@@ -37,6 +39,7 @@ for name in "${wanted[@]}"; do
   case "$name" in
     # One recipe for the Python tools that install into their own environment.
     python-poetry|python-pdm|python-pipenv) bash "$here/python-tool/build.sh" "$tag" "${name#python-}" ;;
+    python-git) bash "$here/python/build.sh" "$tag" git,python3-setuptools-scm ;;
     *) bash "$here/$name/build.sh" "$tag" ;;
   esac
   echo "images: built $tag in $(( $(date +%s) - start ))s"

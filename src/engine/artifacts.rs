@@ -113,8 +113,10 @@ pub async fn collect(
                 let raw = entry.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
                 let Some(rel) = rebase(&base, &raw) else { continue };
                 let hits = include.matches(&rel);
+                // The checkout's repository is git's own, not an untracked file.
+                let in_git = rel == ".git" || rel.starts_with(".git/");
                 let is_untracked = untracked.as_ref().is_some_and(|t| {
-                    !entry.header().entry_type().is_dir() && !t.contains(&rel)
+                    !entry.header().entry_type().is_dir() && !t.contains(&rel) && !in_git
                 });
                 if (hits.is_empty() && !is_untracked)
                     || exclude.is_match(&rel)

@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::output::{catch_up, pump_output, Read, RECHECK_BYTES};
-use super::{artifacts, script, services, Outcome, PreparedJob, Shared, Workspace};
+use super::{artifacts, checkouts, script, services, Outcome, PreparedJob, Shared, Workspace};
 use crate::engine::runtime::{labels, ContainerSpec, RuntimeError};
 use crate::events::{Event, JobStatus, LogLine, Sink};
 use crate::pipeline::steps::NeedResult;
@@ -398,9 +398,24 @@ async fn drive(
                 Ok(tail) => tail,
                 Err(ended) => return ended,
             };
-            let uploaded = engine
-                .upload_tar_file_then(id, "/", tar, tail.boxed())
-                .await;
+            let first = match shared.checkouts.get() {
+                Some(made) => made.first(&job.checkout, tar),
+                None => checkouts::First::Alone(tar),
+            };
+            let uploaded = match first {
+                checkouts::First::Alone(first) => {
+                    engine
+                        .upload_tar_file_then(id, "/", first, tail.boxed())
+                        .await
+                }
+                checkouts::First::ThenSnapshot(git) => match snapshot_entries(tar).await {
+                    Ok(entries) => {
+                        let then = entries.chain(tail).boxed();
+                        engine.upload_tar_file_then(id, "/", git, then).await
+                    }
+                    Err(e) => return Ended::Refused(format!("the workspace snapshot: {e}")),
+                },
+            };
             // The engine only saw the stream break off: say why it did.
             if let (Err(_), Some(why)) = (&uploaded, failure.get()) {
                 return Ended::Refused(format!("the job's files: {why}"));
@@ -660,4 +675,15 @@ pub(super) async fn log(sink: &Sink, job: &str, line: String) {
         lines: vec![LogLine::text(line)],
     })
     .await;
+}
+
+/// The snapshot's entries as a stream, without its end-of-archive blocks (what follows closes
+/// the upload).
+async fn snapshot_entries(
+    tar: &std::path::Path,
+) -> std::io::Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
+    use tokio::io::AsyncReadExt;
+    let len = checkouts::entries_len(tar)?;
+    let file = tokio::fs::File::open(tar).await?;
+    Ok(tokio_util::io::ReaderStream::new(file.take(len)))
 }

@@ -8,6 +8,7 @@
 
 pub mod artifacts;
 pub mod caches;
+mod checkouts;
 pub mod debug;
 mod images;
 mod job;
@@ -162,6 +163,8 @@ pub struct PreparedJob {
     pub start_in: Option<Duration>,
     /// A job of steps (GitHub's) instead of a script.
     pub steps: Option<Arc<dyn crate::pipeline::steps::Steps>>,
+    /// What its workspace holds when it starts.
+    pub checkout: crate::pipeline::Checkout,
 }
 
 /// What the jobs share.
@@ -180,6 +183,8 @@ pub(crate) struct Shared {
     cleanup: Mutex<JoinSet<()>>,
     /// The outputs of each finished job of steps, by plan index, for the jobs that need it.
     step_outputs: Mutex<HashMap<usize, Vec<(String, String)>>>,
+    /// The archives the jobs' checkouts start with, made before the first job.
+    checkouts: std::sync::OnceLock<checkouts::Checkouts>,
 }
 
 impl Shared {
@@ -198,6 +203,7 @@ impl Shared {
             dotenv: Mutex::new(HashMap::new()),
             cleanup: Mutex::new(JoinSet::new()),
             step_outputs: Mutex::new(HashMap::new()),
+            checkouts: std::sync::OnceLock::new(),
         }
     }
 }
@@ -751,6 +757,28 @@ async fn ready(
     let engine = &*shared.engine;
     let prepare::Prepared { mut jobs, images } = prepare::jobs(plan, config)?;
     let mut ids = images::ensure(&images, engine, sink, cancel).await?;
+    if let Workspace::Copy { .. } = config.workspace {
+        let wanted: Vec<_> = jobs.iter().flatten().map(|j| j.checkout.clone()).collect();
+        let project = config.context.project_dir.clone();
+        let commit = config.context.commit_sha.clone();
+        let prefix = config
+            .context
+            .container_dir
+            .trim_start_matches('/')
+            .to_string();
+        let made = tokio::task::spawn_blocking(move || {
+            checkouts::Checkouts::make(&wanted, &project, &commit, &prefix)
+        })
+        .await;
+        let (made, notes) = made.unwrap_or_else(|e| {
+            let note = format!("the checkouts cannot be made ({e}): jobs get the project's files");
+            (checkouts::Checkouts::default(), vec![note])
+        });
+        for message in notes {
+            sink.send(Event::Notice { message }).await;
+        }
+        let _ = shared.checkouts.set(made);
+    }
     if let Some(lock) = config.hermetic.as_ref().and_then(|h| h.lock.as_ref()) {
         for (image, needed) in &images {
             let current = match ids.get(image).cloned().flatten() {

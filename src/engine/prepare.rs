@@ -85,6 +85,7 @@ pub(super) fn jobs(plan: &Plan, config: &RunConfig) -> Result<Prepared, RunError
             job: job.name.clone(),
             what: format!("cannot write the job's scripts: {e}"),
         })?;
+        let checkout = config.environment.checkout(job, &env);
         jobs.push(Some(PreparedJob {
             index,
             name: job.name.clone(),
@@ -102,6 +103,7 @@ pub(super) fn jobs(plan: &Plan, config: &RunConfig) -> Result<Prepared, RunError
             services,
             start_in: job.start_in.filter(|_| job.when == When::Delayed),
             steps: job.steps.clone(),
+            checkout,
         }));
     }
     if let Some(lock) = config.hermetic.as_ref().and_then(|h| h.lock.as_ref()) {

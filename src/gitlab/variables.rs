@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use crate::pipeline::expand::expand;
-use crate::pipeline::{Job, JobEnvironment, Variable};
+use crate::pipeline::{Checkout, Job, JobEnvironment, Variable};
+use crate::project::checkout::Repository;
 use crate::project::git::Facts;
 
 /// GitLab's way of building a job's environment, for the engine (which knows no format).
@@ -31,6 +32,31 @@ impl JobEnvironment for GitLabEnvironment {
             dotenv,
             overrides,
         )
+    }
+
+    /// GitLab Runner's checkout: `GIT_STRATEGY` (`none` and `empty` leave the directory
+    /// empty), `GIT_DEPTH` (20 by default, 0 the whole history), HEAD detached at the commit,
+    /// `origin` the project's URL on its server.
+    fn checkout(&self, _job: &Job, env: &[(String, String)]) -> Checkout {
+        let get = |name: &str| {
+            env.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.trim())
+        };
+        if matches!(get("GIT_STRATEGY"), Some("none" | "empty")) {
+            return Checkout::Empty;
+        }
+        let facts = &self.facts;
+        Checkout::Repository(Repository {
+            depth: get("GIT_DEPTH").and_then(|d| d.parse().ok()).unwrap_or(20),
+            branch: facts.branch.clone(),
+            attached: false,
+            remote: Some(format!(
+                "https://{}/{}.git",
+                facts.server_host, facts.project_path
+            )),
+        })
     }
 }
 

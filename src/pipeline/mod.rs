@@ -25,6 +25,23 @@ pub trait JobEnvironment: Send + Sync + std::fmt::Debug {
         dotenv: &[(String, String)],
         overrides: &[(String, String)],
     ) -> Vec<(String, String)>;
+
+    /// How the project reaches the job's workspace, given its environment (`job_env`'s).
+    fn checkout(&self, job: &Job, env: &[(String, String)]) -> Checkout {
+        let _ = (job, env);
+        Checkout::Files
+    }
+}
+
+/// What a job's workspace holds when it starts (before the artifacts it receives).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Checkout {
+    /// The project's files as a checkout has them, with no repository.
+    Files,
+    /// The files over a repository of the pipeline's commit (when the project is one).
+    Repository(crate::project::checkout::Repository),
+    /// Nothing (GitLab's `GIT_STRATEGY: none` or `empty`).
+    Empty,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -32,6 +32,11 @@ pub trait Steps: Send + Sync + fmt::Debug {
     fn cached_tools(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// What the steps' checkout leaves in the workspace; `None`: the project's files.
+    fn checkout(&self) -> Option<super::Checkout> {
+        None
+    }
 }
 
 /// What a run of the steps starts from.

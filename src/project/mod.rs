@@ -3,6 +3,7 @@
 //! `berth.lock` ([`lock`]) and berth's own `.berth/` folder, written without following links
 //! ([`state`]).
 
+pub mod checkout;
 pub mod git;
 pub mod lock;
 pub mod paths;

@@ -63,7 +63,35 @@ pub fn write_tar(
     prefix: &str,
     dest: &Path,
 ) -> io::Result<usize> {
-    let files = files(project, selection)?;
+    write_checkout_tar(project, selection, prefix, None, dest)
+}
+
+/// [`write_tar`], with the repository `git_dir` (every file of it) as the checkout's `.git`,
+/// before the working tree.
+pub fn write_checkout_tar(
+    project: &Path,
+    selection: Selection,
+    prefix: &str,
+    git_dir: Option<&Path>,
+    dest: &Path,
+) -> io::Result<usize> {
+    let mut files: Vec<(PathBuf, PathBuf)> = Vec::new();
+    if let Some(git_dir) = git_dir {
+        let mut walker = WalkBuilder::new(git_dir);
+        walker.standard_filters(false).follow_links(false);
+        for entry in walker.build() {
+            let entry = entry.map_err(io::Error::other)?;
+            let rel = entry
+                .path()
+                .strip_prefix(git_dir)
+                .map_err(io::Error::other)?;
+            files.push((entry.path().to_path_buf(), Path::new(".git").join(rel)));
+        }
+        files.sort_by(|a, b| a.1.cmp(&b.1));
+    }
+    for rel in self::files(project, selection)? {
+        files.push((project.join(&rel), rel));
+    }
     let mut builder = tar::Builder::new(BufWriter::new(File::create(dest)?));
     builder.follow_symlinks(false);
     // The directories leading to the project, so the container gets them with sane modes.
@@ -80,22 +108,21 @@ pub fn write_tar(
         header.set_mtime(0);
         builder.append_data(&mut header, format!("{parts}/"), io::empty())?;
     }
-    for rel in &files {
-        let path = project.join(rel);
-        let meta = std::fs::symlink_metadata(&path)?;
+    for (path, rel) in &files {
+        let meta = std::fs::symlink_metadata(path)?;
         let name = Path::new(prefix).join(rel);
         let mut header = tar::Header::new_gnu();
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         header.set_uid(0);
         header.set_gid(0);
         if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&path)?;
+            let target = std::fs::read_link(path)?;
             builder.append_link(&mut header, &name, &target)?;
         } else if meta.is_dir() {
             header.set_size(0);
             builder.append_data(&mut header, &name, io::empty())?;
         } else if meta.is_file() {
-            builder.append_data(&mut header, &name, File::open(&path)?)?;
+            builder.append_data(&mut header, &name, File::open(path)?)?;
         }
         // Sockets, fifos and devices have no place in a checkout.
     }

@@ -641,4 +641,9 @@ impl pipeline::JobEnvironment for GitHubEnvironment {
         }
         env
     }
+
+    fn checkout(&self, job: &pipeline::Job, _env: &[(String, String)]) -> pipeline::Checkout {
+        let checkout = job.steps.as_ref().and_then(|s| s.checkout());
+        checkout.unwrap_or(pipeline::Checkout::Files)
+    }
 }

@@ -35,6 +35,8 @@ use crate::github::run::{self, Run, WorkflowFacts};
 use crate::github::workflow::{Env, Field, RunDefaults, StepAction, StepsJob, Text};
 use crate::github::{file_commands, setup_python};
 use crate::pipeline::steps::{Command, Ended, NeedResult, Outcome, Start, Steps, StepsRun};
+use crate::pipeline::Checkout;
+use crate::project::checkout::Repository;
 
 /// The built-in actions, by `owner/name` (any version).
 pub const BUILT_IN_ACTIONS: &[&str] = &["actions/checkout", "actions/setup-python"];
@@ -125,6 +127,44 @@ impl Steps for JobSteps {
                 StepAction::Uses { .. } => None,
             })
             .collect()
+    }
+
+    fn checkout(&self) -> Option<Checkout> {
+        // actions/checkout: `fetch-depth` commits (1 by default, 0 all), HEAD on the branch.
+        let with = self
+            .spec
+            .job
+            .steps
+            .iter()
+            .find_map(|step| match &step.action {
+                StepAction::Uses { uses, with } if action_of(uses) == "actions/checkout" => {
+                    Some(with)
+                }
+                _ => None,
+            })?;
+        let input = |key: &str| {
+            with.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, t)| t.text.trim().to_string())
+        };
+        let depth = input("fetch-depth")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(1);
+        let run = &self.spec.run;
+        let branch = match &run.git_ref {
+            Some(crate::github::trigger::GitRef::Branch(b)) => Some(b.clone()),
+            _ => None,
+        };
+        Some(Checkout::Repository(Repository {
+            depth,
+            branch,
+            attached: true,
+            remote: Some(format!(
+                "{}/{}",
+                run.server_url.trim_end_matches('/'),
+                run.repository
+            )),
+        }))
     }
 
     fn cached_tools(&self) -> Vec<String> {
