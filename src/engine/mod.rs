@@ -11,6 +11,7 @@ pub mod caches;
 pub mod debug;
 mod images;
 mod job;
+pub mod operations;
 mod output;
 pub mod owner;
 mod prepare;
