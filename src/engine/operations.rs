@@ -6,9 +6,9 @@
 //! A cache is a named volume that outlives the run, labelled with its project, key and paths
 //! (only a cache of the same paths can be restored), and the time it was saved (a prefix picks
 //! the newest). A key can come from an earlier step's output, so a volume cannot be mounted
-//! when the container is created: a helper container (created from the job's own image, never
-//! started, labelled with the run, removed whatever happens) mounts it, and the archive API
-//! copies between the two. A cache is whole once its last entry, a marker, is in; one without
+//! when the container is created: a helper container (from the job's own image, idle,
+//! labelled with the run, removed whatever happens) mounts it, and the archive API copies
+//! between the two. A cache is whole once its last entry, a marker, is in; one without
 //! it (a berth stopped midway) is no cache and is replaced by the next save.
 
 use std::collections::HashMap;
@@ -185,8 +185,9 @@ async fn candidates(shared: &Shared, paths: &[String]) -> Result<Vec<Candidate>,
         .collect())
 }
 
-/// A container that gives access to `volume` at [`DATA_DIR`]: created from the job's image,
-/// never started; the caller removes it.
+/// A container that gives access to `volume` at [`DATA_DIR`], from the job's image (which
+/// has the shell the job's container idles in); the caller removes it. Started, idle: Docker's
+/// archive API reaches the volumes of a created container, Podman's only those of a running one.
 async fn helper(job: &PreparedJob, shared: &Shared, volume: &str) -> Result<String, String> {
     let spec = ContainerSpec {
         name: format!(
@@ -196,17 +197,19 @@ async fn helper(job: &PreparedJob, shared: &Shared, volume: &str) -> Result<Stri
             &volume[volume.len().saturating_sub(12)..]
         ),
         image: job.image.clone(),
-        entrypoint: Some(vec!["/berth-never-started".into()]),
+        entrypoint: Some(super::steps::keep_alive()),
         working_dir: String::new(),
         labels: shared.labels.clone(),
         binds: vec![format!("{volume}:{DATA_DIR}")],
         ..ContainerSpec::default()
     };
-    shared
-        .engine
-        .create_container(&spec)
-        .await
-        .map_err(|e| format!("helper container for cache volume {volume}: {e}"))
+    let what = |e: RuntimeError| format!("helper container for cache volume {volume}: {e}");
+    let id = shared.engine.create_container(&spec).await.map_err(what)?;
+    if let Err(e) = shared.engine.start(&id).await {
+        let _ = shared.engine.remove_container(&id).await;
+        return Err(what(e));
+    }
+    Ok(id)
 }
 
 /// The helper's id while it lives: removed when the work with it is done, however it ended.

@@ -2,9 +2,9 @@
 //! volumes that outlive them, restored by key or prefix), `upload-artifact` and
 //! `download-artifact` between the jobs of a run, on busybox.
 
-use std::process::Command;
+use berth::engine::runtime::ContainerRuntime as _;
 
-use crate::common::{require_image, Project, BUSYBOX};
+use crate::common::{block_on, require_image, Project, BUSYBOX};
 
 fn platform() -> String {
     format!("ubuntu-latest={BUSYBOX}")
@@ -12,27 +12,20 @@ fn platform() -> String {
 
 /// The project's step caches on the engine: their keys, sorted.
 fn cache_keys(p: &Project) -> Vec<String> {
-    let out = Command::new("docker")
-        .args([
-            "volume",
-            "ls",
-            "--filter",
-            &format!("label=io.berth.project={}", p.path().display()),
-            "--filter",
-            "label=io.berth.stepcache.version",
-            "--format",
-            "{{.Label \"io.berth.cache.key\"}}",
-        ])
-        .output()
-        .expect("docker volume ls");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
+    let project = p.path().display().to_string();
+    let volumes = block_on(async {
+        let engine = berth::docker::Engine::connect()
+            .await
+            .expect("Docker engine");
+        engine
+            .volumes_with_label("io.berth.stepcache.version")
+            .await
+            .expect("list volumes")
+    });
+    let mut keys: Vec<String> = volumes
+        .into_iter()
+        .filter(|v| v.labels.get("io.berth.project") == Some(&project))
+        .filter_map(|v| v.labels.get("io.berth.cache.key").cloned())
         .collect();
     keys.sort();
     keys
