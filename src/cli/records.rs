@@ -135,9 +135,14 @@ pub(super) fn cmd_artifacts(cli: &Cli, args: &ArtifactsArgs) -> Result<(), CliEr
     }
     out!("run {run}")?;
     for (archive, m) in &manifests {
+        // A step's artifact (GitHub's) is named too.
+        let what = match &m.name {
+            Some(name) => format!("{} `{name}`", m.job),
+            None => m.job.clone(),
+        };
         out!(
             "{}: {} files, {} bytes ({})",
-            m.job,
+            what,
             m.files.len(),
             m.bytes,
             archive.display()

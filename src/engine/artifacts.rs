@@ -203,6 +203,7 @@ pub async fn collect(
         let bytes = files.iter().map(|f| f.size).sum();
         let manifest = ArtifactManifest {
             job,
+            name: None,
             archive: archive_for_task
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -12,6 +12,7 @@ mod checkouts;
 pub mod debug;
 mod images;
 mod job;
+pub mod operations;
 mod output;
 pub mod owner;
 mod prepare;

@@ -43,6 +43,7 @@ pub(super) async fn run(
         env: super::job::with_dotenv(job, shared),
         needs: needs.to_vec(),
         cancelled: cancel.is_cancelled(),
+        project_dir: Some(shared.config.context.project_dir.clone()),
     });
     let deadline = tokio::time::Instant::now() + job.timeout;
     loop {
@@ -63,6 +64,21 @@ pub(super) async fn run(
             if let Err(e) = engine.upload_tar_bytes(id, "/", tar).await {
                 return Ended::Broken(e);
             }
+        }
+        if let Some(operation) = &command.operation {
+            let report = tokio::select! {
+                report = super::operations::perform(job, shared, sink, id, operation) => report,
+                _ = tokio::time::sleep_until(deadline) => return Ended::TimedOut(job.timeout),
+                _ = cancel.cancelled() => return Ended::Cancelled,
+            };
+            run.finished(steps::Ended {
+                operation: Some(report),
+                ..steps::Ended::default()
+            });
+            if cancel.is_cancelled() {
+                run.cancel();
+            }
+            continue;
         }
         let spec = ExecSpec {
             argv: command.argv.clone(),
@@ -135,6 +151,7 @@ pub(super) async fn run(
             exit_code,
             timed_out: false,
             files,
+            operation: None,
         });
         if cancel.is_cancelled() {
             run.cancel();
@@ -264,6 +281,7 @@ mod tests {
             working_dir: None,
             timeout: None,
             collect: vec![],
+            operation: None,
         };
         let tar = files_tar(&command).unwrap();
         let names = crate::engine::tar_entry_names(&tar);

@@ -9,6 +9,7 @@
 
 pub mod expr;
 pub mod file_commands;
+pub mod hash_files;
 pub mod lower;
 pub mod matrix;
 pub mod pattern;

@@ -4,6 +4,7 @@
 //! touches Docker.
 
 pub mod expand;
+pub mod globs;
 pub mod steps;
 
 use std::collections::HashMap;

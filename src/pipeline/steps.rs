@@ -5,6 +5,7 @@
 //! ended. So the engine knows no format, and the format touches no container.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A job's steps, as its format runs them.
@@ -49,6 +50,10 @@ pub struct Start {
     pub needs: Vec<NeedResult>,
     /// The run was cancelled before the job started (only `always()` steps run).
     pub cancelled: bool,
+    /// The project directory on this host, of which the job's workspace is a fresh copy: what
+    /// the format reads files of before any step has run (GitHub's `hashFiles`). `None`: no
+    /// files to read.
+    pub project_dir: Option<PathBuf>,
 }
 
 /// How a job ended, for the jobs that need it.
@@ -95,6 +100,71 @@ pub struct Command {
     pub timeout: Option<Duration>,
     /// Files to read back after it ends (absolute paths), whatever its exit code.
     pub collect: Vec<String>,
+    /// `Some`: no process (`argv` is empty): the engine does this instead, and says how it
+    /// went in [`Ended::operation`]; `files` are still written and `collect` still read.
+    pub operation: Option<Operation>,
+}
+
+/// Work a step asks of the engine rather than of a process: moving files between the job's
+/// container and what outlives it (caches that outlive the run, the run's artifacts). Paths
+/// are absolute in the container; the format has resolved them (`~`, the workspace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Copy a cache into the container where it was taken from: the cache of `key`, else the
+    /// newest whose key starts with `key`, else with each of `prefixes` in turn; only caches
+    /// of the same `paths` qualify. With `lookup_only`, only say which one would be.
+    RestoreCache {
+        key: String,
+        prefixes: Vec<String>,
+        paths: Vec<String>,
+        lookup_only: bool,
+    },
+    /// Copy `paths` from the container into a new cache `key`; one that exists already is
+    /// kept as it is (a cache never changes).
+    SaveCache { key: String, paths: Vec<String> },
+    /// Store the files under `search` (absolute) that `include` matches and `exclude` does
+    /// not (globs over absolute paths, a directory standing for everything in it) as the
+    /// run's artifact `name`, named relative to `root`; `hidden`: also names starting with `.`.
+    UploadArtifact {
+        name: String,
+        search: Vec<String>,
+        include: Vec<String>,
+        exclude: Vec<String>,
+        root: String,
+        hidden: bool,
+    },
+    /// Unpack the run's artifacts into `into`: the one called `name`, or every one whose
+    /// name matches the glob `pattern` (all without one), each into `into/<name>` when
+    /// `separate`.
+    DownloadArtifacts {
+        name: Option<String>,
+        pattern: Option<String>,
+        into: String,
+        separate: bool,
+    },
+}
+
+/// How an [`Operation`] went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// The key of the cache restored (or found, with `lookup_only`); `None`: none was.
+    CacheRestored {
+        key: Option<String>,
+    },
+    /// `false`: a cache of that key existed already, or there was nothing to save.
+    CacheSaved {
+        saved: bool,
+        files: usize,
+    },
+    /// `None`: nothing matched, nothing stored.
+    ArtifactUploaded {
+        id: Option<u64>,
+        files: usize,
+    },
+    ArtifactsDownloaded {
+        names: Vec<String>,
+        files: usize,
+    },
 }
 
 /// How a command ended.
@@ -104,6 +174,8 @@ pub struct Ended {
     pub timed_out: bool,
     /// The files of [`Command::collect`] that exist, with their content.
     pub files: Vec<(String, String)>,
+    /// For a [`Command::operation`]: how it went, or why it failed.
+    pub operation: Option<Result<Report, String>>,
 }
 
 /// How a job's steps ended.

@@ -14,6 +14,10 @@ pub const PARTIAL: &str = ".partial";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArtifactManifest {
     pub job: String,
+    /// The artifact's own name, for artifacts a step uploaded by name (GitHub's
+    /// `actions/upload-artifact`); a job's artifacts (GitLab's) have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub archive: String,
     pub files: Vec<FileEntry>,
     /// Bytes of file content (before compression).

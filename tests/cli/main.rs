@@ -14,6 +14,7 @@ mod debug;
 mod engines;
 mod fixtures;
 mod github;
+mod github_actions;
 mod gitlab;
 mod gitlab_corpus;
 mod hermetic;

@@ -16,8 +16,13 @@
 //! - A `run:` script is interpolated, written to `/berth/github/<step>/script<ext>` and run
 //!   by its shell; every command gets empty `$GITHUB_OUTPUT`, `$GITHUB_ENV`, `$GITHUB_PATH`
 //!   and `$GITHUB_STEP_SUMMARY` files, read back after it ends (whatever its exit code).
-//! - `hashFiles` is not available yet (an error where it is called).
+//! - `hashFiles` reads the project directory, which each job's workspace copies (see
+//!   [`crate::github::hash_files`]).
+//! - `actions/cache`, `actions/upload-artifact` and `actions/download-artifact` are engine
+//!   operations ([`actions`]); `actions/cache` saves after the job's last step, when the job
+//!   has succeeded and its key was no exact hit (GitHub's `post-if: success()`).
 
+mod actions;
 mod shell;
 mod status;
 #[cfg(test)]
@@ -30,16 +35,31 @@ use status::{fold_needs, JobHost, StepHost};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actions::ActionKind;
+
 use crate::github::expr::{Condition, Contexts, Object, Scope, Template, Value};
 use crate::github::run::{self, Run, WorkflowFacts};
 use crate::github::workflow::{Env, Field, RunDefaults, StepAction, StepsJob, Text};
 use crate::github::{file_commands, setup_python};
-use crate::pipeline::steps::{Command, Ended, NeedResult, Outcome, Start, Steps, StepsRun};
+use crate::pipeline::steps::{
+    Command, Ended, NeedResult, Operation, Outcome, Report, Start, Steps, StepsRun,
+};
 use crate::pipeline::Checkout;
 use crate::project::checkout::Repository;
 
 /// The built-in actions, by `owner/name` (any version).
-pub const BUILT_IN_ACTIONS: &[&str] = &["actions/checkout", "actions/setup-python"];
+pub const BUILT_IN_ACTIONS: &[&str] = &[
+    "actions/checkout",
+    "actions/setup-python",
+    "actions/cache",
+    "actions/cache/restore",
+    "actions/cache/save",
+    "actions/upload-artifact",
+    "actions/download-artifact",
+];
+
+/// `hashFiles`' answer for the job's workspace.
+type Hasher = Arc<status::HashFn>;
 
 /// Everything one job's steps need, fixed when the workflow is lowered.
 #[derive(Debug, Clone)]
@@ -267,6 +287,25 @@ enum Phase {
     },
     /// setup-python making the chosen one a venv.
     PythonInstall,
+    /// Asking the job's `HOME`, for the `~` of an operation's paths.
+    Home {
+        operation: Operation,
+        kind: ActionKind,
+    },
+    /// An engine operation of a built-in action.
+    Action(ActionKind),
+}
+
+/// The file a home probe writes `$HOME` to, in the step's directory.
+const HOME_FILE: &str = "home";
+
+/// What `actions/cache` saves after the job's last step.
+#[derive(Debug, Clone)]
+struct Post {
+    step: usize,
+    name: String,
+    key: String,
+    paths: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -313,6 +352,9 @@ struct JobRun {
     actions: Vec<String>,
     default_shell: Option<String>,
     default_dir: Option<String>,
+    /// Saves to do after the last step, in the order their steps ran.
+    posts: Vec<Post>,
+    hasher: Option<Hasher>,
 }
 
 /// `GITHUB_ACTION` as the runner names steps: the id, else `__run`, `__run_2`... for
@@ -351,6 +393,12 @@ fn action_of(uses: &str) -> String {
 impl JobRun {
     fn new(spec: Arc<JobSpec>, start: Start, needs: Value) -> JobRun {
         let actions = action_names(&spec.job);
+        let hasher: Option<Hasher> = start.project_dir.clone().map(|root| {
+            let workspace = spec.run.workspace.clone();
+            Arc::new(move |patterns: &[String]| {
+                crate::github::hash_files::hash_files(&root, &workspace, patterns)
+            }) as Hasher
+        });
         JobRun {
             spec,
             base_env: start.env,
@@ -371,6 +419,8 @@ impl JobRun {
             actions,
             default_shell: None,
             default_dir: None,
+            posts: Vec::new(),
+            hasher,
         }
     }
 
@@ -398,10 +448,11 @@ impl JobRun {
         c
     }
 
-    fn host(&self) -> StepHost {
+    fn host(&self) -> StepHost<'_> {
         StepHost {
             failed: self.failed,
             cancelled: self.cancelled,
+            hasher: self.hasher.as_deref(),
         }
     }
 
@@ -415,7 +466,7 @@ impl JobRun {
                         "step {} `{}`: actions are not supported yet: `{uses}` (berth has {} built in)",
                         step.index,
                         step.label(),
-                        BUILT_IN_ACTIONS.join(" and ")
+                        BUILT_IN_ACTIONS.join(", ")
                     ));
                 }
             }
@@ -689,6 +740,36 @@ impl JobRun {
                         self.record(i, continue_on_error, end);
                         None
                     }
+                    action @ ("actions/cache"
+                    | "actions/cache/restore"
+                    | "actions/cache/save"
+                    | "actions/upload-artifact"
+                    | "actions/download-artifact") => {
+                        let prepared =
+                            match actions::prepare(action, &input, &self.spec.run.workspace) {
+                                Ok(p) => p,
+                                Err(e) => {
+                                    self.fail(
+                                        i,
+                                        continue_on_error,
+                                        format!("{what}: `{action}`: {e}"),
+                                    );
+                                    return None;
+                                }
+                            };
+                        let command = if prepared.needs_home {
+                            pending.phase = Phase::Home {
+                                operation: prepared.operation,
+                                kind: prepared.kind,
+                            };
+                            self.home_probe(&mut pending)
+                        } else {
+                            pending.phase = Phase::Action(prepared.kind);
+                            self.operation(&mut pending, prepared.operation)
+                        };
+                        self.pending = Some(pending);
+                        Some(command)
+                    }
                     _ => {
                         // setup-python; set_up refused every other action.
                         let version = input("python-version").map(|v| {
@@ -737,6 +818,117 @@ impl JobRun {
                     }
                 }
             }
+        }
+    }
+
+    /// A command that writes the job's `$HOME` into the step's directory.
+    fn home_probe(&mut self, pending: &mut Pending) -> Command {
+        let file = format!("{}/{HOME_FILE}", pending.files.dir);
+        let argv = ["/bin/sh", "-c", "printf %s \"$HOME\" > \"$1\"", "sh", &file]
+            .map(String::from)
+            .to_vec();
+        self.command(pending, argv, Vec::new(), vec![file])
+    }
+
+    /// The engine operation of a pending step.
+    fn operation(&mut self, pending: &mut Pending, operation: Operation) -> Command {
+        let mut command = self.command(pending, Vec::new(), Vec::new(), Vec::new());
+        command.operation = Some(operation);
+        command
+    }
+
+    /// The next save of `actions/cache` after the job's last step, if the job has succeeded.
+    fn next_post(&mut self) -> Option<Command> {
+        while let Some(post) = self.posts.pop() {
+            if self.failed || self.cancelled {
+                continue;
+            }
+            let mut pending = Pending {
+                step: post.step,
+                name: format!("Post {}", post.name),
+                continue_on_error: true,
+                timeout: None,
+                working_dir: None,
+                env: self.env.clone(),
+                phase: Phase::Action(ActionKind::PostSave),
+                files: StepFiles::new(self.spec.job.steps[post.step].index),
+                outputs: Vec::new(),
+            };
+            let operation = Operation::SaveCache {
+                key: post.key,
+                paths: post.paths,
+            };
+            let command = self.operation(&mut pending, operation);
+            self.pending = Some(pending);
+            return Some(command);
+        }
+        None
+    }
+
+    /// What an operation's report makes of the step: its outputs, and why it failed.
+    fn after_operation(
+        &mut self,
+        pending: &mut Pending,
+        kind: &ActionKind,
+        report: Option<&Result<Report, String>>,
+    ) -> Option<String> {
+        let Some(report) = report else {
+            return Some("the engine did not say how the operation went".to_string());
+        };
+        let out = &mut pending.outputs;
+        match (kind, report) {
+            // A cache that cannot be saved is a warning on GitHub, never a failure.
+            (ActionKind::Save | ActionKind::PostSave, _) => None,
+            (_, Err(e)) => Some(e.clone()),
+            (
+                ActionKind::Restore {
+                    key,
+                    save,
+                    fail_on_miss,
+                },
+                Ok(Report::CacheRestored { key: matched }),
+            ) => {
+                let hit = matched.as_deref() == Some(key.as_str());
+                out.push(("cache-hit".into(), hit.to_string()));
+                out.push(("cache-primary-key".into(), key.clone()));
+                out.push((
+                    "cache-matched-key".into(),
+                    matched.clone().unwrap_or_default(),
+                ));
+                if let (Some(paths), false) = (save, hit) {
+                    self.posts.push(Post {
+                        step: pending.step,
+                        name: pending.name.clone(),
+                        key: key.clone(),
+                        paths: paths.clone(),
+                    });
+                }
+                (matched.is_none() && *fail_on_miss).then(|| {
+                    format!("Failed to restore cache entry. Exiting as fail-on-cache-miss is set. Input key: {key}")
+                })
+            }
+            (
+                ActionKind::Upload {
+                    name,
+                    if_no_files,
+                    paths,
+                },
+                Ok(Report::ArtifactUploaded { id, .. }),
+            ) => match id {
+                Some(id) => {
+                    out.push(("artifact-id".into(), id.to_string()));
+                    None
+                }
+                None if *if_no_files == actions::NoFiles::Error => Some(format!(
+                    "No files were found with the provided path: {paths}. No artifacts will be uploaded (artifact `{name}`)."
+                )),
+                None => None,
+            },
+            (ActionKind::Download { into }, Ok(Report::ArtifactsDownloaded { .. })) => {
+                out.push(("download-path".into(), into.clone()));
+                None
+            }
+            (_, Ok(other)) => Some(format!("the engine reported {other:?} for this step")),
         }
     }
 
@@ -805,6 +997,7 @@ impl JobRun {
             working_dir: pending.working_dir.clone(),
             timeout: pending.timeout,
             collect,
+            operation: None,
         }
     }
 
@@ -902,6 +1095,9 @@ impl StepsRun for JobRun {
                 return Ok(Some(command));
             }
         }
+        if self.pending.is_none() {
+            return Ok(self.next_post());
+        }
         Ok(None)
     }
 
@@ -948,7 +1144,7 @@ impl StepsRun for JobRun {
                 .push((pending.name.clone(), summary.to_string()));
         }
         if problem.is_none() {
-            match pending.phase {
+            match pending.phase.clone() {
                 Phase::PythonProbe { .. } => match self.after_probe(&mut pending, &ended) {
                     Ok(command) => {
                         self.queued = Some(command);
@@ -957,6 +1153,33 @@ impl StepsRun for JobRun {
                     }
                     Err(message) => problem = Some(format!("{what}: {message}")),
                 },
+                Phase::Home { operation, kind } => {
+                    let home = read(&format!("{}/{HOME_FILE}", f.dir)).trim().to_string();
+                    if home.is_empty() || !home.starts_with('/') {
+                        problem = Some(format!(
+                            "{what}: the job's HOME is not set: `~` names no directory"
+                        ));
+                    } else {
+                        let mut operation = operation.clone();
+                        actions::with_home(&mut operation, &home);
+                        let mut kind = kind.clone();
+                        actions::kind_with_home(&mut kind, &home);
+                        pending.phase = Phase::Action(kind);
+                        self.queued = Some(self.operation(&mut pending, operation));
+                        self.pending = Some(pending);
+                        return;
+                    }
+                }
+                Phase::Action(kind) => {
+                    let kind = kind.clone();
+                    problem = self
+                        .after_operation(&mut pending, &kind, ended.operation.as_ref())
+                        .map(|why| format!("{what}: {why}"));
+                    if kind == ActionKind::PostSave {
+                        // Not a step of the job's: nothing to record.
+                        return;
+                    }
+                }
                 Phase::PythonInstall | Phase::Run => {}
             }
         } else if matches!(pending.phase, Phase::PythonInstall)

@@ -82,17 +82,23 @@ impl Host for JobHost<'_> {
     }
 
     fn hash_files(&self, _patterns: &[String]) -> Result<String, String> {
-        Err("hashFiles is not supported by berth yet".to_string())
+        // The parser refuses `hashFiles` in a job's `if:`.
+        Err("hashFiles is not available in a job's `if:`".to_string())
     }
 }
 
-/// Status functions of a step's `if:`: the job's status so far.
-pub(super) struct StepHost {
+/// What answers `hashFiles`: the patterns in, the hash (or why not) out.
+pub(super) type HashFn = dyn Fn(&[String]) -> Result<String, String> + Send + Sync;
+
+/// Status functions of a step's `if:`: the job's status so far; `hashFiles` the workspace's
+/// files, through the hasher the job was started with.
+pub(super) struct StepHost<'a> {
     pub failed: bool,
     pub cancelled: bool,
+    pub hasher: Option<&'a HashFn>,
 }
 
-impl Host for StepHost {
+impl Host for StepHost<'_> {
     fn status(&self, status: Status, _args: &[Value]) -> Result<bool, String> {
         Ok(match status {
             Status::Success => !self.failed && !self.cancelled,
@@ -102,7 +108,10 @@ impl Host for StepHost {
         })
     }
 
-    fn hash_files(&self, _patterns: &[String]) -> Result<String, String> {
-        Err("hashFiles is not supported by berth yet".to_string())
+    fn hash_files(&self, patterns: &[String]) -> Result<String, String> {
+        match self.hasher {
+            Some(hash) => hash(patterns),
+            None => Err("the job has no workspace files to hash".to_string()),
+        }
     }
 }

@@ -75,6 +75,7 @@ fn exit(code: i64) -> Ended {
         exit_code: code,
         timed_out: false,
         files: Vec::new(),
+        operation: None,
     }
 }
 
@@ -86,6 +87,7 @@ fn with_files(code: i64, files: &[(&str, &str)]) -> Ended {
             .iter()
             .map(|(p, c)| (p.to_string(), c.to_string()))
             .collect(),
+        operation: None,
     }
 }
 
@@ -611,6 +613,7 @@ jobs:
         exit_code: 137,
         timed_out: true,
         files: Vec::new(),
+        operation: None,
     });
     done(run);
     assert_eq!(
@@ -629,21 +632,21 @@ jobs:
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
-      - name: Cache
-        uses: actions/cache@v4
-        with: { path: x, key: y }
+      - name: Node
+        uses: actions/setup-node@v4
+        with: { node-version: 20 }
 ",
     );
     let mut run = start(&job);
     assert_eq!(
         run.next(),
-        Err("step 2 `Cache`: actions are not supported yet: `actions/cache@v4` (berth has actions/checkout and actions/setup-python built in)".to_string())
+        Err("step 2 `Node`: actions are not supported yet: `actions/setup-node@v4` (berth has actions/checkout, actions/setup-python, actions/cache, actions/cache/restore, actions/cache/save, actions/upload-artifact, actions/download-artifact built in)".to_string())
     );
     let outcome = run.outcome();
     assert!(!outcome.success);
     assert!(outcome
         .message
-        .is_some_and(|m| m.contains("`actions/cache@v4`")));
+        .is_some_and(|m| m.contains("`actions/setup-node@v4`")));
 }
 
 #[test]
@@ -1026,4 +1029,193 @@ jobs:
     let install = next(run);
     let text = file(&install, "/berth/github/2/install.sh").expect("install");
     assert!(text.starts_with("exe='/opt/py/bin/python3'\n"), "{text}");
+}
+
+fn reported(report: Report) -> Ended {
+    Ended {
+        operation: Some(Ok(report)),
+        ..Ended::default()
+    }
+}
+
+fn operation(c: &Command) -> &Operation {
+    c.operation
+        .as_ref()
+        .unwrap_or_else(|| panic!("{} is no operation", c.name))
+}
+
+/// A project with one file, for `hashFiles`.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "hello\n").unwrap();
+    dir
+}
+
+const CACHE_JOB: &str = "\
+on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    steps:
+      - id: c
+        uses: actions/cache@v4
+        with:
+          key: k-${{ hashFiles('a.txt') }}
+          path: |
+            ~/.cache
+            vendor
+          restore-keys: k-
+      - run: echo hit=${{ steps.c.outputs.cache-hit }} matched=${{ steps.c.outputs.cache-matched-key }}
+";
+
+// python3: hashlib.sha256(hashlib.sha256(b'hello\n').digest()).hexdigest()
+const A_TXT: &str = "ecb65bb98f9d905b70458986c39fcbad7715e5f2fcc3b1f07767d7c83e2438cc";
+
+#[test]
+fn a_cache_missed_restores_by_prefix_then_saves_after_the_last_step() {
+    let dir = project();
+    let job = one_job(CACHE_JOB);
+    let mut run = start_with(
+        &job,
+        Start {
+            project_dir: Some(dir.path().to_path_buf()),
+            ..Start::default()
+        },
+    );
+    let run = run.as_mut();
+    // `~` needs the job's HOME first.
+    let probe = next(run);
+    assert!(probe.operation.is_none());
+    assert_eq!(
+        probe.collect.last().map(String::as_str),
+        Some("/berth/github/1/home")
+    );
+    run.finished(with_files(0, &[("/berth/github/1/home", "/root\n")]));
+    let restore = next(run);
+    let key = format!("k-{A_TXT}");
+    assert_eq!(
+        operation(&restore),
+        &Operation::RestoreCache {
+            key: key.clone(),
+            prefixes: vec!["k-".into()],
+            paths: vec!["/root/.cache".into(), "/builds/shop/vendor".into()],
+            lookup_only: false,
+        }
+    );
+    run.finished(reported(Report::CacheRestored {
+        key: Some("k-older".into()),
+    }));
+    let script = next(run);
+    assert_eq!(
+        file(&script, "/berth/github/2/script.sh").map(str::trim),
+        Some("echo hit=false matched=k-older")
+    );
+    run.finished(exit(0));
+    // Not an exact hit, the job passed: saved under the key the step had.
+    let post = next(run);
+    assert_eq!(post.name, "Post Run actions/cache@v4");
+    assert_eq!(
+        operation(&post),
+        &Operation::SaveCache {
+            key,
+            paths: vec!["/root/.cache".into(), "/builds/shop/vendor".into()],
+        }
+    );
+    run.finished(reported(Report::CacheSaved {
+        saved: true,
+        files: 3,
+    }));
+    done(run);
+    assert!(run.outcome().success);
+}
+
+#[test]
+fn an_exact_hit_or_a_failed_job_saves_nothing() {
+    let dir = project();
+    let job = one_job(CACHE_JOB);
+    let key = format!("k-{A_TXT}");
+    for (hit, later) in [(true, 0), (false, 1)] {
+        let mut run = start_with(
+            &job,
+            Start {
+                project_dir: Some(dir.path().to_path_buf()),
+                ..Start::default()
+            },
+        );
+        let run = run.as_mut();
+        next(run);
+        run.finished(with_files(0, &[("/berth/github/1/home", "/root")]));
+        next(run);
+        let matched = if hit { key.clone() } else { "k-x".to_string() };
+        run.finished(reported(Report::CacheRestored { key: Some(matched) }));
+        let script = next(run);
+        let expected = if hit { "hit=true" } else { "hit=false" };
+        assert!(
+            file(&script, "/berth/github/2/script.sh").is_some_and(|s| s.contains(expected)),
+            "{script:?}"
+        );
+        run.finished(exit(later));
+        done(run);
+    }
+}
+
+#[test]
+fn a_miss_fails_with_fail_on_cache_miss_and_no_files_with_if_no_files_found_error() {
+    let job = one_job(
+        "\
+on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/cache/restore@v4
+        continue-on-error: true
+        with: { key: k, path: /opt/x, fail-on-cache-miss: true }
+      - id: up
+        uses: actions/upload-artifact@v4
+        with: { name: dist, path: dist/ }
+      - run: echo id=${{ steps.up.outputs.artifact-id }}
+      - uses: actions/upload-artifact@v4
+        with: { path: nothing/, if-no-files-found: error }
+",
+    );
+    let mut run = start(&job);
+    let run = run.as_mut();
+    let restore = next(run);
+    assert!(matches!(
+        operation(&restore),
+        Operation::RestoreCache { .. }
+    ));
+    run.finished(reported(Report::CacheRestored { key: None }));
+    let up = next(run);
+    assert_eq!(
+        operation(&up),
+        &Operation::UploadArtifact {
+            name: "dist".into(),
+            search: vec!["/builds/shop/dist".into()],
+            include: vec!["/builds/shop/dist".into()],
+            exclude: vec![],
+            root: "/builds/shop/dist".into(),
+            hidden: false,
+        }
+    );
+    run.finished(reported(Report::ArtifactUploaded {
+        id: Some(7),
+        files: 2,
+    }));
+    let script = next(run);
+    assert!(file(&script, "/berth/github/3/script.sh").is_some_and(|s| s.contains("id=7")));
+    run.finished(exit(0));
+    next(run);
+    run.finished(reported(Report::ArtifactUploaded { id: None, files: 0 }));
+    done(run);
+    let outcome = run.outcome();
+    assert!(!outcome.success);
+    let message = outcome.message.unwrap_or_default();
+    // The first failure (continue-on-error) does not fail the job: the upload does.
+    assert!(message.starts_with("step 4 "), "{message}");
+    assert!(
+        message.contains("No files were found with the provided path: nothing/"),
+        "{message}"
+    );
 }
