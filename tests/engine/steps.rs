@@ -214,3 +214,48 @@ jobs:
     assert!(run.log("patient (2)").contains(&"done"));
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn max_parallel_runs_one_combination_at_a_time() {
+    require_image(BUSYBOX);
+    // Each combination logs when it started and ended, by the host's clock (/proc/uptime).
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        r#"on: push
+jobs:
+  m:
+    runs-on: ubuntu-latest
+    strategy:
+      max-parallel: 1
+      matrix:
+        n: [1, 2, 3]
+    steps:
+      - run: |
+          start=$(cut -d' ' -f1 /proc/uptime)
+          sleep 1
+          echo "interval $start $(cut -d' ' -f1 /proc/uptime)"
+"#,
+    )]);
+    let run = p.berth(&["run", "-j", "4", "--platform", PLATFORM]);
+    run.expect_code(0);
+    let mut intervals: Vec<(f64, f64)> = (1..=3)
+        .map(|n| {
+            let log = run.log(&format!("m ({n})"));
+            let line = log
+                .iter()
+                .find_map(|l| l.strip_prefix("interval "))
+                .unwrap_or_else(|| panic!("no interval for m ({n}): {log:?}"));
+            let (a, b) = line.split_once(' ').expect("two times");
+            (a.parse().expect("start"), b.parse().expect("end"))
+        })
+        .collect();
+    intervals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in intervals.windows(2) {
+        assert!(
+            w[0].1 <= w[1].0,
+            "combinations overlapped: {intervals:?}\n{}",
+            run.stderr
+        );
+    }
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

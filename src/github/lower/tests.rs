@@ -329,3 +329,24 @@ jobs:
         .map(|(_, v)| v.as_str());
     assert_eq!(wf_name, Some("ci.yml"));
 }
+
+#[test]
+fn max_parallel_is_carried_for_a_matrix_only() {
+    let l = lowered(
+        "on: push\njobs:\n  m:\n    runs-on: ubuntu-latest\n    strategy:\n      max-parallel: ${{ fromJSON('2') }}\n      matrix:\n        n: [1, 2, 3]\n    steps:\n      - run: 'true'\n  one:\n    runs-on: ubuntu-latest\n    strategy:\n      max-parallel: 1\n    steps:\n      - run: 'true'\n",
+    );
+    let limits: Vec<_> = l
+        .jobs
+        .iter()
+        .map(|j| (j.name.as_str(), j.max_parallel))
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            ("m (1)", Some(2)),
+            ("m (2)", Some(2)),
+            ("m (3)", Some(2)),
+            ("one", None)
+        ]
+    );
+}
