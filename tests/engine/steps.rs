@@ -118,24 +118,53 @@ fn ctrl_c_stops_a_running_step_and_leaves_nothing() {
 }
 
 #[test]
-fn a_step_that_runs_out_of_its_own_time_says_so_and_leaves_nothing() {
+fn a_step_that_runs_out_of_its_own_time_fails_alone_and_the_job_goes_on() {
     require_image(BUSYBOX);
+    // The background `sleep` keeps the step's output open: its whole process group is stopped.
     let p = Project::new(&[(
         ".github/workflows/ci.yml",
-        "on: push\njobs:\n  slow:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ready; sleep 300\n        timeout-minutes: 0.05\n      - run: echo never\n",
+        r#"on: push
+jobs:
+  slow:
+    runs-on: ubuntu-latest
+    steps:
+      - run: sleep 300 & echo ready; sleep 300
+        timeout-minutes: 0.05
+      - run: echo never
+      - if: always()
+        run: echo "cleanup ran"
+  soft:
+    runs-on: ubuntu-latest
+    steps:
+      - id: s
+        run: sleep 300
+        timeout-minutes: 0.05
+        continue-on-error: true
+      - run: echo "after it, ${{ steps.s.outcome }}"
+"#,
     )]);
-    let run = p.berth(&["run", "--platform", PLATFORM]);
+    let run = p.berth(&["run", "-j", "2", "--platform", PLATFORM]);
     run.expect_code(1);
-    // The step's 3 seconds, not the job's default 6 hours.
-    let status = run.status_of("slow");
-    assert!(status.contains("timed out after 3.0s"), "{status}");
     let log = run.log("slow");
     assert!(
         log.iter()
-            .any(|l| l.starts_with("step `Run echo ready; sleep 300` timed out after 3.0s")),
+            .any(|l| l
+                .starts_with("step `Run sleep 300 & echo ready; sleep 300` timed out after 3.0s")),
         "{log:?}"
     );
+    // Only the step failed: the job's later `always()` step still ran, the others not.
+    assert!(log.contains(&"cleanup ran"), "{log:?}");
     assert!(!log.contains(&"never"), "{log:?}");
+    let status = run.status_of("slow");
+    assert!(status.contains(": failed in "), "{status}");
+    // `continue-on-error` on a step that timed out: the job goes on and passes.
+    let soft = run.log("soft");
+    assert!(soft.contains(&"after it, failure"), "{soft:?}");
+    assert!(
+        run.status_of("soft").contains(": passed in "),
+        "{}",
+        run.stderr
+    );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
 
