@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::job::{log, Ended};
-use super::output::pump_output;
+use super::output::pump_filtered;
 use super::runtime::ExecSpec;
 use super::{PreparedJob, Shared};
 use crate::events::Sink;
@@ -46,7 +46,10 @@ pub(super) async fn run(
     });
     let deadline = tokio::time::Instant::now() + job.timeout;
     let mut commands = 0;
+    // The run's sink, also hiding what the job's steps asked to mask (`::add-mask::`).
+    let mut job_sink = sink.clone();
     loop {
+        let sink = &job_sink;
         let command = match run.next() {
             Ok(Some(command)) => command,
             Ok(None) => break,
@@ -90,20 +93,22 @@ pub(super) async fn run(
             Err(e) => return Ended::Broken(e),
         };
         let stopped = CancellationToken::new();
-        let mut pump = tokio::spawn(pump_output(
+        let mut pump = tokio::spawn(pump_filtered(
             output,
             job.name.clone(),
             sink.clone(),
             stopped.clone(),
+            run.output_filter(),
         ));
         // A step that runs out of its own time is stopped alone (its process group, through
         // a second process); the job's time running out, or a cancelled run, ends the job's
         // container.
         let mut timed_out = false;
+        let mut masks = Vec::new();
         let ended = tokio::select! {
             pumped = &mut pump => {
                 if let Ok((pumped, _)) = pumped {
-                    pumped.finish(&job.name, sink).await;
+                    masks = pumped.finish(&job.name, sink).await;
                 }
                 None
             }
@@ -115,7 +120,9 @@ pub(super) async fn run(
                         crate::units::duration(t)
                     );
                     log(sink, &job.name, message).await;
-                    timed_out = stop_step(engine, id, file, &mut pump, &job.name, sink).await;
+                    let stopped = stop_step(engine, id, file, &mut pump, &job.name, sink).await;
+                    timed_out = stopped.is_some();
+                    masks = stopped.unwrap_or_default();
                     (!timed_out).then_some(Ended::TimedOut(t))
                 }
                 _ => Some(Ended::TimedOut(job.timeout)),
@@ -130,6 +137,10 @@ pub(super) async fn run(
             }
             return ended;
         }
+        if !masks.is_empty() {
+            job_sink = job_sink.also_masking(&masks);
+        }
+        let sink = &job_sink;
         let exit_code = match exit_code(engine, &exec).await {
             Ok(code) => code,
             Err(e) => return Ended::Broken(e),
@@ -156,7 +167,9 @@ pub(super) async fn run(
             run.cancel();
         }
     }
+    let sink = &job_sink;
     let outcome = run.outcome();
+    log_annotations(sink, &job.name, &outcome.annotations).await;
     for (step, summary) in &outcome.summaries {
         log(sink, &job.name, format!("Summary of `{step}`:")).await;
         for line in summary.lines() {
@@ -173,7 +186,9 @@ pub(super) async fn run(
         .insert(job.index, outcome.outputs.clone());
     match (outcome.success, outcome.message) {
         (true, _) => Ended::Exited(0),
-        (false, Some(message)) if outcome.environment_error => Ended::Unrunnable(message),
+        (false, Some(message)) if outcome.environment_error => {
+            Ended::Unrunnable(sink.mask().masked(&message))
+        }
         (false, _) => Ended::Exited(1),
     }
 }
@@ -220,8 +235,9 @@ async fn record_pid_dir(
 }
 
 /// Stop the step whose process id is in `pid_file`: SIGTERM to its process group, SIGKILL
-/// after [`STOP_GRACE`], each through a process of its own. True when its output ended (the
-/// step is over); false when it could not be stopped so (its job's container must be).
+/// after [`STOP_GRACE`], each through a process of its own. When its output ended (the step
+/// is over), the values it asked to mask; `None` when it could not be stopped so (its job's
+/// container must be).
 async fn stop_step(
     engine: &dyn super::runtime::ContainerRuntime,
     container: &str,
@@ -229,7 +245,7 @@ async fn stop_step(
     pump: &mut tokio::task::JoinHandle<(super::output::Pumped, super::output::Read)>,
     job: &str,
     sink: &Sink,
-) -> bool {
+) -> Option<Vec<String>> {
     for signal in ["TERM", "KILL"] {
         let script = format!("p=$(cat {pid_file}) && [ -n \"$p\" ] && kill -{signal} -\"$p\"");
         let spec = ExecSpec {
@@ -245,16 +261,29 @@ async fn stop_step(
             Err(_) => false,
         };
         if !signalled {
-            return false;
+            return None;
         }
         if let Ok(pumped) = tokio::time::timeout(STOP_GRACE, &mut *pump).await {
-            if let Ok((pumped, _)) = pumped {
-                pumped.finish(job, sink).await;
-            }
-            return true;
+            return Some(match pumped {
+                Ok((pumped, _)) => pumped.finish(job, sink).await,
+                Err(_) => Vec::new(),
+            });
         }
     }
-    false
+    None
+}
+
+/// The annotations the steps made (GitHub's `::error::` and the like), at the job's end.
+async fn log_annotations(sink: &Sink, job: &str, annotations: &[String]) {
+    if annotations.is_empty() {
+        return;
+    }
+    log(sink, job, format!("Annotations ({}):", annotations.len())).await;
+    for annotation in annotations {
+        for line in annotation.lines() {
+            log(sink, job, format!("  {line}")).await;
+        }
+    }
 }
 
 /// A file a step wrote, read back: `None` when it is not there (the engine cannot give it);

@@ -288,3 +288,82 @@ jobs:
     }
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn workflow_commands_mask_group_and_annotate_the_jobs_log_and_record() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        r#"on: push
+jobs:
+  cmds:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo "::add-mask::tok-$((6 * 7))-xyz"
+          echo "::group::Installing"
+          echo "inside the group"
+          echo "::endgroup::"
+          echo "::error file=app.py,line=3,col=5,title=Lint::bad%0Athing"
+          echo "same step tok-42-xyz"
+      - run: |
+          echo "later step tok-42-xyz"
+          echo "::set-output name=x::1"
+"#,
+    )]);
+    let run = p.berth(&["run", "--platform", PLATFORM]);
+    run.expect_code(0);
+    let log = run.log("cmds");
+    assert!(!run.stderr.contains("tok-42-xyz"), "{}", run.stderr);
+    assert!(log.contains(&"same step [MASKED]"), "{log:?}");
+    assert!(log.contains(&"later step [MASKED]"), "{log:?}");
+    // No command line is shown raw.
+    assert!(!log.iter().any(|l| l.starts_with("::")), "{log:?}");
+    assert!(log.contains(&"▸ Installing"), "{log:?}");
+    assert!(log.contains(&"Error: app.py:3:5: Lint: bad"), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("Warning: The `set-output` command is deprecated")),
+        "{log:?}"
+    );
+    // The annotations are gathered at the job's end.
+    let summary = run.line_index("Annotations (2):");
+    assert!(summary > run.line_index("later step"), "{}", run.stderr);
+    assert!(
+        log.contains(
+            &"  Error in `Run echo \"::add-mask::tok-$((6 * 7))-xyz\"`: app.py:3:5: Lint: bad"
+        ),
+        "{log:?}"
+    );
+    // The run record never has the value.
+    let logs = p.berth(&["logs", "cmds"]);
+    logs.expect_code(0);
+    assert!(
+        logs.stdout.contains("later step [MASKED]"),
+        "{}",
+        logs.stdout
+    );
+    for entry in walk(&p.run_dir()) {
+        let bytes = std::fs::read(&entry).expect("read the record");
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("tok-42-xyz"),
+            "{} has the masked value",
+            entry.display()
+        );
+    }
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -27,14 +27,17 @@ pub use shell::Shell;
 
 use status::{fold_needs, JobHost, StepHost};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::github::expr::{Condition, Contexts, Object, Scope, Template, Value};
 use crate::github::run::{self, Run, WorkflowFacts};
 use crate::github::workflow::{Env, Field, RunDefaults, StepAction, StepsJob, Text};
+use crate::github::workflow_commands::{Commands, StepFilter};
 use crate::github::{file_commands, setup_python};
-use crate::pipeline::steps::{Command, Ended, NeedResult, Outcome, Start, Steps, StepsRun};
+use crate::pipeline::steps::{
+    Command, Ended, NeedResult, Outcome, OutputFilter, Start, Steps, StepsRun,
+};
 
 /// The built-in actions, by `owner/name` (any version).
 pub const BUILT_IN_ACTIONS: &[&str] = &["actions/checkout", "actions/setup-python"];
@@ -225,6 +228,8 @@ struct JobRun {
     actions: Vec<String>,
     default_shell: Option<String>,
     default_dir: Option<String>,
+    /// The workflow commands of the job's output (`::add-mask::`, `::error::`).
+    commands: Arc<Mutex<Commands>>,
 }
 
 /// `GITHUB_ACTION` as the runner names steps: the id, else `__run`, `__run_2`... for
@@ -263,6 +268,14 @@ fn action_of(uses: &str) -> String {
 impl JobRun {
     fn new(spec: Arc<JobSpec>, start: Start, needs: Value) -> JobRun {
         let actions = action_names(&spec.job);
+        // GitHub's step debug logging: the secret or variable ACTIONS_STEP_DEBUG.
+        let debug = spec
+            .run
+            .secrets
+            .iter()
+            .chain(&spec.run.vars)
+            .any(|(k, v)| k == "ACTIONS_STEP_DEBUG" && v.eq_ignore_ascii_case("true"));
+        let commands = Arc::new(Mutex::new(Commands::new(debug, &spec.run.workspace)));
         JobRun {
             spec,
             base_env: start.env,
@@ -283,6 +296,7 @@ impl JobRun {
             actions,
             default_shell: None,
             default_dir: None,
+            commands,
         }
     }
 
@@ -837,6 +851,19 @@ impl StepsRun for JobRun {
         } else {
             None
         };
+        let effects = self
+            .commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .end_step();
+        if let Some(why) = effects.failure {
+            problem = problem.or(Some(format!("{what}: {why}")));
+        }
+        pending.outputs.extend(effects.outputs);
+        for (k, v) in effects.env {
+            set(&mut self.env, &k, v);
+        }
+        file_commands::prepend_paths(&mut self.prepends, effects.paths);
         // The runner reads the files whatever the step's result.
         let f = pending.files.clone();
         match file_commands::parse_key_values(read(&f.output)) {
@@ -911,6 +938,23 @@ impl StepsRun for JobRun {
             outputs,
             summaries: self.summaries.clone(),
             environment_error: self.environment_error,
+            annotations: self
+                .commands
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .summary(),
         }
+    }
+
+    fn output_filter(&mut self) -> Option<Box<dyn OutputFilter>> {
+        let pending = self.pending.as_ref()?;
+        let allow_unsecure = self.base_env.iter().chain(&pending.env).any(|(k, v)| {
+            k == "ACTIONS_ALLOW_UNSECURE_COMMANDS" && v.trim().eq_ignore_ascii_case("true")
+        });
+        self.commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .begin_step(&pending.name, allow_unsecure);
+        Some(Box::new(StepFilter(self.commands.clone())))
     }
 }
