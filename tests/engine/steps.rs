@@ -306,9 +306,11 @@ jobs:
           echo "::endgroup::"
           echo "::error file=app.py,line=3,col=5,title=Lint::bad%0Athing"
           echo "same step tok-42-xyz"
-      - run: |
+      - id: two
+        run: |
           echo "later step tok-42-xyz"
           echo "::set-output name=x::1"
+      - run: echo "x is ${{ steps.two.outputs.x }}"
 "#,
     )]);
     let run = p.berth(&["run", "--platform", PLATFORM]);
@@ -326,6 +328,8 @@ jobs:
             .any(|l| l.starts_with("Warning: The `set-output` command is deprecated")),
         "{log:?}"
     );
+    // The deprecated set-output still works, as on GitHub.
+    assert!(log.contains(&"x is 1"), "{log:?}");
     // The annotations are gathered at the job's end.
     let summary = run.line_index("Annotations (2):");
     assert!(summary > run.line_index("later step"), "{}", run.stderr);
