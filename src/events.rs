@@ -316,6 +316,15 @@ impl Sink {
         self.mask.clone()
     }
 
+    /// The same channel, also hiding `values` in what goes through it (what a job asks to
+    /// mask as it runs: GitHub's `::add-mask::`).
+    pub fn also_masking(&self, values: &[String]) -> Sink {
+        Sink {
+            tx: self.tx.clone(),
+            mask: Arc::new(self.mask.with(values.iter().cloned())),
+        }
+    }
+
     pub async fn send(&self, mut event: Event) {
         if !self.mask.is_empty() {
             event.mask(&self.mask);
@@ -358,6 +367,15 @@ impl Mask {
                 .map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned())
                 .collect(),
         }
+    }
+
+    /// These secrets and `values`.
+    pub fn with(&self, values: impl IntoIterator<Item = String>) -> Mask {
+        let known = self
+            .finders
+            .iter()
+            .map(|f| String::from_utf8_lossy(f.needle()).into_owned());
+        Mask::new(known.chain(values))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -312,6 +312,7 @@ fn load_workflows(
                 matrix: planned.matrix.as_ref().map(|m| m.to_serde_json()),
                 condition: planned.condition.clone(),
                 fail_fast: planned.fail_fast,
+                max_parallel: planned.max_parallel,
             });
         }
         if let Some(p) = &pipeline {

@@ -360,6 +360,9 @@ async fn schedule(
                         let Some(job) = prepared[i].clone() else {
                             continue;
                         };
+                        if at_max_parallel(plan, i, &state) {
+                            continue;
+                        }
                         // Only a job of steps reads its needs' results: a GitLab job that follows
                         // every job of the earlier stages would otherwise walk them all.
                         let needs = match &job.steps {
@@ -495,6 +498,33 @@ enum Decision {
 }
 
 /// Whether job `i` may start now, given what its dependencies did and its `when`.
+/// GitHub's `strategy.max-parallel`: as many jobs of the same id as it allows are running,
+/// so job `i` waits for one of them to end.
+fn at_max_parallel(plan: &Plan, i: usize, state: &[State]) -> bool {
+    let Some((origin, max)) = plan.jobs[i]
+        .job
+        .origin
+        .as_ref()
+        .and_then(|o| Some((o, o.max_parallel?)))
+    else {
+        return false;
+    };
+    let running = plan
+        .jobs
+        .iter()
+        .zip(state)
+        .filter(|(pj, s)| {
+            matches!(s, State::Running)
+                && pj
+                    .job
+                    .origin
+                    .as_ref()
+                    .is_some_and(|o| o.file == origin.file && o.id == origin.id)
+        })
+        .count();
+    running >= max
+}
+
 /// GitHub's `fail-fast`: a failed matrix job cancels the other combinations of its job, those
 /// running and those still waiting.
 async fn fail_fast(

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::runtime::{ContainerRuntime, Output, RuntimeError};
 use crate::events::{Event, LineEnd, LogLine, Mask, Sink};
+use crate::pipeline::steps::OutputFilter;
 
 /// Up to this much output, a log the stream gave whole is read again all the same, for the
 /// last line Docker's stream can miss.
@@ -46,13 +47,31 @@ impl std::fmt::Display for Read {
 pub(super) struct Pumped {
     lines: [Lines; 2],
     pub(super) bytes: [u64; 2],
+    filter: Option<Filter>,
+}
+
+/// The job's format reading the lines of one command, and what it asked to mask meanwhile.
+struct Filter {
+    filter: Box<dyn OutputFilter>,
+    added: Vec<String>,
+    /// The values added, applied here: lines go out in batches, and a value masked on one
+    /// line hides it on the next of the same batch.
+    mask: Mask,
+    /// Each stream's last piece was cut: its next piece goes on with a line already read.
+    in_cut: [bool; 2],
 }
 
 impl Pumped {
-    fn new(mask: Arc<Mask>) -> Pumped {
+    fn new(mask: Arc<Mask>, filter: Option<Box<dyn OutputFilter>>) -> Pumped {
         Pumped {
             lines: [Lines::new(mask.clone()), Lines::new(mask)],
             bytes: [0, 0],
+            filter: filter.map(|filter| Filter {
+                filter,
+                added: Vec::new(),
+                mask: Mask::new([]),
+                in_cut: [false, false],
+            }),
         }
     }
 
@@ -62,15 +81,64 @@ impl Pumped {
         let seen = self.bytes[which];
         self.bytes[which] += bytes.len() as u64;
         let from = usize::try_from(skip.saturating_sub(seen)).unwrap_or(usize::MAX);
+        let first = out.len();
         self.lines[which].push(&bytes[from.min(bytes.len())..], out);
+        self.filter(which, out, first);
     }
 
-    pub(super) async fn finish(mut self, job: &str, sink: &Sink) {
+    /// Pass the lines of stream `which` from `out[first..]` through the filter: each whole
+    /// line (the pieces of a cut one are shown as they are), masked with what it added.
+    fn filter(&mut self, which: usize, out: &mut Vec<LogLine>, first: usize) {
+        let Some(f) = &mut self.filter else {
+            return;
+        };
+        let new: Vec<LogLine> = out.drain(first..).collect();
+        for line in new {
+            let whole = !f.in_cut[which] && !line.is_cut();
+            f.in_cut[which] = line.is_cut();
+            let shown = match whole {
+                true => {
+                    let filtered = f.filter.line(&line.text);
+                    let masks: Vec<String> = filtered
+                        .masks
+                        .into_iter()
+                        .filter(|m| !m.is_empty())
+                        .collect();
+                    if !masks.is_empty() {
+                        f.mask = f.mask.with(masks.iter().cloned());
+                        for l in &mut self.lines {
+                            l.mask = Arc::new(l.mask.with(masks.iter().cloned()));
+                        }
+                        f.added.extend(masks);
+                    }
+                    filtered.shown
+                }
+                false => None,
+            };
+            let lines = match shown {
+                None => vec![line],
+                Some(texts) => texts.into_iter().map(LogLine::text).collect(),
+            };
+            for mut line in lines {
+                f.mask.text(&mut line.text);
+                if let Some(raw) = &mut line.raw {
+                    f.mask.bytes(raw);
+                }
+                out.push(line);
+            }
+        }
+    }
+
+    /// Send the unfinished lines; the values the filter asked to mask during the command.
+    pub(super) async fn finish(mut self, job: &str, sink: &Sink) -> Vec<String> {
         let mut lines = Vec::new();
-        for l in &mut self.lines {
-            l.finish(&mut lines);
+        for which in 0..2 {
+            let first = lines.len();
+            self.lines[which].finish(&mut lines);
+            self.filter(which, &mut lines, first);
         }
         send_lines(sink, job, lines).await;
+        self.filter.map(|f| f.added).unwrap_or_default()
     }
 }
 
@@ -92,7 +160,18 @@ pub(super) async fn pump_output(
     sink: Sink,
     stopped: CancellationToken,
 ) -> (Pumped, Read) {
-    let pumped = Pumped::new(sink.mask());
+    pump_filtered(stream, job, sink, stopped, None).await
+}
+
+/// [`pump_output`], each whole line read by the job's format first.
+pub(super) async fn pump_filtered(
+    stream: impl futures_util::Stream<Item = Result<Output, RuntimeError>>,
+    job: String,
+    sink: Sink,
+    stopped: CancellationToken,
+    filter: Option<Box<dyn OutputFilter>>,
+) -> (Pumped, Read) {
+    let pumped = Pumped::new(sink.mask(), filter);
     drain(stream, pumped, [0, 0], &stopped, &job, &sink).await
 }
 
@@ -110,6 +189,7 @@ pub(super) async fn catch_up(
     let again = Pumped {
         lines: pumped.lines,
         bytes: [0, 0],
+        filter: pumped.filter,
     };
     let stopped = CancellationToken::new();
     stopped.cancel();
@@ -364,5 +444,47 @@ mod tests {
         let out = lines(&["hunter2"], &[&line[..MAX_LINE], &line[MAX_LINE..]]);
         assert_eq!(out[0].text.len(), MAX_LINE - 3);
         assert_eq!(out[1].text, "hunter2 and more");
+    }
+
+    /// Hides lines that start with `mask:` and masks their rest; shows `x` as `y`.
+    struct Fake(Vec<String>);
+
+    impl crate::pipeline::steps::OutputFilter for Fake {
+        fn line(&mut self, line: &str) -> crate::pipeline::steps::Filtered {
+            self.0.push(line.to_string());
+            let mut f = crate::pipeline::steps::Filtered::default();
+            if let Some(v) = line.strip_prefix("mask:") {
+                f.shown = Some(vec![]);
+                f.masks = vec![v.to_string()];
+            } else if line == "x" {
+                f.shown = Some(vec!["y".to_string()]);
+            }
+            f
+        }
+    }
+
+    #[test]
+    fn a_filter_sees_whole_lines_and_its_masks_hide_the_next_ones_at_once() {
+        let mut p = super::Pumped::new(Arc::new(Mask::new([])), Some(Box::new(Fake(vec![]))));
+        let mut out = Vec::new();
+        // One chunk: the mask is added and used within the same batch.
+        p.push(0, b"pw is pw1\nmask:pw1\nnow pw1\nx\n", 0, &mut out);
+        let mut long = vec![b'a'; MAX_LINE + 10];
+        long.extend_from_slice(b"pw1\n");
+        p.push(1, &long, 0, &mut out);
+        let texts: Vec<&str> = out.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(&texts[..3], ["pw is pw1", "now [MASKED]", "y"]);
+        // A long line goes out in pieces, masked, and is not read as two lines.
+        assert!(out[3].is_cut());
+        assert_eq!(out[4].text, format!("{}[MASKED]", "a".repeat(10)));
+        let added = block_on(p.finish("j", &crate::events::Sink::channel(1).0));
+        assert_eq!(added, ["pw1"]);
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
     }
 }

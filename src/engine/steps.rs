@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::job::{log, Ended};
-use super::output::pump_output;
+use super::output::pump_filtered;
 use super::runtime::ExecSpec;
 use super::{PreparedJob, Shared};
 use crate::events::Sink;
@@ -46,7 +46,11 @@ pub(super) async fn run(
         project_dir: Some(shared.config.context.project_dir.clone()),
     });
     let deadline = tokio::time::Instant::now() + job.timeout;
+    let mut commands = 0;
+    // The run's sink, also hiding what the job's steps asked to mask (`::add-mask::`).
+    let mut job_sink = sink.clone();
     loop {
+        let sink = &job_sink;
         let command = match run.next() {
             Ok(Some(command)) => command,
             Ok(None) => break,
@@ -80,8 +84,23 @@ pub(super) async fn run(
             }
             continue;
         }
+        // The step's own `timeout-minutes` when it ends before the job's.
+        let now = tokio::time::Instant::now();
+        let step_limit = command.timeout.filter(|t| now + *t < deadline);
+        let limit = step_limit.map_or(deadline, |t| now + t);
+        commands += 1;
+        let pid_file = match step_limit {
+            Some(_) => match record_pid_dir(engine, id).await {
+                Ok(()) => Some(format!("{PID_DIR}/{commands}.pid")),
+                Err(e) => return Ended::Broken(e),
+            },
+            None => None,
+        };
         let spec = ExecSpec {
-            argv: command.argv.clone(),
+            argv: match &pid_file {
+                Some(file) => recording_pid(file, &command.argv),
+                None => command.argv.clone(),
+            },
             env: command.env.clone(),
             working_dir: command.working_dir.clone(),
         };
@@ -90,36 +109,40 @@ pub(super) async fn run(
             Err(e) => return Ended::Broken(e),
         };
         let stopped = CancellationToken::new();
-        let mut pump = tokio::spawn(pump_output(
+        let mut pump = tokio::spawn(pump_filtered(
             output,
             job.name.clone(),
             sink.clone(),
             stopped.clone(),
+            run.output_filter(),
         ));
-        // The step's own `timeout-minutes` when it ends before the job's.
-        let now = tokio::time::Instant::now();
-        let step_limit = command.timeout.filter(|t| now + *t < deadline);
-        let limit = step_limit.map_or(deadline, |t| now + t);
-        // A process cannot be killed on its own through the engine's API: a step that runs
-        // out of time (or a cancelled run) ends the job's container.
+        // A step that runs out of its own time is stopped alone (its process group, through
+        // a second process); the job's time running out, or a cancelled run, ends the job's
+        // container.
+        let mut timed_out = false;
+        let mut masks = Vec::new();
         let ended = tokio::select! {
             pumped = &mut pump => {
                 if let Ok((pumped, _)) = pumped {
-                    pumped.finish(&job.name, sink).await;
+                    masks = pumped.finish(&job.name, sink).await;
                 }
                 None
             }
-            _ = tokio::time::sleep_until(limit) => {
-                if let Some(t) = step_limit {
+            _ = tokio::time::sleep_until(limit) => match (step_limit, &pid_file) {
+                (Some(t), Some(file)) => {
                     let message = format!(
-                        "step `{}` timed out after {}: berth ends its job (a step's process cannot be stopped alone yet)",
+                        "step `{}` timed out after {}",
                         command.name,
                         crate::units::duration(t)
                     );
                     log(sink, &job.name, message).await;
+                    let stopped = stop_step(engine, id, file, &mut pump, &job.name, sink).await;
+                    timed_out = stopped.is_some();
+                    masks = stopped.unwrap_or_default();
+                    (!timed_out).then_some(Ended::TimedOut(t))
                 }
-                Some(Ended::TimedOut(step_limit.unwrap_or(job.timeout)))
-            }
+                _ => Some(Ended::TimedOut(job.timeout)),
+            },
             _ = cancel.cancelled() => Some(Ended::Cancelled),
         };
         if let Some(ended) = ended {
@@ -130,6 +153,10 @@ pub(super) async fn run(
             }
             return ended;
         }
+        if !masks.is_empty() {
+            job_sink = job_sink.also_masking(&masks);
+        }
+        let sink = &job_sink;
         let exit_code = match exit_code(engine, &exec).await {
             Ok(code) => code,
             Err(e) => return Ended::Broken(e),
@@ -149,7 +176,7 @@ pub(super) async fn run(
         }
         run.finished(steps::Ended {
             exit_code,
-            timed_out: false,
+            timed_out,
             files,
             operation: None,
         });
@@ -157,7 +184,9 @@ pub(super) async fn run(
             run.cancel();
         }
     }
+    let sink = &job_sink;
     let outcome = run.outcome();
+    log_annotations(sink, &job.name, &outcome.annotations).await;
     for (step, summary) in &outcome.summaries {
         log(sink, &job.name, format!("Summary of `{step}`:")).await;
         for line in summary.lines() {
@@ -174,8 +203,103 @@ pub(super) async fn run(
         .insert(job.index, outcome.outputs.clone());
     match (outcome.success, outcome.message) {
         (true, _) => Ended::Exited(0),
-        (false, Some(message)) if outcome.environment_error => Ended::Unrunnable(message),
+        (false, Some(message)) if outcome.environment_error => {
+            Ended::Unrunnable(sink.mask().masked(&message))
+        }
         (false, _) => Ended::Exited(1),
+    }
+}
+
+/// Where a step with a timeout of its own records its process id (its process group's: the
+/// engine starts each process in a session of its own).
+const PID_DIR: &str = "/berth/engine";
+
+/// How long a step that ran out of time has, once asked to stop (SIGTERM), before it is
+/// killed (SIGKILL); and how long it then has to end before its job's container is.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// `argv` run by a shell that first writes its process id to `file` (a shell that cannot
+/// write it runs the step all the same; it cannot then be stopped alone).
+fn recording_pid(file: &str, argv: &[String]) -> Vec<String> {
+    let mut wrapped = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        format!("{{ echo $$ > {file}; }} 2>/dev/null; exec \"$@\""),
+        "berth-step".to_string(),
+    ];
+    wrapped.extend_from_slice(argv);
+    wrapped
+}
+
+/// The folder of [`PID_DIR`], writable by whatever user the image runs steps as.
+async fn record_pid_dir(
+    engine: &dyn super::runtime::ContainerRuntime,
+    container: &str,
+) -> Result<(), super::runtime::RuntimeError> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for dir in ["berth", PID_DIR.trim_start_matches('/')] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o777);
+        header.set_size(0);
+        tar.append_data(&mut header, dir, std::io::empty())
+            .map_err(|e| super::runtime::RuntimeError::Api(e.to_string()))?;
+    }
+    let tar = tar
+        .into_inner()
+        .map_err(|e| super::runtime::RuntimeError::Api(e.to_string()))?;
+    engine.upload_tar_bytes(container, "/", tar).await
+}
+
+/// Stop the step whose process id is in `pid_file`: SIGTERM to its process group, SIGKILL
+/// after [`STOP_GRACE`], each through a process of its own. When its output ended (the step
+/// is over), the values it asked to mask; `None` when it could not be stopped so (its job's
+/// container must be).
+async fn stop_step(
+    engine: &dyn super::runtime::ContainerRuntime,
+    container: &str,
+    pid_file: &str,
+    pump: &mut tokio::task::JoinHandle<(super::output::Pumped, super::output::Read)>,
+    job: &str,
+    sink: &Sink,
+) -> Option<Vec<String>> {
+    for signal in ["TERM", "KILL"] {
+        let script = format!("p=$(cat {pid_file}) && [ -n \"$p\" ] && kill -{signal} -\"$p\"");
+        let spec = ExecSpec {
+            argv: ["/bin/sh", "-c", &script].map(String::from).to_vec(),
+            ..ExecSpec::default()
+        };
+        let signalled = match engine.exec(container, &spec).await {
+            Ok((exec, output)) => {
+                use futures_util::StreamExt;
+                output.for_each(|_| async {}).await;
+                matches!(exit_code(engine, &exec).await, Ok(0))
+            }
+            Err(_) => false,
+        };
+        if !signalled {
+            return None;
+        }
+        if let Ok(pumped) = tokio::time::timeout(STOP_GRACE, &mut *pump).await {
+            return Some(match pumped {
+                Ok((pumped, _)) => pumped.finish(job, sink).await,
+                Err(_) => Vec::new(),
+            });
+        }
+    }
+    None
+}
+
+/// The annotations the steps made (GitHub's `::error::` and the like), at the job's end.
+async fn log_annotations(sink: &Sink, job: &str, annotations: &[String]) {
+    if annotations.is_empty() {
+        return;
+    }
+    log(sink, job, format!("Annotations ({}):", annotations.len())).await;
+    for annotation in annotations {
+        for line in annotation.lines() {
+            log(sink, job, format!("  {line}")).await;
+        }
     }
 }
 

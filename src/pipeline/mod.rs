@@ -145,6 +145,8 @@ pub struct JobOrigin {
     /// A failure cancels the other jobs of the same id (GitHub's `strategy.fail-fast`, true by
     /// default for a matrix).
     pub fail_fast: bool,
+    /// At most this many jobs of the same id run at once (GitHub's `strategy.max-parallel`).
+    pub max_parallel: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -81,6 +81,29 @@ pub trait StepsRun: Send {
 
     /// How the job ended, once `next` has said `None`.
     fn outcome(&self) -> Outcome;
+
+    /// What reads the output of the command `next` gave last, line by line; `None`: its lines
+    /// are shown as printed.
+    fn output_filter(&mut self) -> Option<Box<dyn OutputFilter>> {
+        None
+    }
+}
+
+/// Reads each line a command prints as its format means it (GitHub's workflow commands,
+/// `::add-mask::`, `::group::`): what the log shows of it, and values to hide from then on.
+/// The engine calls it for every whole line, in order, before anything is shown.
+pub trait OutputFilter: Send {
+    fn line(&mut self, line: &str) -> Filtered;
+}
+
+/// What the log shows of one line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Filtered {
+    /// `None`: the line as printed; else these lines instead (none: the line is not shown).
+    pub shown: Option<Vec<String>>,
+    /// Values to mask, from this line on, in everything the job's log, events and record
+    /// carry (its later steps too).
+    pub masks: Vec<String>,
 }
 
 /// A command to run in the job's container.
@@ -192,4 +215,7 @@ pub struct Outcome {
     /// The job failed because its image lacks something the steps asked for (a Python
     /// version): an environment problem, not the project's, for the exit code.
     pub environment_error: bool,
+    /// What the steps flagged (GitHub's annotations, `::error::`), one line each, for the
+    /// job's summary at its end.
+    pub annotations: Vec<String>,
 }

@@ -118,24 +118,53 @@ fn ctrl_c_stops_a_running_step_and_leaves_nothing() {
 }
 
 #[test]
-fn a_step_that_runs_out_of_its_own_time_says_so_and_leaves_nothing() {
+fn a_step_that_runs_out_of_its_own_time_fails_alone_and_the_job_goes_on() {
     require_image(BUSYBOX);
+    // The background `sleep` keeps the step's output open: its whole process group is stopped.
     let p = Project::new(&[(
         ".github/workflows/ci.yml",
-        "on: push\njobs:\n  slow:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ready; sleep 300\n        timeout-minutes: 0.05\n      - run: echo never\n",
+        r#"on: push
+jobs:
+  slow:
+    runs-on: ubuntu-latest
+    steps:
+      - run: sleep 300 & echo ready; sleep 300
+        timeout-minutes: 0.05
+      - run: echo never
+      - if: always()
+        run: echo "cleanup ran"
+  soft:
+    runs-on: ubuntu-latest
+    steps:
+      - id: s
+        run: sleep 300
+        timeout-minutes: 0.05
+        continue-on-error: true
+      - run: echo "after it, ${{ steps.s.outcome }}"
+"#,
     )]);
-    let run = p.berth(&["run", "--platform", PLATFORM]);
+    let run = p.berth(&["run", "-j", "2", "--platform", PLATFORM]);
     run.expect_code(1);
-    // The step's 3 seconds, not the job's default 6 hours.
-    let status = run.status_of("slow");
-    assert!(status.contains("timed out after 3.0s"), "{status}");
     let log = run.log("slow");
     assert!(
         log.iter()
-            .any(|l| l.starts_with("step `Run echo ready; sleep 300` timed out after 3.0s")),
+            .any(|l| l
+                .starts_with("step `Run sleep 300 & echo ready; sleep 300` timed out after 3.0s")),
         "{log:?}"
     );
+    // Only the step failed: the job's later `always()` step still ran, the others not.
+    assert!(log.contains(&"cleanup ran"), "{log:?}");
     assert!(!log.contains(&"never"), "{log:?}");
+    let status = run.status_of("slow");
+    assert!(status.contains(": failed in "), "{status}");
+    // `continue-on-error` on a step that timed out: the job goes on and passes.
+    let soft = run.log("soft");
+    assert!(soft.contains(&"after it, failure"), "{soft:?}");
+    assert!(
+        run.status_of("soft").contains(": passed in "),
+        "{}",
+        run.stderr
+    );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
 
@@ -213,4 +242,132 @@ jobs:
     );
     assert!(run.log("patient (2)").contains(&"done"));
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn max_parallel_runs_one_combination_at_a_time() {
+    require_image(BUSYBOX);
+    // Each combination logs when it started and ended, by the host's clock (/proc/uptime).
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        r#"on: push
+jobs:
+  m:
+    runs-on: ubuntu-latest
+    strategy:
+      max-parallel: 1
+      matrix:
+        n: [1, 2, 3]
+    steps:
+      - run: |
+          start=$(cut -d' ' -f1 /proc/uptime)
+          sleep 1
+          echo "interval $start $(cut -d' ' -f1 /proc/uptime)"
+"#,
+    )]);
+    let run = p.berth(&["run", "-j", "4", "--platform", PLATFORM]);
+    run.expect_code(0);
+    let mut intervals: Vec<(f64, f64)> = (1..=3)
+        .map(|n| {
+            let log = run.log(&format!("m ({n})"));
+            let line = log
+                .iter()
+                .find_map(|l| l.strip_prefix("interval "))
+                .unwrap_or_else(|| panic!("no interval for m ({n}): {log:?}"));
+            let (a, b) = line.split_once(' ').expect("two times");
+            (a.parse().expect("start"), b.parse().expect("end"))
+        })
+        .collect();
+    intervals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in intervals.windows(2) {
+        assert!(
+            w[0].1 <= w[1].0,
+            "combinations overlapped: {intervals:?}\n{}",
+            run.stderr
+        );
+    }
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn workflow_commands_mask_group_and_annotate_the_jobs_log_and_record() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        r#"on: push
+jobs:
+  cmds:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo "::add-mask::tok-$((6 * 7))-xyz"
+          echo "::group::Installing"
+          echo "inside the group"
+          echo "::endgroup::"
+          echo "::error file=app.py,line=3,col=5,title=Lint::bad%0Athing"
+          echo "same step tok-42-xyz"
+      - id: two
+        run: |
+          echo "later step tok-42-xyz"
+          echo "::set-output name=x::1"
+      - run: echo "x is ${{ steps.two.outputs.x }}"
+"#,
+    )]);
+    let run = p.berth(&["run", "--platform", PLATFORM]);
+    run.expect_code(0);
+    let log = run.log("cmds");
+    assert!(!run.stderr.contains("tok-42-xyz"), "{}", run.stderr);
+    assert!(log.contains(&"same step [MASKED]"), "{log:?}");
+    assert!(log.contains(&"later step [MASKED]"), "{log:?}");
+    // No command line is shown raw.
+    assert!(!log.iter().any(|l| l.starts_with("::")), "{log:?}");
+    assert!(log.contains(&"▸ Installing"), "{log:?}");
+    assert!(log.contains(&"Error: app.py:3:5: Lint: bad"), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("Warning: The `set-output` command is deprecated")),
+        "{log:?}"
+    );
+    // The deprecated set-output still works, as on GitHub.
+    assert!(log.contains(&"x is 1"), "{log:?}");
+    // The annotations are gathered at the job's end.
+    let summary = run.line_index("Annotations (2):");
+    assert!(summary > run.line_index("later step"), "{}", run.stderr);
+    assert!(
+        log.contains(
+            &"  Error in `Run echo \"::add-mask::tok-$((6 * 7))-xyz\"`: app.py:3:5: Lint: bad"
+        ),
+        "{log:?}"
+    );
+    // The run record never has the value.
+    let logs = p.berth(&["logs", "cmds"]);
+    logs.expect_code(0);
+    assert!(
+        logs.stdout.contains("later step [MASKED]"),
+        "{}",
+        logs.stdout
+    );
+    for entry in walk(&p.run_dir()) {
+        let bytes = std::fs::read(&entry).expect("read the record");
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("tok-42-xyz"),
+            "{} has the masked value",
+            entry.display()
+        );
+    }
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

@@ -139,6 +139,9 @@ pub struct PlannedJob {
     pub image: String,
     /// A matrix job whose failure cancels the other combinations (`strategy.fail-fast`).
     pub fail_fast: bool,
+    /// At most this many combinations of the matrix run at once (`strategy.max-parallel`);
+    /// `None`: no limit of its own.
+    pub max_parallel: Option<usize>,
 }
 
 /// Makes the pipeline of `workflow` (read from `file`, its path in the repository) for `run`.
@@ -513,6 +516,11 @@ impl JobLowering<'_> {
                 condition: job.condition.as_ref().map(|t| t.text.clone()),
                 image,
                 fail_fast: fail_fast && combinations.is_some(),
+                max_parallel: combinations
+                    .as_ref()
+                    .and(max_parallel)
+                    .filter(|m| *m >= 1.0)
+                    .map(|m| m as usize),
             };
             out.push((pipeline_job, planned));
         }

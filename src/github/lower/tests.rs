@@ -345,3 +345,24 @@ fn a_platforms_file_takes_assignments_and_acts_flags() {
     assert_eq!(line, 2);
     assert!(message.contains("expected LABEL=IMAGE"), "{message}");
 }
+
+#[test]
+fn max_parallel_is_carried_for_a_matrix_only() {
+    let l = lowered(
+        "on: push\njobs:\n  m:\n    runs-on: ubuntu-latest\n    strategy:\n      max-parallel: ${{ fromJSON('2') }}\n      matrix:\n        n: [1, 2, 3]\n    steps:\n      - run: 'true'\n  one:\n    runs-on: ubuntu-latest\n    strategy:\n      max-parallel: 1\n    steps:\n      - run: 'true'\n",
+    );
+    let limits: Vec<_> = l
+        .jobs
+        .iter()
+        .map(|j| (j.name.as_str(), j.max_parallel))
+        .collect();
+    assert_eq!(
+        limits,
+        [
+            ("m (1)", Some(2)),
+            ("m (2)", Some(2)),
+            ("m (3)", Some(2)),
+            ("one", None)
+        ]
+    );
+}

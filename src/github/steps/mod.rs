@@ -32,7 +32,7 @@ pub use shell::Shell;
 
 use status::{fold_needs, JobHost, StepHost};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actions::ActionKind;
@@ -40,9 +40,10 @@ use actions::ActionKind;
 use crate::github::expr::{Condition, Contexts, Object, Scope, Template, Value};
 use crate::github::run::{self, Run, WorkflowFacts};
 use crate::github::workflow::{Env, Field, RunDefaults, StepAction, StepsJob, Text};
+use crate::github::workflow_commands::{Commands, StepFilter};
 use crate::github::{file_commands, setup_python};
 use crate::pipeline::steps::{
-    Command, Ended, NeedResult, Operation, Outcome, Report, Start, Steps, StepsRun,
+    Command, Ended, NeedResult, Operation, Outcome, OutputFilter, Report, Start, Steps, StepsRun,
 };
 use crate::pipeline::Checkout;
 use crate::project::checkout::Repository;
@@ -355,6 +356,8 @@ struct JobRun {
     /// Saves to do after the last step, in the order their steps ran.
     posts: Vec<Post>,
     hasher: Option<Hasher>,
+    /// The workflow commands of the job's output (`::add-mask::`, `::error::`).
+    commands: Arc<Mutex<Commands>>,
 }
 
 /// `GITHUB_ACTION` as the runner names steps: the id, else `__run`, `__run_2`... for
@@ -399,6 +402,14 @@ impl JobRun {
                 crate::github::hash_files::hash_files(&root, &workspace, patterns)
             }) as Hasher
         });
+        // GitHub's step debug logging: the secret or variable ACTIONS_STEP_DEBUG.
+        let debug = spec
+            .run
+            .secrets
+            .iter()
+            .chain(&spec.run.vars)
+            .any(|(k, v)| k == "ACTIONS_STEP_DEBUG" && v.eq_ignore_ascii_case("true"));
+        let commands = Arc::new(Mutex::new(Commands::new(debug, &spec.run.workspace)));
         JobRun {
             spec,
             base_env: start.env,
@@ -421,6 +432,7 @@ impl JobRun {
             default_dir: None,
             posts: Vec::new(),
             hasher,
+            commands,
         }
     }
 
@@ -1123,6 +1135,19 @@ impl StepsRun for JobRun {
         } else {
             None
         };
+        let effects = self
+            .commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .end_step();
+        if let Some(why) = effects.failure {
+            problem = problem.or(Some(format!("{what}: {why}")));
+        }
+        pending.outputs.extend(effects.outputs);
+        for (k, v) in effects.env {
+            set(&mut self.env, &k, v);
+        }
+        file_commands::prepend_paths(&mut self.prepends, effects.paths);
         // The runner reads the files whatever the step's result.
         let f = pending.files.clone();
         match file_commands::parse_key_values(read(&f.output)) {
@@ -1224,6 +1249,23 @@ impl StepsRun for JobRun {
             outputs,
             summaries: self.summaries.clone(),
             environment_error: self.environment_error,
+            annotations: self
+                .commands
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .summary(),
         }
+    }
+
+    fn output_filter(&mut self) -> Option<Box<dyn OutputFilter>> {
+        let pending = self.pending.as_ref()?;
+        let allow_unsecure = self.base_env.iter().chain(&pending.env).any(|(k, v)| {
+            k == "ACTIONS_ALLOW_UNSECURE_COMMANDS" && v.trim().eq_ignore_ascii_case("true")
+        });
+        self.commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .begin_step(&pending.name, allow_unsecure);
+        Some(Box::new(StepFilter(self.commands.clone())))
     }
 }
