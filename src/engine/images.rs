@@ -24,7 +24,15 @@ pub(super) async fn ensure(
     cancel: &CancellationToken,
 ) -> Result<Ids, RunError> {
     let mut ids = Ids::new();
-    for (image, Needed { source, job }) in images {
+    for (
+        image,
+        Needed {
+            source,
+            job,
+            credentials,
+        },
+    ) in images
+    {
         if cancel.is_cancelled() {
             break;
         }
@@ -46,9 +54,11 @@ pub(super) async fn ensure(
                     action: "pulling".into(),
                 })
                 .await;
-                with_progress(sink, image, |step| engine.ensure_image(image, step))
-                    .await
-                    .map_err(wrap)?;
+                with_progress(sink, image, |step| {
+                    engine.ensure_image(image, credentials.as_ref(), step)
+                })
+                .await
+                .map_err(wrap)?;
             }
             Source::Build {
                 context,

@@ -159,6 +159,11 @@ pub struct PreparedJob {
     pub start_in: Option<Duration>,
     /// A job of steps (GitHub's) instead of a script.
     pub steps: Option<Arc<dyn crate::pipeline::steps::Steps>>,
+    /// The job container's options, its mounts resolved.
+    pub container: crate::pipeline::ContainerOptions,
+    /// The named volumes its containers mount, made for it and removed after it.
+    pub volumes: Vec<String>,
+    pub service_network: crate::pipeline::ServiceNetwork,
 }
 
 /// What the jobs share.

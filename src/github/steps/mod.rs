@@ -63,6 +63,9 @@ pub struct JobSpec {
     pub platform_label: Option<String>,
     /// `container: env`, evaluated: set in every step, below everything else.
     pub container_env: Vec<(String, String)>,
+    /// Each service's key and its ports: (the port it listens on, the port the job reaches it
+    /// at), for `job.services.<id>.ports`.
+    pub service_ports: Vec<(String, Vec<(u16, u16)>)>,
 }
 
 /// A job's steps, for the engine.
@@ -108,6 +111,17 @@ impl Steps for JobSteps {
         let (_, needs) = fold_needs(&start.needs);
         Box::new(JobRun::new(self.spec.clone(), start, needs))
     }
+}
+
+/// `job.services`: each service's `ports`, as GitHub gives them (strings keyed by the port the
+/// service listens on).
+fn services_context(services: &[(String, Vec<(u16, u16)>)]) -> Value {
+    Value::object(services.iter().map(|(id, ports)| {
+        let ports = ports
+            .iter()
+            .map(|(listens, reached)| (listens.to_string(), Value::from(reached.to_string())));
+        (id.clone(), Value::object([("ports", Value::object(ports))]))
+    }))
 }
 
 /// The contexts every expression of the job sees (without `env`, `steps`, `job`).
@@ -304,7 +318,7 @@ impl JobRun {
                 "job",
                 Value::object([
                     ("status", Value::from(self.status())),
-                    ("services", Value::object(Vec::<(String, Value)>::new())),
+                    ("services", services_context(&self.spec.service_ports)),
                 ]),
             );
         c
