@@ -220,3 +220,48 @@ fn a_github_service_that_never_turns_healthy_fails_the_job_in_time_with_its_log_
     assert!(log.contains("sick service starting"), "{log}");
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn github_volumes_are_the_jobs_own_and_of_the_project_only() {
+    let (p, platform) = workflow(&format!(
+        "
+  vols:
+    runs-on: ubuntu-latest
+    container:
+      image: {BUSYBOX}
+      volumes: ['shared:/shared', './data:/data:ro']
+      options: --user 0 -e FROM_OPTIONS=yes
+    services:
+      web:
+        image: {HTTPD}
+        volumes: ['shared:/www']
+    steps:
+      - run: echo from-the-job > /shared/index.html && wget -q -O - http://web/
+      - run: cat /data/seed.txt && echo \"env=$FROM_OPTIONS\"
+      - run: touch /data/nope 2>/dev/null && echo writable || echo read-only
+"
+    ));
+    p.write("data/seed.txt", "seeded\n");
+    let run = p.berth(&["run", "--platform", &platform]);
+    run.expect_code(0);
+    let log = run.log("vols");
+    for line in ["from-the-job", "seeded", "env=yes", "read-only"] {
+        assert!(log.contains(&line), "{line}: {}", run.stderr);
+    }
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+    // A directory of the host outside the project is refused before anything starts.
+    p.write(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  bad:\n    runs-on: ubuntu-latest\n    container:\n      image: x\n      volumes:\n        - /etc:/host-etc\n    steps:\n      - run: true\n",
+    );
+    let run = p.berth(&["run", "--platform", &platform]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains(".github/workflows/ci.yml:8"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("bad"), "{}", run.stderr);
+    assert!(run.stderr.contains("outside the project"), "{}", run.stderr);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
