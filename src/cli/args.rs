@@ -158,7 +158,7 @@ pub(super) struct RunArgs {
     /// Run with empty, throwaway caches; stored caches are not touched
     #[arg(long)]
     pub(super) no_cache: bool,
-    /// How long a service may take to accept connections on its ports
+    /// How long a service may take to be ready (healthy, or accepting connections on its ports)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub(super) service_timeout: std::time::Duration,
     /// Output format: a live view on a terminal (auto), or plain lines

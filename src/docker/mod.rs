@@ -29,8 +29,9 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
 use crate::engine::runtime::{
-    labels, Attached, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, ExecSpec,
-    ImageSource, ImageStep, NetworkKind, ObjectInfo, Output, Progress, RuntimeError,
+    labels, Attached, ContainerInfo, ContainerOptions, ContainerRuntime, ContainerSpec,
+    ContainerState, Credentials, ExecSpec, Health, ImageSource, ImageStep, Mount, NetworkKind,
+    ObjectInfo, Output, Progress, RuntimeError,
 };
 
 use errors::*;
@@ -189,6 +190,7 @@ impl ContainerRuntime for Engine {
     async fn ensure_image(
         &self,
         image: &str,
+        given: Option<&Credentials>,
         mut progress: Progress,
     ) -> Result<ImageSource, RuntimeError> {
         if self.image_exists(image).await? {
@@ -199,7 +201,15 @@ impl ContainerRuntime for Engine {
             .from_image(repo)
             .tag(tag)
             .build();
-        let credentials = credentials_for(image);
+        let credentials = match given {
+            Some(c) => Some(bollard::auth::DockerCredentials {
+                username: Some(c.username.clone()),
+                password: Some(c.password.clone()),
+                serveraddress: Some(registry_of(image).to_string()),
+                ..Default::default()
+            }),
+            None => credentials_for(image),
+        };
         let mut stream = self.docker.create_image(Some(options), None, credentials);
         while let Some(item) = stream.next().await {
             match item {
@@ -301,28 +311,48 @@ impl ContainerRuntime for Engine {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let o = &spec.options;
+        // In another container's namespace the network, and so the hostname, are that one's.
+        let shared = spec
+            .network
+            .as_deref()
+            .is_some_and(|n| n.starts_with("container:"));
+        let (binds, anonymous) = mounts(&spec.binds, o);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: spec.entrypoint.clone(),
             // Empty means "the image's own".
             cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            working_dir: (!spec.working_dir.is_empty()).then(|| spec.working_dir.clone()),
+            working_dir: o
+                .working_dir
+                .clone()
+                .or_else(|| (!spec.working_dir.is_empty()).then(|| spec.working_dir.clone())),
             labels: Some(spec.labels.clone()),
             attach_stdin: Some(spec.interactive),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             tty: Some(spec.interactive),
             open_stdin: Some(spec.interactive),
-            hostname: spec.hostname.clone(),
+            hostname: if shared {
+                None
+            } else {
+                spec.hostname.clone().or_else(|| o.hostname.clone())
+            },
+            user: o.user.clone(),
+            healthcheck: o.health.as_ref().map(health_config),
+            volumes: (!anonymous.is_empty()).then_some(anonymous),
             stdin_once: Some(spec.interactive),
             host_config: Some(HostConfig {
-                binds: if spec.binds.is_empty() {
-                    None
-                } else {
-                    Some(spec.binds.clone())
-                },
+                binds: (!binds.is_empty()).then_some(binds),
                 network_mode: spec.network.clone(),
+                nano_cpus: o.nano_cpus,
+                memory: o.memory,
+                shm_size: o.shm_size,
+                privileged: o.privileged.then_some(true),
+                cap_add: (!o.cap_add.is_empty()).then(|| o.cap_add.clone()),
+                cap_drop: (!o.cap_drop.is_empty()).then(|| o.cap_drop.clone()),
+                tmpfs: (!o.tmpfs.is_empty()).then(|| o.tmpfs.iter().cloned().collect()),
                 ..Default::default()
             }),
             // No endpoint for the `none` mode: Podman refuses one ("networks ... can only be
@@ -330,7 +360,7 @@ impl ContainerRuntime for Engine {
             networking_config: spec
                 .network
                 .as_ref()
-                .filter(|net| net.as_str() != "none")
+                .filter(|net| net.as_str() != "none" && !shared)
                 .map(|net| bollard::models::NetworkingConfig {
                     endpoints_config: Some(HashMap::from([(
                         net.clone(),
@@ -505,6 +535,10 @@ impl ContainerRuntime for Engine {
         self.is_podman()
     }
 
+    fn runs_health_checks(&self) -> bool {
+        !self.is_podman()
+    }
+
     async fn wait(&self, container: &str) -> Result<i64, RuntimeError> {
         let options = WaitContainerOptionsBuilder::default()
             .condition("not-running")
@@ -635,6 +669,12 @@ impl ContainerRuntime for Engine {
             .and_then(|mut n| n.remove(network))
             .and_then(|e| e.ip_address)
             .filter(|ip| !ip.is_empty());
+        let health_test = info
+            .config
+            .as_ref()
+            .and_then(|c| c.healthcheck.as_ref())
+            .and_then(|h| h.test.clone())
+            .unwrap_or_default();
         let mut ports: Vec<u16> = info
             .config
             .and_then(|c| c.exposed_ports)
@@ -643,11 +683,29 @@ impl ContainerRuntime for Engine {
             .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse().ok()))
             .collect();
         ports.sort_unstable();
+        let health = state.health.and_then(|h| {
+            use bollard::models::HealthStatusEnum as S;
+            match h.status? {
+                S::STARTING => Some(Health::Starting),
+                S::HEALTHY => Some(Health::Healthy),
+                S::UNHEALTHY => Some(Health::Unhealthy(
+                    h.log
+                        .and_then(|log| log.into_iter().last())
+                        .and_then(|r| r.output)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                )),
+                S::NONE | S::EMPTY => None,
+            }
+        });
         Ok(ContainerState {
             running: state.running.unwrap_or(false),
             exit_code: state.exit_code,
             ip,
             tcp_ports: ports,
+            health,
+            health_test,
         })
     }
 
@@ -746,6 +804,52 @@ impl ContainerRuntime for Engine {
     async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
         let options = RemoveVolumeOptionsBuilder::default().force(true).build();
         done_unless_failed(self.docker.remove_volume(name, Some(options)).await, false)
+    }
+}
+
+/// The binds (berth's own, then the options' bind mounts and named volumes) and the
+/// anonymous volumes' paths.
+fn mounts(binds: &[String], o: &ContainerOptions) -> (Vec<String>, Vec<String>) {
+    let mut all = binds.to_vec();
+    let mut anonymous = Vec::new();
+    let mode = |ro: bool| if ro { ":ro" } else { "" };
+    for m in &o.mounts {
+        match m {
+            Mount::Volume {
+                name: source,
+                target,
+                read_only,
+            }
+            | Mount::Bind {
+                source,
+                target,
+                read_only,
+            } => all.push(format!("{source}:{target}{}", mode(*read_only))),
+            Mount::Anonymous { target } => anonymous.push(target.clone()),
+        }
+    }
+    (all, anonymous)
+}
+
+/// A health check in the engine's terms (durations in nanoseconds, 0: the engine's default).
+fn health_config(h: &crate::engine::runtime::HealthCheck) -> bollard::models::HealthConfig {
+    let nanos =
+        |d: Option<std::time::Duration>| d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let test = if h.disabled {
+        Some(vec!["NONE".to_string()])
+    } else {
+        // An empty test keeps the image's own, with the timings given here.
+        h.command
+            .as_ref()
+            .map(|c| vec!["CMD-SHELL".to_string(), c.clone()])
+    };
+    bollard::models::HealthConfig {
+        test,
+        interval: nanos(h.interval),
+        timeout: nanos(h.timeout),
+        retries: h.retries.map(i64::from),
+        start_period: nanos(h.start_period),
+        start_interval: None,
     }
 }
 

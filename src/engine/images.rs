@@ -46,7 +46,11 @@ pub(super) async fn ensure(
 /// One image present (already there, pulled or built), its ID in `ids` when known.
 async fn ensure_one(
     image: &str,
-    Needed { source, job }: &Needed,
+    Needed {
+        source,
+        job,
+        credentials,
+    }: &Needed,
     engine: &dyn ContainerRuntime,
     sink: &Sink,
     ids: &mut Ids,
@@ -69,9 +73,11 @@ async fn ensure_one(
                 action: "pulling".into(),
             })
             .await;
-            with_progress(sink, image, |step| engine.ensure_image(image, step))
-                .await
-                .map_err(wrap)?;
+            with_progress(sink, image, |step| {
+                engine.ensure_image(image, credentials.as_ref(), step)
+            })
+            .await
+            .map_err(wrap)?;
         }
         Source::Build {
             context,

@@ -10,10 +10,12 @@ use futures_util::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::output::{catch_up, pump_output, Read, RECHECK_BYTES};
+use super::services::Attach;
 use super::{artifacts, checkouts, script, services, Outcome, PreparedJob, Shared, Workspace};
-use crate::engine::runtime::{labels, ContainerSpec, RuntimeError};
+use crate::engine::runtime::{labels, ContainerRuntime, ContainerSpec, RuntimeError};
 use crate::events::{Event, JobStatus, LogLine, Sink};
 use crate::pipeline::steps::NeedResult;
+use crate::pipeline::ServiceNetwork;
 use crate::project::paths;
 
 /// How one attempt ended.
@@ -184,25 +186,52 @@ async fn attempt_once(
         )
         .await;
     }
-    let sidecars = if job.services.is_empty() || config.offline {
+    // A failed job's service logs go into the run's record.
+    let logs_dir = config.run_dir.join("services").join(format!(
+        "{}-{attempt}",
+        artifacts::file_stem(job.index, &job.name)
+    ));
+    if let Err(why) = create_volumes(job, shared, &labels).await {
+        notices(sink, &job.name, remove_volumes(engine, &job.volumes).await).await;
+        return Ended::Refused(why);
+    }
+    // Services reached at localhost join the job container's namespace once it runs (in
+    // `drive`); the others are started first, on the job's network.
+    let localhost = job.service_network == ServiceNetwork::Localhost;
+    let mut sidecars = if job.services.is_empty() || config.offline {
         None
     } else {
-        match services::start(
-            engine,
-            &job.services,
-            &name,
-            &labels,
-            config.service_timeout,
-            // Hermetic: the job and its services reach each other and nothing else.
-            config.hermetic.is_some(),
-        )
-        .await
+        // Hermetic: the job and its services reach each other and nothing else.
+        let made = match services::network(engine, &name, &labels, config.hermetic.is_some()).await
         {
+            Ok(mut running) if !localhost => match services::start(
+                engine,
+                &mut running,
+                &job.services,
+                &name,
+                &labels,
+                config.service_timeout,
+                Attach::Network,
+            )
+            .await
+            {
+                Ok(()) => Ok(running),
+                Err(why) => Err((Some(running), why)),
+            },
+            other => other,
+        };
+        match made {
             Ok(running) => Some(running),
             Err((running, why)) => {
                 if let Some(running) = running {
-                    notices(sink, &job.name, services::stop(engine, running, None).await).await;
+                    notices(
+                        sink,
+                        &job.name,
+                        services::stop(engine, running, Some(&logs_dir)).await,
+                    )
+                    .await;
                 }
+                notices(sink, &job.name, remove_volumes(engine, &job.volumes).await).await;
                 return Ended::Refused(why);
             }
         }
@@ -238,17 +267,28 @@ async fn attempt_once(
         aliases: Vec::new(),
         interactive: shell,
         hostname: config.hostname.clone(),
+        options: job.container.clone(),
     };
-    let id = match engine.create_container(&spec).await {
+    let created = match engine.create_container(&spec).await {
+        // Hermetic: berth probes the services in the job's namespace over the probe network.
+        Ok(id) => match sidecars.as_ref().and_then(|s| s.probe.as_ref()) {
+            Some(probe) if localhost => engine.connect_network(probe, &id).await.map(|()| id),
+            _ => Ok(id),
+        },
+        Err(e) => Err(e),
+    };
+    let id = match created {
         Ok(id) => id,
         Err(e) => {
             if let Some(running) = sidecars {
                 notices(sink, &job.name, services::stop(engine, running, None).await).await;
             }
+            notices(sink, &job.name, remove_volumes(engine, &job.volumes).await).await;
             return Ended::Broken(e);
         }
     };
-    let mut ended = drive(job, shared, sink, cancel, &id, shell, needs).await;
+    let namespace = sidecars.as_mut().filter(|_| localhost).map(|s| (s, &spec));
+    let mut ended = drive(job, shared, sink, cancel, &id, shell, needs, namespace).await;
     if matches!(ended, Ended::Exited(0)) {
         if let Err(why) = keep_dotenv(job, shared, sink, &id).await {
             ended = Ended::Refused(why);
@@ -281,18 +321,13 @@ async fn attempt_once(
             }
         }
     }
-    // A failed job's service logs go into the run's record.
-    let logs =
-        (sidecars.is_some() && !matches!(ended, Ended::Exited(0) | Ended::Cancelled)).then(|| {
-            config.run_dir.join("services").join(format!(
-                "{}-{attempt}",
-                artifacts::file_stem(job.index, &job.name)
-            ))
-        });
+    let logs = (sidecars.is_some() && !matches!(ended, Ended::Exited(0) | Ended::Cancelled))
+        .then_some(logs_dir);
     // The result stands once the artifacts are kept: removing the container (then its services
     // and network) goes on in the background while the next jobs start; the run waits for it
     // before it ends.
     let (engine, sink, name) = (shared.engine.clone(), sink.clone(), job.name.clone());
+    let volumes = job.volumes.clone();
     shared
         .cleanup
         .lock()
@@ -312,8 +347,37 @@ async fn attempt_once(
                 )
                 .await;
             }
+            notices(&sink, &name, remove_volumes(&*engine, &volumes).await).await;
         });
     ended
+}
+
+/// Make the job's named volumes (labelled as temporary: the run's sweep removes what is left).
+async fn create_volumes(
+    job: &PreparedJob,
+    shared: &Shared,
+    labels: &std::collections::HashMap<String, String>,
+) -> Result<(), String> {
+    let mut labels = labels.clone();
+    labels.insert(labels::TEMPORARY.to_string(), "1".to_string());
+    for v in &job.volumes {
+        shared
+            .engine
+            .create_volume(v, &labels)
+            .await
+            .map_err(|e| format!("volume {v}: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn remove_volumes(engine: &dyn ContainerRuntime, volumes: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for v in volumes {
+        if let Err(e) = engine.remove_volume(v).await {
+            problems.push(format!("volume {v}: {e}"));
+        }
+    }
+    problems
 }
 
 /// The job's environment with the variables of the dotenv reports it receives (from the jobs
@@ -382,6 +446,8 @@ async fn notices(sink: &Sink, job: &str, problems: Vec<String>) {
 }
 
 /// Unpack, start, stream, wait: everything between creating and removing the container.
+/// `namespace`: services to start in the job container's namespace once it runs.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     job: &PreparedJob,
     shared: &Shared,
@@ -390,6 +456,7 @@ async fn drive(
     id: &str,
     shell: bool,
     needs: &[NeedResult],
+    namespace: Option<(&mut services::Running, &ContainerSpec)>,
 ) -> Ended {
     let engine = &*shared.engine;
     let uploaded = match &shared.config.workspace {
@@ -453,6 +520,21 @@ async fn drive(
     }
     if let Err(e) = engine.start(id).await {
         return Ended::Broken(e);
+    }
+    if let Some((running, spec)) = namespace {
+        if let Err(why) = services::start(
+            engine,
+            running,
+            &job.services,
+            &spec.name,
+            &spec.labels,
+            shared.config.service_timeout,
+            Attach::Namespace(id),
+        )
+        .await
+        {
+            return Ended::Refused(why);
+        }
     }
     if let Some(program) = &job.steps {
         return super::steps::run(job, shared, sink, cancel, id, &**program, needs).await;

@@ -166,6 +166,11 @@ pub struct PreparedJob {
     pub steps: Option<Arc<dyn crate::pipeline::steps::Steps>>,
     /// What its workspace holds when it starts.
     pub checkout: crate::pipeline::Checkout,
+    /// The job container's options, its mounts resolved.
+    pub container: crate::pipeline::ContainerOptions,
+    /// The named volumes its containers mount, made for it and removed after it.
+    pub volumes: Vec<String>,
+    pub service_network: crate::pipeline::ServiceNetwork,
 }
 
 /// What the jobs share.

@@ -4,10 +4,10 @@
 //! hash); [`super::images`] then gets the images.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{caches, python, script, services, PreparedJob, RunConfig, RunError, DEFAULT_TIMEOUT};
-use crate::pipeline::{expand, Image, Job, Trigger, When};
+use crate::pipeline::{expand, Credentials, Image, Job, Mount, Trigger, When};
 use crate::plan::Plan;
 use crate::project::paths;
 use crate::project::workspace::{self, Selection};
@@ -29,6 +29,8 @@ pub(super) enum Source {
 pub(super) struct Needed {
     pub source: Source,
     pub job: String,
+    /// The pipeline's credentials for its registry, if it gives some.
+    pub credentials: Option<Credentials>,
 }
 
 /// Every job prepared (`None`: it does not run here), and every image they need, by reference.
@@ -42,11 +44,15 @@ pub(super) struct Prepared {
 /// nothing unlocked is even pulled.
 pub(super) fn jobs(plan: &Plan, config: &RunConfig) -> Result<Prepared, RunError> {
     let mut images: BTreeMap<String, Needed> = BTreeMap::new();
-    let mut need = |image: &str, source: Source, job: &str| {
-        images.entry(image.to_string()).or_insert_with(|| Needed {
+    let mut need = |image: &str, source: Source, job: &str, credentials: &Option<Credentials>| {
+        let needed = images.entry(image.to_string()).or_insert_with(|| Needed {
             source,
             job: job.to_string(),
+            credentials: None,
         });
+        if needed.credentials.is_none() {
+            needed.credentials = credentials.clone();
+        }
     };
     let mut jobs = Vec::with_capacity(plan.jobs.len());
     for (index, pj) in plan.jobs.iter().enumerate() {
@@ -67,13 +73,25 @@ pub(super) fn jobs(plan: &Plan, config: &RunConfig) -> Result<Prepared, RunError
             Some(id) => (id, Source::Reference),
             None => (image, source),
         };
-        need(&image, source, &job.name);
-        let services = services::prepare(&job.services, &env);
+        need(&image, source, &job.name, &job.credentials);
+        let mut services = services::prepare(&job.services, &env);
         // With no network, services are not started: their images are not needed either.
-        for s in services.iter().filter(|_| !config.offline) {
-            need(&s.image, Source::Reference, &job.name);
+        for (s, model) in services.iter().zip(&job.services) {
+            if !config.offline {
+                need(&s.image, Source::Reference, &job.name, &model.credentials);
+            }
         }
         let project = &config.context.project_dir;
+        let volume_prefix = format!("berth-{}-{index}-vol", config.run_id);
+        let input = |why: String| RunError::Input(format!("job `{}`: {why}", job.name));
+        let mut volumes = Vec::new();
+        let mut container = job.container.clone();
+        for options in
+            std::iter::once(&mut container).chain(services.iter_mut().map(|s| &mut s.options))
+        {
+            options.mounts = resolve_mounts(&options.mounts, project, &volume_prefix, &mut volumes)
+                .map_err(input)?;
+        }
         let cache_mounts =
             caches::mounts(&job.caches, &env, project, &config.run_id, config.no_cache);
         for mount in &cache_mounts {
@@ -104,6 +122,9 @@ pub(super) fn jobs(plan: &Plan, config: &RunConfig) -> Result<Prepared, RunError
             start_in: job.start_in.filter(|_| job.when == When::Delayed),
             steps: job.steps.clone(),
             checkout,
+            container,
+            volumes,
+            service_network: job.service_network,
         }));
     }
     if let Some(lock) = config.hermetic.as_ref().and_then(|h| h.lock.as_ref()) {
@@ -113,6 +134,63 @@ pub(super) fn jobs(plan: &Plan, config: &RunConfig) -> Result<Prepared, RunError
         }
     }
     Ok(Prepared { jobs, images })
+}
+
+/// The model's mounts as the engine takes them: a named volume becomes one of the job's own
+/// (`{prefix}-{name}`, added to `volumes`), a directory of the project its path on the host. A
+/// directory that is missing or that leads out of the project (a symbolic link) is refused.
+pub(super) fn resolve_mounts(
+    mounts: &[Mount],
+    project: &Path,
+    prefix: &str,
+    volumes: &mut Vec<String>,
+) -> Result<Vec<Mount>, String> {
+    let mut out = Vec::new();
+    for m in mounts {
+        out.push(match m {
+            Mount::Volume {
+                name,
+                target,
+                read_only,
+            } => {
+                let name = format!("{prefix}-{}", paths::slug(name));
+                if !volumes.contains(&name) {
+                    volumes.push(name.clone());
+                }
+                Mount::Volume {
+                    name,
+                    target: target.clone(),
+                    read_only: *read_only,
+                }
+            }
+            Mount::Bind {
+                source,
+                target,
+                read_only,
+            } => {
+                let root = project
+                    .canonicalize()
+                    .map_err(|e| format!("the project directory: {e}"))?;
+                let path = root.join(source).canonicalize().map_err(|e| {
+                    format!("volume `{source}:{target}`: `{source}` cannot be mounted: {e}")
+                })?;
+                if !path.starts_with(&root) {
+                    return Err(format!(
+                        "volume `{source}:{target}`: `{source}` leads out of the project (to \
+                         `{}`); a bind mount must stay inside it",
+                        path.display()
+                    ));
+                }
+                Mount::Bind {
+                    source: path.display().to_string(),
+                    target: target.clone(),
+                    read_only: *read_only,
+                }
+            }
+            Mount::Anonymous { .. } => m.clone(),
+        });
+    }
+    Ok(out)
 }
 
 /// The job's environment as the pipeline's format builds it, and what a hermetic run fixes.
@@ -372,7 +450,8 @@ later:
                     context: ctx.clone(),
                     dockerfile: "Dockerfile".into()
                 },
-                job: "made".into()
+                job: "made".into(),
+                credentials: None,
             }
         );
         std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nENV A=1\n").unwrap();

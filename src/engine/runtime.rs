@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
+pub use crate::pipeline::{ContainerOptions, Credentials, HealthCheck, Mount};
+
 /// Label keys on everything berth creates.
 pub mod labels {
     /// Present on every object berth creates.
@@ -64,13 +66,17 @@ pub struct ContainerSpec {
     pub labels: HashMap<String, String>,
     /// `host:container[:ro]` bind mounts.
     pub binds: Vec<String>,
-    /// A network to join instead of the default bridge, with the names others reach it by.
+    /// A network to join instead of the default bridge, with the names others reach it by;
+    /// `container:ID` joins that container's network namespace (its `localhost`).
     pub network: Option<String>,
     pub aliases: Vec<String>,
     /// A terminal and an open stdin, for a shell someone types into.
     pub interactive: bool,
     /// The container's hostname (Docker's default: its short ID).
     pub hostname: Option<String>,
+    /// Health check, user, resources, mounts. Here a bind mount's source is a path on the
+    /// engine's host and a volume's name the engine's (see `engine::services::resolve_mounts`).
+    pub options: ContainerOptions,
 }
 
 /// A process to run in a running container (a step of a job of steps).
@@ -129,6 +135,20 @@ pub struct ContainerState {
     pub exit_code: Option<i64>,
     pub ip: Option<String>,
     pub tcp_ports: Vec<u16>,
+    /// `None`: it has no health check.
+    pub health: Option<Health>,
+    /// The health check's test as configured (`["CMD-SHELL", "pg_isready"]`), the image's own
+    /// or the container's.
+    pub health_test: Vec<String>,
+}
+
+/// What the engine's health check says of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Starting,
+    Healthy,
+    /// With the last check's output.
+    Unhealthy(String),
 }
 
 #[derive(Debug, Clone)]
@@ -174,9 +194,15 @@ pub trait ContainerRuntime: Send + Sync {
     /// Some image present, for helper containers that are created, never started.
     async fn any_local_image(&self) -> Result<Option<String>>;
 
-    /// Make sure `image` is present, pulling it (with the user's registry credentials) if not.
-    /// `progress` receives each status change of each layer, with its bytes when known.
-    async fn ensure_image(&self, image: &str, progress: Progress) -> Result<ImageSource>;
+    /// Make sure `image` is present, pulling it if not: with `credentials` when given, else
+    /// with the user's for its registry. `progress` receives each status change of each layer,
+    /// with its bytes when known.
+    async fn ensure_image(
+        &self,
+        image: &str,
+        credentials: Option<&Credentials>,
+        progress: Progress,
+    ) -> Result<ImageSource>;
 
     /// Build `context_tar` (a tar file of the build context) as `tag`, unless it exists already.
     async fn build_image(
@@ -218,8 +244,6 @@ pub trait ContainerRuntime: Send + Sync {
     /// Stop a running container at once (SIGKILL), keeping its filesystem for collection.
     async fn kill(&self, container: &str) -> Result<()>;
 
-    /// Running or not, its exit code, its address on `network`, and the TCP ports its image
-    /// declares.
     /// Start a process in a running container: its id and its output, which ends when the
     /// process does; then [`ContainerRuntime::exec_exit_code`] tells how it ended.
     async fn exec(
@@ -231,6 +255,8 @@ pub trait ContainerRuntime: Send + Sync {
     /// The exit code of a process [`ContainerRuntime::exec`] started (`None` while it runs).
     async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>>;
 
+    /// Running or not, its exit code, its address on `network`, the TCP ports its image
+    /// declares, and its health.
     async fn container_state(&self, container: &str, network: &str) -> Result<ContainerState>;
 
     /// Kill (if running) and remove a container with its anonymous volumes.
@@ -280,6 +306,11 @@ pub trait ContainerRuntime: Send + Sync {
         container: &str,
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<()>;
+
+    /// Whether the engine runs containers' health checks itself. Podman runs them from systemd
+    /// timers, which a machine without systemd lacks; there berth runs them (see
+    /// `engine::services`).
+    fn runs_health_checks(&self) -> bool;
 
     /// Whether a followed log may end before the container's output does without saying so
     /// (Podman's, podman#21914): then a stopped container's log is always read again.

@@ -1,17 +1,22 @@
-//! Services: sidecar containers started before a job on a network of the job's own, reachable
-//! by alias. berth waits (bounded) until each service's declared TCP ports accept connections,
-//! and removes the services and the network after the job, whatever happened.
+//! Services: sidecar containers started for a job, reachable by alias on a network of the
+//! job's own, or, for a job that reaches them at `localhost` (GitHub's jobs on a runner), in
+//! the job container's own network namespace. berth waits (bounded) until each service is
+//! ready: healthy when it has a health check, else accepting connections on its TCP ports
+//! (those its image declares and those the pipeline names). The services, their network and
+//! the job's volumes are removed after the job, whatever happened.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::engine::runtime::{ContainerRuntime, ContainerSpec, NetworkKind, RuntimeError};
+use crate::engine::runtime::{
+    ContainerOptions, ContainerRuntime, ContainerSpec, Health, NetworkKind, Output, RuntimeError,
+};
 use crate::pipeline::expand;
 use crate::pipeline::Service;
 use crate::project::paths;
 
-/// How long a service may take to accept connections, unless `--service-timeout` says.
+/// How long a service may take to be ready, unless `--service-timeout` says.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A service resolved for one job: the image to run and its environment.
@@ -22,9 +27,14 @@ pub struct Prepared {
     pub entrypoint: Option<Vec<String>>,
     pub command: Option<Vec<String>>,
     pub env: Vec<(String, String)>,
+    /// Ports waited on besides those the image declares.
+    pub ports: Vec<u16>,
+    /// Its mounts resolved (see `prepare::resolve_mounts`).
+    pub options: ContainerOptions,
 }
 
 /// Resolve a job's services against its environment (services get the job's variables too).
+/// Their mounts are resolved by the caller.
 pub fn prepare(services: &[Service], job_env: &[(String, String)]) -> Vec<Prepared> {
     let lookup = |n: &str| job_env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     services
@@ -46,12 +56,14 @@ pub fn prepare(services: &[Service], job_env: &[(String, String)]) -> Vec<Prepar
                 entrypoint: s.entrypoint.clone(),
                 command: s.command.clone(),
                 env,
+                ports: s.ports.iter().map(|p| p.container).collect(),
+                options: s.options.clone(),
             }
         })
         .collect()
 }
 
-/// The services of one attempt, up and ready.
+/// The services of one attempt and their network.
 pub struct Running {
     pub network: String,
     /// Hermetic runs: the network berth reaches the services by to see they are ready.
@@ -60,16 +72,30 @@ pub struct Running {
     pub containers: Vec<(String, String)>,
 }
 
-/// Create the network, start every service on it, and wait until each accepts connections.
-/// `sealed` (hermetic runs): the job's network reaches nothing but the services, and berth
-/// probes the services' ports over a second, internal network only they are on.
-/// On failure, what was created is returned with the error so that it can be removed.
-pub async fn start(
+impl Running {
+    /// The network berth reaches the services on.
+    fn reachable(&self) -> &str {
+        self.probe.as_deref().unwrap_or(&self.network)
+    }
+}
+
+/// Where services are attached.
+#[derive(Debug, Clone, Copy)]
+pub enum Attach<'a> {
+    /// To the job's network, under their aliases.
+    Network,
+    /// Into this (running) container's network namespace: the job's, which reaches them at
+    /// `localhost`.
+    Namespace(&'a str),
+}
+
+/// Create the job's network (and, `sealed`, the probe network): for hermetic runs the job's
+/// network reaches nothing but the services, and berth probes the services' ports over a
+/// second, internal network only they are on.
+pub async fn network(
     engine: &dyn ContainerRuntime,
-    services: &[Prepared],
     name_prefix: &str,
     base_labels: &HashMap<String, String>,
-    ready_timeout: Duration,
     sealed: bool,
 ) -> Result<Running, (Option<Running>, String)> {
     let network = format!("{name_prefix}-net");
@@ -97,12 +123,34 @@ pub async fn start(
         }
         running.probe = Some(probe);
     }
+    Ok(running)
+}
+
+/// Start every service (attached as `attach` says) and wait until each is ready. What was
+/// started is in `running` whatever happens, for [`stop`].
+pub async fn start(
+    engine: &dyn ContainerRuntime,
+    running: &mut Running,
+    services: &[Prepared],
+    name_prefix: &str,
+    base_labels: &HashMap<String, String>,
+    ready_timeout: Duration,
+    attach: Attach<'_>,
+) -> Result<(), String> {
     for (i, service) in services.iter().enumerate() {
         let alias = service
             .aliases
             .first()
             .cloned()
             .unwrap_or_else(|| format!("service{i}"));
+        let (network, aliases, probe) = match attach {
+            Attach::Network => (
+                running.network.clone(),
+                service.aliases.clone(),
+                running.probe.clone(),
+            ),
+            Attach::Namespace(job) => (format!("container:{job}"), Vec::new(), None),
+        };
         let spec = ContainerSpec {
             name: format!("{name_prefix}-svc{i}-{}", paths::slug(&alias)),
             image: service.image.clone(),
@@ -112,29 +160,45 @@ pub async fn start(
             working_dir: String::new(),
             labels: base_labels.clone(),
             binds: Vec::new(),
-            network: Some(network.clone()),
-            aliases: service.aliases.clone(),
+            network: Some(network),
+            aliases,
             interactive: false,
             hostname: None,
+            options: service.options.clone(),
         };
-        let id = match create_and_start(engine, &spec, running.probe.as_deref()).await {
-            Ok(id) => id,
-            Err(e) => {
-                return Err((
-                    Some(running),
-                    format!("service `{alias}` ({}): {e}", service.image),
-                ))
-            }
-        };
+        let id = create_and_start(engine, &spec, probe.as_deref())
+            .await
+            .map_err(|e| format!("service `{alias}` ({}): {e}", service.image))?;
         running.containers.push((id, alias));
     }
-    let reachable = running.probe.clone().unwrap_or(network);
-    for (id, alias) in running.containers.clone() {
-        if let Err(e) = wait_ready(engine, &id, &reachable, ready_timeout).await {
-            return Err((Some(running), format!("service `{alias}`: {e}")));
+    // In the job's namespace the services answer at the job container's address.
+    let address = match attach {
+        Attach::Network => None,
+        Attach::Namespace(job) => {
+            let state = engine
+                .container_state(job, running.reachable())
+                .await
+                .map_err(|e| format!("the job's container: {e}"))?;
+            Some(
+                state
+                    .ip
+                    .ok_or("the job's container has no address on its network")?,
+            )
         }
+    };
+    for ((id, alias), service) in running.containers.iter().zip(services) {
+        wait_ready(
+            engine,
+            id,
+            running.reachable(),
+            address.as_deref(),
+            service,
+            ready_timeout,
+        )
+        .await
+        .map_err(|e| format!("service `{alias}`: {e}"))?;
     }
-    Ok(running)
+    Ok(())
 }
 
 async fn create_and_start(
@@ -150,14 +214,20 @@ async fn create_and_start(
     Ok(id)
 }
 
-/// Poll until every declared TCP port accepts a connection, the service dies, or time is up.
+/// Poll until the service is ready, dies, turns unhealthy, or time is up. Ready: healthy when
+/// the engine checks its health, else every TCP port (declared by the image, or `ports`)
+/// accepts a connection at its address on `network` (or at `address`).
 async fn wait_ready(
     engine: &dyn ContainerRuntime,
     id: &str,
     network: &str,
+    address: Option<&str>,
+    service: &Prepared,
     limit: Duration,
 ) -> Result<(), String> {
     let started = Instant::now();
+    let ports = &service.ports;
+    let mut own_check: Option<Checker> = None;
     loop {
         let state = engine
             .container_state(id, network)
@@ -169,37 +239,167 @@ async fn wait_ready(
                 state.exit_code.unwrap_or(-1)
             ));
         }
-        let Some(ip) = state.ip else {
-            return Err("it has no address on the job's network".into());
-        };
-        let mut waiting = Vec::new();
-        for port in &state.tcp_ports {
-            let addr = format!("{ip}:{port}");
-            let ok = tokio::time::timeout(
-                Duration::from_millis(500),
-                tokio::net::TcpStream::connect(&addr),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok());
-            if !ok {
-                waiting.push(*port);
+        let waiting = match state.health {
+            Some(Health::Healthy) => return Ok(()),
+            Some(Health::Unhealthy(output)) => {
+                return Err(if output.is_empty() {
+                    "its health check failed: it is unhealthy".to_string()
+                } else {
+                    format!("its health check failed: it is unhealthy ({output})")
+                })
             }
-        }
-        if waiting.is_empty() {
-            return Ok(());
-        }
+            // An engine that does not run health checks leaves them starting: berth runs them.
+            Some(Health::Starting) if !engine.runs_health_checks() => {
+                let checker = own_check.get_or_insert_with(|| {
+                    Checker::new(&state.health_test, service.options.health.as_ref())
+                });
+                checker.step(engine, id).await?;
+                if checker.passed {
+                    return Ok(());
+                }
+                "it was not healthy".to_string()
+            }
+            Some(Health::Starting) => "it was not healthy".to_string(),
+            None => {
+                let Some(ip) = address.map(str::to_string).or(state.ip) else {
+                    return Err("it has no address on the job's network".into());
+                };
+                let mut all = state.tcp_ports.clone();
+                all.extend(ports);
+                all.sort_unstable();
+                all.dedup();
+                let mut closed = Vec::new();
+                for port in all {
+                    let addr = format!("{ip}:{port}");
+                    let ok = tokio::time::timeout(
+                        Duration::from_millis(500),
+                        tokio::net::TcpStream::connect(&addr),
+                    )
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+                    if !ok {
+                        closed.push(port.to_string());
+                    }
+                }
+                if closed.is_empty() {
+                    return Ok(());
+                }
+                format!("port {} did not accept connections", closed.join(", "))
+            }
+        };
         if started.elapsed() >= limit {
-            return Err(format!(
-                "port {} did not accept connections within {}s",
-                waiting
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                limit.as_secs()
-            ));
+            return Err(format!("{waiting} within {}s", limit.as_secs()));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A health check berth runs itself, with Docker's meaning: every `interval` (the first at
+/// once), unhealthy after `retries` failures in a row once `start_period` is over.
+struct Checker {
+    argv: Vec<String>,
+    interval: Duration,
+    timeout: Duration,
+    retries: u32,
+    start_period: Duration,
+    started: Instant,
+    next: Instant,
+    failures: u32,
+    passed: bool,
+}
+
+impl Checker {
+    fn new(test: &[String], given: Option<&crate::pipeline::HealthCheck>) -> Checker {
+        let argv = match given.and_then(|h| h.command.as_ref()) {
+            Some(command) => vec!["/bin/sh".into(), "-c".into(), command.clone()],
+            None => match test.split_first() {
+                Some((kind, rest)) if kind == "CMD-SHELL" => {
+                    vec!["/bin/sh".into(), "-c".into(), rest.join(" ")]
+                }
+                Some((kind, rest)) if kind == "CMD" => rest.to_vec(),
+                _ => Vec::new(),
+            },
+        };
+        let or = |d: Option<Duration>, default: u64| {
+            d.filter(|d| !d.is_zero())
+                .unwrap_or(Duration::from_secs(default))
+        };
+        let now = Instant::now();
+        Checker {
+            argv,
+            interval: or(given.and_then(|h| h.interval), 30),
+            timeout: or(given.and_then(|h| h.timeout), 30),
+            retries: given
+                .and_then(|h| h.retries)
+                .filter(|&r| r > 0)
+                .unwrap_or(3),
+            start_period: given.and_then(|h| h.start_period).unwrap_or_default(),
+            started: now,
+            next: now,
+            failures: 0,
+            passed: false,
+        }
+    }
+
+    /// Run the check if it is time; an error once it has failed `retries` times.
+    async fn step(&mut self, engine: &dyn ContainerRuntime, id: &str) -> Result<(), String> {
+        if self.argv.is_empty() {
+            return Err("its health check has no command berth can run".into());
+        }
+        if Instant::now() < self.next {
+            return Ok(());
+        }
+        self.next = Instant::now() + self.interval;
+        let (code, output) = match tokio::time::timeout(self.timeout, self.run(engine, id)).await {
+            Ok(result) => result?,
+            Err(_) => (-1, format!("timed out after {}s", self.timeout.as_secs())),
+        };
+        if code == 0 {
+            self.passed = true;
+            return Ok(());
+        }
+        if self.started.elapsed() >= self.start_period {
+            self.failures += 1;
+        }
+        if self.failures >= self.retries {
+            let output = output.trim();
+            return Err(if output.is_empty() {
+                "its health check failed: it is unhealthy".to_string()
+            } else {
+                format!("its health check failed: it is unhealthy ({output})")
+            });
+        }
+        Ok(())
+    }
+
+    async fn run(&self, engine: &dyn ContainerRuntime, id: &str) -> Result<(i64, String), String> {
+        use futures_util::StreamExt;
+        let spec = crate::engine::runtime::ExecSpec {
+            argv: self.argv.clone(),
+            env: Vec::new(),
+            working_dir: None,
+        };
+        let (exec, mut output) = engine
+            .exec(id, &spec)
+            .await
+            .map_err(|e| format!("its health check cannot run: {e}"))?;
+        let mut text = Vec::new();
+        while let Some(chunk) = output.next().await {
+            if let Ok(Output::Stdout(b) | Output::Stderr(b)) = chunk {
+                // The end of what it printed is what says why.
+                text.extend_from_slice(&b);
+                if text.len() > 4096 {
+                    text.drain(..text.len() - 4096);
+                }
+            }
+        }
+        loop {
+            match engine.exec_exit_code(&exec).await {
+                Ok(Some(code)) => return Ok((code, String::from_utf8_lossy(&text).into_owned())),
+                Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => return Err(format!("its health check cannot run: {e}")),
+            }
+        }
     }
 }
 
@@ -253,6 +453,9 @@ mod tests {
             aliases: vec!["db".into()],
             entrypoint: None,
             command: None,
+            ports: Vec::new(),
+            options: Default::default(),
+            credentials: None,
             variables: vec![Variable {
                 name: "POSTGRES_DB".into(),
                 value: "$CI_JOB_NAME-db".into(),

@@ -307,6 +307,7 @@ async fn helper(
         aliases: Vec::new(),
         interactive: false,
         hostname: None,
+        options: Default::default(),
     };
     engine
         .create_container(&spec)

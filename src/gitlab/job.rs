@@ -213,6 +213,9 @@ impl Reader<'_> {
             inherit_variables: inherit.variables.clone(),
             steps: None,
             origin: None,
+            container: Default::default(),
+            credentials: None,
+            service_network: Default::default(),
         })
     }
 

@@ -26,6 +26,9 @@ impl Reader<'_> {
                     entrypoint: None,
                     command: None,
                     variables: Vec::new(),
+                    ports: Vec::new(),
+                    options: Default::default(),
+                    credentials: None,
                 });
                 continue;
             }
@@ -84,6 +87,9 @@ impl Reader<'_> {
                 entrypoint,
                 command,
                 variables,
+                ports: Vec::new(),
+                options: Default::default(),
+                credentials: None,
             });
         }
         out

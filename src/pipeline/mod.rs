@@ -126,6 +126,105 @@ pub struct Job {
     /// What the file says of the job beyond the model, for `berth plan` (GitHub's).
     #[serde(skip)]
     pub origin: Option<JobOrigin>,
+    /// How the job's container is made beyond its image (GitHub's `container: options` and
+    /// `volumes`).
+    pub container: ContainerOptions,
+    /// Credentials for pulling the job's image when it is not present.
+    #[serde(skip)]
+    pub credentials: Option<Credentials>,
+    /// How the job reaches its services.
+    pub service_network: ServiceNetwork,
+}
+
+/// How a job reaches its services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceNetwork {
+    /// On a network of the job's own, by alias (GitLab's, and GitHub's `container:` jobs).
+    #[default]
+    Aliases,
+    /// In the job container's network namespace, at `localhost` (GitHub's jobs on a runner,
+    /// which reach their services at `localhost:<port>`).
+    Localhost,
+}
+
+/// How a container is made beyond its image, command and environment: what GitHub's
+/// `options:` (docker-create flags) and `volumes:` say that the engine can do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ContainerOptions {
+    pub health: Option<HealthCheck>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub working_dir: Option<String>,
+    /// CPUs in billionths (`--cpus 1.5` is 1_500_000_000).
+    pub nano_cpus: Option<i64>,
+    /// Bytes.
+    pub memory: Option<i64>,
+    /// Bytes of `/dev/shm`.
+    pub shm_size: Option<i64>,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `--tmpfs PATH[:OPTIONS]`: path and mount options.
+    pub tmpfs: Vec<(String, String)>,
+    pub mounts: Vec<Mount>,
+}
+
+/// A health check the engine runs in the container; berth waits until it passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthCheck {
+    /// Run by the container's shell (`--health-cmd`); `None`: the image's own, if it has one.
+    pub command: Option<String>,
+    /// `--no-healthcheck`: none, not even the image's.
+    pub disabled: bool,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub start_period: Option<Duration>,
+    pub retries: Option<u32>,
+}
+
+/// A volume or a directory of the project mounted in a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mount {
+    /// A named volume, made for the job and removed after it (shared by its containers).
+    Volume {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
+    /// A directory of the project, relative to it (`.` for the project itself).
+    Bind {
+        source: String,
+        target: String,
+        read_only: bool,
+    },
+    /// A fresh anonymous volume at `target`.
+    Anonymous { target: String },
+}
+
+/// A registry user and password for pulling an image.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// A port of a service: where it listens, and the port GitHub would publish it on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Port {
+    pub container: u16,
+    /// `None`: any free port (GitHub's `ports: [6379]`).
+    pub host: Option<u16>,
 }
 
 /// Where a job came from in a format whose jobs are not the model's one for one (a GitHub
@@ -177,6 +276,12 @@ pub struct Service {
     pub entrypoint: Option<Vec<String>>,
     pub command: Option<Vec<String>>,
     pub variables: Vec<Variable>,
+    /// The ports it serves (GitHub's `ports:`); waited on with the image's declared ones.
+    pub ports: Vec<Port>,
+    pub options: ContainerOptions,
+    /// Credentials for pulling its image when it is not present.
+    #[serde(skip)]
+    pub credentials: Option<Credentials>,
 }
 
 impl Service {

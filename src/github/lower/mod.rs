@@ -7,14 +7,16 @@
 //! `runs-on`, `container`, `services`, `name`, `timeout-minutes` and `continue-on-error` are
 //! evaluated here with what is known before the run (`github`, `inputs`, `vars`, `matrix`,
 //! `strategy`); `needs` is not known yet, so it reads as null there, and a matrix made from a
-//! need's output is refused for now. Not done yet (noted as warnings): service and container
-//! `ports`, `options`, `volumes`, `credentials`; reusable workflows are refused.
+//! need's output is refused for now; reusable workflows are refused. Services and `container:`
+//! get their `options` (see [`options`]), `volumes`, `ports` and `credentials`; a job on a
+//! runner reaches its services at localhost, a `container:` job by their keys.
 //!
 //! Every job has `when: always`: whether it runs after its needs is its `if:`, which the
 //! engine asks through [`crate::pipeline::steps::Steps::should_run`]. A job's `base_name`
 //! is its id in the file: what [`crate::pipeline::steps::NeedResult::job`] should hold for
 //! the jobs that need it (the combinations of a matrix then fold into one result).
 
+mod options;
 #[cfg(test)]
 mod tests;
 
@@ -26,7 +28,7 @@ use crate::github::matrix::{self, Combination, Matrix};
 use crate::github::run::{self, Run, WorkflowFacts};
 use crate::github::steps::{JobSpec, JobSteps};
 use crate::github::trigger::{self, Decision, Event};
-use crate::github::workflow::{Field, Job, JobKind, StepsJob, Text, Workflow};
+use crate::github::workflow::{Container, Field, Job, JobKind, StepsJob, Text, Workflow};
 use crate::pipeline::{self, AllowFailure, Image, Need, Pipeline, When};
 use crate::source::diag::Diagnostic;
 
@@ -363,7 +365,6 @@ impl JobLowering<'_> {
             None => None,
         };
         let combinations = self.combinations(ctx)?;
-        self.notes(warnings);
         let list = combinations.clone().unwrap_or_else(|| {
             vec![Combination {
                 matrix: Value::Null,
@@ -393,7 +394,15 @@ impl JobLowering<'_> {
                 )
             })?;
             let (image, platform_label) = self.image(ctx)?;
+            // A job on a runner reaches its services at localhost, a `container:` job by name.
+            let service_network = if platform_label.is_some() {
+                pipeline::ServiceNetwork::Localhost
+            } else {
+                pipeline::ServiceNetwork::Aliases
+            };
             let mut container_env = Vec::new();
+            let mut container = pipeline::ContainerOptions::default();
+            let mut credentials = None;
             if let Some(c) = &sj.container {
                 for (k, t) in &c.env {
                     container_env.push((
@@ -401,14 +410,16 @@ impl JobLowering<'_> {
                         self.string(t, ctx, &format!("container: env: {k}"))?,
                     ));
                 }
+                let parsed = self.container_options(c, ctx, "container", warnings)?;
+                container_env.extend(parsed.env);
+                container = parsed.options;
+                credentials = self.credentials(c, ctx, "container")?;
             }
             let mut services = Vec::new();
+            let mut service_ports = Vec::new();
             for s in &sj.services {
-                let image = self.string(
-                    &s.container.image,
-                    ctx,
-                    &format!("services: {}: image", s.id),
-                )?;
+                let what = format!("services: {}", s.id);
+                let image = self.string(&s.container.image, ctx, &format!("{what}: image"))?;
                 if image.is_empty() {
                     continue;
                 }
@@ -416,7 +427,7 @@ impl JobLowering<'_> {
                 for (k, t) in &s.container.env {
                     variables.push(pipeline::Variable {
                         name: k.clone(),
-                        value: self.string(t, ctx, &format!("services: {}: env: {k}", s.id))?,
+                        value: self.string(t, ctx, &format!("{what}: env: {k}"))?,
                         expand: false,
                     });
                 }
@@ -424,21 +435,40 @@ impl JobLowering<'_> {
                     Some(t) => Some(vec![self.string(t, ctx, "entrypoint")?]),
                     None => None,
                 };
+                // Split as a shell would: `sh -c 'a; b'` is three words.
                 let command = match &s.container.command {
-                    Some(t) => Some(
-                        self.string(t, ctx, "command")?
-                            .split_whitespace()
-                            .map(String::from)
-                            .collect(),
-                    ),
+                    Some(t) => Some(options::split(&self.string(t, ctx, "command")?).map_err(
+                        |e| self.error(format!("`{what}: command`: {e}"), Some(t.span)),
+                    )?),
                     None => None,
                 };
+                let parsed = self.container_options(&s.container, ctx, &what, warnings)?;
+                variables.extend(
+                    parsed
+                        .env
+                        .into_iter()
+                        .map(|(name, value)| pipeline::Variable {
+                            name,
+                            value,
+                            expand: false,
+                        }),
+                );
+                let mut aliases = vec![s.id.clone()];
+                aliases.extend(parsed.aliases);
+                let ports = self.ports(&s.container, ctx, &what, service_network, warnings)?;
+                service_ports.push((
+                    s.id.clone(),
+                    ports.iter().map(|p| (p.container, p.container)).collect(),
+                ));
                 services.push(pipeline::Service {
                     image,
-                    aliases: vec![s.id.clone()],
+                    aliases,
                     entrypoint,
                     command,
                     variables,
+                    ports,
+                    options: parsed.options,
+                    credentials: self.credentials(&s.container, ctx, &what)?,
                 });
             }
             let minutes = match &sj.timeout_minutes {
@@ -466,6 +496,7 @@ impl JobLowering<'_> {
                 image: image.clone(),
                 platform_label,
                 container_env,
+                service_ports,
             };
             let steps = JobSteps::new(spec).map_err(|e| {
                 self.error(
@@ -507,6 +538,9 @@ impl JobLowering<'_> {
                 inherit_variables: None,
                 steps: Some(Arc::new(steps)),
                 origin: None,
+                container,
+                credentials,
+                service_network,
             };
             let planned = PlannedJob {
                 name,
@@ -563,39 +597,125 @@ impl JobLowering<'_> {
             )))
     }
 
-    /// Warnings for what is read but not done yet.
-    fn notes(&self, warnings: &mut Vec<Diagnostic>) {
-        let sj = self.steps_job;
-        let mut note = |what: String, span: crate::source::yaml::Span| {
-            warnings.push(
-                Diagnostic::warning(
-                    format!("{what} is not supported yet and is ignored"),
-                    Some(span),
-                )
-                .in_job(&self.job.id),
-            );
+    /// `options:` and `volumes:` of a service or of `container:`; flags berth leaves out
+    /// are warnings at `options:`.
+    fn container_options(
+        &self,
+        c: &Container,
+        ctx: &Contexts,
+        what: &str,
+        warnings: &mut Vec<Diagnostic>,
+    ) -> Result<options::Parsed, Diagnostic> {
+        let workspace = &self.run.workspace;
+        let mut parsed = match &c.options {
+            Some(t) => {
+                let text = self.string(t, ctx, &format!("{what}: options"))?;
+                options::parse(&text, workspace)
+                    .map_err(|e| self.error(format!("`{what}: options`: {e}"), Some(t.span)))?
+            }
+            None => options::Parsed::default(),
         };
-        let mut containers: Vec<(String, &crate::github::workflow::Container)> = Vec::new();
-        if let Some(c) = &sj.container {
-            containers.push(("container".to_string(), c));
-        }
-        for s in &sj.services {
-            containers.push((format!("services: {}", s.id), &s.container));
-        }
-        for (what, c) in containers {
-            if let Some(p) = c.ports.first() {
-                note(format!("`{what}: ports`"), p.span);
-            }
-            if let Some(o) = &c.options {
-                note(format!("`{what}: options`"), o.span);
-            }
-            if let Some(v) = c.volumes.first() {
-                note(format!("`{what}: volumes`"), v.span);
-            }
-            if c.credentials.is_some() {
-                note(format!("`{what}: credentials`"), c.image.span);
+        if let Some(t) = &c.options {
+            for note in std::mem::take(&mut parsed.notes) {
+                warnings.push(
+                    Diagnostic::warning(format!("`{what}: options`: {note}"), Some(t.span))
+                        .in_job(&self.job.id),
+                );
             }
         }
+        for v in &c.volumes {
+            let text = self.string(v, ctx, &format!("{what}: volumes"))?;
+            let mount = options::mount(&text, workspace)
+                .map_err(|e| self.error(format!("`{what}: volumes`: {e}"), Some(v.span)))?;
+            parsed.options.mounts.push(mount);
+        }
+        Ok(parsed)
+    }
+
+    /// `credentials:` evaluated (they may use `secrets`); both, or none.
+    fn credentials(
+        &self,
+        c: &Container,
+        ctx: &Contexts,
+        what: &str,
+    ) -> Result<Option<pipeline::Credentials>, Diagnostic> {
+        let Some(creds) = &c.credentials else {
+            return Ok(None);
+        };
+        let mut ctx = ctx.clone();
+        ctx.insert("secrets", run::secrets_context(self.run));
+        let field = |t: &Option<Text>, name: &str| -> Result<String, Diagnostic> {
+            match t {
+                Some(t) => self.string(t, &ctx, &format!("{what}: credentials: {name}")),
+                None => Ok(String::new()),
+            }
+        };
+        let username = field(&creds.username, "username")?;
+        let password = field(&creds.password, "password")?;
+        // A secret not given reads as empty: then the user's own login for the registry is.
+        if username.is_empty() || password.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(pipeline::Credentials { username, password }))
+    }
+
+    /// `ports:` read: `6379`, `8080:80`, `127.0.0.1:8080:80`, with an optional `/tcp`.
+    fn ports(
+        &self,
+        c: &Container,
+        ctx: &Contexts,
+        what: &str,
+        network: pipeline::ServiceNetwork,
+        warnings: &mut Vec<Diagnostic>,
+    ) -> Result<Vec<pipeline::Port>, Diagnostic> {
+        let mut out = Vec::new();
+        for t in &c.ports {
+            let text = self.string(t, ctx, &format!("{what}: ports"))?;
+            let port = parse_port(&text)
+                .map_err(|e| self.error(format!("`{what}: ports`: {e}"), Some(t.span)))?;
+            match port.host {
+                Some(host)
+                    if host != port.container && network == pipeline::ServiceNetwork::Localhost =>
+                {
+                    warnings.push(
+                        Diagnostic::warning(
+                            format!(
+                                "`{what}: ports: {text}`: the job shares the service's network,                                  so it reaches it at localhost:{c}, not {host}                                  (`job.services.<id>.ports['{c}']` says {c})",
+                                c = port.container
+                            ),
+                            Some(t.span),
+                        )
+                        .in_job(&self.job.id),
+                    );
+                }
+                _ => {}
+            }
+            out.push(port);
+        }
+        Ok(out)
+    }
+}
+
+/// One entry of `ports:`.
+fn parse_port(text: &str) -> Result<pipeline::Port, String> {
+    let bad = || format!("`{text}`: expected PORT or HOST_PORT:PORT");
+    let spec = text.trim();
+    let spec = spec.strip_suffix("/tcp").unwrap_or(spec);
+    if spec.ends_with("/udp") || spec.ends_with("/sctp") {
+        return Err(format!("`{text}`: only TCP ports are supported"));
+    }
+    let parts: Vec<&str> = spec.split(':').collect();
+    let number = |p: &str| p.parse::<u16>().ok().filter(|&n| n > 0).ok_or_else(bad);
+    match parts.as_slice() {
+        [c] => Ok(pipeline::Port {
+            container: number(c)?,
+            host: None,
+        }),
+        [h, c] | [_, h, c] => Ok(pipeline::Port {
+            container: number(c)?,
+            host: if h.is_empty() { None } else { Some(number(h)?) },
+        }),
+        _ => Err(bad()),
     }
 }
 

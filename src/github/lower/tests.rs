@@ -166,16 +166,164 @@ fn matrix_jobs_are_named_as_github_names_check_runs() {
                 value: "octocat".into(),
                 expand: false
             }],
+            ports: vec![pipeline::Port {
+                container: 5432,
+                host: Some(5432)
+            }],
+            options: pipeline::ContainerOptions {
+                health: Some(pipeline::HealthCheck {
+                    command: Some("pg_isready".into()),
+                    disabled: false,
+                    interval: None,
+                    timeout: None,
+                    start_period: None,
+                    retries: None,
+                }),
+                ..Default::default()
+            },
+            credentials: None,
         }]
     );
+    // A job on a runner reaches its services at localhost.
+    assert_eq!(jobs[7].service_network, pipeline::ServiceNetwork::Localhost);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+}
+
+const CONTAINERS: &str = "\
+on: push
+jobs:
+  app:
+    runs-on: ubuntu-latest
+    container:
+      image: node:20
+      options: --user 1000 --ulimit nofile=1024 -e FROM_OPTIONS=1
+      volumes: [cache:/cache, './fixtures:/fixtures:ro']
+      credentials:
+        username: me
+        password: ${{ secrets.REGISTRY_TOKEN }}
+    services:
+      web:
+        image: nginx
+        ports: ['8080:80', 6379]
+        options: >-
+          --health-cmd \"curl -f http://localhost\"
+          --health-interval 2s --network-alias www
+    steps:
+      - run: x
+";
+
+#[test]
+fn container_and_service_options_volumes_ports_and_credentials_are_lowered() {
+    let w = workflow::parse(CONTAINERS, 0).expect("parsed").workflow;
+    let mut run = facts();
+    run.secrets = vec![("REGISTRY_TOKEN".into(), "s3cret".into())];
+    let l = lower(&w, "ci.yml", &run, &Platforms::new()).expect("lowered");
+    let job = &l.pipeline.jobs[0];
+    // A `container:` job reaches its services by their keys (and `--network-alias`).
+    assert_eq!(job.service_network, pipeline::ServiceNetwork::Aliases);
+    assert_eq!(job.container.user.as_deref(), Some("1000"));
+    assert_eq!(
+        job.container.mounts,
+        [
+            pipeline::Mount::Volume {
+                name: "cache".into(),
+                target: "/cache".into(),
+                read_only: false
+            },
+            pipeline::Mount::Bind {
+                source: "fixtures".into(),
+                target: "/fixtures".into(),
+                read_only: true
+            }
+        ]
+    );
+    assert_eq!(
+        job.credentials,
+        Some(pipeline::Credentials {
+            username: "me".into(),
+            password: "s3cret".into()
+        })
+    );
+    let web = &job.services[0];
+    assert_eq!(web.aliases, ["web", "www"]);
+    assert_eq!(
+        web.ports,
+        [
+            pipeline::Port {
+                container: 80,
+                host: Some(8080)
+            },
+            pipeline::Port {
+                container: 6379,
+                host: None
+            }
+        ]
+    );
+    let health = web.options.health.as_ref().expect("a health check");
+    assert_eq!(health.command.as_deref(), Some("curl -f http://localhost"));
+    assert_eq!(health.interval, Some(Duration::from_secs(2)));
+    // The flag berth leaves out is a warning naming it, at `options:`.
     let warnings: Vec<&str> = l.warnings.iter().map(|d| d.message.as_str()).collect();
     assert_eq!(
         warnings,
-        [
-            "`services: db: ports` is not supported yet and is ignored",
-            "`services: db: options` is not supported yet and is ignored"
-        ]
+        ["`container: options`: `--ulimit nofile=1024` is not supported yet and is ignored"]
     );
+    // `-e` of `options:` is in every step's environment; `job.services` has the ports.
+    let mut steps = job.steps.as_ref().expect("steps").start(Default::default());
+    let c = match steps.next() {
+        Ok(Some(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        c.env
+            .contains(&("FROM_OPTIONS".to_string(), "1".to_string())),
+        "{:?}",
+        c.env
+    );
+}
+
+#[test]
+fn a_bind_mount_outside_the_project_is_an_error_at_its_line() {
+    let text = CONTAINERS.replace("'./fixtures:/fixtures:ro'", "'/etc:/host-etc'");
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let line = text
+        .lines()
+        .position(|l| l.contains("/etc:/host-etc"))
+        .expect("the line")
+        + 1;
+    assert!(
+        errors[0].starts_with(&format!("{line}:")),
+        "{line}: {}",
+        errors[0]
+    );
+    assert!(errors[0].contains(" app: "), "{}", errors[0]);
+    assert!(errors[0].contains("`/etc`"), "{}", errors[0]);
+    assert!(errors[0].contains("outside the project"), "{}", errors[0]);
+}
+
+#[test]
+fn job_services_ports_in_the_expression_context() {
+    let text = CONTAINERS.replace(
+        "- run: x",
+        "- run: echo ${{ job.services.web.ports['80'] }}-${{ job.services.web.ports['6379'] }}",
+    );
+    let l = lowered(&text);
+    let mut steps = l.pipeline.jobs[0]
+        .steps
+        .as_ref()
+        .expect("steps")
+        .start(Default::default());
+    let c = match steps.next() {
+        Ok(Some(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    let script = c
+        .files
+        .iter()
+        .find(|(p, _)| p.ends_with("script.sh"))
+        .map(|(_, s)| s.as_str());
+    assert_eq!(script, Some("echo 80-6379"));
 }
 
 #[test]

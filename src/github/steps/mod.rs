@@ -86,6 +86,9 @@ pub struct JobSpec {
     pub platform_label: Option<String>,
     /// `container: env`, evaluated: set in every step, below everything else.
     pub container_env: Vec<(String, String)>,
+    /// Each service's key and its ports: (the port it listens on, the port the job reaches it
+    /// at), for `job.services.<id>.ports`.
+    pub service_ports: Vec<(String, Vec<(u16, u16)>)>,
 }
 
 /// A job's steps, for the engine.
@@ -217,6 +220,17 @@ fn past(result: &str) -> String {
         "cancelled" => "was cancelled".to_string(),
         other => format!("ended with {other}"),
     }
+}
+
+/// `job.services`: each service's `ports`, as GitHub gives them (strings keyed by the port the
+/// service listens on).
+fn services_context(services: &[(String, Vec<(u16, u16)>)]) -> Value {
+    Value::object(services.iter().map(|(id, ports)| {
+        let ports = ports
+            .iter()
+            .map(|(listens, reached)| (listens.to_string(), Value::from(reached.to_string())));
+        (id.clone(), Value::object([("ports", Value::object(ports))]))
+    }))
 }
 
 /// The contexts every expression of the job sees (without `env`, `steps`, `job`).
@@ -454,7 +468,7 @@ impl JobRun {
                 "job",
                 Value::object([
                     ("status", Value::from(self.status())),
-                    ("services", Value::object(Vec::<(String, Value)>::new())),
+                    ("services", services_context(&self.spec.service_ports)),
                 ]),
             );
         c
