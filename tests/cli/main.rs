@@ -9,6 +9,7 @@ mod common;
 mod fixture;
 mod pypi;
 
+mod checkout;
 mod completions;
 mod debug;
 mod engines;
