@@ -230,10 +230,10 @@ fn partial_name(path: &Path) -> PathBuf {
 
 /// A file being written: removed when dropped (an error, a panic, a cancelled task) unless
 /// renamed to its final name.
-struct Partial(PathBuf);
+pub(super) struct Partial(pub(super) PathBuf);
 
 impl Partial {
-    fn persist(self, to: &Path) -> Result<(), String> {
+    pub(super) fn persist(self, to: &Path) -> Result<(), String> {
         std::fs::rename(&self.0, to).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
         std::mem::forget(self);
         Ok(())

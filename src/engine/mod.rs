@@ -842,20 +842,12 @@ async fn ready(
                 .await;
             }
         }
-        // A job of steps: its `run:` scripts as written.
-        let steps = pj
-            .job
-            .steps
-            .as_ref()
-            .map(|s| s.commands())
-            .unwrap_or_default();
         let commands = pj
             .job
             .before_script
             .iter()
             .chain(&pj.job.script)
             .chain(&pj.job.after_script)
-            .chain(&steps)
             .cloned()
             .collect();
         sink.send(Event::JobQueued {

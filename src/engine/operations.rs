@@ -21,6 +21,7 @@ use flate2::Compression;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
+use super::artifacts::Partial;
 use super::caches::{cache_labels, Mount};
 use super::job::log;
 use super::runtime::{labels, ContainerRuntime, ContainerSpec, RuntimeError};
@@ -727,23 +728,6 @@ async fn upload(
         id: Some(artifact_id),
         files: manifest.files.len(),
     })
-}
-
-/// A file being written: removed when dropped unless renamed to its final name.
-struct Partial(PathBuf);
-
-impl Partial {
-    fn persist(self, to: &Path) -> Result<(), String> {
-        std::fs::rename(&self.0, to).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
-        std::mem::forget(self);
-        Ok(())
-    }
-}
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// The name of a matched path inside the artifact: relative to `root`, or its own name when
