@@ -14,6 +14,7 @@ mod debug;
 mod engines;
 mod fixtures;
 mod github;
+mod github_corpus;
 mod gitlab;
 mod gitlab_corpus;
 mod hermetic;
