@@ -218,6 +218,10 @@ pub(super) struct OriginArgs {
     /// schedule, ...)
     #[arg(long, value_name = "EVENT", default_value = "push")]
     pub(super) event: String,
+    /// GitHub pull_request events: the branch the pull request targets (its `branches`
+    /// filters and path filters compare with it) [default: the default branch]
+    #[arg(long, value_name = "BRANCH")]
+    pub(super) base: Option<String>,
     /// GitHub workflows: the image a `runs-on` label runs in (as act's -P); may be repeated
     #[arg(long = "platform", value_name = "LABEL=IMAGE", value_parser = parse_key_value)]
     pub(super) platforms: Vec<(String, String)>,

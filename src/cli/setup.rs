@@ -254,18 +254,32 @@ fn load_workflows(
     if !diagnostics.is_empty() {
         return Err(fail(diagnostics, sources, &first));
     }
-    let git_ref = match (&context.tag, &context.branch) {
-        (Some(tag), _) => Some(github::trigger::GitRef::Tag(tag.clone())),
-        (None, Some(branch)) => Some(github::trigger::GitRef::Branch(branch.clone())),
-        (None, None) => None,
+    // A pull request's filters look at the branch it targets, and its diff starts there.
+    let base = matches!(
+        origin.event.as_str(),
+        "pull_request" | "pull_request_target"
+    )
+    .then(|| {
+        origin
+            .base
+            .clone()
+            .unwrap_or_else(|| context.default_branch.clone())
+    });
+    let git_ref = match (&base, &context.tag, &context.branch) {
+        (Some(base), _, _) => Some(github::trigger::GitRef::Branch(base.clone())),
+        (None, Some(tag), _) => Some(github::trigger::GitRef::Tag(tag.clone())),
+        (None, None, Some(branch)) => Some(github::trigger::GitRef::Branch(branch.clone())),
+        (None, None, None) => None,
     };
+    let changed = changed_files(&read, &origin.event, &context, base.as_deref());
     let event = github::trigger::Event {
         name: &origin.event,
         git_ref,
-        changed_files: None,
+        changed_files: changed.as_deref(),
         activity: None,
     };
     let mut run = github::run::Run::from_git(&context, &origin.event);
+    run.base_ref = base.clone();
     // `-e` values as well; `--secret`s win, and only they are masked in the logs.
     run.secrets = origin.env.clone();
     for (k, v) in secrets {
@@ -293,9 +307,12 @@ fn load_workflows(
     let chosen: Vec<_> = choices.into_iter().filter(|c| c.decision.runs).collect();
     if chosen.is_empty() {
         eprintln!(
-            "berth: no workflow runs for {} {}",
+            "berth: no workflow runs for {} {}:",
             origin.event, context.ref_name
         );
+        for note in &notes {
+            eprintln!("  {note}");
+        }
         return Ok(None);
     }
     let mut pipeline: Option<crate::pipeline::Pipeline> = None;
@@ -345,6 +362,31 @@ fn load_workflows(
         notes,
     };
     Ok(Some((first, loaded, context)))
+}
+
+/// The files the event changed, for the `paths` filters of `event` (asked of git only when a
+/// workflow has one): a push's commit against its parent, a pull request's against its merge
+/// base with `base`, uncommitted and untracked files included (as for GitLab's `changes`).
+/// `None` when git cannot tell (no repository, no parent commit, no base): the filters pass.
+fn changed_files(
+    workflows: &[(String, github::workflow::Workflow)],
+    event: &str,
+    context: &Facts,
+    base: Option<&str>,
+) -> Option<Vec<String>> {
+    use crate::project::git::ChangedFiles;
+    let filtered = workflows.iter().any(|(_, w)| {
+        w.trigger(event)
+            .is_some_and(|t| t.paths.is_some() || t.paths_ignore.is_some())
+    });
+    if !filtered {
+        return None;
+    }
+    let changes = match base {
+        Some(base) => context.changes_against(base),
+        None => context.changes(),
+    };
+    changes.changed(None).ok().flatten()
 }
 
 /// Jobs of a workflow whose check-run names another workflow's jobs already have get the
@@ -467,6 +509,70 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// `git ARGS` in `dir` with a fixed identity.
+    fn git(dir: &Path, args: &[&str]) {
+        let ok = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    #[test]
+    fn path_filters_see_a_pushs_commit_and_a_pull_requests_merge_base_diff() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let workflow = "on:\n  push:\n    paths: [src/**]\n  pull_request:\n    paths: [src/**]\n  workflow_dispatch:\njobs:\n  a:\n    runs-on: x\n    steps: [{run: echo}]\n";
+        let read = vec![(
+            "ci.yml".to_string(),
+            github::workflow::parse(workflow, 0).unwrap().workflow,
+        )];
+        let write = |f: &str| {
+            std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(f), f).unwrap();
+        };
+        git(dir, &["init", "-q", "-b", "main"]);
+        write("README.md");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "base"]);
+        git(dir, &["checkout", "-q", "-b", "feature"]);
+        write("src/a.py");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "a"]);
+        write("src/b.py");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "b"]);
+        // The base branch moves on after the pull request left it.
+        git(dir, &["checkout", "-q", "main"]);
+        write("docs/later.md");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "later"]);
+        git(dir, &["checkout", "-q", "feature"]);
+        let facts = Facts::new(dir, 1);
+        let changed = |event, base| changed_files(&read, event, &facts, base);
+        // A push: its commit against its parent.
+        assert_eq!(changed("push", None), Some(vec!["src/b.py".to_string()]));
+        // A pull request: everything since it left main, nothing main did since.
+        assert_eq!(
+            changed("pull_request", Some("main")),
+            Some(vec!["src/a.py".to_string(), "src/b.py".to_string()])
+        );
+        // No base to compare with: unknown, so the filters pass.
+        assert_eq!(changed("pull_request", Some("gone")), None);
+        // No workflow filters paths for this event: git is not asked.
+        assert_eq!(changed("workflow_dispatch", None), None);
+        // Uncommitted and untracked files count, as for GitLab's `changes`.
+        write("src/new.py");
+        assert_eq!(
+            changed("push", None),
+            Some(vec!["src/b.py".to_string(), "src/new.py".to_string()])
+        );
     }
 
     #[test]

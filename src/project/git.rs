@@ -163,6 +163,17 @@ impl Facts {
             cache: Default::default(),
         }
     }
+
+    /// What a GitHub pull request's path filters compare: the working tree against the merge
+    /// base of HEAD and `base` (GitHub's three-dot diff for pull requests).
+    pub fn changes_against(&self, base: &str) -> GitChanges {
+        GitChanges {
+            dir: self.project_dir.clone(),
+            merge_request: true,
+            default_branch: base.to_string(),
+            cache: Default::default(),
+        }
+    }
 }
 
 /// The files a change touched, as `rules: changes` compares them.

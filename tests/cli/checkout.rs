@@ -3,7 +3,10 @@
 //! uncommitted edits over it; `git describe` and setuptools_scm work as under GitLab Runner and
 //! GitHub's checkout.
 
-use crate::common::{require_image, Project, PYTHON_GIT};
+use crate::common::{require_image, Project};
+
+/// The Python image with git and setuptools-scm (images/build.sh).
+const PYTHON_GIT: &str = "berth-test/python-git:3.11";
 
 /// A repository of three commits, `v1.0` on the second, and an edit not committed.
 fn repository(files: &[(&str, &str)]) -> (Project, String) {
@@ -67,7 +70,7 @@ none:
         "https://gitlab.com/acme/shop.git",
         "commits=3",
     ] {
-        assert!(log.iter().any(|l| *l == line), "{line}: {log:?}");
+        assert!(log.contains(&line), "{line}: {log:?}");
     }
     // setuptools_scm: the next version after v1.0, one commit on, dirty (a date suffix).
     assert!(

@@ -16,6 +16,7 @@ mod engines;
 mod fixtures;
 mod github;
 mod github_actions;
+mod github_corpus;
 mod gitlab;
 mod gitlab_corpus;
 mod hermetic;

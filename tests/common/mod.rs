@@ -11,8 +11,6 @@ use berth::engine::runtime::ContainerRuntime as _;
 
 pub const BUSYBOX: &str = "berth-test/busybox:latest";
 pub const PYTHON: &str = "berth-test/python:3.11";
-/// The Python image with git and setuptools-scm (a checkout's `.git` in use).
-pub const PYTHON_GIT: &str = "berth-test/python-git:3.11";
 pub const PYTHON_UV: &str = "berth-test/python-uv:3.11";
 pub const PYTHON_POETRY: &str = "berth-test/python-poetry:3.11";
 pub const PYTHON_PDM: &str = "berth-test/python-pdm:3.11";
