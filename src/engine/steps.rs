@@ -162,8 +162,8 @@ pub(super) async fn run(
             Err(e) => return Ended::Broken(e),
         };
         let mut files = Vec::new();
-        for path in &command.collect {
-            match read_step_file(engine, id, path).await {
+        for (path, read) in read_step_files(engine, id, &command.collect).await {
+            match read {
                 Ok(Some(text)) => files.push((path.clone(), text)),
                 // A file the step removed is as good as empty.
                 Ok(None) => {}
@@ -306,6 +306,89 @@ async fn log_annotations(sink: &Sink, job: &str, annotations: &[String]) {
 /// A file a step wrote, read back: `None` when it is not there (the engine cannot give it);
 /// `Err` when it is larger than [`FILE_LIMIT`]. Bytes that are not UTF-8 are replaced, as the
 /// runner reads these files as UTF-8, rather than losing every line of the file.
+/// The files of `paths` that exist, with their content: the files of one directory (a step's
+/// `$GITHUB_OUTPUT`, `$GITHUB_ENV`...) in one download of it, the others alone.
+async fn read_step_files(
+    engine: &dyn super::runtime::ContainerRuntime,
+    container: &str,
+    paths: &[String],
+) -> Vec<(String, Result<Option<String>, String>)> {
+    let parent = |p: &str| p.rsplit_once('/').map(|(d, _)| d.to_string());
+    let dir = parent(paths.first().map(String::as_str).unwrap_or_default());
+    let together = paths.len() > 1 && dir.is_some() && paths.iter().all(|p| parent(p) == dir);
+    if let (true, Some(dir)) = (together, dir) {
+        if let Some(read) = read_dir_files(engine, container, &dir, paths).await {
+            return read;
+        }
+    }
+    let mut out = Vec::new();
+    for path in paths {
+        out.push((path.clone(), read_step_file(engine, container, path).await));
+    }
+    out
+}
+
+/// [`read_step_files`] for files of `dir`, in one download of it; `None` when that download
+/// is too large (then each is read alone, and the large one named).
+async fn read_dir_files(
+    engine: &dyn super::runtime::ContainerRuntime,
+    container: &str,
+    dir: &str,
+    paths: &[String],
+) -> Option<Vec<(String, Result<Option<String>, String>)>> {
+    use futures_util::TryStreamExt;
+    use std::io::Read;
+    let limit = paths.len() * FILE_LIMIT + 64 * 1024;
+    let mut tar_bytes = Vec::new();
+    let mut stream = engine.download(container, dir);
+    loop {
+        match stream.try_next().await {
+            Ok(Some(chunk)) => tar_bytes.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(_) => return None,
+        }
+        if tar_bytes.len() > limit {
+            return None;
+        }
+    }
+    let mut found: Vec<(String, Result<Option<String>, String>)> = Vec::new();
+    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        // Entries start with the directory's own name.
+        let name = entry.path().ok()?.to_string_lossy().into_owned();
+        let Some((_, rest)) = name.split_once('/') else {
+            continue;
+        };
+        let path = format!("{dir}/{rest}");
+        if !paths.contains(&path) {
+            continue;
+        }
+        if entry.size() > FILE_LIMIT as u64 {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        let read = match entry.read_to_end(&mut bytes) {
+            Ok(_) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            Err(e) => Err(format!("cannot be read: {e}")),
+        };
+        found.push((path, read));
+    }
+    // In the order asked for; a file the step removed is absent.
+    Some(
+        paths
+            .iter()
+            .map(|p| match found.iter().position(|(f, _)| f == p) {
+                Some(i) => found.swap_remove(i),
+                None => (p.clone(), Ok(None)),
+            })
+            .collect(),
+    )
+}
+
 async fn read_step_file(
     engine: &dyn super::runtime::ContainerRuntime,
     container: &str,
