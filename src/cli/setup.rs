@@ -10,7 +10,7 @@ use crate::gitlab;
 use crate::pipeline::{Format, Loaded};
 use crate::plan::{self, Plan};
 use crate::project::git::Facts;
-use crate::source::diag::{Diagnostic, Severity, SourceMap};
+use crate::source::diag::Severity;
 use crate::source::Source;
 use crate::store::{self, record, Runs};
 
@@ -206,7 +206,7 @@ fn user_platforms() -> Result<Vec<(String, String)>, CliError> {
 }
 
 /// GitHub workflows: read every file, keep those the event triggers, and make one pipeline of
-/// their jobs. Bad input in any file is exit 2 before anything starts.
+/// their jobs ([`github::load`]). Bad input in any file is exit 2 before anything starts.
 fn load_workflows(
     project: &Path,
     files: &[PathBuf],
@@ -215,209 +215,48 @@ fn load_workflows(
     pipeline_id: u64,
 ) -> Result<Option<(Source, Loaded, Facts)>, CliError> {
     let context = Facts::with_origin(project, pipeline_id, &origin.origin());
-    let mut sources = SourceMap::default();
-    let mut read = Vec::new();
-    let mut diagnostics = Vec::new();
-    let mut warnings = Vec::new();
-    let mut first: Option<Source> = None;
+    let mut sources = Vec::new();
     for path in files {
         let mut source = Source::read(path)
             .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
         // Messages and records name the file as the repository does.
-        let rel = path
+        source.name = path
             .strip_prefix(project)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| path.display().to_string());
-        source.name = rel.clone();
-        let file = sources.add(rel.clone(), source.text.clone());
-        match github::workflow::parse(&source.text, file) {
-            Ok(parsed) => {
-                warnings.extend(parsed.warnings);
-                read.push((rel, parsed.workflow));
-            }
-            Err(errors) => diagnostics.extend(errors),
-        }
-        first.get_or_insert(source);
+        sources.push(source);
     }
-    let Some(first) = first else {
+    let Some(first) = sources.first().cloned() else {
         return Err(CliError::input("no workflow file to read"));
     };
-    let fail = |diagnostics: Vec<Diagnostic>, sources: SourceMap, source: &Source| {
-        rejected(
-            &crate::pipeline::Failed {
-                diagnostics,
-                sources,
-            },
-            source,
-        )
+    let platforms = user_platforms()?
+        .into_iter()
+        .chain(origin.platforms.iter().cloned())
+        .collect::<Vec<_>>();
+    let options = github::load::Options {
+        event: &origin.event,
+        base: origin.base.as_deref(),
+        env: &origin.env,
+        secrets,
+        platforms: &platforms,
     };
-    if !diagnostics.is_empty() {
-        return Err(fail(diagnostics, sources, &first));
-    }
-    // A pull request's filters look at the branch it targets, and its diff starts there.
-    let base = matches!(
-        origin.event.as_str(),
-        "pull_request" | "pull_request_target"
-    )
-    .then(|| {
-        origin
-            .base
-            .clone()
-            .unwrap_or_else(|| context.default_branch.clone())
-    });
-    let git_ref = match (&base, &context.tag, &context.branch) {
-        (Some(base), _, _) => Some(github::trigger::GitRef::Branch(base.clone())),
-        (None, Some(tag), _) => Some(github::trigger::GitRef::Tag(tag.clone())),
-        (None, None, Some(branch)) => Some(github::trigger::GitRef::Branch(branch.clone())),
-        (None, None, None) => None,
-    };
-    let changed = changed_files(&read, &origin.event, &context, base.as_deref());
-    let event = github::trigger::Event {
-        name: &origin.event,
-        git_ref,
-        changed_files: changed.as_deref(),
-        activity: None,
-    };
-    let mut run = github::run::Run::from_git(&context, &origin.event);
-    run.base_ref = base.clone();
-    // `-e` values as well; `--secret`s win, and only they are masked in the logs.
-    run.secrets = origin.env.clone();
-    for (k, v) in secrets {
-        match run.secrets.iter_mut().find(|(n, _)| n == k) {
-            Some(slot) => slot.1 = v.clone(),
-            None => run.secrets.push((k.clone(), v.clone())),
-        }
-    }
-    let mut platforms = github::lower::Platforms::new();
-    for (label, image) in user_platforms()?.iter().chain(&origin.platforms) {
-        platforms.set(label, image);
-    }
-    let choices = github::lower::choose(&read, &event);
-    let notes: Vec<String> = choices
-        .iter()
-        .map(|c| {
-            let runs = if c.decision.runs {
-                "runs"
-            } else {
-                "does not run"
-            };
-            format!("{} {runs}: {}", c.file, c.decision.reason)
-        })
-        .collect();
-    let chosen: Vec<_> = choices.into_iter().filter(|c| c.decision.runs).collect();
-    if chosen.is_empty() {
-        eprintln!(
-            "berth: no workflow runs for {} {}:",
-            origin.event, context.ref_name
-        );
-        for note in &notes {
-            eprintln!("  {note}");
-        }
-        return Ok(None);
-    }
-    let mut pipeline: Option<crate::pipeline::Pipeline> = None;
-    for choice in &chosen {
-        let lowered = github::lower::lower(choice.workflow, choice.file, &run, &platforms)
-            .map_err(|errors| fail(errors, sources.clone(), &first))?;
-        let mut lowered = lowered;
-        warnings.append(&mut lowered.warnings);
-        for (job, planned) in lowered.pipeline.jobs.iter_mut().zip(&lowered.jobs) {
-            job.origin = Some(crate::pipeline::JobOrigin {
-                file: choice.file.to_string(),
-                id: planned.job.clone(),
-                needs: planned.needs.clone(),
-                matrix: planned.matrix.as_ref().map(|m| m.to_serde_json()),
-                condition: planned.condition.clone(),
-                fail_fast: planned.fail_fast,
-                max_parallel: planned.max_parallel,
-            });
-        }
-        if let Some(p) = &pipeline {
-            rename_taken(&mut lowered.pipeline.jobs, &p.jobs, choice.file);
-        }
-        match &mut pipeline {
-            None => pipeline = Some(lowered.pipeline),
-            Some(p) => {
-                for stage in lowered.pipeline.stages {
-                    if !p.stages.contains(&stage) {
-                        p.stages.push(stage);
-                    }
-                }
-                p.jobs.extend(lowered.pipeline.jobs);
+    match github::load::load(&sources, &context, &options) {
+        Err(failed) => Err(rejected(&failed, &first)),
+        Ok(github::load::Load::NothingRuns { notes }) => {
+            eprintln!(
+                "berth: no workflow runs for {} {}:",
+                origin.event, context.ref_name
+            );
+            for note in &notes {
+                eprintln!("  {note}");
             }
+            Ok(None)
         }
-    }
-    let Some(pipeline) = pipeline else {
-        return Ok(None);
-    };
-    for w in &warnings {
-        eprint!("{}", w.render(&sources));
-    }
-    let loaded = Loaded {
-        pipeline,
-        warnings,
-        sources,
-        refused: None,
-        format: Format::GitHub,
-        notes,
-    };
-    Ok(Some((first, loaded, context)))
-}
-
-/// The files the event changed, for the `paths` filters of `event` (asked of git only when a
-/// workflow has one): a push's commit against its parent, a pull request's against its merge
-/// base with `base`, uncommitted and untracked files included (as for GitLab's `changes`).
-/// `None` when git cannot tell (no repository, no parent commit, no base): the filters pass.
-fn changed_files(
-    workflows: &[(String, github::workflow::Workflow)],
-    event: &str,
-    context: &Facts,
-    base: Option<&str>,
-) -> Option<Vec<String>> {
-    use crate::project::git::ChangedFiles;
-    let filtered = workflows.iter().any(|(_, w)| {
-        w.trigger(event)
-            .is_some_and(|t| t.paths.is_some() || t.paths_ignore.is_some())
-    });
-    if !filtered {
-        return None;
-    }
-    let changes = match base {
-        Some(base) => context.changes_against(base),
-        None => context.changes(),
-    };
-    changes.changed(None).ok().flatten()
-}
-
-/// Jobs of a workflow whose check-run names another workflow's jobs already have get the
-/// workflow's file name (`test [ci.yml]`), as in-workflow duplicates get their job id: the
-/// engine, the logs and the run record know jobs by name. Their needs follow.
-fn rename_taken(jobs: &mut [crate::pipeline::Job], taken: &[crate::pipeline::Job], file: &str) {
-    let short = Path::new(file)
-        .file_name()
-        .map_or(file.to_string(), |n| n.to_string_lossy().into_owned());
-    let is_taken = |name: &str, jobs: &[crate::pipeline::Job]| {
-        taken.iter().chain(jobs).any(|j| j.name == name)
-    };
-    let mut renamed: Vec<(String, String)> = Vec::new();
-    for i in 0..jobs.len() {
-        if !taken.iter().any(|j| j.name == jobs[i].name) {
-            continue;
-        }
-        let mut name = format!("{} [{short}]", jobs[i].name);
-        let mut n = 2;
-        while is_taken(&name, jobs) {
-            name = format!("{} [{short} {n}]", jobs[i].name);
-            n += 1;
-        }
-        renamed.push((jobs[i].name.clone(), name.clone()));
-        jobs[i].name = name;
-    }
-    for job in jobs.iter_mut() {
-        for need in job.needs.iter_mut().flatten() {
-            if let Some((_, new)) = renamed.iter().find(|(old, _)| *old == need.job) {
-                need.job = new.clone();
+        Ok(github::load::Load::Runs(loaded)) => {
+            for w in &loaded.warnings {
+                eprint!("{}", w.render(&loaded.sources));
             }
+            Ok(Some((first, *loaded, context)))
         }
     }
 }
@@ -509,70 +348,6 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
-    }
-
-    /// `git ARGS` in `dir` with a fixed identity.
-    fn git(dir: &Path, args: &[&str]) {
-        let ok = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap()
-            .status
-            .success();
-        assert!(ok, "git {args:?}");
-    }
-
-    #[test]
-    fn path_filters_see_a_pushs_commit_and_a_pull_requests_merge_base_diff() {
-        let dir = tempfile::tempdir().unwrap();
-        let dir = dir.path();
-        let workflow = "on:\n  push:\n    paths: [src/**]\n  pull_request:\n    paths: [src/**]\n  workflow_dispatch:\njobs:\n  a:\n    runs-on: x\n    steps: [{run: echo}]\n";
-        let read = vec![(
-            "ci.yml".to_string(),
-            github::workflow::parse(workflow, 0).unwrap().workflow,
-        )];
-        let write = |f: &str| {
-            std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();
-            std::fs::write(dir.join(f), f).unwrap();
-        };
-        git(dir, &["init", "-q", "-b", "main"]);
-        write("README.md");
-        git(dir, &["add", "-A"]);
-        git(dir, &["commit", "-q", "-m", "base"]);
-        git(dir, &["checkout", "-q", "-b", "feature"]);
-        write("src/a.py");
-        git(dir, &["add", "-A"]);
-        git(dir, &["commit", "-q", "-m", "a"]);
-        write("src/b.py");
-        git(dir, &["add", "-A"]);
-        git(dir, &["commit", "-q", "-m", "b"]);
-        // The base branch moves on after the pull request left it.
-        git(dir, &["checkout", "-q", "main"]);
-        write("docs/later.md");
-        git(dir, &["add", "-A"]);
-        git(dir, &["commit", "-q", "-m", "later"]);
-        git(dir, &["checkout", "-q", "feature"]);
-        let facts = Facts::new(dir, 1);
-        let changed = |event, base| changed_files(&read, event, &facts, base);
-        // A push: its commit against its parent.
-        assert_eq!(changed("push", None), Some(vec!["src/b.py".to_string()]));
-        // A pull request: everything since it left main, nothing main did since.
-        assert_eq!(
-            changed("pull_request", Some("main")),
-            Some(vec!["src/a.py".to_string(), "src/b.py".to_string()])
-        );
-        // No base to compare with: unknown, so the filters pass.
-        assert_eq!(changed("pull_request", Some("gone")), None);
-        // No workflow filters paths for this event: git is not asked.
-        assert_eq!(changed("workflow_dispatch", None), None);
-        // Uncommitted and untracked files count, as for GitLab's `changes`.
-        write("src/new.py");
-        assert_eq!(
-            changed("push", None),
-            Some(vec!["src/b.py".to_string(), "src/new.py".to_string()])
-        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod expr;
 pub mod file_commands;
 pub mod hash_files;
+pub mod load;
 pub mod lower;
 pub mod matrix;
 pub mod pattern;

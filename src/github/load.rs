@@ -1,0 +1,281 @@
+//! Loading GitHub workflows: read every file, keep those the event triggers (with the files it
+//! changed for `paths` filters), lower each to berth's model and make one pipeline of their
+//! jobs. Bad input in any file fails the whole load before anything starts.
+
+use std::path::Path;
+
+use crate::github;
+use crate::pipeline::{Failed, Format, JobOrigin, Loaded, Pipeline};
+use crate::project::git::Facts;
+use crate::source::diag::SourceMap;
+use crate::source::Source;
+
+/// What a load starts from besides the files and the project's facts.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// The event (`push`, `pull_request`...).
+    pub event: &'a str,
+    /// A pull request's base branch (`None`: the default branch).
+    pub base: Option<&'a str>,
+    /// `-e` values: in the `secrets` context too, unmasked.
+    pub env: &'a [(String, String)],
+    /// `--secret`s: win over `env`, and are masked.
+    pub secrets: &'a [(String, String)],
+    /// `runs-on` labels to images, later ones winning (the user's file, then `--platform`).
+    pub platforms: &'a [(String, String)],
+}
+
+/// How a load ended.
+#[derive(Debug)]
+pub enum Load {
+    /// The pipeline of the triggered workflows' jobs.
+    Runs(Box<Loaded>),
+    /// No workflow runs for the event: why, for each.
+    NothingRuns { notes: Vec<String> },
+}
+
+/// Load the workflows of `sources` (named as the repository names them) for a run of
+/// `options.event` on the commit `context` describes.
+pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Load, Failed> {
+    let mut map = SourceMap::default();
+    let mut read = Vec::new();
+    let mut diagnostics = Vec::new();
+    let mut warnings = Vec::new();
+    for source in sources {
+        let file = map.add(source.name.clone(), source.text.clone());
+        match github::workflow::parse(&source.text, file) {
+            Ok(parsed) => {
+                warnings.extend(parsed.warnings);
+                read.push((source.name.clone(), parsed.workflow));
+            }
+            Err(errors) => diagnostics.extend(errors),
+        }
+    }
+    let sources = map;
+    let fail = |diagnostics, sources: &SourceMap| Failed {
+        diagnostics,
+        sources: sources.clone(),
+    };
+    if !diagnostics.is_empty() {
+        return Err(fail(diagnostics, &sources));
+    }
+    // A pull request's filters look at the branch it targets, and its diff starts there.
+    let base = matches!(options.event, "pull_request" | "pull_request_target").then(|| {
+        options
+            .base
+            .map(String::from)
+            .unwrap_or_else(|| context.default_branch.clone())
+    });
+    let git_ref = match (&base, &context.tag, &context.branch) {
+        (Some(base), _, _) => Some(github::trigger::GitRef::Branch(base.clone())),
+        (None, Some(tag), _) => Some(github::trigger::GitRef::Tag(tag.clone())),
+        (None, None, Some(branch)) => Some(github::trigger::GitRef::Branch(branch.clone())),
+        (None, None, None) => None,
+    };
+    let changed = changed_files(&read, options.event, context, base.as_deref());
+    let event = github::trigger::Event {
+        name: options.event,
+        git_ref,
+        changed_files: changed.as_deref(),
+        activity: None,
+    };
+    let mut run = github::run::Run::from_git(context, options.event);
+    run.base_ref = base.clone();
+    run.secrets = options.env.to_vec();
+    for (k, v) in options.secrets {
+        match run.secrets.iter_mut().find(|(n, _)| n == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => run.secrets.push((k.clone(), v.clone())),
+        }
+    }
+    let mut platforms = github::lower::Platforms::new();
+    for (label, image) in options.platforms {
+        platforms.set(label, image);
+    }
+    let choices = github::lower::choose(&read, &event);
+    let notes: Vec<String> = choices
+        .iter()
+        .map(|c| {
+            let runs = if c.decision.runs {
+                "runs"
+            } else {
+                "does not run"
+            };
+            format!("{} {runs}: {}", c.file, c.decision.reason)
+        })
+        .collect();
+    let chosen: Vec<_> = choices.into_iter().filter(|c| c.decision.runs).collect();
+    let mut pipeline: Option<Pipeline> = None;
+    for choice in &chosen {
+        let mut lowered = github::lower::lower(choice.workflow, choice.file, &run, &platforms)
+            .map_err(|errors| fail(errors, &sources))?;
+        warnings.append(&mut lowered.warnings);
+        for (job, planned) in lowered.pipeline.jobs.iter_mut().zip(&lowered.jobs) {
+            job.origin = Some(JobOrigin {
+                file: choice.file.to_string(),
+                id: planned.job.clone(),
+                needs: planned.needs.clone(),
+                matrix: planned.matrix.as_ref().map(|m| m.to_serde_json()),
+                condition: planned.condition.clone(),
+                fail_fast: planned.fail_fast,
+                max_parallel: planned.max_parallel,
+            });
+        }
+        if let Some(p) = &pipeline {
+            rename_taken(&mut lowered.pipeline.jobs, &p.jobs, choice.file);
+        }
+        match &mut pipeline {
+            None => pipeline = Some(lowered.pipeline),
+            Some(p) => {
+                for stage in lowered.pipeline.stages {
+                    if !p.stages.contains(&stage) {
+                        p.stages.push(stage);
+                    }
+                }
+                p.jobs.extend(lowered.pipeline.jobs);
+            }
+        }
+    }
+    let Some(pipeline) = pipeline else {
+        return Ok(Load::NothingRuns { notes });
+    };
+    Ok(Load::Runs(Box::new(Loaded {
+        pipeline,
+        warnings,
+        sources,
+        refused: None,
+        format: Format::GitHub,
+        notes,
+    })))
+}
+
+/// The files the event changed, for the `paths` filters of `event` (asked of git only when a
+/// workflow has one): a push's commit against its parent, a pull request's against its merge
+/// base with `base`, uncommitted and untracked files included (as for GitLab's `changes`).
+/// `None` when git cannot tell (no repository, no parent commit, no base): the filters pass.
+fn changed_files(
+    workflows: &[(String, github::workflow::Workflow)],
+    event: &str,
+    context: &Facts,
+    base: Option<&str>,
+) -> Option<Vec<String>> {
+    use crate::project::git::ChangedFiles;
+    let filtered = workflows.iter().any(|(_, w)| {
+        w.trigger(event)
+            .is_some_and(|t| t.paths.is_some() || t.paths_ignore.is_some())
+    });
+    if !filtered {
+        return None;
+    }
+    let changes = match base {
+        Some(base) => context.changes_against(base),
+        None => context.changes(),
+    };
+    changes.changed(None).ok().flatten()
+}
+
+/// Jobs of a workflow whose check-run names another workflow's jobs already have get the
+/// workflow's file name (`test [ci.yml]`), as in-workflow duplicates get their job id: the
+/// engine, the logs and the run record know jobs by name. Their needs follow.
+fn rename_taken(jobs: &mut [crate::pipeline::Job], taken: &[crate::pipeline::Job], file: &str) {
+    let short = Path::new(file)
+        .file_name()
+        .map_or(file.to_string(), |n| n.to_string_lossy().into_owned());
+    let is_taken = |name: &str, jobs: &[crate::pipeline::Job]| {
+        taken.iter().chain(jobs).any(|j| j.name == name)
+    };
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    for i in 0..jobs.len() {
+        if !taken.iter().any(|j| j.name == jobs[i].name) {
+            continue;
+        }
+        let mut name = format!("{} [{short}]", jobs[i].name);
+        let mut n = 2;
+        while is_taken(&name, jobs) {
+            name = format!("{} [{short} {n}]", jobs[i].name);
+            n += 1;
+        }
+        renamed.push((jobs[i].name.clone(), name.clone()));
+        jobs[i].name = name;
+    }
+    for job in jobs.iter_mut() {
+        for need in job.needs.iter_mut().flatten() {
+            if let Some((_, new)) = renamed.iter().find(|(old, _)| *old == need.job) {
+                need.job = new.clone();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn path_filters_see_a_pushs_commit_and_a_pull_requests_merge_base_diff() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let workflow = "on:\n  push:\n    paths: [src/**]\n  pull_request:\n    paths: [src/**]\n  workflow_dispatch:\njobs:\n  a:\n    runs-on: x\n    steps: [{run: echo}]\n";
+        let read = vec![(
+            "ci.yml".to_string(),
+            github::workflow::parse(workflow, 0).unwrap().workflow,
+        )];
+        let write = |f: &str| {
+            std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(f), f).unwrap();
+        };
+        git(dir, &["init", "-q", "-b", "main"]);
+        write("README.md");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "base"]);
+        git(dir, &["checkout", "-q", "-b", "feature"]);
+        write("src/a.py");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "a"]);
+        write("src/b.py");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "b"]);
+        // The base branch moves on after the pull request left it.
+        git(dir, &["checkout", "-q", "main"]);
+        write("docs/later.md");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "later"]);
+        git(dir, &["checkout", "-q", "feature"]);
+        let facts = Facts::new(dir, 1);
+        let changed = |event, base| changed_files(&read, event, &facts, base);
+        // A push: its commit against its parent.
+        assert_eq!(changed("push", None), Some(vec!["src/b.py".to_string()]));
+        // A pull request: everything since it left main, nothing main did since.
+        assert_eq!(
+            changed("pull_request", Some("main")),
+            Some(vec!["src/a.py".to_string(), "src/b.py".to_string()])
+        );
+        // No base to compare with: unknown, so the filters pass.
+        assert_eq!(changed("pull_request", Some("gone")), None);
+        // No workflow filters paths for this event: git is not asked.
+        assert_eq!(changed("workflow_dispatch", None), None);
+        // Uncommitted and untracked files count, as for GitLab's `changes`.
+        write("src/new.py");
+        assert_eq!(
+            changed("push", None),
+            Some(vec!["src/b.py".to_string(), "src/new.py".to_string()])
+        );
+    }
+}
