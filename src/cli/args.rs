@@ -222,6 +222,10 @@ pub(super) struct OriginArgs {
     /// filters and path filters compare with it) [default: the default branch]
     #[arg(long, value_name = "BRANCH")]
     pub(super) base: Option<String>,
+    /// The push's before-commit (CI_COMMIT_BEFORE_SHA; `changes:` compare with it)
+    /// [default: the upstream branch's tip, else the parent commit]
+    #[arg(long, value_name = "REV")]
+    pub(super) before: Option<String>,
     /// GitHub workflows: the image a `runs-on` label runs in (as act's -P); may be repeated
     #[arg(long = "platform", value_name = "LABEL=IMAGE", value_parser = parse_key_value)]
     pub(super) platforms: Vec<(String, String)>,
@@ -233,6 +237,7 @@ impl OriginArgs {
             branch: self.branch.clone(),
             tag: self.tag.clone(),
             source: Some(self.source.clone()),
+            before: self.before.clone(),
         }
     }
 }

@@ -82,7 +82,7 @@ pub fn predefined(facts: &Facts) -> Vec<(String, String)> {
             "CI_COMMIT_SHORT_SHA",
             facts.commit_sha.chars().take(8).collect(),
         ),
-        ("CI_COMMIT_BEFORE_SHA", "0".repeat(40)),
+        ("CI_COMMIT_BEFORE_SHA", facts.before_sha.clone()),
         ("CI_COMMIT_REF_NAME", facts.ref_name.clone()),
         ("CI_COMMIT_REF_SLUG", ref_slug(&facts.ref_name)),
         ("CI_COMMIT_MESSAGE", facts.commit_message.clone()),
@@ -286,6 +286,7 @@ mod tests {
             commit_epoch: Some(1_767_225_600),
             project_path: "group/demo".into(),
             server_host: "gitlab.example.com".into(),
+            before_sha: "b".repeat(40),
         };
         let src = "variables: {A: global, B: global, C: '$A/c'}\njob:\n  variables: {B: job}\n  script: s\n";
         let p = crate::gitlab::load(src).unwrap().pipeline;

@@ -16,6 +16,8 @@ pub struct Origin {
     pub branch: Option<String>,
     pub tag: Option<String>,
     pub source: Option<String>,
+    /// The push's before-commit, as the user names it (`--before`).
+    pub before: Option<String>,
 }
 
 /// Facts about the project and the run that the predefined variables carry.
@@ -45,6 +47,9 @@ pub struct Facts {
     pub project_path: String,
     /// The GitLab host from the `origin` remote (else `gitlab.example.com`).
     pub server_host: String,
+    /// What a push of the commit would have been sent on top of: the upstream branch's tip,
+    /// else the parent commit, else forty zeros (then `changes:` hold, as on GitLab).
+    pub before_sha: String,
 }
 
 impl Facts {
@@ -132,6 +137,18 @@ impl Facts {
             },
         };
         let ref_name = tag.clone().or_else(|| branch.clone()).unwrap_or_default();
+        let commit =
+            |rev: &str| git(&["rev-parse", "--verify", "-q", &format!("{rev}^{{commit}}")]);
+        let before_sha = match (&origin.before, status.is_some()) {
+            (_, false) => None,
+            (Some(rev), true) => commit(rev),
+            // A pushed branch's upstream is its tip already: then the parent, as a push of
+            // the one commit would have it.
+            (None, true) => commit("@{upstream}")
+                .filter(|u| *u != commit_sha)
+                .or_else(|| commit("HEAD~1")),
+        }
+        .unwrap_or_else(|| "0".repeat(40));
         let source = origin.source.clone().unwrap_or_else(|| "push".into());
         Facts {
             project_dir: project_dir.to_path_buf(),
@@ -151,6 +168,7 @@ impl Facts {
             commit_epoch,
             project_path,
             server_host,
+            before_sha,
         }
     }
 
@@ -158,6 +176,7 @@ impl Facts {
     pub fn changes(&self) -> GitChanges {
         GitChanges {
             dir: self.project_dir.clone(),
+            before: self.before_sha.clone(),
             merge_request: self.source == "merge_request_event",
             default_branch: self.default_branch.clone(),
             cache: Default::default(),
@@ -169,6 +188,7 @@ impl Facts {
     pub fn changes_against(&self, base: &str) -> GitChanges {
         GitChanges {
             dir: self.project_dir.clone(),
+            before: self.before_sha.clone(),
             merge_request: true,
             default_branch: base.to_string(),
             cache: Default::default(),
@@ -188,6 +208,8 @@ pub trait ChangedFiles: Send + Sync {
 /// against the previous commit, the default branch for merge requests, or `compare_to`.
 pub struct GitChanges {
     dir: PathBuf,
+    /// A push's before-commit (forty zeros: none, and `changes:` hold).
+    before: String,
     merge_request: bool,
     default_branch: String,
     cache: std::sync::Mutex<HashMap<Option<String>, Option<Vec<String>>>>,
@@ -231,7 +253,8 @@ impl ChangedFiles for GitChanges {
                 .find_map(|t| git(&["merge-base", "HEAD", &t]));
                 target
             }
-            None => git(&["rev-parse", "--verify", "--quiet", "HEAD~1"]),
+            None if self.before.bytes().all(|b| b == b'0') => None,
+            None => Some(self.before.clone()),
         };
         let result = match base {
             None => None,
@@ -350,6 +373,69 @@ mod tests {
             parse_status("# branch.oid (initial)\n# branch.head main\n").oid,
             None
         );
+    }
+
+    #[test]
+    fn the_before_sha_is_the_upstream_tip_else_the_parent_else_what_before_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let commit = |file: &str| {
+            std::fs::write(dir.join(file), file).unwrap();
+            git(&["add", "-A"]);
+            git(&["commit", "-q", "-m", file]);
+            git(&["rev-parse", "HEAD"])
+        };
+        git(&["init", "-q", "-b", "main"]);
+        let first = commit("a");
+        let second = commit("b");
+        let third = commit("c");
+        let facts = |before: Option<&str>| {
+            let origin = Origin {
+                before: before.map(String::from),
+                ..Origin::default()
+            };
+            Facts::with_origin(dir, 1, &origin)
+        };
+        // No upstream: the parent, and `changes` compare with it.
+        assert_eq!(facts(None).before_sha, second);
+        let changed = |f: &Facts| f.changes().changed(None).unwrap();
+        assert_eq!(changed(&facts(None)), Some(vec!["c".to_string()]));
+        // An upstream behind HEAD: what a push would send is everything since its tip.
+        git(&[
+            "remote",
+            "add",
+            "origin",
+            "https://gitlab.example.com/g/p.git",
+        ]);
+        git(&["update-ref", "refs/remotes/origin/main", &first]);
+        git(&["branch", "--set-upstream-to=origin/main"]);
+        assert_eq!(facts(None).before_sha, first);
+        assert_eq!(
+            changed(&facts(None)),
+            Some(vec!["b".to_string(), "c".to_string()])
+        );
+        // Pushed already (the upstream is HEAD): the parent again.
+        git(&["update-ref", "refs/remotes/origin/main", &third]);
+        assert_eq!(facts(None).before_sha, second);
+        // `--before` wins; one that names no commit is none (changes then hold).
+        assert_eq!(facts(Some("HEAD~2")).before_sha, first);
+        let none = facts(Some("nope"));
+        assert_eq!(none.before_sha, "0".repeat(40));
+        assert_eq!(changed(&none), None);
     }
 
     #[test]
