@@ -226,6 +226,10 @@ pub(super) struct OriginArgs {
     /// [default: the upstream branch's tip, else the parent commit]
     #[arg(long, value_name = "REV")]
     pub(super) before: Option<String>,
+    /// GitHub workflows: the event's payload, a JSON file (`github.event`, GITHUB_EVENT_PATH)
+    /// [default: what GitHub would send for the commit]
+    #[arg(long, value_name = "FILE")]
+    pub(super) event_payload: Option<PathBuf>,
     /// GitHub workflows: the image a `runs-on` label runs in (as act's -P); may be repeated
     #[arg(long = "platform", value_name = "LABEL=IMAGE", value_parser = parse_key_value)]
     pub(super) platforms: Vec<(String, String)>,

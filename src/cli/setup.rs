@@ -233,7 +233,24 @@ fn load_workflows(
         .into_iter()
         .chain(origin.platforms.iter().cloned())
         .collect::<Vec<_>>();
+    let payload = match &origin.event_payload {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::input(format!("--event-payload {}: {e}", path.display())))?;
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                CliError::input(format!(
+                    "--event-payload {}:{}:{}: {e}",
+                    path.display(),
+                    e.line(),
+                    e.column()
+                ))
+            })?;
+            Some(value)
+        }
+        None => None,
+    };
     let options = github::load::Options {
+        payload: payload.as_ref(),
         event: &origin.event,
         base: origin.base.as_deref(),
         env: &origin.env,

@@ -23,6 +23,8 @@ pub struct Options<'a> {
     pub secrets: &'a [(String, String)],
     /// `runs-on` labels to images, later ones winning (the user's file, then `--platform`).
     pub platforms: &'a [(String, String)],
+    /// The event payload (`--event-payload`); `None`: the one GitHub would send for the commit.
+    pub payload: Option<&'a serde_json::Value>,
 }
 
 /// How a load ended.
@@ -81,6 +83,10 @@ pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Lo
     };
     let mut run = github::run::Run::from_git(context, options.event);
     run.base_ref = base.clone();
+    run.event = match options.payload {
+        Some(payload) => payload.clone(),
+        None => run.payload(context),
+    };
     run.secrets = options.env.to_vec();
     for (k, v) in options.secrets {
         match run.secrets.iter_mut().find(|(n, _)| n == k) {

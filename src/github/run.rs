@@ -82,6 +82,62 @@ impl Run {
         }
     }
 
+    /// The event payload GitHub would send for the commit `facts` describes, in the parts
+    /// workflows read (`github.event.before`, `.head_commit.message`,
+    /// `.pull_request.head.sha`, `.repository.default_branch`...); `--event-payload` replaces
+    /// it whole.
+    pub fn payload(&self, facts: &Facts) -> serde_json::Value {
+        use serde_json::json;
+        let name = self.repository.rsplit('/').next().unwrap_or_default();
+        let repository = json!({
+            "full_name": self.repository,
+            "name": name,
+            "owner": {"login": self.owner()},
+            "default_branch": facts.default_branch,
+            "html_url": format!("{}/{}", self.server_url, self.repository),
+        });
+        let (author, email) = match facts.commit_author.rsplit_once(" <") {
+            Some((n, e)) => (n.to_string(), e.trim_end_matches('>').to_string()),
+            None => (facts.commit_author.clone(), String::new()),
+        };
+        let head_commit = json!({
+            "id": self.sha,
+            "message": facts.commit_message,
+            "timestamp": facts.commit_timestamp,
+            "author": {"name": author, "email": email},
+        });
+        match self.event_name.as_str() {
+            "push" => json!({
+                "ref": self.full_ref(),
+                "before": facts.before_sha,
+                "after": self.sha,
+                "created": false,
+                "deleted": false,
+                "forced": false,
+                "head_commit": head_commit,
+                "repository": repository,
+                "sender": {"login": self.actor},
+            }),
+            "pull_request" | "pull_request_target" => json!({
+                "action": "synchronize",
+                "number": 1,
+                "pull_request": {
+                    "number": 1,
+                    "title": facts.commit_message.lines().next().unwrap_or_default(),
+                    "head": {"ref": self.ref_name(), "sha": self.sha},
+                    "base": {"ref": self.base_ref.clone().unwrap_or_default()},
+                },
+                "repository": repository,
+                "sender": {"login": self.actor},
+            }),
+            _ => json!({
+                "ref": self.full_ref(),
+                "repository": repository,
+                "sender": {"login": self.actor},
+            }),
+        }
+    }
+
     /// `GITHUB_REF`: `refs/heads/main`, `refs/tags/v1`, or empty when unknown.
     pub fn full_ref(&self) -> String {
         match &self.git_ref {

@@ -407,3 +407,61 @@ fn the_users_platforms_file_maps_runs_on_and_the_command_line_wins() {
         bad.stderr
     );
 }
+
+#[test]
+fn the_event_payload_is_what_github_sends_or_the_file_given() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: [push]\njobs:\n  e:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo \"before=${{ github.event.before }} after=${{ github.event.after }} msg=${{ github.event.head_commit.message }} repo=${{ github.event.repository.name }}\"\n      - run: grep -c head_commit $GITHUB_EVENT_PATH\n",
+    )]);
+    p.git(&["init", "-q", "-b", "main"]);
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-q", "-m", "first"]);
+    p.write("a.txt", "a\n");
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-q", "-m", "second"]);
+    let (first, second) = (
+        p.git(&["rev-parse", "HEAD~1"]),
+        p.git(&["rev-parse", "HEAD"]),
+    );
+    let platform = busybox_platform();
+    let run = p.berth(&["run", "--platform", &platform]);
+    run.expect_code(0);
+    let log = run.log("e");
+    let name = p.path().file_name().unwrap().to_string_lossy().into_owned();
+    let expected = format!("before={first} after={second} msg=second repo={name}");
+    assert!(log.contains(&expected.as_str()), "{expected}: {log:?}");
+    assert!(log.contains(&"1"), "the payload file: {log:?}");
+    // A payload file replaces it whole.
+    p.write(
+        "push.json",
+        "{\"before\": \"b4\", \"after\": \"af\", \"head_commit\": {\"message\": \"given\"}, \"repository\": {\"name\": \"r\"}}",
+    );
+    let given = p.berth(&[
+        "run",
+        "--platform",
+        &platform,
+        "--event-payload",
+        "push.json",
+    ]);
+    given.expect_code(0);
+    assert!(
+        given
+            .log("e")
+            .contains(&"before=b4 after=af msg=given repo=r"),
+        "{:?}",
+        given.log("e")
+    );
+    p.write("bad.json", "{\"before\": ");
+    let bad = p.berth(&[
+        "run",
+        "--platform",
+        &platform,
+        "--event-payload",
+        "bad.json",
+    ]);
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("bad.json:1:"), "{}", bad.stderr);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
