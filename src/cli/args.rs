@@ -226,6 +226,9 @@ pub(super) struct OriginArgs {
     /// [default: the upstream branch's tip, else the parent commit]
     #[arg(long, value_name = "REV")]
     pub(super) before: Option<String>,
+    /// GitHub workflow_dispatch: an input's value (the `inputs` context); may be repeated
+    #[arg(long = "input", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    pub(super) inputs: Vec<(String, String)>,
     /// GitHub workflows: the event's payload, a JSON file (`github.event`, GITHUB_EVENT_PATH)
     /// [default: what GitHub would send for the commit]
     #[arg(long, value_name = "FILE")]

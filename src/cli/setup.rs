@@ -251,6 +251,7 @@ fn load_workflows(
     };
     let options = github::load::Options {
         payload: payload.as_ref(),
+        inputs: &origin.inputs,
         event: &origin.event,
         base: origin.base.as_deref(),
         env: &origin.env,

@@ -23,6 +23,8 @@ pub struct Options<'a> {
     pub secrets: &'a [(String, String)],
     /// `runs-on` labels to images, later ones winning (the user's file, then `--platform`).
     pub platforms: &'a [(String, String)],
+    /// `workflow_dispatch` inputs given (`--input`).
+    pub inputs: &'a [(String, String)],
     /// The event payload (`--event-payload`); `None`: the one GitHub would send for the commit.
     pub payload: Option<&'a serde_json::Value>,
 }
@@ -83,6 +85,7 @@ pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Lo
     };
     let mut run = github::run::Run::from_git(context, options.event);
     run.base_ref = base.clone();
+    run.inputs = options.inputs.to_vec();
     run.event = match options.payload {
         Some(payload) => payload.clone(),
         None => run.payload(context),

@@ -130,6 +130,12 @@ impl Run {
                 "repository": repository,
                 "sender": {"login": self.actor},
             }),
+            "workflow_dispatch" => json!({
+                "ref": self.full_ref(),
+                "inputs": self.inputs.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<String, serde_json::Value>>(),
+                "repository": repository,
+                "sender": {"login": self.actor},
+            }),
             _ => json!({
                 "ref": self.full_ref(),
                 "repository": repository,

@@ -465,3 +465,41 @@ fn the_event_payload_is_what_github_sends_or_the_file_given() {
     assert!(bad.stderr.contains("bad.json:1:"), "{}", bad.stderr);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn workflow_dispatch_inputs_come_from_the_command_line_typed_as_declared() {
+    require_image(BUSYBOX);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on:\n  workflow_dispatch:\n    inputs:\n      level: {type: string, default: low}\n      dry: {type: boolean, default: true}\njobs:\n  d:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo \"level=${{ inputs.level }} dry=${{ inputs.dry }} not=${{ !inputs.dry }} event=${{ github.event.inputs.level }}\"\n",
+    )]);
+    let platform = busybox_platform();
+    let base = [
+        "run",
+        "--platform",
+        &platform,
+        "--event",
+        "workflow_dispatch",
+    ];
+    let defaults = p.berth(&base);
+    defaults.expect_code(0);
+    assert!(
+        defaults
+            .log("d")
+            .contains(&"level=low dry=true not=false event="),
+        "{:?}",
+        defaults.log("d")
+    );
+    let mut given = base.to_vec();
+    given.extend(["--input", "level=high", "--input", "dry=false"]);
+    let given = p.berth(&given);
+    given.expect_code(0);
+    assert!(
+        given
+            .log("d")
+            .contains(&"level=high dry=false not=true event=high"),
+        "{:?}",
+        given.log("d")
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
