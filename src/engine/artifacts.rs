@@ -261,10 +261,11 @@ fn rebase(base: &str, raw: &str) -> Option<String> {
     (!rel.is_empty()).then_some(rel)
 }
 
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    size: u64,
+/// A reader that hashes and counts what passes through it (an entry's sha256 and size).
+pub(super) struct Hashing<R> {
+    pub(super) inner: R,
+    pub(super) hasher: Sha256,
+    pub(super) size: u64,
 }
 
 impl<R: Read> Read for Hashing<R> {

@@ -21,7 +21,7 @@ use flate2::Compression;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::artifacts::Partial;
+use super::artifacts::{Hashing, Partial};
 use super::caches::{cache_labels, Mount};
 use super::job::log;
 use super::runtime::{labels, ContainerRuntime, ContainerSpec, RuntimeError};
@@ -843,21 +843,6 @@ fn write_artifact(
     out.flush().map_err(|e| e.to_string())?;
     out.get_ref().sync_all().map_err(|e| e.to_string())?;
     Ok(files)
-}
-
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
 }
 
 /// The named artifacts of the run so far: name, archive, manifest.
