@@ -77,11 +77,17 @@ pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Lo
         (None, None, None) => None,
     };
     let changed = changed_files(&read, options.event, context, base.as_deref());
+    // `types:` are checked against a payload's `action` when one is given: berth's own payload
+    // says what a push to a pull request is, and would narrow every other activity out.
+    let activity = options
+        .payload
+        .and_then(|p| p.get("action"))
+        .and_then(|a| a.as_str());
     let event = github::trigger::Event {
         name: options.event,
         git_ref,
         changed_files: changed.as_deref(),
-        activity: None,
+        activity,
     };
     let mut run = github::run::Run::from_git(context, options.event);
     run.base_ref = base.clone();
@@ -219,6 +225,40 @@ fn rename_taken(jobs: &mut [crate::pipeline::Job], taken: &[crate::pipeline::Job
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn types_are_checked_against_a_given_payloads_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let facts = Facts::new(dir.path(), 1);
+        let source = Source {
+            path: dir.path().join("ci.yml"),
+            name: ".github/workflows/ci.yml".to_string(),
+            text: "on:\n  pull_request:\n    types: [closed]\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps: [{run: echo}]\n".to_string(),
+        };
+        let load = |payload: Option<&serde_json::Value>| {
+            let options = Options {
+                event: "pull_request",
+                base: None,
+                env: &[],
+                secrets: &[],
+                platforms: &[],
+                inputs: &[],
+                payload,
+            };
+            load(std::slice::from_ref(&source), &facts, &options).unwrap()
+        };
+        // berth's own payload: not checked.
+        assert!(matches!(load(None), Load::Runs(_)));
+        let opened = serde_json::json!({"action": "opened"});
+        match load(Some(&opened)) {
+            Load::NothingRuns { notes } => {
+                assert!(notes[0].contains("`opened` is not in types"), "{notes:?}")
+            }
+            Load::Runs(_) => panic!("an opened pull request runs a workflow of closed ones"),
+        }
+        let closed = serde_json::json!({"action": "closed"});
+        assert!(matches!(load(Some(&closed)), Load::Runs(_)));
+    }
 
     fn git(dir: &Path, args: &[&str]) {
         let out = std::process::Command::new("git")
