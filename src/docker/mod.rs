@@ -409,8 +409,10 @@ impl ContainerRuntime for Engine {
             .map_err(|e| unreadable(first.display(), e))?
             .len();
         // Two 512-byte zero blocks close a tar; the second archive's own close the stream.
-        let body =
-            tokio_util::io::ReaderStream::new(file.take(len.saturating_sub(1024))).chain(then);
+        let body = tokio_util::io::ReaderStream::new(
+            file.take(len.saturating_sub(crate::engine::runtime::TAR_END)),
+        )
+        .chain(then);
         self.upload_stream(container, dest, body).await
     }
 

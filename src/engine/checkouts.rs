@@ -112,5 +112,7 @@ fn empty_tar(prefix: &str) -> Result<NamedTempFile, String> {
 
 /// Where the snapshot tar's entries end (before its two end-of-archive blocks).
 pub(super) fn entries_len(tar: &Path) -> std::io::Result<u64> {
-    Ok(std::fs::metadata(tar)?.len().saturating_sub(1024))
+    Ok(std::fs::metadata(tar)?
+        .len()
+        .saturating_sub(super::runtime::TAR_END))
 }

@@ -14,6 +14,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
+/// The two 512-byte zero blocks that close a tar (as the tar crate writes them): what is left
+/// out of a tar file that another archive's entries follow in one upload.
+pub const TAR_END: u64 = 1024;
+
 pub use crate::pipeline::{ContainerOptions, Credentials, HealthCheck, Mount};
 
 /// Label keys on everything berth creates.
@@ -274,7 +278,8 @@ pub trait ContainerRuntime: Send + Sync {
     /// Unpack a tar file into the container at `dest`, streaming it from disk.
     async fn upload_tar_file(&self, container: &str, dest: &str, tar: &Path) -> Result<()>;
 
-    /// Unpack a tar file followed by a second tar (a stream), in one request: each archive
+    /// Unpack a tar file followed by a second tar (a stream), in one request ([`TAR_END`]
+    /// bytes of `first` are left out): each archive
     /// upload costs the engine a mount of the container's filesystem, so jobs make one.
     /// `first` must end with tar's end-of-archive blocks, which are left out of the stream.
     async fn upload_tar_file_then(
