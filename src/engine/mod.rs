@@ -10,6 +10,7 @@ pub mod artifacts;
 pub mod caches;
 mod checkouts;
 pub mod debug;
+mod expanded;
 mod images;
 mod job;
 pub mod operations;
@@ -191,6 +192,10 @@ pub(crate) struct Shared {
     step_outputs: Mutex<HashMap<usize, Vec<(String, String)>>>,
     /// The archives the jobs' checkouts start with, made before the first job.
     checkouts: std::sync::OnceLock<checkouts::Checkouts>,
+    /// How many jobs have numbers: the plan's, then those made at run time.
+    made: std::sync::atomic::AtomicUsize,
+    /// The summaries of the jobs made at run time, by the plan index of the job they replace.
+    expanded: Mutex<HashMap<usize, Vec<JobSummary>>>,
 }
 
 impl Shared {
@@ -198,6 +203,7 @@ impl Shared {
         engine: Arc<dyn ContainerRuntime>,
         config: RunConfig,
         labels: HashMap<String, String>,
+        planned: usize,
     ) -> Shared {
         Shared {
             engine,
@@ -210,6 +216,8 @@ impl Shared {
             cleanup: Mutex::new(JoinSet::new()),
             step_outputs: Mutex::new(HashMap::new()),
             checkouts: std::sync::OnceLock::new(),
+            made: std::sync::atomic::AtomicUsize::new(planned),
+            expanded: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -262,7 +270,7 @@ pub async fn run(
             return Err(e.into());
         }
     };
-    let shared = Arc::new(Shared::new(engine, config, labels));
+    let shared = Arc::new(Shared::new(engine, config, labels, plan.jobs.len()));
 
     let result = match ready(plan, &shared, &sink, &cancel).await {
         Ok(prepared) => Ok(schedule(plan, prepared, &shared, &sink, &cancel, started).await),
@@ -362,19 +370,21 @@ async fn schedule(
                         .await;
                     }
                     Decision::Run => {
-                        let Some(job) = prepared[i].clone() else {
+                        let made_later = pj.job.expand.is_some();
+                        if prepared[i].is_none() && !made_later {
                             continue;
-                        };
+                        }
                         if at_max_parallel(plan, i, &state) {
                             continue;
                         }
+                        let steps = pj.job.steps.as_ref();
                         // Only a job of steps reads its needs' results: a GitLab job that follows
                         // every job of the earlier stages would otherwise walk them all.
-                        let needs = match &job.steps {
+                        let needs = match steps {
                             Some(_) => need_results(plan, i, &state, shared),
                             None => Vec::new(),
                         };
-                        if let Some(program) = &job.steps {
+                        if let Some(program) = steps {
                             // A job of steps decides itself whether it runs (`if:`).
                             let skip = match program.should_run(&needs, cancel.is_cancelled()) {
                                 Ok(true) => None,
@@ -401,9 +411,20 @@ async fn schedule(
                         let job_cancel = cancel.child_token();
                         tokens[i] = Some(job_cancel.clone());
                         let (shared, sink) = (shared.clone(), sink.clone());
-                        running.spawn(async move {
-                            (i, job::run(job, shared, sink, job_cancel, needs).await)
-                        });
+                        match prepared[i].clone() {
+                            Some(job) => running.spawn(async move {
+                                (i, job::run(job, shared, sink, job_cancel, needs).await)
+                            }),
+                            None => {
+                                let (parent, stages) = (pj.clone(), plan.stages.clone());
+                                running.spawn(async move {
+                                    let outcome = expanded::run(
+                                        i, parent, stages, shared, sink, job_cancel, needs,
+                                    );
+                                    (i, outcome.await)
+                                })
+                            }
+                        };
                     }
                 }
             }
@@ -447,6 +468,16 @@ async fn schedule(
                 reason: "the run was interrupted before it started".into(),
             })
             .await;
+        }
+        // Jobs made at run time are summarised in place of the job that stood for them.
+        let made = shared
+            .expanded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&i);
+        if let Some(made) = made {
+            summaries.extend(made);
+            continue;
         }
         summaries.push(JobSummary {
             name: pj.job.name.clone(),
@@ -794,7 +825,14 @@ async fn ready(
     let prepare::Prepared { mut jobs, images } = prepare::jobs(plan, config)?;
     let mut ids = images::ensure(&images, engine, sink, cancel).await?;
     if let Workspace::Copy { .. } = config.workspace {
-        let wanted: Vec<_> = jobs.iter().flatten().map(|j| j.checkout.clone()).collect();
+        let mut wanted: Vec<_> = jobs.iter().flatten().map(|j| j.checkout.clone()).collect();
+        // Jobs made at run time check out as the job they stand for.
+        wanted.extend(
+            plan.jobs
+                .iter()
+                .filter(|pj| pj.job.expand.is_some())
+                .map(|pj| config.environment.checkout(&pj.job, &[])),
+        );
         let project = config.context.project_dir.clone();
         let commit = config.context.commit_sha.clone();
         let prefix = config
@@ -825,7 +863,22 @@ async fn ready(
                 .map_err(|e| RunError::Lock(format!("job `{}`: {e}", needed.job)))?;
         }
     }
-    // What each job will run, for the run's record (the sink masks secrets).
+    queue(plan, &mut jobs, &mut ids, shared, sink).await;
+    Ok(jobs.into_iter().map(|p| p.map(Arc::new)).collect())
+}
+
+/// Says what each job will run, for the run's record (the sink masks secrets), and gives the
+/// jobs that install Python packages their caches, keyed by the image IDs (`ids`, completed
+/// here).
+async fn queue(
+    plan: &Plan,
+    jobs: &mut [Option<PreparedJob>],
+    ids: &mut images::Ids,
+    shared: &Shared,
+    sink: &Sink,
+) {
+    let config = &shared.config;
+    let engine = &*shared.engine;
     for (pj, job) in plan.jobs.iter().zip(jobs.iter_mut()) {
         let Some(job) = job else { continue };
         if !ids.contains_key(&job.image) {
@@ -860,7 +913,6 @@ async fn ready(
         })
         .await;
     }
-    Ok(jobs.into_iter().map(|p| p.map(Arc::new)).collect())
 }
 
 /// Every image a plan runs (jobs and services), present after this (pulled or built), with
@@ -871,7 +923,7 @@ pub async fn resolve_images(
     engine: Arc<dyn ContainerRuntime>,
     sink: Sink,
 ) -> Result<Vec<(String, String, Vec<String>)>, RunError> {
-    let shared = Arc::new(Shared::new(engine, config, HashMap::new()));
+    let shared = Arc::new(Shared::new(engine, config, HashMap::new(), plan.jobs.len()));
     let prepared = ready(plan, &shared, &sink, &CancellationToken::new()).await?;
     let mut names: Vec<String> = prepared
         .iter()

@@ -43,6 +43,17 @@ pub(super) struct Prepared {
 /// Prepare every job of the plan that will run. A hermetic run's images must all be locked:
 /// nothing unlocked is even pulled.
 pub(super) fn jobs(plan: &Plan, config: &RunConfig) -> Result<Prepared, RunError> {
+    jobs_from(plan, config, 0)
+}
+
+/// [`jobs`], the plan's jobs numbered from `first` (jobs made at run time are numbered after
+/// the run's plan, so that their containers and volumes are named apart). A job made at run
+/// time ([`crate::pipeline::Job::expand`]) is not prepared: its jobs will be.
+pub(super) fn jobs_from(
+    plan: &Plan,
+    config: &RunConfig,
+    first: usize,
+) -> Result<Prepared, RunError> {
     let mut images: BTreeMap<String, Needed> = BTreeMap::new();
     let mut need = |image: &str, source: Source, job: &str, credentials: &Option<Credentials>| {
         let needed = images.entry(image.to_string()).or_insert_with(|| Needed {
@@ -56,7 +67,11 @@ pub(super) fn jobs(plan: &Plan, config: &RunConfig) -> Result<Prepared, RunError
     };
     let mut jobs = Vec::with_capacity(plan.jobs.len());
     for (index, pj) in plan.jobs.iter().enumerate() {
-        if !pj.run || matches!(pj.job.trigger, Some(Trigger::Other { .. })) {
+        let index = first + index;
+        if !pj.run
+            || matches!(pj.job.trigger, Some(Trigger::Other { .. }))
+            || pj.job.expand.is_some()
+        {
             jobs.push(None);
             continue;
         }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::github;
-use crate::pipeline::{Failed, Format, JobOrigin, Loaded, Pipeline};
+use crate::pipeline::{Failed, Format, Loaded, Pipeline};
 use crate::project::git::Facts;
 use crate::source::diag::SourceMap;
 use crate::source::Source;
@@ -125,17 +125,6 @@ pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Lo
         let mut lowered = github::lower::lower(choice.workflow, choice.file, &run, &platforms)
             .map_err(|errors| fail(errors, &sources))?;
         warnings.append(&mut lowered.warnings);
-        for (job, planned) in lowered.pipeline.jobs.iter_mut().zip(&lowered.jobs) {
-            job.origin = Some(JobOrigin {
-                file: choice.file.to_string(),
-                id: planned.job.clone(),
-                needs: planned.needs.clone(),
-                matrix: planned.matrix.as_ref().map(|m| m.to_serde_json()),
-                condition: planned.condition.clone(),
-                fail_fast: planned.fail_fast,
-                max_parallel: planned.max_parallel,
-            });
-        }
         if let Some(p) = &pipeline {
             rename_taken(&mut lowered.pipeline.jobs, &p.jobs, choice.file);
         }

@@ -212,6 +212,7 @@ impl Reader<'_> {
             base_name: name.to_string(),
             inherit_variables: inherit.variables.clone(),
             steps: None,
+            expand: None,
             origin: None,
             container: Default::default(),
             credentials: None,

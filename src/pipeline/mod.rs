@@ -123,6 +123,9 @@ pub struct Job {
     /// A job of steps decided one after another (GitHub's) instead of a script.
     #[serde(skip)]
     pub steps: Option<std::sync::Arc<dyn steps::Steps>>,
+    /// Jobs made when its needs have ended, run in its place (see [`steps::Expand`]).
+    #[serde(skip)]
+    pub expand: Option<std::sync::Arc<dyn steps::Expand>>,
     /// What the file says of the job beyond the model, for `berth plan` (GitHub's).
     #[serde(skip)]
     pub origin: Option<JobOrigin>,

@@ -40,6 +40,14 @@ pub trait Steps: Send + Sync + fmt::Debug {
     }
 }
 
+/// A job whose jobs are known only once the jobs it needs have ended (GitHub's matrix made
+/// from a need's output): the engine asks it for them when its needs are done, and runs them
+/// in its place.
+pub trait Expand: Send + Sync + fmt::Debug {
+    /// The jobs to run, given how the needs ended; `Err`: why there are none (the job fails).
+    fn expand(&self, needs: &[NeedResult]) -> Result<Vec<super::Job>, String>;
+}
+
 /// What a run of the steps starts from.
 #[derive(Debug, Clone, Default)]
 pub struct Start {

@@ -503,3 +503,139 @@ fn workflow_dispatch_inputs_come_from_the_command_line_typed_as_declared() {
     );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+/// A workflow whose `test` matrix is made from `setup`'s output (`MATRIX`), and a `report` job
+/// that reads how `test` ended.
+fn dynamic_matrix(matrix: &str, test_step: &str) -> String {
+    format!(
+        r#"on: push
+jobs:
+  setup:
+    runs-on: ubuntu-latest
+    outputs:
+      matrix: ${{{{ steps.m.outputs.matrix }}}}
+    steps:
+      - id: m
+        run: echo 'matrix={matrix}' >> "$GITHUB_OUTPUT"
+  test:
+    needs: setup
+    runs-on: ubuntu-latest
+    strategy:
+      matrix: ${{{{ fromJSON(needs.setup.outputs.matrix) }}}}
+    outputs:
+      last: ${{{{ steps.s.outputs.last }}}}
+    steps:
+      - id: s
+        run: |
+          echo "n=${{{{ matrix.n }}}} extra=${{{{ matrix.extra }}}} setup=${{{{ needs.setup.result }}}}"
+          echo "last=${{{{ matrix.n }}}}" >> "$GITHUB_OUTPUT"
+          {test_step}
+  report:
+    needs: test
+    if: always()
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "test=${{{{ needs.test.result }}}} last=${{{{ needs.test.outputs.last }}}}"
+"#
+    )
+}
+
+#[test]
+fn a_matrix_made_from_a_needs_output_runs_its_jobs_when_the_need_ends() {
+    require_image(BUSYBOX);
+    let workflow = dynamic_matrix(r#"{"n":[1,2],"include":[{"n":3,"extra":"x"}]}"#, "true");
+    let p = Project::new(&[(".github/workflows/ci.yml", &workflow)]);
+    let platform = busybox_platform();
+
+    // Before the run, the plan shows the job that stands for the matrix, and where it comes from.
+    let plan = p.berth(&["plan", "--platform", &platform, "--output", "json"]);
+    plan.expect_code(0);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
+    let test = plan
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|j| j["job"] == "test")
+        .unwrap_or_else(|| panic!("no test job in the plan: {plan}"));
+    assert_eq!(
+        test["matrix"], "${{ fromJSON(needs.setup.outputs.matrix) }}",
+        "{test}"
+    );
+
+    let run = p.berth(&["run", "--platform", &platform]);
+    run.expect_code(0);
+    for name in ["test (1)", "test (2)", "test (3, x)"] {
+        assert!(
+            run.status_of(name).contains("passed"),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+    let logs = p.berth(&["logs", "test (3, x)"]);
+    assert!(
+        logs.stdout.contains("n=3 extra=x setup=success"),
+        "{}",
+        logs.stdout
+    );
+    // The jobs that need the matrix read its result and the outputs of the job that ended last.
+    let report = p.berth(&["logs", "report"]);
+    assert!(
+        report.stdout.contains("test=success last="),
+        "{}",
+        report.stdout
+    );
+    let last = report
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("test=success last="))
+        .unwrap_or_else(|| panic!("{}", report.stdout));
+    assert!(["1", "2", "3"].contains(&last.trim()), "{}", report.stdout);
+    // The summary lists the matrix's jobs, not the job that stood for them.
+    let show = p.berth(&["show"]);
+    let listed = |name: &str| {
+        show.stdout
+            .lines()
+            .any(|l| l.contains(&format!("ci.yml {name}  ")))
+    };
+    assert!(listed("test (2)") && listed("report"), "{}", show.stdout);
+    assert!(!listed("test"), "{}", show.stdout);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_dynamic_matrix_fails_fast_and_a_bad_one_fails_its_job_alone() {
+    require_image(BUSYBOX);
+    let platform = busybox_platform();
+    // n=1 fails at once; n=2 would take a minute: fail-fast cancels it.
+    let workflow = dynamic_matrix(
+        r#"{"n":[1,2]}"#,
+        r#"if [ "${{ matrix.n }}" = 1 ]; then exit 3; else sleep 60; fi"#,
+    );
+    let p = Project::new(&[(".github/workflows/ci.yml", &workflow)]);
+    let run = p.berth(&["run", "--platform", &platform]);
+    run.expect_code(1);
+    assert!(
+        run.status_of("test (1)").contains("failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.status_of("test (2)").contains("cancelled"),
+        "{}",
+        run.stderr
+    );
+    let report = p.berth(&["logs", "report"]);
+    assert!(report.stdout.contains("test=failure"), "{}", report.stdout);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+
+    // An output that is no matrix fails the job that stands for it, and what needs it follows.
+    let workflow = dynamic_matrix("not json", "true");
+    let p = Project::new(&[(".github/workflows/ci.yml", &workflow)]);
+    let run = p.berth(&["run", "--platform", &platform]);
+    run.expect_code(1);
+    assert!(run.status_of("test").contains("failed"), "{}", run.stderr);
+    assert!(run.stderr.contains("matrix"), "{}", run.stderr);
+    let report = p.berth(&["logs", "report"]);
+    assert!(report.stdout.contains("test=failure"), "{}", report.stdout);
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

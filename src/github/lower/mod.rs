@@ -6,8 +6,9 @@
 //!
 //! `runs-on`, `container`, `services`, `name`, `timeout-minutes` and `continue-on-error` are
 //! evaluated here with what is known before the run (`github`, `inputs`, `vars`, `matrix`,
-//! `strategy`); `needs` is not known yet, so it reads as null there, and a matrix made from a
-//! need's output is refused for now; reusable workflows are refused. Services and `container:`
+//! `strategy`); `needs` is not known yet, so it reads as null there. A matrix made from a
+//! need's output is one job until its needs have ended, whose [`DynamicMatrix`] then lowers its
+//! combinations with `needs` known; reusable workflows are refused. Services and `container:`
 //! get their `options` (see [`options`]), `volumes`, `ports` and `credentials`; a job on a
 //! runner reaches its services at localhost, a `container:` job by their keys.
 //!
@@ -162,6 +163,8 @@ pub fn lower(
     let inputs = run::inputs_context(workflow, &run);
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    // The workflow kept for the jobs made at run time, copied once if any job needs it.
+    let mut shared_workflow: Option<Arc<Workflow>> = None;
     // Per pipeline job: its Job, what plan shows, and the ids it needs.
     let mut out: Vec<(pipeline::Job, PlannedJob)> = Vec::new();
     for job in &workflow.jobs {
@@ -181,10 +184,7 @@ pub fn lower(
                 continue;
             }
         };
-        let mut ctx = Contexts::new();
-        ctx.insert("github", run::github_context(&run, &facts, &job.id, ""))
-            .insert("inputs", inputs.clone())
-            .insert("vars", run::vars_context(&run));
+        let mut ctx = job_contexts(&run, &facts, &job.id, &inputs);
         let lowering = JobLowering {
             workflow,
             job,
@@ -194,27 +194,31 @@ pub fn lower(
             inputs: &inputs,
             platforms,
         };
+        if let Some(expression) = matrix_from_needs(job) {
+            // Its jobs are known once its needs have ended: one job stands for them until then.
+            let shared = shared_workflow
+                .get_or_insert_with(|| Arc::new(workflow.clone()))
+                .clone();
+            let expander = DynamicMatrix {
+                workflow: shared,
+                job: job.id.clone(),
+                facts: facts.clone(),
+                run: run.clone(),
+                inputs: inputs.clone(),
+                platforms: platforms.clone(),
+            };
+            match lowering.placeholder(&ctx, expression, expander) {
+                Ok(job) => out.push(job),
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
         match lowering.jobs(&mut ctx, &mut warnings) {
             Ok(jobs) => out.extend(jobs),
             Err(e) => errors.push(e),
         }
     }
-    // Names must be unique for the engine: a repeated check-run name gets its job id.
-    for i in 0..out.len() {
-        let taken = |name: &str, out: &[(pipeline::Job, PlannedJob)]| {
-            out[..i].iter().any(|(j, _)| j.name == name)
-        };
-        if taken(&out[i].0.name, &out) {
-            let mut name = format!("{} [{}]", out[i].0.name, out[i].1.job);
-            let mut n = 2;
-            while taken(&name, &out) {
-                name = format!("{} [{} {n}]", out[i].0.name, out[i].1.job);
-                n += 1;
-            }
-            out[i].0.name = name.clone();
-            out[i].1.name = name;
-        }
-    }
+    unique_names(&mut out);
     let names_of = |id: &str| -> Vec<String> {
         out.iter()
             .filter(|(_, p)| p.job.eq_ignore_ascii_case(id))
@@ -256,6 +260,7 @@ pub fn lower(
     let mut planned = Vec::new();
     for ((mut job, p), needs) in out.into_iter().zip(needs_of) {
         job.needs = Some(needs);
+        job.origin = Some(origin(&facts.file, &p));
         jobs.push(job);
         planned.push(p);
     }
@@ -271,6 +276,109 @@ pub fn lower(
         jobs: planned,
         warnings,
     })
+}
+
+/// Names must be unique for the engine: a repeated check-run name gets its job id.
+fn unique_names(out: &mut [(pipeline::Job, PlannedJob)]) {
+    for i in 0..out.len() {
+        let taken = |name: &str, out: &[(pipeline::Job, PlannedJob)]| {
+            out[..i].iter().any(|(j, _)| j.name == name)
+        };
+        if taken(&out[i].0.name, out) {
+            let mut name = format!("{} [{}]", out[i].0.name, out[i].1.job);
+            let mut n = 2;
+            while taken(&name, out) {
+                name = format!("{} [{} {n}]", out[i].0.name, out[i].1.job);
+                n += 1;
+            }
+            out[i].0.name = name.clone();
+            out[i].1.name = name;
+        }
+    }
+}
+
+/// What the engine and `berth plan` know of a job's place in its workflow.
+fn origin(file: &str, planned: &PlannedJob) -> pipeline::JobOrigin {
+    pipeline::JobOrigin {
+        file: file.to_string(),
+        id: planned.job.clone(),
+        needs: planned.needs.clone(),
+        matrix: planned.matrix.as_ref().map(|m| m.to_serde_json()),
+        condition: planned.condition.clone(),
+        fail_fast: planned.fail_fast,
+        max_parallel: planned.max_parallel,
+    }
+}
+
+/// The contexts a job's keys are evaluated with before it runs (`needs` is added at run time).
+fn job_contexts(run: &Run, facts: &WorkflowFacts, job: &str, inputs: &Value) -> Contexts {
+    let mut ctx = Contexts::new();
+    ctx.insert("github", run::github_context(run, facts, job, ""))
+        .insert("inputs", inputs.clone())
+        .insert("vars", run::vars_context(run));
+    ctx
+}
+
+/// The matrix expression of a job whose matrix is made from a need's output.
+fn matrix_from_needs(job: &Job) -> Option<String> {
+    match job.strategy.as_ref()?.matrix.as_ref()? {
+        Matrix::Deferred { value, .. } => {
+            let text = match value {
+                Value::String(s) => s.to_string(),
+                other => other.to_json_pretty(),
+            };
+            text.to_ascii_lowercase().contains("needs.").then_some(text)
+        }
+        Matrix::Literal(_) => None,
+    }
+}
+
+/// A job whose matrix is made from a need's output, lowered when its needs have ended: its
+/// combinations then become jobs as a literal matrix's do, their keys evaluated with the
+/// `needs` context too.
+#[derive(Debug)]
+struct DynamicMatrix {
+    workflow: Arc<Workflow>,
+    job: String,
+    facts: WorkflowFacts,
+    run: Arc<Run>,
+    inputs: Value,
+    platforms: Platforms,
+}
+
+impl pipeline::steps::Expand for DynamicMatrix {
+    fn expand(&self, needs: &[pipeline::steps::NeedResult]) -> Result<Vec<pipeline::Job>, String> {
+        let job = self
+            .workflow
+            .job(&self.job)
+            .ok_or_else(|| format!("job `{}` is not in its workflow", self.job))?;
+        let JobKind::Steps(steps_job) = &job.kind else {
+            return Err(format!("job `{}` has no steps", self.job));
+        };
+        let mut ctx = job_contexts(&self.run, &self.facts, &job.id, &self.inputs);
+        ctx.insert("needs", crate::github::steps::needs_context(needs));
+        let lowering = JobLowering {
+            workflow: &self.workflow,
+            job,
+            steps_job,
+            facts: &self.facts,
+            run: &self.run,
+            inputs: &self.inputs,
+            platforms: &self.platforms,
+        };
+        let mut warnings = Vec::new();
+        let mut out = lowering
+            .jobs(&mut ctx, &mut warnings)
+            .map_err(|d| d.message)?;
+        unique_names(&mut out);
+        Ok(out
+            .into_iter()
+            .map(|(mut job, planned)| {
+                job.origin = Some(origin(&self.facts.file, &planned));
+                job
+            })
+            .collect())
+    }
 }
 
 struct JobLowering<'a> {
@@ -324,24 +432,12 @@ impl JobLowering<'_> {
         };
         let value = match m {
             Matrix::Literal(v) => v.clone(),
-            Matrix::Deferred { value, span } => {
-                if value
-                    .to_json_pretty()
-                    .to_ascii_lowercase()
-                    .contains("needs.")
-                {
-                    return Err(self.error(
-                        "a matrix made from a need's output is not supported yet".to_string(),
-                        Some(*span),
-                    ));
-                }
-                matrix::evaluate(value, ctx, &()).map_err(|e| {
-                    self.error(
-                        format!("`strategy: matrix` cannot be evaluated: {e}"),
-                        Some(*span),
-                    )
-                })?
-            }
+            Matrix::Deferred { value, span } => matrix::evaluate(value, ctx, &()).map_err(|e| {
+                self.error(
+                    format!("`strategy: matrix` cannot be evaluated: {e}"),
+                    Some(*span),
+                )
+            })?,
         };
         matrix::expand(&value)
             .map(Some)
@@ -504,44 +600,21 @@ impl JobLowering<'_> {
                     job.condition.as_ref().map(|t| t.span),
                 )
             })?;
-            let pipeline_job = pipeline::Job {
-                name: name.clone(),
-                span: job.span,
-                stage: self.facts.name.clone(),
-                stage_span: job.span,
-                image: Some(Image::Name {
-                    name: image.clone(),
-                    entrypoint: None,
-                }),
-                before_script: Vec::new(),
-                script: Vec::new(),
-                after_script: Vec::new(),
-                variables: Vec::new(),
-                needs: Some(Vec::new()),
-                allow_failure: if allow_failure {
-                    AllowFailure::Yes
-                } else {
-                    AllowFailure::No
-                },
-                timeout,
-                retry: 0,
-                when: When::Always,
-                artifacts: None,
-                dependencies: Some(Vec::new()),
-                caches: Vec::new(),
-                services,
-                start_in: None,
-                reason: None,
-                environment: None,
-                trigger: None,
-                base_name: job.id.clone(),
-                inherit_variables: None,
-                steps: Some(Arc::new(steps)),
-                origin: None,
-                container,
-                credentials,
-                service_network,
+            let mut pipeline_job = self.base_job(name.clone(), steps);
+            pipeline_job.image = Some(Image::Name {
+                name: image.clone(),
+                entrypoint: None,
+            });
+            pipeline_job.allow_failure = if allow_failure {
+                AllowFailure::Yes
+            } else {
+                AllowFailure::No
             };
+            pipeline_job.timeout = timeout;
+            pipeline_job.services = services;
+            pipeline_job.container = container;
+            pipeline_job.credentials = credentials;
+            pipeline_job.service_network = service_network;
             let planned = PlannedJob {
                 name,
                 job: job.id.clone(),
@@ -559,6 +632,97 @@ impl JobLowering<'_> {
             out.push((pipeline_job, planned));
         }
         Ok(out)
+    }
+
+    /// The pipeline job of `name` with its steps, and every other key at its default.
+    fn base_job(&self, name: String, steps: JobSteps) -> pipeline::Job {
+        pipeline::Job {
+            name,
+            span: self.job.span,
+            stage: self.facts.name.clone(),
+            stage_span: self.job.span,
+            image: None,
+            before_script: Vec::new(),
+            script: Vec::new(),
+            after_script: Vec::new(),
+            variables: Vec::new(),
+            needs: Some(Vec::new()),
+            allow_failure: AllowFailure::No,
+            timeout: None,
+            retry: 0,
+            when: When::Always,
+            artifacts: None,
+            dependencies: Some(Vec::new()),
+            caches: Vec::new(),
+            services: Vec::new(),
+            start_in: None,
+            reason: None,
+            environment: None,
+            trigger: None,
+            base_name: self.job.id.clone(),
+            inherit_variables: None,
+            steps: Some(Arc::new(steps)),
+            expand: None,
+            origin: None,
+            container: pipeline::ContainerOptions::default(),
+            credentials: None,
+            service_network: pipeline::ServiceNetwork::default(),
+        }
+    }
+
+    /// The job that stands for a matrix made from a need's output until its needs have ended:
+    /// it decides its `if:` and checkout, then `expander` makes the matrix's jobs.
+    fn placeholder(
+        &self,
+        ctx: &Contexts,
+        expression: String,
+        expander: DynamicMatrix,
+    ) -> Result<(pipeline::Job, PlannedJob), Diagnostic> {
+        let job = self.job;
+        // A name made of the matrix is known only with it: the job's id until then.
+        let name = match &job.name {
+            Some(t) if !t.text.contains("${{") => t.text.clone(),
+            _ => job.id.clone(),
+        };
+        let image = self
+            .image(ctx)
+            .map_or_else(|_| "(decided when its needs end)".to_string(), |(i, _)| i);
+        let spec = JobSpec {
+            run: self.run.clone(),
+            workflow: self.facts.clone(),
+            workflow_env: self.workflow.env.clone(),
+            workflow_defaults: self.workflow.defaults.clone(),
+            inputs: self.inputs.clone(),
+            job_id: job.id.clone(),
+            name: name.clone(),
+            condition: job.condition.clone(),
+            job: self.steps_job.clone(),
+            matrix: Value::Null,
+            strategy: Value::Null,
+            image: image.clone(),
+            platform_label: None,
+            container_env: Vec::new(),
+            service_ports: Vec::new(),
+        };
+        let steps = JobSteps::new(spec).map_err(|e| {
+            self.error(
+                format!("`if` cannot be read: {e}"),
+                job.condition.as_ref().map(|t| t.span),
+            )
+        })?;
+        let mut pipeline_job = self.base_job(name.clone(), steps);
+        pipeline_job.expand = Some(Arc::new(expander));
+        let planned = PlannedJob {
+            name,
+            job: job.id.clone(),
+            needs: job.needs.clone(),
+            matrix: Some(Value::from(expression.as_str())),
+            condition: job.condition.as_ref().map(|t| t.text.clone()),
+            image,
+            fail_fast: false,
+            max_parallel: None,
+        };
+        Ok((pipeline_job, planned))
     }
 
     /// The image: `container:` (when not empty), else the first `runs-on` label the platform

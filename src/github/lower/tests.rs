@@ -368,18 +368,51 @@ fn platforms_can_be_changed_and_an_unknown_label_is_an_error_with_help() {
 }
 
 #[test]
-fn reusable_workflows_and_needs_matrices_are_refused_for_now() {
+fn reusable_workflows_are_refused_for_now() {
     assert_eq!(
         errors("on: push\njobs:\n  call:\n    uses: octo/repo/.github/workflows/x.yml@v1\n"),
         ["3:3 call: job `call` calls the reusable workflow `octo/repo/.github/workflows/x.yml@v1`: reusable workflows are not supported yet"]
     );
-    let e = errors(
-        "on: push\njobs:\n  setup:\n    runs-on: ubuntu-latest\n    steps: [{run: x}]\n  t:\n    needs: setup\n    runs-on: ubuntu-latest\n    strategy:\n      matrix: ${{ fromJSON(needs.setup.outputs.m) }}\n    steps: [{run: x}]\n",
+}
+
+#[test]
+fn a_matrix_from_a_needs_output_is_one_job_until_the_need_ends() {
+    let l = lowered(
+        "on: push\njobs:\n  setup:\n    runs-on: ubuntu-latest\n    steps: [{run: x}]\n  t:\n    needs: setup\n    name: T ${{ matrix.v }}\n    runs-on: ${{ matrix.os }}\n    strategy:\n      max-parallel: 1\n      matrix: ${{ fromJSON(needs.setup.outputs.m) }}\n    steps: [{run: x}]\n",
     );
+    let t = &l.pipeline.jobs[1];
+    assert_eq!(t.name, "t");
+    assert!(t.expand.is_some());
     assert_eq!(
-        e,
-        ["10:15 t: a matrix made from a need's output is not supported yet"]
+        l.jobs[1].matrix,
+        Some(Value::from("${{ fromJSON(needs.setup.outputs.m) }}"))
     );
+    let needs = [pipeline::steps::NeedResult {
+        job: "setup".into(),
+        result: "success".into(),
+        outputs: vec![(
+            "m".into(),
+            r#"{"v": [1, 2], "os": ["ubuntu-latest"]}"#.into(),
+        )],
+    }];
+    let made = t.expand.as_ref().unwrap().expand(&needs).expect("jobs");
+    let names: Vec<&str> = made.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["T 1", "T 2"]);
+    // Keys made of the matrix are evaluated with it; the jobs know their place as any do.
+    assert_eq!(image(&made[0]), "catthehacker/ubuntu:act-latest");
+    let origin = made[1].origin.as_ref().expect("origin");
+    assert_eq!((origin.id.as_str(), origin.max_parallel), ("t", Some(1)));
+    assert_eq!(
+        origin.matrix,
+        Some(serde_json::json!({"v": 2, "os": "ubuntu-latest"}))
+    );
+    // An output that is no matrix: the reason the job fails.
+    let bad = [pipeline::steps::NeedResult {
+        outputs: vec![("m".into(), "[1]".into())],
+        ..needs[0].clone()
+    }];
+    let why = t.expand.as_ref().unwrap().expand(&bad).unwrap_err();
+    assert!(why.contains("matrix"), "{why}");
 }
 
 #[test]

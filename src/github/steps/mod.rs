@@ -30,6 +30,7 @@ pub(crate) mod tests;
 
 pub use shell::Shell;
 
+pub use status::needs_context;
 use status::{fold_needs, JobHost, StepHost};
 
 use std::sync::{Arc, Mutex};

@@ -49,6 +49,11 @@ pub(super) fn fold_needs(needs: &[NeedResult]) -> (Vec<(String, String)>, Value)
     (results, Value::from(context))
 }
 
+/// The `needs` context of a job whose needs ended so.
+pub fn needs_context(needs: &[NeedResult]) -> Value {
+    fold_needs(needs).1
+}
+
 /// Status functions of a job's `if:`: the needs' results.
 pub(super) struct JobHost<'a> {
     pub results: &'a [(String, String)],
