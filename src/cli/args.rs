@@ -197,6 +197,10 @@ pub(super) struct RunArgs {
     /// with the job), SOURCE_DATE_EPOCH from the commit, TZ=UTC and a fixed locale
     #[arg(long)]
     pub(super) hermetic: bool,
+    /// Run the named jobs alone: the jobs they need are not run again, their artifacts and
+    /// dotenv variables are taken from a recorded run (default: the latest)
+    #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "latest")]
+    pub(super) from_run: Option<String>,
 }
 
 /// What the pipeline runs for, as GitLab would know it from the push.

@@ -31,6 +31,7 @@ mod plan;
 mod prune;
 mod records;
 mod replay;
+mod reuse;
 mod run;
 mod setup;
 mod verify;

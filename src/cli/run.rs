@@ -111,7 +111,21 @@ pub(super) async fn execute(
     let hermetic = hermetic(args, &run, launch.mode)?;
     let engine = connected(engine).await?;
     let secrets = run.secrets.clone();
-    let runs = open_store(&run.project, args.keep_runs)?;
+    // Read before the store is pruned, which then keeps the record taken from.
+    let taken = match &args.from_run {
+        Some(given) if launch.mode != RunMode::Lock => Some(super::reuse::read(
+            &run.project,
+            given,
+            &run.plan,
+            &args.jobs,
+        )?),
+        _ => None,
+    };
+    let runs = open_store(
+        &run.project,
+        args.keep_runs,
+        taken.as_ref().map(|t| t.run_id.as_str()),
+    )?;
     if launch.mode == RunMode::Lock {
         let setup = Setup::lock(&run.run_id, &runs, &engine);
         let config = run_config(&run, args, launch, setup);
@@ -122,7 +136,12 @@ pub(super) async fn execute(
     // Claimed once nothing before the run can fail, so that no record is left without a
     // manifest; held until the run ends: tells a later berth that it is still being written.
     let (run_id, run_dir, _live) = runs.claim(run.run_id.clone())?;
+    let reused = match taken {
+        Some(t) => Some(std::sync::Arc::new(t.into_run(&run_dir)?)),
+        None => None,
+    };
     let setup = Setup {
+        reused,
         run_id,
         run_dir,
         workspace: match &snapshot {
@@ -178,7 +197,7 @@ fn hermetic(
 
 /// The project's run store, tidied before a run: records whose berth is gone are marked so,
 /// and the oldest pruned to make room for this one.
-fn open_store(project: &Path, keep: usize) -> Result<Runs, CliError> {
+fn open_store(project: &Path, keep: usize, protect: Option<&str>) -> Result<Runs, CliError> {
     crate::project::state::check(project)?;
     let runs = Runs::create(project)?;
     for id in runs.settle_abandoned() {
@@ -187,7 +206,7 @@ fn open_store(project: &Path, keep: usize) -> Result<Runs, CliError> {
             store::ABANDONED
         );
     }
-    if let Err(e) = runs.prune(keep.saturating_sub(1)) {
+    if let Err(e) = runs.prune(keep.saturating_sub(1), protect) {
         eprintln!(
             "berth: cannot prune old runs in {}: {e}",
             runs.dir().display()
@@ -236,6 +255,8 @@ struct Setup<'a> {
     secrets: &'a [(String, String)],
     hermetic: Option<engine::Hermetic>,
     engine_version: String,
+    /// `--from-run`: what the recorded run's jobs produced.
+    reused: Option<std::sync::Arc<engine::Reused>>,
 }
 
 impl Setup<'_> {
@@ -248,6 +269,7 @@ impl Setup<'_> {
             secrets: &[],
             hermetic: None,
             engine_version: engine.version().to_string(),
+            reused: None,
         }
     }
 }
@@ -269,6 +291,7 @@ fn run_config(run: &LoadedRun, args: &RunArgs, launch: Launch, setup: Setup) -> 
         secrets,
         hermetic,
         engine_version,
+        reused,
     } = setup;
     let context = &run.context;
     RunConfig {
@@ -302,6 +325,7 @@ fn run_config(run: &LoadedRun, args: &RunArgs, launch: Launch, setup: Setup) -> 
         },
         shell_job: target.filter(|_| mode == RunMode::Shell),
         replay: replay.map(std::sync::Arc::new),
+        reused,
         hermetic,
         hostname,
         // Only `artifacts: untracked` needs the list of tracked files.

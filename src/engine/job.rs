@@ -427,6 +427,15 @@ async fn keep_dotenv(
         all.extend(vars);
     }
     if !all.is_empty() {
+        // Recorded too: a later run may take them instead of running the job again.
+        if let Err(e) = record_dotenv(job, &shared.config.run_dir, &all) {
+            log(
+                sink,
+                &job.name,
+                format!("cannot record the dotenv variables: {e}"),
+            )
+            .await;
+        }
         shared
             .dotenv
             .lock()
@@ -434,6 +443,23 @@ async fn keep_dotenv(
             .insert(job.index, all);
     }
     Ok(())
+}
+
+fn record_dotenv(
+    job: &PreparedJob,
+    run_dir: &std::path::Path,
+    variables: &[(String, String)],
+) -> std::io::Result<()> {
+    use crate::store::archives::{DotenvRecord, DOTENV_DIR};
+    let dir = run_dir.join(DOTENV_DIR);
+    std::fs::create_dir_all(&dir)?;
+    let record = DotenvRecord {
+        job: job.name.clone(),
+        variables: variables.to_vec(),
+    };
+    let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+    let stem = artifacts::file_stem(job.index, &job.name);
+    std::fs::write(dir.join(format!("{stem}.json")), json)
 }
 
 async fn notices(sink: &Sink, job: &str, problems: Vec<String>) {

@@ -84,6 +84,8 @@ pub struct RunConfig {
     pub shell_job: Option<String>,
     /// `berth replay`: recorded environments and image IDs, by job name.
     pub replay: Option<Arc<Replay>>,
+    /// `--from-run`: jobs not run again, what they produced taken from a recorded run.
+    pub reused: Option<Arc<Reused>>,
     /// `--hermetic`: locked images, no network, fixed time, zone and locale.
     pub hermetic: Option<Hermetic>,
     /// The containers' hostname (`berth verify` varies it between its two runs).
@@ -111,6 +113,23 @@ pub struct ReplayJob {
     pub env: Vec<(String, String)>,
     /// The image ID the job ran in.
     pub image: Option<String>,
+}
+
+/// What a recorded run's jobs produced, for a run that takes it instead of running them again.
+#[derive(Debug, Clone, Default)]
+pub struct Reused {
+    /// The recorded run.
+    pub run_id: String,
+    /// By job name.
+    pub jobs: HashMap<String, ReusedJob>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReusedJob {
+    /// Its artifacts (the archive in this run's record), if it stored any.
+    pub artifacts: Option<artifacts::Stored>,
+    /// The variables of its dotenv reports.
+    pub dotenv: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +314,34 @@ pub async fn run(
     result
 }
 
+/// A job not run again: what it produced in the recorded run `run_id` is this run's, and the
+/// reason says so.
+fn take_reused(shared: &Shared, i: usize, taken: &ReusedJob, run_id: &str) -> String {
+    let mut what = Vec::new();
+    if let Some(stored) = &taken.artifacts {
+        what.push(format!("{} artifact files", stored.manifest.files.len()));
+        shared
+            .stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(i, stored.clone());
+    }
+    if !taken.dotenv.is_empty() {
+        what.push(format!("{} dotenv variables", taken.dotenv.len()));
+        shared
+            .dotenv
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(i, taken.dotenv.clone());
+    }
+    let what = if what.is_empty() {
+        "nothing to pass on".to_string()
+    } else {
+        what.join(" and ")
+    };
+    format!("not run again: taken from run {run_id} ({what})")
+}
+
 /// The end of a run that stopped before any job could start, so that its record ends too.
 fn not_started(cancel: &CancellationToken, started: Instant) -> Event {
     Event::RunFinished {
@@ -333,6 +380,36 @@ async fn schedule(
                     continue;
                 }
                 let pj = &plan.jobs[i];
+                if let Some(reused) = shared.config.reused.as_ref() {
+                    if let Some(taken) = reused.jobs.get(&pj.job.name) {
+                        state[i] = State::Done(JobStatus::Passed, None);
+                        let reason = take_reused(shared, i, taken, &reused.run_id);
+                        sink.send(Event::JobSkipped {
+                            job: pj.job.name.clone(),
+                            stage: pj.job.stage.clone(),
+                            status: JobStatus::Passed,
+                            reason,
+                        })
+                        .await;
+                        // In this run's record too, so that a later run can take them again.
+                        if let Some(stored) = &taken.artifacts {
+                            let project = &shared.config.context.project_dir;
+                            sink.send(Event::ArtifactsStored {
+                                job: pj.job.name.clone(),
+                                path: stored
+                                    .archive
+                                    .strip_prefix(project)
+                                    .unwrap_or(&stored.archive)
+                                    .display()
+                                    .to_string(),
+                                files: stored.manifest.files.len(),
+                                bytes: stored.manifest.bytes,
+                            })
+                            .await;
+                        }
+                        continue;
+                    }
+                }
                 if let Some(crate::pipeline::Trigger::Other { what }) = &pj.job.trigger {
                     state[i] = State::Done(JobStatus::Skipped, None);
                     sink.send(Event::JobSkipped {

@@ -71,6 +71,10 @@ pub(super) fn jobs_from(
         if !pj.run
             || matches!(pj.job.trigger, Some(Trigger::Other { .. }))
             || pj.job.expand.is_some()
+            || config
+                .reused
+                .as_ref()
+                .is_some_and(|r| r.jobs.contains_key(&pj.job.name))
         {
             jobs.push(None);
             continue;
@@ -347,6 +351,7 @@ mod tests {
             debug: None,
             shell_job: None,
             replay: None,
+            reused: None,
             hermetic: None,
             hostname: None,
         };

@@ -35,6 +35,17 @@ pub struct FileEntry {
     pub link: Option<String>,
 }
 
+/// Where a run's record keeps the variables of each job's dotenv reports (`dotenv/<NNN-job>.json`,
+/// a [`DotenvRecord`]), for a later run that takes them (`berth run --from-run`).
+pub const DOTENV_DIR: &str = "dotenv";
+
+/// A job's dotenv variables, as its run recorded them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DotenvRecord {
+    pub job: String,
+    pub variables: Vec<(String, String)>,
+}
+
 /// Remove what a run stopped midway left being written in `run_dir/artifacts/` (a killed berth
 /// cannot): for the run of a berth that is gone. Returns how many files were removed.
 pub fn remove_partial(run_dir: &Path) -> io::Result<usize> {

@@ -215,14 +215,14 @@ impl Runs {
     }
 
     /// Remove the oldest finished records so that at most `keep` remain. Only run records are
-    /// removed, and never one whose run is still live.
-    pub fn prune(&self, keep: usize) -> std::io::Result<usize> {
+    /// removed, never one whose run is still live, nor `protect` (a record a run reads).
+    pub fn prune(&self, keep: usize, protect: Option<&str>) -> std::io::Result<usize> {
         let ids = self.ids();
         let excess = ids.len().saturating_sub(keep);
         let mut removed = 0;
         for id in &ids[..excess] {
             let dir = self.dir.join(id);
-            if is_live(&dir) {
+            if is_live(&dir) || Some(id.as_str()) == protect {
                 continue;
             }
             std::fs::remove_dir_all(&dir)?;
@@ -421,14 +421,14 @@ mod tests {
         )
         .unwrap();
         let (live_id, _, live) = runs.claim("20260101-000000-0003".into()).unwrap();
-        assert_eq!(runs.prune(0).unwrap(), 2);
+        assert_eq!(runs.prune(0, None).unwrap(), 2);
         let born = "20260101-000000-0000".to_string();
         assert_eq!(runs.ids(), vec![born.clone(), live_id]);
         assert!(runs.dir().join("notes").is_dir());
         assert!(outside.path().join("precious").is_dir());
         // Once its berth is gone, a record with a lock file is finished, manifest or not.
         drop(live);
-        assert_eq!(runs.prune(0).unwrap(), 1);
+        assert_eq!(runs.prune(0, None).unwrap(), 1);
         assert_eq!(runs.ids(), vec![born]);
     }
 
@@ -464,8 +464,12 @@ mod tests {
         ] {
             finished_record(&runs, id);
         }
-        assert_eq!(runs.prune(2).unwrap(), 1);
+        assert_eq!(runs.prune(2, None).unwrap(), 1);
         assert_eq!(runs.ids(), ["20260102-000000-aaaa", "20260103-000000-aaaa"]);
+        // A record a run reads from is kept, however old.
+        assert_eq!(runs.prune(1, Some("20260102-000000-aaaa")).unwrap(), 0);
+        assert_eq!(runs.prune(0, Some("20260102-000000-aaaa")).unwrap(), 1);
+        assert_eq!(runs.ids(), ["20260102-000000-aaaa"]);
     }
 
     #[test]

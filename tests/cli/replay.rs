@@ -1,7 +1,7 @@
 //! `berth replay`: recorded jobs run again with the recorded variables in the recorded image,
 //! and give the same log; what drifted since (the tree, a secret) is named and refused.
 
-use crate::common::{busybox_project, Project, Run};
+use crate::common::{busybox_project, Project, Run, BUSYBOX};
 
 fn runs(p: &Project) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(p.path().join(".berth/runs"))
@@ -97,6 +97,104 @@ flaky:
         forced.stderr.contains("replaying anyway"),
         "{}",
         forced.stderr
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+/// `build` passes on its first run only (a marker in its cache says it ran), `test` reads
+/// its artifact and dotenv variable.
+const BUILD_THEN_TEST: &str = "\
+stages: [build, test]
+build:
+  stage: build
+  script:
+    - echo \"built at $CI_PIPELINE_ID\" > out.txt
+    - echo VERSION=1.2.3 > build.env
+  artifacts:
+    paths: [out.txt]
+    reports:
+      dotenv: build.env
+test:
+  stage: test
+  script:
+    - cat out.txt
+    - echo \"version=$VERSION\"
+";
+
+#[test]
+fn one_job_runs_alone_fed_with_what_a_recorded_run_produced() {
+    let p = busybox_project(BUILD_THEN_TEST);
+    let first = p.berth(&["run"]);
+    first.expect_code(0);
+    let recorded = runs(&p).pop().expect("a run");
+    let built = p.berth(&["logs", "test"]);
+    let built_line = built
+        .stdout
+        .lines()
+        .find(|l| l.contains("built at"))
+        .unwrap_or_else(|| panic!("{}", built.stdout))
+        .to_string();
+
+    let alone = p.berth(&["run", "test", "--from-run"]);
+    alone.expect_code(0);
+    // `build` is not run again: the run says where its artifacts and variables came from.
+    let taken = format!(
+        "==> build: passed (not run again: taken from run {recorded} (1 artifact files and 1 dotenv variables))"
+    );
+    assert!(alone.stderr.contains(&taken), "{}", alone.stderr);
+    assert!(
+        !alone.stderr.contains("==> build: passed in"),
+        "{}",
+        alone.stderr
+    );
+    let log = p.berth(&["logs", "test"]);
+    assert!(log.stdout.contains(&built_line), "{}", log.stdout);
+    assert!(log.stdout.contains("version=1.2.3"), "{}", log.stdout);
+    // The new record holds the archive it took, so it is whole without the old one.
+    let newest = runs(&p).pop().expect("a run");
+    assert_ne!(newest, recorded);
+    let taken = std::fs::read_dir(p.path().join(".berth/runs").join(&newest).join("artifacts"))
+        .expect("artifacts")
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"));
+    assert!(taken, "no archive in the new record");
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+
+    // Named explicitly, the run is found the same; with no job, or from a run where the need
+    // did not pass, nothing runs (exit 2) and the message says why.
+    p.berth(&["run", "test", "--from-run", &recorded])
+        .expect_code(0);
+    // A run that took them records them as its own: the next one takes them from it.
+    p.berth(&["run", "test", "--from-run"]).expect_code(0);
+    let log = p.berth(&["logs", "test"]);
+    assert!(
+        log.stdout.contains(&built_line) && log.stdout.contains("version=1.2.3"),
+        "{}",
+        log.stdout
+    );
+    let none = p.berth(&["run", "--from-run"]);
+    none.expect_code(2);
+    assert!(
+        none.stderr.contains("name at least one job"),
+        "{}",
+        none.stderr
+    );
+    p.write(
+        "berth.yml",
+        &format!(
+            "image: {BUSYBOX}\n{}",
+            BUILD_THEN_TEST.replace("    - echo VERSION=1.2.3 > build.env\n", "    - exit 4\n")
+        ),
+    );
+    p.berth(&["run"]).expect_code(1);
+    let failed = p.berth(&["run", "test", "--from-run"]);
+    failed.expect_code(2);
+    assert!(
+        failed
+            .stderr
+            .contains("job `build` is needed but failed in run"),
+        "{}",
+        failed.stderr
     );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
