@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the local images the tests and fixtures use, whichever are missing. Nothing is pulled
 # from a registry: each image is made from Debian's packages and `docker import`.
-#   images/build.sh [--force] [busybox|httpd|python|python-git|python-uv|python-poetry|
+#   images/build.sh [--force] [busybox|httpd|python|python-git|node|python-uv|python-poetry|
 #                    python-pdm|python-pipenv ...]
 # (python-git is the Python image with git and setuptools-scm: a checkout's `.git` in use.)
 # (python-uv, python-poetry, python-pdm and python-pipenv are built on demand only: their recipes
@@ -16,13 +16,14 @@ for arg in "$@"; do
     *) wanted+=("$arg") ;;
   esac
 done
-[ ${#wanted[@]} -gt 0 ] || wanted=(busybox httpd python python-git)
+[ ${#wanted[@]} -gt 0 ] || wanted=(busybox httpd python python-git node)
 
 declare -A tags=(
   [busybox]=berth-test/busybox:latest
   [httpd]=berth-test/httpd:latest
   [python]=berth-test/python:3.11
   [python-git]=berth-test/python-git:3.11
+  [node]=berth-test/node:18
   [python-uv]=berth-test/python-uv:3.11
   [python-poetry]=berth-test/python-poetry:3.11
   [python-pdm]=berth-test/python-pdm:3.11

@@ -49,6 +49,9 @@ pub(super) enum Command {
     /// List, remove or prune this project's dependency caches (Docker named volumes)
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// The actions GitHub workflows use: `pull` fetches every remote one into the action cache
+    #[command(subcommand)]
+    Actions(ActionsCommand),
     /// List recent runs: id, when, status, duration
     Runs,
     /// Print a job's log from a run (default: the latest run)
@@ -77,6 +80,14 @@ pub(super) enum Command {
         #[arg(value_name = "COMMAND")]
         command: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ActionsCommand {
+    /// Fetch every remote action (`owner/repo[/path]@ref`) the workflows name, once, with git,
+    /// into the action cache (BERTH_ACTIONS_CACHE, default ~/.cache/berth/actions), from
+    /// BERTH_ACTIONS_URL (default https://github.com); later runs need no network for them
+    Pull,
 }
 
 #[derive(Debug, Subcommand)]

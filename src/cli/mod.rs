@@ -22,6 +22,7 @@ pub(crate) fn out_raw(bytes: &[u8]) -> Result<(), CliError> {
         .map_err(CliError::Stdout)
 }
 
+mod actions;
 mod args;
 mod cache;
 mod docs;
@@ -44,7 +45,7 @@ pub use error::{exit, CliError};
 pub use plan::render_plan;
 pub use run::MASK_LIST;
 
-use args::{CacheCommand, Command};
+use args::{ActionsCommand, CacheCommand, Command};
 use run::RunMode;
 
 /// Entry point: parse, run, print what went wrong, and return the process exit code.
@@ -93,6 +94,7 @@ async fn command(cli: &Cli) -> Result<(), CliError> {
             cache::cmd_cache_import(cli, file, *force).await
         }
         Command::Cache(command) => cache::cmd_cache(cli, command).await,
+        Command::Actions(ActionsCommand::Pull) => actions::cmd_pull(cli),
         Command::Runs => records::cmd_runs(cli),
         Command::Logs { names } => records::cmd_logs(cli, names),
         Command::Show { run } => records::cmd_show(cli, run.as_deref()),

@@ -249,7 +249,9 @@ fn load_workflows(
         }
         None => None,
     };
+    let action_cache = action_cache()?;
     let options = github::load::Options {
+        action_cache: &action_cache,
         payload: payload.as_ref(),
         inputs: &origin.inputs,
         event: &origin.event,
@@ -279,6 +281,24 @@ fn load_workflows(
     }
 }
 
+/// The cache of remote actions: `BERTH_ACTIONS_CACHE`, else `~/.cache/berth/actions`; fetched
+/// from `BERTH_ACTIONS_URL/<owner>/<repo>` (default `https://github.com`).
+pub(super) fn action_cache() -> Result<github::actions::cache::Cache, CliError> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let root = match var("BERTH_ACTIONS_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => github::actions::cache::Cache::default_root(
+            var("XDG_CACHE_HOME").as_deref(),
+            var("HOME").as_deref(),
+        )
+        .ok_or_else(|| {
+            CliError::input("no HOME to keep the action cache in: set BERTH_ACTIONS_CACHE")
+        })?,
+    };
+    let source = var("BERTH_ACTIONS_URL").unwrap_or_else(|| "https://github.com".to_string());
+    Ok(github::actions::cache::Cache::new(root, source))
+}
+
 /// What rules, includes and child pipelines see of the run's context.
 pub(super) fn pipeline_context(context: &Facts, origin: &OriginArgs) -> gitlab::Scope {
     gitlab::Scope {
@@ -291,7 +311,7 @@ pub(super) fn pipeline_context(context: &Facts, origin: &OriginArgs) -> gitlab::
 }
 
 /// A pipeline that cannot be read: every diagnostic, and a line that says nothing started.
-fn rejected(failed: &crate::pipeline::Failed, source: &Source) -> CliError {
+pub(super) fn rejected(failed: &crate::pipeline::Failed, source: &Source) -> CliError {
     let errors = failed
         .diagnostics
         .iter()

@@ -27,6 +27,8 @@ pub struct Options<'a> {
     pub inputs: &'a [(String, String)],
     /// The event payload (`--event-payload`); `None`: the one GitHub would send for the commit.
     pub payload: Option<&'a serde_json::Value>,
+    /// Where remote actions are cached.
+    pub action_cache: &'a github::actions::cache::Cache,
 }
 
 /// How a load ended.
@@ -120,6 +122,37 @@ pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Lo
         })
         .collect();
     let chosen: Vec<_> = choices.into_iter().filter(|c| c.decision.runs).collect();
+    // The actions of the workflows that run, read (and checked) before anything starts.
+    let running: Vec<(String, github::workflow::Workflow)> = chosen
+        .iter()
+        .map(|c| (c.file.to_string(), c.workflow.clone()))
+        .collect();
+    let mut sources = sources;
+    let actions = github::actions::load(
+        &running,
+        &context.project_dir,
+        options.action_cache,
+        &mut sources,
+    )
+    .map_err(|errors| fail(errors, &sources))?;
+    // `berth plan` says which actions each job uses and whether berth has them.
+    let mut notes = notes;
+    for (file, wf) in &running {
+        for job in &wf.jobs {
+            if let github::workflow::JobKind::Steps(sj) = &job.kind {
+                for step in &sj.steps {
+                    if let github::workflow::StepAction::Uses { uses, .. } = &step.action {
+                        notes.push(format!(
+                            "{file}: job `{}` uses {uses}: {}",
+                            job.id,
+                            actions.describe(uses)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    run.actions = std::sync::Arc::new(actions);
     let mut pipeline: Option<Pipeline> = None;
     for choice in &chosen {
         let mut lowered = github::lower::lower(choice.workflow, choice.file, &run, &platforms)
@@ -151,6 +184,40 @@ pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Lo
         format: Format::GitHub,
         notes,
     })))
+}
+
+/// Every remote action the workflow files name (inside composites already read too),
+/// whatever triggers them: what `berth actions pull` fetches. `Err`: a file that cannot be read.
+pub fn remote_actions(
+    sources: &[Source],
+    project: &Path,
+    cache: &github::actions::cache::Cache,
+) -> Result<Vec<github::actions::Remote>, Failed> {
+    let mut map = SourceMap::default();
+    let mut read = Vec::new();
+    let mut diagnostics = Vec::new();
+    for source in sources {
+        let file = map.add(source.name.clone(), source.text.clone());
+        match github::workflow::parse(&source.text, file) {
+            Ok(parsed) => read.push((source.name.clone(), parsed.workflow)),
+            Err(errors) => diagnostics.extend(errors),
+        }
+    }
+    let actions = github::actions::load(&read, project, cache, &mut map);
+    let actions = match actions {
+        Ok(a) => a,
+        Err(errors) => {
+            diagnostics.extend(errors);
+            Default::default()
+        }
+    };
+    if !diagnostics.is_empty() {
+        return Err(Failed {
+            diagnostics,
+            sources: map,
+        });
+    }
+    Ok(github::actions::remotes(&read, &actions))
 }
 
 /// The files the event changed, for the `paths` filters of `event` (asked of git only when a
@@ -233,6 +300,10 @@ mod tests {
                 platforms: &[],
                 inputs: &[],
                 payload,
+                action_cache: &github::actions::cache::Cache::new(
+                    dir.path().join("actions"),
+                    "file:///nowhere".into(),
+                ),
             };
             load(std::slice::from_ref(&source), &facts, &options).unwrap()
         };

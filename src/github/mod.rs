@@ -7,6 +7,7 @@
 //! `actions/setup-python` ([`setup_python`]), and the commands steps print
 //! ([`workflow_commands`]).
 
+pub mod actions;
 pub mod expr;
 pub mod file_commands;
 pub mod hash_files;

@@ -46,6 +46,8 @@ pub struct Run {
     pub vars: Vec<(String, String)>,
     /// `RUNNER_ARCH`: `X64` or `ARM64`.
     pub runner_arch: String,
+    /// The actions the run's steps use beyond the built-ins, read before it starts.
+    pub actions: std::sync::Arc<crate::github::actions::Actions>,
 }
 
 impl Run {
@@ -79,6 +81,7 @@ impl Run {
             secrets: Vec::new(),
             vars: Vec::new(),
             runner_arch: runner_arch().to_string(),
+            actions: Default::default(),
         }
     }
 

@@ -38,9 +38,10 @@ use std::time::Duration;
 
 use actions::ActionKind;
 
+use crate::github::actions::{self as found_actions, Action, Status};
 use crate::github::expr::{Condition, Contexts, Object, Scope, Template, Value};
 use crate::github::run::{self, Run, WorkflowFacts};
-use crate::github::workflow::{Env, Field, RunDefaults, StepAction, StepsJob, Text};
+use crate::github::workflow::{Env, Field, RunDefaults, Runs, Step, StepAction, StepsJob, Text};
 use crate::github::workflow_commands::{Commands, StepFilter};
 use crate::github::{file_commands, setup_python};
 use crate::pipeline::steps::{
@@ -276,12 +277,14 @@ struct StepFiles {
     env: String,
     path: String,
     summary: String,
+    state: String,
 }
 
 impl StepFiles {
-    fn new(index: usize) -> StepFiles {
-        let dir = format!("{}/{index}", run::DIR);
+    fn new(label: &str) -> StepFiles {
+        let dir = format!("{}/{label}", run::DIR);
         StepFiles {
+            state: format!("{dir}/state"),
             output: format!("{dir}/output"),
             env: format!("{dir}/env"),
             path: format!("{dir}/path"),
@@ -310,18 +313,182 @@ enum Phase {
     },
     /// An engine operation of a built-in action.
     Action(ActionKind),
+    /// A JavaScript action's script: its `pre`, `main` or `post`; `marker` is the file the
+    /// command leaves when the container has no `node`.
+    Node {
+        stage: Stage,
+        marker: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Pre,
+    Main,
+    Post,
 }
 
 /// The file a home probe writes `$HOME` to, in the step's directory.
 const HOME_FILE: &str = "home";
 
-/// What `actions/cache` saves after the job's last step.
+/// What runs after the job's last step: `actions/cache`'s save, a JavaScript action's `post`.
 #[derive(Debug, Clone)]
 struct Post {
+    /// The entry of the step it belongs to.
     step: usize,
     name: String,
-    key: String,
-    paths: Vec<String>,
+    kind: PostKind,
+}
+
+#[derive(Debug, Clone)]
+enum PostKind {
+    Save {
+        key: String,
+        paths: Vec<String>,
+    },
+    Node {
+        action: Arc<Action>,
+        script: String,
+        condition: Option<Text>,
+        inputs: Vec<(String, String)>,
+    },
+}
+
+/// One thing the job does, in order: a step of the job's or of a composite action it uses
+/// (expanded in place), a JavaScript action's `pre` (before the first step), or the end of a
+/// composite (its outputs made the calling step's).
+#[derive(Debug, Clone)]
+struct Entry {
+    step: Step,
+    /// The frame whose `steps` and `inputs` the step sees; an `End` is its composite's.
+    frame: usize,
+    /// `3`, or `3.2` for the second step of the composite step 3 uses.
+    label: String,
+    /// `GITHUB_ACTION`.
+    action: String,
+    kind: EntryKind,
+    /// A composite's step: the frame its steps run in.
+    enters: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    Pre,
+    Step,
+    End,
+}
+
+/// The job's steps, or a composite action's while it runs: their `steps` context, the
+/// action's `inputs`, and whether one of them failed.
+#[derive(Debug, Clone)]
+struct Frame {
+    parent: usize,
+    /// The entry of the composite's `End`.
+    end: usize,
+    action: Option<Arc<Action>>,
+    steps_context: Object,
+    inputs: Value,
+    /// The calling step's own `env:`, evaluated: under its steps' own.
+    env: Vec<(String, String)>,
+    failed: bool,
+    message: Option<String>,
+    continue_on_error: bool,
+}
+
+impl Frame {
+    fn new(parent: usize, inputs: Value, action: Option<Arc<Action>>) -> Frame {
+        Frame {
+            parent,
+            end: 0,
+            action,
+            steps_context: Object::new(),
+            inputs,
+            env: Vec::new(),
+            failed: false,
+            message: None,
+            continue_on_error: false,
+        }
+    }
+}
+
+/// The action a step uses, when it is one berth read (not a built-in).
+fn action_for<'a>(spec: &'a JobSpec, step: &Step) -> Option<&'a Arc<Action>> {
+    match &step.action {
+        StepAction::Uses { uses, .. } => match spec.run.actions.get(uses) {
+            Some(Status::Ready(a)) => Some(a),
+            _ => None,
+        },
+        StepAction::Run { .. } => None,
+    }
+}
+
+/// The job's entries and frames: `pre`s first, then the steps with composites expanded.
+fn plan_entries(spec: &JobSpec) -> (Vec<Entry>, Vec<Frame>) {
+    let mut entries = Vec::new();
+    let mut frames = vec![Frame::new(0, spec.inputs.clone(), None)];
+    let names = action_names(&spec.job.steps);
+    for (step, name) in spec.job.steps.iter().zip(&names) {
+        if let Some(a) = action_for(spec, step) {
+            if let Runs::Node { pre: Some(_), .. } = &a.manifest.runs {
+                entries.push(Entry {
+                    step: step.clone(),
+                    frame: 0,
+                    label: format!("{}", step.index),
+                    action: name.clone(),
+                    kind: EntryKind::Pre,
+                    enters: None,
+                });
+            }
+        }
+    }
+    expand(spec, &spec.job.steps, 0, "", &mut entries, &mut frames);
+    (entries, frames)
+}
+
+fn expand(
+    spec: &JobSpec,
+    steps: &[Step],
+    frame: usize,
+    prefix: &str,
+    entries: &mut Vec<Entry>,
+    frames: &mut Vec<Frame>,
+) {
+    for (step, name) in steps.iter().zip(action_names(steps)) {
+        let label = format!("{prefix}{}", step.index);
+        let at = entries.len();
+        entries.push(Entry {
+            step: step.clone(),
+            frame,
+            label: label.clone(),
+            action: name.clone(),
+            kind: EntryKind::Step,
+            enters: None,
+        });
+        let Some(a) = action_for(spec, step) else {
+            continue;
+        };
+        let Runs::Composite { steps: inner } = &a.manifest.runs else {
+            continue;
+        };
+        let f = frames.len();
+        frames.push(Frame::new(frame, Value::Null, Some(a.clone())));
+        entries[at].enters = Some(f);
+        expand(spec, inner, f, &format!("{label}."), entries, frames);
+        frames[f].end = entries.len();
+        entries.push(Entry {
+            step: step.clone(),
+            frame: f,
+            label,
+            action: name,
+            kind: EntryKind::End,
+            enters: None,
+        });
+    }
+}
+
+/// `INPUT_<NAME>`: the runner's name of an input's variable.
+fn input_var(name: &str) -> String {
+    format!("INPUT_{}", name.replace(' ', "_").to_ascii_uppercase())
 }
 
 #[derive(Debug, Clone)]
@@ -356,7 +523,12 @@ struct JobRun {
     /// Workflow and job env, then what `$GITHUB_ENV` set.
     env: Vec<(String, String)>,
     prepends: Vec<String>,
-    steps_context: Object,
+    entries: Vec<Entry>,
+    frames: Vec<Frame>,
+    /// What each step's `pre`/`main` saved to `$GITHUB_STATE`, by entry label.
+    states: Vec<(String, Vec<(String, String)>)>,
+    /// Cached actions' folders already copied into the container.
+    copied: Vec<String>,
     next_step: usize,
     pending: Option<Pending>,
     queued: Option<Command>,
@@ -364,8 +536,6 @@ struct JobRun {
     message: Option<String>,
     environment_error: bool,
     first_command_sent: bool,
-    /// `GITHUB_ACTION` of each step.
-    actions: Vec<String>,
     default_shell: Option<String>,
     default_dir: Option<String>,
     /// Saves to do after the last step, in the order their steps ran.
@@ -377,9 +547,9 @@ struct JobRun {
 
 /// `GITHUB_ACTION` as the runner names steps: the id, else `__run`, `__run_2`... for
 /// scripts and `__owner_repo` for actions.
-fn action_names(job: &StepsJob) -> Vec<String> {
+fn action_names(steps: &[Step]) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
-    job.steps
+    steps
         .iter()
         .map(|s| {
             if let Some(id) = &s.id {
@@ -410,7 +580,7 @@ fn action_of(uses: &str) -> String {
 
 impl JobRun {
     fn new(spec: Arc<JobSpec>, start: Start, needs: Value) -> JobRun {
-        let actions = action_names(&spec.job);
+        let (entries, frames) = plan_entries(&spec);
         let hasher: Option<Hasher> = start.project_dir.clone().map(|root| {
             let workspace = spec.run.workspace.clone();
             Arc::new(move |patterns: &[String]| {
@@ -434,7 +604,10 @@ impl JobRun {
             started: false,
             env: Vec::new(),
             prepends: Vec::new(),
-            steps_context: Object::new(),
+            entries,
+            frames,
+            states: Vec::new(),
+            copied: Vec::new(),
             next_step: 0,
             pending: None,
             queued: None,
@@ -442,7 +615,6 @@ impl JobRun {
             message: None,
             environment_error: false,
             first_command_sent: false,
-            actions,
             default_shell: None,
             default_dir: None,
             posts: Vec::new(),
@@ -462,9 +634,18 @@ impl JobRun {
     }
 
     fn contexts(&self, action: &str, env: &[(String, String)]) -> Contexts {
+        self.contexts_in(0, action, env)
+    }
+
+    /// The contexts of a step in `frame`: a composite's steps see its `inputs` and `steps`.
+    fn contexts_in(&self, frame: usize, action: &str, env: &[(String, String)]) -> Contexts {
         let mut c = base_contexts(&self.spec, self.needs.clone(), action);
+        let f = &self.frames[frame];
+        if frame > 0 {
+            c.insert("inputs", f.inputs.clone());
+        }
         c.insert("env", env_value(env))
-            .insert("steps", Value::from(self.steps_context.clone()))
+            .insert("steps", Value::from(f.steps_context.clone()))
             .insert(
                 "job",
                 Value::object([
@@ -476,25 +657,67 @@ impl JobRun {
     }
 
     fn host(&self) -> StepHost<'_> {
+        self.host_in(0)
+    }
+
+    /// A step's status functions: inside a composite, its steps' failures count too.
+    fn host_in(&self, frame: usize) -> StepHost<'_> {
+        let mut failed = self.failed;
+        let mut f = frame;
+        while f > 0 {
+            failed |= self.frames[f].failed;
+            f = self.frames[f].parent;
+        }
         StepHost {
-            failed: self.failed,
+            failed,
             cancelled: self.cancelled,
             hasher: self.hasher.as_deref(),
         }
     }
 
     /// "Set up job": actions berth lacks, the workflow's and job's env, `defaults.run`.
-    fn set_up(&mut self) -> Result<(), String> {
+    /// `Err((message, true))`: the job cannot run here (an action not in the cache).
+    fn set_up(&mut self) -> Result<(), (String, bool)> {
         let spec = self.spec.clone();
-        for step in &spec.job.steps {
-            if let StepAction::Uses { uses, .. } = &step.action {
-                if !BUILT_IN_ACTIONS.contains(&action_of(uses).as_str()) {
-                    return Err(format!(
-                        "step {} `{}`: actions are not supported yet: `{uses}` (berth has {} built in)",
-                        step.index,
-                        step.label(),
-                        BUILT_IN_ACTIONS.join(", ")
-                    ));
+        for entry in self.entries.iter().filter(|e| e.kind == EntryKind::Step) {
+            let StepAction::Uses { uses, .. } = &entry.step.action else {
+                continue;
+            };
+            let what = format!("step {} `{}`", entry.label, entry.step.label());
+            match spec.run.actions.get(uses) {
+                Some(Status::BuiltIn) => {}
+                None if BUILT_IN_ACTIONS.contains(&action_of(uses).as_str()) => {}
+                Some(Status::Ready(a)) => {
+                    if let Runs::Docker { .. } = a.manifest.runs {
+                        return Err((
+                            format!("{what}: `{uses}` is a Docker action ({}): berth does not run Docker actions yet", a.file),
+                            false,
+                        ));
+                    }
+                }
+                Some(Status::Missing(remote)) => {
+                    return Err((
+                        format!(
+                            "{what}: the action `{}` is not in berth's action cache, and berth runs actions without network: `berth actions pull` fetches it",
+                            remote.name()
+                        ),
+                        true,
+                    ))
+                }
+                Some(Status::Image(image)) => {
+                    return Err((
+                        format!("{what}: `uses: docker://{image}` steps are not supported yet"),
+                        false,
+                    ))
+                }
+                None => {
+                    return Err((
+                        format!(
+                            "{what}: `{uses}` was not read before the run (berth has {} built in)",
+                            BUILT_IN_ACTIONS.join(", ")
+                        ),
+                        false,
+                    ))
                 }
             }
         }
@@ -507,7 +730,7 @@ impl JobRun {
             for (key, text) in env {
                 let value = Template::parse(&text.text, scope)
                     .and_then(|t| t.evaluate_string(&contexts, &host))
-                    .map_err(|e| format!("`env: {key}` cannot be evaluated: {e}"))?;
+                    .map_err(|e| (format!("`env: {key}` cannot be evaluated: {e}"), false))?;
                 set(&mut self.env, key, value);
             }
         }
@@ -516,7 +739,7 @@ impl JobRun {
         let evaluate = |t: &Text| {
             Template::parse(&t.text, &Scope::JOB_DEFAULTS_RUN)
                 .and_then(|t| t.evaluate_string(&contexts, &host))
-                .map_err(|e| format!("`defaults: run` cannot be evaluated: {e}"))
+                .map_err(|e| (format!("`defaults: run` cannot be evaluated: {e}"), false))
         };
         self.default_shell = match (&job_defaults.shell, &spec.workflow_defaults.shell) {
             (Some(t), _) => Some(evaluate(t)?),
@@ -541,15 +764,32 @@ impl JobRun {
         } else {
             end.outcome
         };
+        let entry = &self.entries[step];
+        // A composite's end is the calling step's, in the frame that called it.
+        let frame = match entry.kind {
+            EntryKind::End => self.frames[entry.frame].parent,
+            _ => entry.frame,
+        };
         if conclusion == "failure" {
-            self.failed = true;
-            if self.message.is_none() {
-                self.message = end.message;
+            if frame == 0 {
+                self.failed = true;
+                if self.message.is_none() {
+                    self.message = end.message;
+                }
+            } else {
+                let f = &mut self.frames[frame];
+                f.failed = true;
+                if f.message.is_none() {
+                    f.message = end.message;
+                }
             }
         }
-        if let Some(id) = &self.spec.job.steps[step].id {
+        if entry.kind == EntryKind::Pre {
+            return;
+        }
+        if let Some(id) = &entry.step.id {
             let outputs = Value::object(end.outputs.into_iter().map(|(k, v)| (k, Value::from(v))));
-            self.steps_context.insert(
+            self.frames[frame].steps_context.insert(
                 id.clone(),
                 Value::object([
                     ("outputs", outputs),
@@ -575,17 +815,55 @@ impl JobRun {
 
     /// Decides step `i`: skipped, done without a command, failed, or a command to run.
     fn begin(&mut self, i: usize) -> Option<Command> {
+        match self.entries[i].kind {
+            EntryKind::End => {
+                self.end_composite(i);
+                return None;
+            }
+            EntryKind::Pre => return self.begin_pre(i),
+            EntryKind::Step => {}
+        }
+        let mut entered = false;
+        let command = self.begin_step(i, &mut entered);
+        if let (Some(f), false) = (self.entries[i].enters, entered) {
+            // The composite did not start: its steps and its end are passed over.
+            self.next_step = self.frames[f].end + 1;
+        }
+        command
+    }
+
+    /// The environment under a step of `frame`: the job's, then each calling step's `env:`.
+    fn frame_env(&self, frame: usize) -> Vec<(String, String)> {
+        let mut chain = Vec::new();
+        let mut f = frame;
+        while f > 0 {
+            chain.push(f);
+            f = self.frames[f].parent;
+        }
+        let mut env = self.env.clone();
+        for f in chain.into_iter().rev() {
+            for (k, v) in &self.frames[f].env {
+                set(&mut env, k, v.clone());
+            }
+        }
+        env
+    }
+
+    fn begin_step(&mut self, i: usize, entered: &mut bool) -> Option<Command> {
         let spec = self.spec.clone();
-        let step = &spec.job.steps[i];
-        let action = self.actions[i].clone();
+        let entry = self.entries[i].clone();
+        let step = &entry.step;
+        let frame = entry.frame;
+        let action = entry.action.clone();
         let label = step.label();
-        let what = format!("step {} `{label}`", step.index);
-        let contexts = self.contexts(&action, &self.env);
+        let what = format!("step {} `{label}`", entry.label);
+        let base_env = self.frame_env(frame);
+        let contexts = self.contexts_in(frame, &action, &base_env);
         let runs = Condition::parse(
             step.condition.as_ref().map_or("", |t| t.text.as_str()),
             &Scope::STEP_IF,
         )
-        .and_then(|c| c.evaluate(&contexts, &self.host()));
+        .and_then(|c| c.evaluate(&contexts, &self.host_in(frame)));
         match runs {
             Err(e) => {
                 self.fail(
@@ -606,15 +884,19 @@ impl JobRun {
             }
             Ok(true) => {}
         }
-        let host = self.host();
+        let host = self.host_in(frame);
         let evaluate = |text: &Text, contexts: &Contexts| {
             Template::parse(&text.text, &Scope::STEP)
                 .and_then(|t| t.evaluate_string(contexts, &host))
         };
-        let mut env = self.env.clone();
+        let mut env = base_env;
+        let mut own_env = Vec::new();
         for (key, text) in &step.env {
             match evaluate(text, &contexts) {
-                Ok(v) => set(&mut env, key, v),
+                Ok(v) => {
+                    set(&mut env, key, v.clone());
+                    own_env.push((key.clone(), v));
+                }
                 Err(e) => {
                     self.fail(
                         i,
@@ -625,7 +907,7 @@ impl JobRun {
                 }
             }
         }
-        let contexts = self.contexts(&action, &env);
+        let contexts = self.contexts_in(frame, &action, &env);
         let continue_on_error = match &step.continue_on_error {
             None => Ok(false),
             Some(Field::Value(b)) => Ok(*b),
@@ -667,7 +949,7 @@ impl JobRun {
             }
             _ => label.clone(),
         };
-        let files = StepFiles::new(step.index);
+        let files = StepFiles::new(&entry.label);
         let mut pending = Pending {
             step: i,
             name: name.clone(),
@@ -722,7 +1004,19 @@ impl JobRun {
                     .map(|d| self.in_workspace(&d));
                 let file = format!("{}/script{}", pending.files.dir, shell.extension());
                 let argv = shell.argv(&file, &self.prepends);
-                let extra = vec![(file, shell.script(&script))];
+                let mut extra = vec![(file, shell.script(&script))];
+                // A composite's script: its action's folder, and the files in it.
+                if let Some(a) = self.frames[frame].action.clone() {
+                    let dir = a.container_dir(&self.spec.run.workspace);
+                    set(&mut pending.env, "GITHUB_ACTION_PATH", dir);
+                    match self.action_files(&a) {
+                        Ok(files) => extra.extend(files),
+                        Err(e) => {
+                            self.fail(i, continue_on_error, format!("{what}: {e}"));
+                            return None;
+                        }
+                    }
+                }
                 let command = self.command(&mut pending, argv, extra, Vec::new());
                 self.pending = Some(pending);
                 Some(command)
@@ -738,6 +1032,69 @@ impl JobRun {
                             return None;
                         }
                     }
+                }
+                if let Some(a) = action_for(&spec, step).cloned() {
+                    let values = match self.action_inputs(&a, &inputs, &contexts, frame) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.fail(i, continue_on_error, format!("{what}: {e}"));
+                            return None;
+                        }
+                    };
+                    return match &a.manifest.runs {
+                        Runs::Composite { .. } => {
+                            let f = entry.enters?;
+                            let callee = &mut self.frames[f];
+                            callee.inputs =
+                                Value::object(values.into_iter().map(|(k, v)| (k, Value::from(v))));
+                            callee.env = own_env;
+                            callee.steps_context = Object::new();
+                            callee.failed = false;
+                            callee.message = None;
+                            callee.continue_on_error = continue_on_error;
+                            *entered = true;
+                            None
+                        }
+                        Runs::Node {
+                            main,
+                            post,
+                            post_if,
+                            ..
+                        } => {
+                            if let Some(post) = post {
+                                self.posts.push(Post {
+                                    step: i,
+                                    name: format!("Post {name}"),
+                                    kind: PostKind::Node {
+                                        action: a.clone(),
+                                        script: post.clone(),
+                                        condition: post_if.clone(),
+                                        inputs: values.clone(),
+                                    },
+                                });
+                            }
+                            let label = entry.label.clone();
+                            match self.node_command(
+                                &mut pending,
+                                &label,
+                                &a,
+                                main,
+                                &values,
+                                Stage::Main,
+                            ) {
+                                Ok(command) => {
+                                    self.pending = Some(pending);
+                                    Some(command)
+                                }
+                                Err(e) => {
+                                    self.fail(i, continue_on_error, format!("{what}: {e}"));
+                                    None
+                                }
+                            }
+                        }
+                        // set_up refused them.
+                        Runs::Docker { .. } => None,
+                    };
                 }
                 let input = |k: &str| {
                     inputs
@@ -867,29 +1224,329 @@ impl JobRun {
     /// The next save of `actions/cache` after the job's last step, if the job has succeeded.
     fn next_post(&mut self) -> Option<Command> {
         while let Some(post) = self.posts.pop() {
+            let (key, paths) = match post.kind {
+                PostKind::Save { key, paths } => (key, paths),
+                PostKind::Node {
+                    action,
+                    script,
+                    condition,
+                    inputs,
+                } => match self
+                    .node_post(post.step, post.name, &action, &script, condition, &inputs)
+                {
+                    Some(command) => return Some(command),
+                    None => continue,
+                },
+            };
             if self.failed || self.cancelled {
                 continue;
             }
             let mut pending = Pending {
                 step: post.step,
-                name: format!("Post {}", post.name),
+                name: post.name,
                 continue_on_error: true,
                 timeout: None,
                 working_dir: None,
                 env: self.env.clone(),
                 phase: Phase::Action(ActionKind::PostSave),
-                files: StepFiles::new(self.spec.job.steps[post.step].index),
+                files: StepFiles::new(&self.entries[post.step].label),
                 outputs: Vec::new(),
             };
-            let operation = Operation::SaveCache {
-                key: post.key,
-                paths: post.paths,
-            };
+            let operation = Operation::SaveCache { key, paths };
             let command = self.operation(&mut pending, operation);
             self.pending = Some(pending);
             return Some(command);
         }
         None
+    }
+
+    /// A JavaScript action's `post` after the job's steps, when its `post-if` (default
+    /// `always()`) holds.
+    fn node_post(
+        &mut self,
+        step: usize,
+        name: String,
+        action: &Arc<Action>,
+        script: &str,
+        condition: Option<Text>,
+        inputs: &[(String, String)],
+    ) -> Option<Command> {
+        let entry = self.entries[step].clone();
+        let what = format!("step {} `{name}`", entry.label);
+        let env = self.env.clone();
+        let contexts = self.contexts(&entry.action, &env);
+        let text = condition.as_ref().map_or("always()", |t| t.text.as_str());
+        let runs = Condition::parse(text, &Scope::STEP_IF)
+            .and_then(|c| c.evaluate(&contexts, &self.host()));
+        match runs {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                self.job_failed(format!("{what}: its `post-if` cannot be evaluated: {e}"));
+                return None;
+            }
+        }
+        let mut pending = Pending {
+            step,
+            name,
+            continue_on_error: false,
+            timeout: None,
+            working_dir: None,
+            env,
+            phase: Phase::Run,
+            files: StepFiles::new(&format!("{}-post", entry.label)),
+            outputs: Vec::new(),
+        };
+        match self.node_command(
+            &mut pending,
+            &entry.label,
+            action,
+            script,
+            inputs,
+            Stage::Post,
+        ) {
+            Ok(command) => {
+                self.pending = Some(pending);
+                Some(command)
+            }
+            Err(e) => {
+                self.job_failed(format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A JavaScript action's `pre`, before the job's first step, when its `pre-if` (default
+    /// `always()`) holds.
+    fn begin_pre(&mut self, i: usize) -> Option<Command> {
+        let entry = self.entries[i].clone();
+        let a = action_for(&self.spec, &entry.step)?.clone();
+        let Runs::Node {
+            pre: Some(pre),
+            pre_if,
+            ..
+        } = &a.manifest.runs
+        else {
+            return None;
+        };
+        let name = format!("Pre {}", entry.step.label());
+        let what = format!("step {} `{name}`", entry.label);
+        let env = self.env.clone();
+        let contexts = self.contexts(&entry.action, &env);
+        let text = pre_if.as_ref().map_or("always()", |t| t.text.as_str());
+        let runs = Condition::parse(text, &Scope::STEP_IF)
+            .and_then(|c| c.evaluate(&contexts, &self.host()));
+        match runs {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                self.job_failed(format!("{what}: its `pre-if` cannot be evaluated: {e}"));
+                return None;
+            }
+        }
+        let with = match &entry.step.action {
+            StepAction::Uses { with, .. } => with.clone(),
+            StepAction::Run { .. } => Vec::new(),
+        };
+        let mut inputs = Vec::new();
+        for (key, text) in &with {
+            let value = Template::parse(&text.text, &Scope::STEP)
+                .and_then(|t| t.evaluate_string(&contexts, &self.host()));
+            match value {
+                Ok(v) => inputs.push((key.to_ascii_lowercase(), v)),
+                Err(e) => {
+                    self.job_failed(format!("{what}: `with: {key}` cannot be evaluated: {e}"));
+                    return None;
+                }
+            }
+        }
+        let values = match self.action_inputs(&a, &inputs, &contexts, 0) {
+            Ok(v) => v,
+            Err(e) => {
+                self.job_failed(format!("{what}: {e}"));
+                return None;
+            }
+        };
+        let mut pending = Pending {
+            step: i,
+            name,
+            continue_on_error: false,
+            timeout: None,
+            working_dir: None,
+            env,
+            phase: Phase::Run,
+            files: StepFiles::new(&format!("{}-pre", entry.label)),
+            outputs: Vec::new(),
+        };
+        match self.node_command(&mut pending, &entry.label, &a, pre, &values, Stage::Pre) {
+            Ok(command) => {
+                self.pending = Some(pending);
+                Some(command)
+            }
+            Err(e) => {
+                self.job_failed(format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// The job fails (a `pre` or `post` that failed: no step of its own to record).
+    fn job_failed(&mut self, message: String) {
+        self.failed = true;
+        if self.message.is_none() {
+            self.message = Some(message);
+        }
+    }
+
+    /// A composite's steps are over: its outputs, evaluated in its frame, are the calling
+    /// step's, which failed if one of its steps did.
+    fn end_composite(&mut self, i: usize) {
+        let entry = self.entries[i].clone();
+        let f = entry.frame;
+        let frame = self.frames[f].clone();
+        let env = self.frame_env(f);
+        let contexts = self.contexts_in(f, &entry.action, &env);
+        let mut failed = frame.failed;
+        let mut message = frame.message.clone();
+        let mut outputs = Vec::new();
+        if let Some(a) = &frame.action {
+            for (name, value) in &a.manifest.outputs {
+                let Some(text) = value else {
+                    continue;
+                };
+                let host = self.host_in(f);
+                match Template::parse(&text.text, &Scope::STEP)
+                    .and_then(|t| t.evaluate_string(&contexts, &host))
+                {
+                    Ok(v) => outputs.push((name.clone(), v)),
+                    Err(e) => {
+                        failed = true;
+                        message.get_or_insert(format!(
+                            "step {} `{}`: output `{name}` of {} cannot be evaluated: {e}",
+                            entry.label,
+                            entry.step.label(),
+                            a.file
+                        ));
+                    }
+                }
+            }
+        }
+        let outcome = match (failed, self.cancelled) {
+            (false, _) => "success",
+            (true, true) => "cancelled",
+            (true, false) => "failure",
+        };
+        let end = StepEnd {
+            outcome,
+            outputs,
+            message: if failed { message } else { None },
+        };
+        self.record(i, frame.continue_on_error, end);
+    }
+
+    /// An action's inputs: each it declares, from `with:` or its default (evaluated now),
+    /// then the other `with:` keys, as the runner passes them.
+    fn action_inputs(
+        &self,
+        a: &Action,
+        with: &[(String, String)],
+        contexts: &Contexts,
+        frame: usize,
+    ) -> Result<Vec<(String, String)>, String> {
+        let host = self.host_in(frame);
+        let mut out: Vec<(String, String)> = Vec::new();
+        for input in &a.manifest.inputs {
+            let given = with
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&input.name))
+                .map(|(_, v)| v.clone());
+            let value = match (given, &input.default) {
+                (Some(v), _) => v,
+                (None, Some(t)) => Template::parse(&t.text, &Scope::STEP)
+                    .and_then(|t| t.evaluate_string(contexts, &host))
+                    .map_err(|e| {
+                        format!(
+                            "input `{}` of {}: its default cannot be evaluated: {e}",
+                            input.name, a.file
+                        )
+                    })?,
+                (None, None) => String::new(),
+            };
+            out.push((input.name.clone(), value));
+        }
+        for (k, v) in with {
+            if !out.iter().any(|(n, _)| n.eq_ignore_ascii_case(k)) {
+                out.push((k.clone(), v.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A cached action's files, to copy into the container with the first command that needs
+    /// them (a local action is in the workspace already).
+    fn action_files(&mut self, a: &Action) -> Result<Vec<(String, String)>, String> {
+        let mut files = Vec::new();
+        if let found_actions::Location::Cache { dir: host, sha, .. } = &a.location {
+            let target = format!("{}/{sha}", found_actions::CONTAINER_DIR);
+            if !self.copied.contains(&target) {
+                for (rel, text) in found_actions::cache::files(host)? {
+                    files.push((format!("{target}/{rel}"), text));
+                }
+                self.copied.push(target);
+            }
+        }
+        Ok(files)
+    }
+
+    /// The command of a JavaScript action's script, run with the container's `node`: its
+    /// inputs as `INPUT_*`, what its `pre` saved as `STATE_*`, its `$GITHUB_STATE` file; a
+    /// cached action's files are copied in with its first command.
+    fn node_command(
+        &mut self,
+        pending: &mut Pending,
+        label: &str,
+        a: &Action,
+        script: &str,
+        inputs: &[(String, String)],
+        stage: Stage,
+    ) -> Result<Command, String> {
+        let dir = a.container_dir(&self.spec.run.workspace);
+        for (k, v) in inputs {
+            set(&mut pending.env, &input_var(k), v.clone());
+        }
+        set(&mut pending.env, "GITHUB_ACTION_PATH", dir.clone());
+        set(
+            &mut pending.env,
+            "GITHUB_STATE",
+            pending.files.state.clone(),
+        );
+        if let Some((_, saved)) = self.states.iter().find(|(l, _)| l == label) {
+            for (k, v) in saved.clone() {
+                set(&mut pending.env, &format!("STATE_{k}"), v);
+            }
+        }
+        let mut extra = vec![(pending.files.state.clone(), String::new())];
+        extra.extend(self.action_files(a)?);
+        let marker = format!("{}/no-node", pending.files.dir);
+        let file = format!("{dir}/{}", script.trim_start_matches("./"));
+        let mut wrapper = shell::path_prefix(&self.prepends);
+        wrapper.push_str(
+            "if ! command -v node >/dev/null 2>&1; then : > \"$1\"; exit 127; fi; shift; exec node \"$@\"",
+        );
+        let argv = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            wrapper,
+            "berth-node".to_string(),
+            marker.clone(),
+            file,
+        ];
+        pending.phase = Phase::Node {
+            stage,
+            marker: marker.clone(),
+        };
+        let collect = vec![marker, pending.files.state.clone()];
+        Ok(self.command(pending, argv, extra, collect))
     }
 
     /// What an operation's report makes of the step: its outputs, and why it failed.
@@ -925,9 +1582,11 @@ impl JobRun {
                 if let (Some(paths), false) = (save, hit) {
                     self.posts.push(Post {
                         step: pending.step,
-                        name: pending.name.clone(),
-                        key: key.clone(),
-                        paths: paths.clone(),
+                        name: format!("Post {}", pending.name),
+                        kind: PostKind::Save {
+                            key: key.clone(),
+                            paths: paths.clone(),
+                        },
                     });
                 }
                 (matched.is_none() && *fail_on_miss).then(|| {
@@ -980,7 +1639,7 @@ impl JobRun {
         extra_collect: Vec<String>,
     ) -> Command {
         let spec = &self.spec;
-        let action = &self.actions[pending.step];
+        let action = &self.entries[pending.step].action;
         let f = &pending.files;
         let mut env = spec.container_env.clone();
         for (k, v) in run::default_env(&spec.run, &spec.workflow, &spec.job_id, action, &spec.name)
@@ -1105,17 +1764,22 @@ impl StepsRun for JobRun {
     fn next(&mut self) -> Result<Option<Command>, String> {
         if !self.started {
             self.started = true;
-            if let Err(message) = self.set_up() {
+            if let Err((message, unrunnable)) = self.set_up() {
                 self.failed = true;
                 self.message = Some(message.clone());
-                self.next_step = self.spec.job.steps.len();
+                self.next_step = self.entries.len();
+                if unrunnable {
+                    // Not the project's failure: the job's summary says why, exit 3.
+                    self.environment_error = true;
+                    return Ok(None);
+                }
                 return Err(message);
             }
         }
         if let Some(command) = self.queued.take() {
             return Ok(Some(command));
         }
-        while self.pending.is_none() && self.next_step < self.spec.job.steps.len() {
+        while self.pending.is_none() && self.next_step < self.entries.len() {
             let i = self.next_step;
             self.next_step += 1;
             if let Some(command) = self.begin(i) {
@@ -1141,7 +1805,7 @@ impl StepsRun for JobRun {
         };
         let what = format!(
             "step {} `{}`",
-            self.spec.job.steps[pending.step].index, pending.name
+            self.entries[pending.step].label, pending.name
         );
         let mut problem = if ended.timed_out {
             Some(format!("{what} timed out"))
@@ -1150,6 +1814,23 @@ impl StepsRun for JobRun {
         } else {
             None
         };
+        if let Phase::Node { marker, .. } = &pending.phase {
+            if ended.files.iter().any(|(p, _)| p == marker) {
+                self.environment_error = true;
+                let uses = match &self.entries[pending.step].step.action {
+                    StepAction::Uses { uses, .. } => uses.clone(),
+                    StepAction::Run { .. } => String::new(),
+                };
+                let how = match &self.spec.platform_label {
+                    Some(label) => format!("`--platform {label}=IMAGE` with an image that has node, or a `container:` that has it"),
+                    None => "a `container:` image that has node".to_string(),
+                };
+                problem = Some(format!(
+                    "{what}: the JavaScript action `{uses}` runs with the job's `node`, and the image {} has none: give the job {how}",
+                    self.spec.image
+                ));
+            }
+        }
         let effects = self
             .commands
             .lock()
@@ -1178,6 +1859,19 @@ impl StepsRun for JobRun {
             Err(e) => problem = problem.or(Some(format!("{what}: $GITHUB_ENV: {e}"))),
         }
         file_commands::prepend_paths(&mut self.prepends, file_commands::parse_path(read(&f.path)));
+        if let Phase::Node { .. } = &pending.phase {
+            match file_commands::parse_key_values(read(&f.state)) {
+                Ok(saved) if !saved.is_empty() => {
+                    let label = self.entries[pending.step].label.clone();
+                    match self.states.iter_mut().find(|(l, _)| *l == label) {
+                        Some((_, all)) => all.extend(saved),
+                        None => self.states.push((label, saved)),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => problem = problem.or(Some(format!("{what}: $GITHUB_STATE: {e}"))),
+            }
+        }
         let summary = read(&f.summary);
         if !summary.trim().is_empty() {
             self.summaries
@@ -1220,12 +1914,23 @@ impl StepsRun for JobRun {
                         return;
                     }
                 }
-                Phase::PythonInstall | Phase::Run => {}
+                Phase::PythonInstall | Phase::Run | Phase::Node { .. } => {}
             }
         } else if matches!(pending.phase, Phase::PythonInstall)
             && ended.exit_code == setup_python::NO_VENV_EXIT
         {
             self.environment_error = true;
+        }
+        if let Phase::Node {
+            stage: Stage::Pre | Stage::Post,
+            ..
+        } = pending.phase
+        {
+            // A `pre` or `post` has no step of its own: a failure is the job's.
+            if let Some(message) = problem {
+                self.job_failed(message);
+            }
+            return;
         }
         let outcome = match &problem {
             None => "success",

@@ -133,7 +133,7 @@ pub fn quote(s: &str) -> String {
 }
 
 /// `PATH=dirs:$PATH; export PATH; `, or nothing without dirs.
-fn path_prefix(prepends: &[String]) -> String {
+pub(super) fn path_prefix(prepends: &[String]) -> String {
     if prepends.is_empty() {
         return String::new();
     }

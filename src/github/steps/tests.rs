@@ -24,6 +24,7 @@ pub(crate) fn facts() -> Run {
         secrets: vec![("TOKEN".into(), "s3cret".into())],
         vars: vec![("STAGE".into(), "dev".into())],
         runner_arch: "X64".into(),
+        actions: Default::default(),
     }
 }
 
@@ -640,7 +641,7 @@ jobs:
     let mut run = start(&job);
     assert_eq!(
         run.next(),
-        Err("step 2 `Node`: actions are not supported yet: `actions/setup-node@v4` (berth has actions/checkout, actions/setup-python, actions/cache, actions/cache/restore, actions/cache/save, actions/upload-artifact, actions/download-artifact built in)".to_string())
+        Err("step 2 `Node`: `actions/setup-node@v4` was not read before the run (berth has actions/checkout, actions/setup-python, actions/cache, actions/cache/restore, actions/cache/save, actions/upload-artifact, actions/download-artifact built in)".to_string())
     );
     let outcome = run.outcome();
     assert!(!outcome.success);

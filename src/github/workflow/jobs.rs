@@ -662,7 +662,7 @@ impl Reader<'_> {
         Some(Matrix::Literal(value))
     }
 
-    fn steps(&mut self, node: &Node) -> Vec<Step> {
+    pub(super) fn steps(&mut self, node: &Node) -> Vec<Step> {
         let Some(items) = node.as_seq() else {
             if !node.is_null() {
                 self.expected("a list of steps", "steps", node);

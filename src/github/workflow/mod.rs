@@ -11,6 +11,7 @@
 //! one file holds one document. Expression fields are kept as written ([`Text`]) and evaluated
 //! later, by the caller, with the contexts of their moment.
 
+mod action;
 mod jobs;
 mod on;
 mod reader;
@@ -22,6 +23,7 @@ use crate::github::expr::Value;
 use crate::github::pattern::Pattern;
 use crate::source::yaml::Span;
 
+pub use action::{parse_action, ActionInput, ActionManifest, Runs, NODE_RUNTIMES};
 pub use reader::{parse, Parsed};
 
 /// A string as written in the workflow, with where it starts; its `${{ }}` (if any) have been

@@ -1,0 +1,205 @@
+//! Actions beyond the built-ins, end to end on the real engine: local composite and JavaScript
+//! actions (with `pre` and `post`, the runner's protocol used directly), a remote action fetched
+//! from a local git repository standing in for GitHub and then used with the source gone, and
+//! the errors (a bad action.yml, no node, a remote action missing offline).
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::{require_image, Project, BUSYBOX};
+
+const NODE: &str = "berth-test/node:18";
+
+fn node_platform() -> String {
+    format!("ubuntu-latest={NODE}")
+}
+
+/// `berth ARGS` with the action cache at `cache` (and fetched from `source`).
+fn berth(p: &Project, cache: &Path, source: &str, args: &[&str]) -> crate::common::Run {
+    let out = p
+        .command(args)
+        .env("BERTH_ACTIONS_CACHE", cache)
+        .env("BERTH_ACTIONS_URL", source)
+        .output()
+        .expect("run berth");
+    crate::common::Run::from(out)
+}
+
+#[test]
+fn composite_and_javascript_actions_run_with_inputs_outputs_and_pre_post() {
+    require_image(NODE);
+    let p = Project::fixture("github/actions");
+    let run = p.berth(&["run", "--platform", &node_platform()]);
+    run.expect_code(0);
+    let logs = p.berth(&["logs", "uses"]).stdout;
+    // The composite: a default and a given input in the `inputs` context; as on GitHub, its
+    // scripts get no INPUT_* variables.
+    assert!(
+        logs.contains("inputs: hello berth; INPUT_WHO: []"),
+        "{logs}"
+    );
+    // Its outputs mapped from its steps, one through a nested composite.
+    assert!(
+        logs.contains("composite said 'hello, berth' and 'HELLO, BERTH'"),
+        "{logs}"
+    );
+    // The JavaScript action: pre before every step, its state in main and post.
+    let pre = logs.find("pre for octo").expect("pre ran");
+    let first = logs.find("inputs: hello berth").expect("composite ran");
+    assert!(pre < first, "{logs}");
+    assert!(logs.contains("main sees state at-pre"), "{logs}");
+    assert!(logs.contains("js said 'hi octo!' env=set-by-js"), "{logs}");
+    let post = logs.find("post sees state at-pre yes").expect("post ran");
+    assert!(post > logs.find("js said").unwrap(), "{logs}");
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_javascript_action_in_an_image_without_node_is_a_clear_error() {
+    require_image(BUSYBOX);
+    let p = Project::fixture("github/actions");
+    let run = p.berth(&["run", "--platform", &format!("ubuntu-latest={BUSYBOX}")]);
+    // The image lacks what the step needs: berth's exit 3, naming the step and the image.
+    run.expect_code(3);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("the JavaScript action `./.github/actions/js` runs with the job's `node`"),
+        "{all}"
+    );
+    assert!(all.contains(BUSYBOX), "{all}");
+}
+
+#[test]
+fn a_bad_action_yml_is_exit_2_with_its_file_and_line() {
+    let p = Project::fixture("github/actions");
+    p.write(
+        ".github/actions/shout/action.yml",
+        "name: shout\nruns:\n  using: composite\n  steps:\n    - run: echo no shell\n",
+    );
+    let run = p.berth(&["run", "--platform", &node_platform()]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains(".github/actions/shout/action.yml:5:12"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("a composite action's `run` step needs `shell`"),
+        "{}",
+        run.stderr
+    );
+    assert!(p.leftovers().is_empty());
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .status()
+        .expect("git")
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+const REMOTE_WORKFLOW: &str = "\
+on: push
+jobs:
+  remote:
+    runs-on: ubuntu-latest
+    steps:
+      - id: hello
+        uses: octo/hello/sub@v1
+        with:
+          who: remote
+      - run: echo \"remote said ${{ steps.hello.outputs.said }}\"
+";
+
+#[test]
+fn a_remote_action_is_fetched_once_then_runs_offline() {
+    require_image(NODE);
+    let server = tempfile::tempdir().expect("temp dir");
+    let cache = tempfile::tempdir().expect("temp dir");
+    // The action's repository, served as a bare repository over file:// in GitHub's stead.
+    let src = server.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(
+        src.join("sub/action.yml"),
+        "name: hello\ninputs:\n  who: {description: whom}\noutputs:\n  said: {description: it}\nruns:\n  using: node20\n  main: index.js\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("sub/index.js"),
+        "require('fs').appendFileSync(process.env.GITHUB_OUTPUT, `said=hello ${process.env.INPUT_WHO} from ${process.env.GITHUB_ACTION_PATH}\\n`);\n",
+    )
+    .unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "v1"]);
+    git(&src, &["tag", "v1"]);
+    let owner = server.path().join("github/octo");
+    std::fs::create_dir_all(&owner).unwrap();
+    git(
+        &owner,
+        &["clone", "-q", "--bare", src.to_str().unwrap(), "hello"],
+    );
+    let source = format!("file://{}", server.path().join("github").display());
+    let p = Project::new(&[(".github/workflows/ci.yml", REMOTE_WORKFLOW)]);
+    let platform = node_platform();
+
+    // Not fetched yet: exit 3, naming the action and the command that fetches it.
+    let missing = berth(&p, cache.path(), &source, &["run", "--platform", &platform]);
+    missing.expect_code(3);
+    let all = format!("{}{}", missing.stdout, missing.stderr);
+    assert!(
+        all.contains("`octo/hello/sub@v1` is not in berth's action cache"),
+        "{all}"
+    );
+    assert!(all.contains("berth actions pull"), "{all}");
+    let plan = berth(&p, cache.path(), &source, &["plan"]);
+    assert!(
+        plan.stdout.contains("octo/hello/sub@v1: missing"),
+        "{}",
+        plan.stdout
+    );
+
+    let pull = berth(&p, cache.path(), &source, &["actions", "pull"]);
+    pull.expect_code(0);
+    assert!(
+        pull.stdout.contains("octo/hello/sub@v1: fetched"),
+        "{}",
+        pull.stdout
+    );
+    let again = berth(&p, cache.path(), &source, &["actions", "pull"]);
+    assert!(
+        again.stdout.contains("octo/hello/sub@v1: cached"),
+        "{}",
+        again.stdout
+    );
+
+    // The source gone: the cache answers, with no network at all.
+    std::fs::remove_dir_all(server.path().join("github")).unwrap();
+    let plan = berth(&p, cache.path(), &source, &["plan"]);
+    assert!(
+        plan.stdout.contains("octo/hello/sub@v1: cached at"),
+        "{}",
+        plan.stdout
+    );
+    let run = berth(
+        &p,
+        cache.path(),
+        &source,
+        &["run", "--platform", &platform, "--network", "none"],
+    );
+    run.expect_code(0);
+    let logs = p.berth(&["logs", "remote"]).stdout;
+    assert!(
+        logs.contains("remote said hello remote from /berth/actions/"),
+        "{logs}"
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
