@@ -64,6 +64,8 @@ impl Checkouts {
     /// How the upload of a job with `checkout` starts, given the run's snapshot.
     pub(super) fn first<'a>(&'a self, checkout: &Checkout, snapshot: &'a Path) -> First<'a> {
         match (checkout, self.tars.get(checkout)) {
+            // Fetched, not checked out: the repository alone.
+            (Checkout::Repository(r), Some(tar)) if !r.check_out => First::Alone(tar.path()),
             (Checkout::Repository(_), Some(tar)) => First::ThenSnapshot(tar.path()),
             (Checkout::Empty, Some(tar)) => First::Alone(tar.path()),
             _ => First::Alone(snapshot),

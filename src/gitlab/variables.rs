@@ -35,8 +35,9 @@ impl JobEnvironment for GitLabEnvironment {
     }
 
     /// GitLab Runner's checkout: `GIT_STRATEGY` (`none` and `empty` leave the directory
-    /// empty), `GIT_DEPTH` (20 by default, 0 the whole history), HEAD detached at the commit,
-    /// `origin` the project's URL on its server.
+    /// empty), `GIT_DEPTH` (20 by default, 0 the whole history), `GIT_CHECKOUT` (`"false"`:
+    /// fetched, not checked out), HEAD detached at the commit, `origin` the project's URL on
+    /// its server.
     fn checkout(&self, _job: &Job, env: &[(String, String)]) -> Checkout {
         let get = |name: &str| {
             env.iter()
@@ -56,6 +57,7 @@ impl JobEnvironment for GitLabEnvironment {
                 "https://{}/{}.git",
                 facts.server_host, facts.project_path
             )),
+            check_out: get("GIT_CHECKOUT") != Some("false"),
         })
     }
 }

@@ -20,6 +20,9 @@ pub struct Repository {
     pub attached: bool,
     /// The `origin` remote's URL (`None`: no remote).
     pub remote: Option<String>,
+    /// The commit is checked out (GitLab's `GIT_CHECKOUT: "false"`: fetched only, HEAD unborn
+    /// and the working tree empty, as a fresh clone that skips the checkout leaves it).
+    pub check_out: bool,
 }
 
 /// Why a repository cannot be made: git's own words.
@@ -89,6 +92,11 @@ pub fn make(project: &Path, commit: &str, repo: &Repository, dest: &Path) -> Res
     fetch.push("origin");
     fetch.extend(refspecs.iter().map(String::as_str));
     run(&fetch)?;
+    if !repo.check_out {
+        // Fetched, not checked out: the commit stays reachable by its ref for a later
+        // `git checkout`.
+        return set_remote(&run, repo);
+    }
     match (repo.attached, branch) {
         (true, Some(b)) => {
             run(&["update-ref", &format!("refs/heads/{b}"), commit])?;
@@ -107,6 +115,14 @@ pub fn make(project: &Path, commit: &str, repo: &Repository, dest: &Path) -> Res
     run(&["update-ref", "-d", "refs/pipelines/checkout"])?;
     // The index of HEAD: the working tree laid over it shows what is not committed.
     run(&["read-tree", "HEAD"])?;
+    set_remote(&run, repo)
+}
+
+/// `origin` as the checkout names it, in place of the project it was fetched from.
+fn set_remote(
+    run: &dyn Fn(&[&str]) -> Result<String, Failed>,
+    repo: &Repository,
+) -> Result<(), Failed> {
     match &repo.remote {
         Some(remote) => run(&["remote", "set-url", "origin", remote])?,
         None => run(&["remote", "remove", "origin"])?,

@@ -56,6 +56,12 @@ none:
   variables: {GIT_STRATEGY: none}
   script:
     - echo entries=$(ls -A | wc -l)
+fetched:
+  variables: {GIT_CHECKOUT: \"false\"}
+  script:
+    - echo entries=$(ls -A)
+    - git checkout -q $CI_COMMIT_SHA
+    - echo after=$(ls -A | tr '\\n' ' ')
 ",
     )]);
     let run = p.berth(&["run", "--output", "plain"]);
@@ -87,6 +93,15 @@ none:
         run.log("none").contains(&"entries=0"),
         "{:?}",
         run.log("none")
+    );
+    // GIT_CHECKOUT false: fetched, nothing checked out, until the script does it.
+    let fetched = run.log("fetched");
+    assert!(fetched.contains(&"entries=.git"), "{fetched:?}");
+    assert!(
+        fetched
+            .iter()
+            .any(|l| l.starts_with("after=.git ") && l.contains("a.txt")),
+        "{fetched:?}"
     );
     // The project's own repository is untouched.
     assert_eq!(p.git(&["status", "--porcelain", "--", "a.txt"]), "M a.txt");

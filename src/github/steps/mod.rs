@@ -190,6 +190,7 @@ impl Steps for JobSteps {
                 run.server_url.trim_end_matches('/'),
                 run.repository
             )),
+            check_out: true,
         }))
     }
 
