@@ -95,6 +95,8 @@ pub struct RunInfo {
     pub source: String,
     /// The pipeline files read from the project.
     pub files: Vec<crate::store::record::PipelineFile>,
+    /// The remote actions used, at their commits.
+    pub pins: Vec<crate::store::record::Pin>,
 }
 
 /// Durations travel as whole milliseconds.

@@ -357,6 +357,7 @@ fn run_config(run: &LoadedRun, args: &RunArgs, launch: Launch, setup: Setup) -> 
             source: context.source.clone(),
             started_at: crate::units::now_secs(),
             files: project_files(&run.project, &run.loaded.sources),
+            pins: run.loaded.pins.clone(),
         },
     }
 }

@@ -152,6 +152,7 @@ pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Lo
             }
         }
     }
+    let pins = actions.pins();
     run.actions = std::sync::Arc::new(actions);
     let mut pipeline: Option<Pipeline> = None;
     for choice in &chosen {
@@ -183,6 +184,7 @@ pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Lo
         refused: None,
         format: Format::GitHub,
         notes,
+        pins,
     })))
 }
 

@@ -139,6 +139,7 @@ pub fn load_source(source: &Source, ctx: &Scope) -> Result<Loaded, Failed> {
                 refused: cx.refused,
                 format: Format::GitLab,
                 notes: Vec::new(),
+                pins: Vec::new(),
             });
         }
     }

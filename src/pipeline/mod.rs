@@ -450,6 +450,9 @@ pub struct Loaded {
     /// What the reader decided beyond the jobs, for `berth plan` (which workflows an event
     /// triggers, and why).
     pub notes: Vec<String>,
+    /// What the pipeline takes from elsewhere, pinned: each remote action's `uses:` and the
+    /// commit it runs at, for the run's record.
+    pub pins: Vec<crate::store::record::Pin>,
 }
 
 /// The pipeline formats berth reads.

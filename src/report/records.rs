@@ -116,9 +116,11 @@ impl Records {
                     tag,
                     source,
                     files,
+                    pins,
                     ..
                 } = info.clone();
                 self.manifest.files = files;
+                self.manifest.pins = pins;
                 let m = &mut self.manifest;
                 m.run_id = run_id.clone();
                 m.pipeline = pipeline.clone();

@@ -33,6 +33,16 @@ pub struct RunManifest {
     /// includes, each workflow), for `replay` to say which changed.
     #[serde(default)]
     pub files: Vec<PipelineFile>,
+    /// The remote actions the run used, at their commits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<Pin>,
+}
+
+/// Something a run used from elsewhere, at the commit it resolved to (a remote action).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    pub uses: String,
+    pub commit: String,
 }
 
 /// A pipeline file as the run read it: its path in the project and the sha256 of its text.

@@ -141,6 +141,15 @@ fn a_remote_action_is_fetched_once_then_runs_offline() {
     git(&src, &["add", "."]);
     git(&src, &["commit", "-q", "-m", "v1"]);
     git(&src, &["tag", "v1"]);
+    let sha = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&src)
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .expect("utf-8");
     let owner = server.path().join("github/octo");
     std::fs::create_dir_all(&owner).unwrap();
     git(
@@ -200,6 +209,23 @@ fn a_remote_action_is_fetched_once_then_runs_offline() {
     assert!(
         logs.contains("remote said hello remote from /berth/actions/"),
         "{logs}"
+    );
+    // The run's record names the commit the action ran at.
+    let runs = p.path().join(".berth/runs");
+    let mut records: Vec<_> = std::fs::read_dir(&runs)
+        .expect("runs")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("manifest.json"))
+        .filter(|m| m.exists())
+        .collect();
+    records.sort();
+    let record = records.pop().expect("a record");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(record).expect("manifest")).expect("JSON");
+    assert_eq!(
+        manifest["pins"],
+        serde_json::json!([{"uses": "octo/hello/sub@v1", "commit": sha.trim()}]),
+        "{manifest}"
     );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }

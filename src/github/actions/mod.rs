@@ -146,6 +146,23 @@ impl Actions {
         &self.found
     }
 
+    /// Each remote action read from the cache and the commit it runs at.
+    pub fn pins(&self) -> Vec<crate::store::record::Pin> {
+        self.found
+            .iter()
+            .filter_map(|(uses, status)| match status {
+                Status::Ready(a) => match &a.location {
+                    Location::Cache { sha, .. } => Some(crate::store::record::Pin {
+                        uses: uses.clone(),
+                        commit: sha.clone(),
+                    }),
+                    Location::Workspace(_) => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
     /// What `berth plan` says of a `uses:`: built in, local, cached (at its commit), missing.
     pub fn describe(&self, uses: &str) -> String {
         match self.get(uses) {
