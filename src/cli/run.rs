@@ -357,7 +357,15 @@ fn run_config(run: &LoadedRun, args: &RunArgs, launch: Launch, setup: Setup) -> 
             source: context.source.clone(),
             started_at: crate::units::now_secs(),
             files: project_files(&run.project, &run.loaded.sources),
-            pins: run.loaded.pins.clone(),
+            pins: run
+                .loaded
+                .pins
+                .iter()
+                .map(|(uses, commit)| crate::store::record::Pin {
+                    uses: uses.clone(),
+                    commit: commit.clone(),
+                })
+                .collect(),
         },
     }
 }

@@ -452,7 +452,7 @@ pub struct Loaded {
     pub notes: Vec<String>,
     /// What the pipeline takes from elsewhere, pinned: each remote action's `uses:` and the
     /// commit it runs at, for the run's record.
-    pub pins: Vec<crate::store::record::Pin>,
+    pub pins: Vec<(String, String)>,
 }
 
 /// The pipeline formats berth reads.

@@ -146,16 +146,13 @@ impl Actions {
         &self.found
     }
 
-    /// Each remote action read from the cache and the commit it runs at.
-    pub fn pins(&self) -> Vec<crate::store::record::Pin> {
+    /// Each remote action read from the cache (its `uses:`) and the commit it runs at.
+    pub fn pins(&self) -> Vec<(String, String)> {
         self.found
             .iter()
             .filter_map(|(uses, status)| match status {
                 Status::Ready(a) => match &a.location {
-                    Location::Cache { sha, .. } => Some(crate::store::record::Pin {
-                        uses: uses.clone(),
-                        commit: sha.clone(),
-                    }),
+                    Location::Cache { sha, .. } => Some((uses.clone(), sha.clone())),
                     Location::Workspace(_) => None,
                 },
                 _ => None,
