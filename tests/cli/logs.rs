@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::common;
-use crate::common::{busybox_project, echoed, step_log, without_timestamps, Run};
+use crate::common::{busybox_project, Run};
 
 /// The record's log of `job` in the project's latest run.
 fn record(p: &common::Project, job: &str) -> Vec<u8> {
@@ -319,4 +319,45 @@ section_end:TS:step_script\r\x1b[0K";
             "the log of `{name}`"
         );
     }
+}
+
+/// What GitLab Runner's log holds for a script whose echoed commands and output are `body`:
+/// the `step_script` section around it, timestamps as `TS` (see [`without_timestamps`]).
+pub(crate) fn step_log(body: &[u8]) -> Vec<u8> {
+    let mut out = b"section_start:TS:step_script\r\x1b[0K\x1b[0K\x1b[36;1mExecuting \"step_script\" stage of the job script\x1b[0;m\x1b[0;m\n".to_vec();
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"section_end:TS:step_script\r\x1b[0K");
+    out
+}
+
+/// A command as the runner echoes it: green and bold.
+pub(crate) fn echoed(command: &str) -> String {
+    format!("\x1b[32;1m$ {command}\x1b[0;m\n")
+}
+
+/// A log with the section lines' timestamps written `TS`.
+pub(crate) fn without_timestamps(log: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(log.len());
+    let mut i = 0;
+    while i < log.len() {
+        let rest = &log[i..];
+        let marker = [&b"section_start:"[..], &b"section_end:"[..]]
+            .into_iter()
+            .find(|m| rest.starts_with(m));
+        match marker {
+            Some(m) => {
+                out.extend_from_slice(m);
+                out.extend_from_slice(b"TS");
+                i += m.len();
+                while log.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+            }
+            None => {
+                out.push(log[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }

@@ -1,7 +1,8 @@
 //! What people and tools read: plain output, the JSON event stream, JUnit, run records, and
 //! secret masking. Snapshots normalise times, ids and hashes.
 
-use crate::common::{echoed, require_image, step_log, without_timestamps, Project, Run, BUSYBOX};
+use crate::common::{require_image, Project, Run, BUSYBOX};
+use crate::logs::{echoed, step_log, without_timestamps};
 
 const PIPELINE: &str = "\
 stages: [build, test]
@@ -26,7 +27,7 @@ fn project() -> Project {
 /// Replace what changes from run to run: durations, run ids.
 fn normalise(text: &str) -> String {
     // The runner's section lines: their timestamps, their escapes made visible.
-    let text = String::from_utf8_lossy(&crate::common::without_timestamps(text.as_bytes()))
+    let text = String::from_utf8_lossy(&without_timestamps(text.as_bytes()))
         .replace('\x1b', "\\e")
         .replace('\r', "\\r");
     let mut out = Vec::new();
