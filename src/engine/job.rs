@@ -572,24 +572,17 @@ async fn drive(
         sink.clone(),
         stopped.clone(),
     ));
-    let ended = tokio::select! {
-        r = engine.wait(id) => match r {
-            Ok(code) => Ended::Exited(code),
-            Err(e) => Ended::Broken(e),
-        },
-        _ = tokio::time::sleep(job.timeout) => Ended::TimedOut(job.timeout),
-        _ = cancel.cancelled() => Ended::Cancelled,
-    };
+    let (ended, ended_itself) = wait_for_script(job, shared, sink, cancel, id).await;
     match ended {
         // Killed, not removed: its files stay readable for `artifacts: when: on_failure`.
-        Ended::TimedOut(_) => {
+        Ended::TimedOut(_) if !ended_itself => {
             let _ = engine.kill(id).await;
         }
         // Removing kills it; the output stream then ends.
-        Ended::Cancelled | Ended::Broken(_) => {
+        Ended::Cancelled | Ended::Broken(_) if !ended_itself => {
             let _ = engine.remove_container(id).await;
         }
-        Ended::Exited(_) | Ended::Refused(_) | Ended::Unrunnable(_) => {}
+        _ => {}
     }
     // The container has stopped; its stream goes on with what the engine has not sent yet (a
     // job printing a lot is far ahead of it) and ends after the last line. Only a stream that
@@ -604,7 +597,7 @@ async fn drive(
     // Some engines' streams can also end early without saying so (Podman's, podman#21914), and
     // Docker's sometimes ends before an unterminated last line the container printed as it
     // exited: read again there, on Docker while that is cheap.
-    let whole = matches!(ended, Ended::Exited(_) | Ended::TimedOut(_));
+    let whole = ended_itself || matches!(ended, Ended::Exited(_) | Ended::TimedOut(_));
     let may_end_early = engine.logs_may_end_early();
     let small = pumped.bytes[0] + pumped.bytes[1] <= RECHECK_BYTES;
     if !(whole && (may_end_early || small || first != Read::ToTheEnd)) {
@@ -629,6 +622,82 @@ async fn drive(
         .await;
     }
     ended
+}
+
+/// Wait for the job's script as GitLab Runner does. A cancellation or `RUNNER_SCRIPT_TIMEOUT`
+/// stops the script in the container and lets the driver go on to after_script (bounded by
+/// its own timeout there, and by the job's here); the job's own timeout ends everything, and
+/// after_script with it, as on GitLab. `true` with the result: the container stopped by
+/// itself after a stop, so its log is whole.
+async fn wait_for_script(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    cancel: &CancellationToken,
+    id: &str,
+) -> (Ended, bool) {
+    let engine = &*shared.engine;
+    let deadline = tokio::time::Instant::now() + job.timeout;
+    let script_limit = script::Options::from_env(&job.env, job.timeout).script_timeout;
+    let exited = |r: Result<i64, RuntimeError>| match r {
+        Ok(code) => Ended::Exited(code),
+        Err(e) => Ended::Broken(e),
+    };
+    let timed_out = || async {
+        log(sink, &job.name, script_warning("step_script")).await;
+        (Ended::TimedOut(job.timeout), false)
+    };
+    let mut wait = std::pin::pin!(engine.wait(id));
+    let script_timer = async {
+        match script_limit {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    let (why, ended) = tokio::select! {
+        r = &mut wait => return (exited(r), false),
+        _ = tokio::time::sleep_until(deadline) => return timed_out().await,
+        _ = script_timer => ("timedout", Ended::TimedOut(script_limit.unwrap_or(job.timeout))),
+        _ = cancel.cancelled() => ("canceled", Ended::Cancelled),
+    };
+    if !stop_script(engine, id, why).await {
+        return (ended, false);
+    }
+    tokio::select! {
+        r = &mut wait => match r {
+            Ok(_) => (ended, true),
+            Err(e) => (Ended::Broken(e), false),
+        },
+        _ = tokio::time::sleep_until(deadline) => {
+            log(sink, &job.name, script_warning("after_script")).await;
+            (Ended::TimedOut(job.timeout), false)
+        }
+    }
+}
+
+/// The runner's warning for a script out of time, as its log shows it.
+fn script_warning(stage: &str) -> String {
+    format!(
+        "\x1b[0;33mWARNING: {}\x1b[0;m",
+        script::timeout_warning(stage)
+    )
+}
+
+/// Run `stop.sh` in the job's container: its script ends, the driver goes on. `false` if it
+/// could not be started (the container is gone, or the engine would not).
+async fn stop_script(engine: &dyn ContainerRuntime, id: &str, why: &str) -> bool {
+    let spec = crate::engine::runtime::ExecSpec {
+        argv: script::Scripts::stop_command(why),
+        ..Default::default()
+    };
+    match engine.exec(id, &spec).await {
+        Ok((_, output)) => {
+            // Its output is nothing to show, but it must be read for it to run on.
+            tokio::spawn(output.for_each(|_| async {}));
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// Create the job's cache volumes (labelled; existing ones are reused) and say where they are.

@@ -117,7 +117,8 @@ pub(super) fn jobs_from(
             caches::check_in_project(mount, project)
                 .map_err(|why| RunError::Input(format!("job `{}`: {why}", job.name)))?;
         }
-        let scripts = script::render(&job.before_script, &job.script, &job.after_script);
+        let options = script::Options::from_env(&env, job.timeout.unwrap_or(DEFAULT_TIMEOUT));
+        let scripts = script::render(&job.before_script, &job.script, &job.after_script, &options);
         let scripts_tar = scripts.to_tar().map_err(|e| RunError::Host {
             job: job.name.clone(),
             what: format!("cannot write the job's scripts: {e}"),

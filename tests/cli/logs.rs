@@ -31,13 +31,14 @@ fn a_job_printing_a_lot_keeps_every_line_in_the_record_and_the_output() {
     let run = p.berth(&["run", "--output", "plain"]);
     let took = started.elapsed();
     run.expect_code(0);
-    let mut expected = format!("$ seq {LINES}\n");
+    let mut body = echoed(&format!("seq {LINES}"));
     for i in 1..=LINES {
-        expected.push_str(&format!("{i}\n"));
+        body.push_str(&format!("{i}\n"));
     }
-    let log = record(&p, "big");
+    let expected = step_log(body.as_bytes());
+    let log = without_timestamps(&record(&p, "big"));
     assert!(
-        log == expected.as_bytes(),
+        log == expected,
         "the record has {} of {} bytes",
         log.len(),
         expected.len()
@@ -47,7 +48,8 @@ fn a_job_printing_a_lot_keeps_every_line_in_the_record_and_the_output() {
         .lines()
         .filter(|l| l.starts_with("[big] "))
         .count();
-    assert_eq!(shown, LINES + 1, "lines in the plain output");
+    // The command, its lines, and the section's start and end.
+    assert_eq!(shown, LINES + 3, "lines in the plain output");
     assert!(
         !run.stderr.contains("incomplete"),
         "no notice for a whole log:\n{}",
@@ -77,12 +79,13 @@ fn a_long_line_and_bytes_that_are_not_utf8_are_recorded_byte_for_byte() {
     p.write("gen.sh", GEN);
     let run = p.berth(&["run", "--output", "json"]);
     run.expect_code(0);
-    let mut expected = b"$ sh gen.sh\n".to_vec();
-    expected.extend_from_slice(&generated());
+    let mut body = echoed("sh gen.sh").into_bytes();
+    body.extend_from_slice(&generated());
+    let expected = step_log(&body);
     // Docker's default log driver (json-file) stores lines as JSON strings: invalid UTF-8
     // reaches berth already replaced by U+FFFD. What the engine has, berth keeps exactly.
     let stored = String::from_utf8_lossy(&expected).into_owned().into_bytes();
-    let log = record(&p, "gen");
+    let log = without_timestamps(&record(&p, "gen"));
     assert!(
         log == expected || log == stored,
         "the record differs from what the job printed: {} bytes, {:?} at the end",
@@ -94,7 +97,7 @@ fn a_long_line_and_bytes_that_are_not_utf8_are_recorded_byte_for_byte() {
     let mut pieces = 0;
     for event in run.stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(event).unwrap();
-        if v["event"] != "job_log" || v["line"].as_str().unwrap().starts_with('$') {
+        if v["event"] != "job_log" || !v["line"].as_str().unwrap().starts_with('x') {
             continue;
         }
         line.push_str(v["line"].as_str().unwrap());
@@ -107,7 +110,7 @@ fn a_long_line_and_bytes_that_are_not_utf8_are_recorded_byte_for_byte() {
     assert_eq!(line, "x".repeat(204800));
     // `berth logs` gives the bytes back too.
     let logs = p.command(&["logs", "gen"]).output().unwrap();
-    assert_eq!(logs.stdout, log);
+    assert_eq!(without_timestamps(&logs.stdout), log);
 }
 
 #[test]
@@ -127,11 +130,13 @@ fn a_job_with_a_280_character_name_is_recorded() {
         "{}",
         run.stderr
     );
-    assert_eq!(record(&p, &name), b"$ echo first\nfirst\n");
-    assert_eq!(record(&p, &other), b"$ echo second\nsecond\n");
+    let first = step_log(format!("{}first\n", echoed("echo first")).as_bytes());
+    let second = step_log(format!("{}second\n", echoed("echo second")).as_bytes());
+    assert_eq!(without_timestamps(&record(&p, &name)), first);
+    assert_eq!(without_timestamps(&record(&p, &other)), second);
     let logs = p.berth(&["logs", &name]);
     logs.expect_code(0);
-    assert_eq!(logs.stdout, "$ echo first\nfirst\n");
+    assert_eq!(without_timestamps(logs.stdout.as_bytes()), first);
     let stored = p.berth(&["artifacts", &with_artifacts]);
     stored.expect_code(0);
     assert!(stored.stdout.contains("1 files"), "{}", stored.stdout);
@@ -242,11 +247,117 @@ fn many_jobs_need_few_open_files_and_running_out_is_said_as_such() {
     let run = berth_with_open_files(&p, 34, "run -j 4 --output plain");
     run.expect_code(0);
     assert!(!run.stderr.contains("cannot write"), "{}", run.stderr);
-    assert_eq!(record(&p, "job39"), b"$ echo 39\n39\n");
+    assert_eq!(
+        without_timestamps(&record(&p, "job39")),
+        step_log(format!("{}39\n", echoed("echo 39")).as_bytes())
+    );
     // Too few for even that: the jobs fail saying what ran out, not that the engine is away.
     let run = berth_with_open_files(&p, 14, "run -j 4 --output plain");
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("open files"), "{}", run.stderr);
     assert!(!run.stderr.contains("cannot reach"), "{}", run.stderr);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+/// The log check: a job's record holds what GitLab Runner's log holds for the same job, as the
+/// runner's source writes it (shells/bash.go, shells/abstract.go, common/build.go,
+/// helpers/build_section.go), timestamps aside: the step_script and after_script sections
+/// with their titles in bold cyan, each command echoed in bold green, a multi-line command
+/// collapsed to its first line (or a folded section of its own with FF_SCRIPT_SECTIONS), and
+/// after_script's notice and CI_JOB_STATUS.
+#[test]
+fn a_jobs_log_is_what_gitlab_runner_prints_for_it() {
+    let p = busybox_project(
+        "\
+job:
+  before_script: [echo before]
+  script:
+    - echo one
+    - |
+      echo two
+      echo three
+    - exit 3
+  after_script: ['echo \"after $CI_JOB_STATUS\"']
+sections:
+  variables: {FF_SCRIPT_SECTIONS: 'true'}
+  script:
+    - |
+      echo a
+      echo b
+",
+    );
+    let run = p.berth(&["run", "--output", "plain"]);
+    run.expect_code(1);
+    let job = "\
+section_start:TS:step_script\r\x1b[0K\x1b[0K\x1b[36;1mExecuting \"step_script\" stage of the job script\x1b[0;m\x1b[0;m
+\x1b[32;1m$ echo before\x1b[0;m
+before
+\x1b[32;1m$ echo one\x1b[0;m
+one
+\x1b[32;1m$ echo two # collapsed multi-line command\x1b[0;m
+two
+three
+\x1b[32;1m$ exit 3\x1b[0;m
+section_end:TS:step_script\r\x1b[0Ksection_start:TS:after_script\r\x1b[0K\x1b[0K\x1b[36;1mRunning after_script\x1b[0;m\x1b[0;m
+\x1b[32;1mRunning after script...\x1b[0;m
+\x1b[32;1m$ echo \"after $CI_JOB_STATUS\"\x1b[0;m
+after failed
+section_end:TS:after_script\r\x1b[0K";
+    let sections = "\
+section_start:TS:step_script\r\x1b[0K\x1b[0K\x1b[36;1mExecuting \"step_script\" stage of the job script\x1b[0;m\x1b[0;m
+section_start:TS:section_script_step_0[hide_duration=true,collapsed=true]\r\x1b[0K\x1b[32;1m$ echo a
+echo b\x1b[0;m
+section_end:TS:section_script_step_0\r\x1b[0K
+a
+b
+section_end:TS:step_script\r\x1b[0K";
+    for (name, expected) in [("job", job), ("sections", sections)] {
+        let log = without_timestamps(&record(&p, name));
+        assert_eq!(
+            String::from_utf8_lossy(&log),
+            expected,
+            "the log of `{name}`"
+        );
+    }
+}
+
+/// What GitLab Runner's log holds for a script whose echoed commands and output are `body`:
+/// the `step_script` section around it, timestamps as `TS` (see [`without_timestamps`]).
+pub(crate) fn step_log(body: &[u8]) -> Vec<u8> {
+    let mut out = b"section_start:TS:step_script\r\x1b[0K\x1b[0K\x1b[36;1mExecuting \"step_script\" stage of the job script\x1b[0;m\x1b[0;m\n".to_vec();
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"section_end:TS:step_script\r\x1b[0K");
+    out
+}
+
+/// A command as the runner echoes it: green and bold.
+pub(crate) fn echoed(command: &str) -> String {
+    format!("\x1b[32;1m$ {command}\x1b[0;m\n")
+}
+
+/// A log with the section lines' timestamps written `TS`.
+pub(crate) fn without_timestamps(log: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(log.len());
+    let mut i = 0;
+    while i < log.len() {
+        let rest = &log[i..];
+        let marker = [&b"section_start:"[..], &b"section_end:"[..]]
+            .into_iter()
+            .find(|m| rest.starts_with(m));
+        match marker {
+            Some(m) => {
+                out.extend_from_slice(m);
+                out.extend_from_slice(b"TS");
+                i += m.len();
+                while log.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+            }
+            None => {
+                out.push(log[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }

@@ -254,8 +254,24 @@ impl Run {
         self
     }
 
-    /// The log lines of one job (without the `[job] ` prefix).
+    /// The log lines of one job (without the `[job] ` prefix) as people read them: without
+    /// the colours around them, and without the runner's section lines and stage titles
+    /// (`Executing "step_script" stage of the job script`). `raw_log` has them.
     pub fn log(&self, job: &str) -> Vec<&str> {
+        self.raw_log(job)
+            .into_iter()
+            .filter_map(|l| {
+                let (text, sectioned) = readable(l);
+                let title = text == "Running after_script"
+                    || (text.starts_with("Executing \"")
+                        && text.ends_with("\" stage of the job script"));
+                (!(sectioned && (text.is_empty() || title))).then_some(text)
+            })
+            .collect()
+    }
+
+    /// The log lines of one job (without the `[job] ` prefix), as printed.
+    pub fn raw_log(&self, job: &str) -> Vec<&str> {
         let prefix = format!("[{job}] ");
         self.stderr
             .lines()
@@ -280,4 +296,40 @@ impl Run {
             .position(|l| l.contains(needle))
             .unwrap_or_else(|| panic!("`{needle}` not in:\n{}", self.stderr))
     }
+}
+
+/// A log line without GitLab's section markers (`section_start:<ts>:<name>\r\x1b[0K`) before
+/// it and the escape sequences around it, and whether it had a marker.
+pub fn readable(line: &str) -> (&str, bool) {
+    let mut rest = line;
+    let mut sectioned = false;
+    loop {
+        if rest.starts_with("section_start:") || rest.starts_with("section_end:") {
+            if let Some(end) = rest.find("\r\x1b[0K") {
+                rest = &rest[end + "\r\x1b[0K".len()..];
+                sectioned = true;
+                continue;
+            }
+        }
+        match rest.strip_prefix("\x1b[") {
+            Some(after) => match after.find(|c: char| ('\x40'..='\x7e').contains(&c)) {
+                Some(end) => rest = &after[end + 1..],
+                None => break,
+            },
+            None => break,
+        }
+    }
+    while let Some(at) = rest.rfind("\x1b[") {
+        let tail = &rest[at + 2..];
+        let ends = tail.len() - 1;
+        if !tail.is_empty()
+            && tail[..ends].chars().all(|c| c.is_ascii_digit() || c == ';')
+            && (0x40..=0x7e).contains(&tail.as_bytes()[ends])
+        {
+            rest = &rest[..at];
+        } else {
+            break;
+        }
+    }
+    (rest, sectioned)
 }

@@ -11,6 +11,7 @@ mod artifacts;
 mod caches;
 mod interrupt;
 mod run;
+mod scripts;
 mod services;
 mod steps;
 mod trust;

@@ -77,7 +77,7 @@ test:
             "$ echo one",
             "one",
             "$ sh -c 'exit 7'",
-            "Running after_script",
+            "Running after script...",
             "$ echo cleanup $CI_JOB_NAME",
             "cleanup build",
         ]
