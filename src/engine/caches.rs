@@ -317,9 +317,8 @@ mod tests {
 
     fn cache(key: CacheKey, paths: &[&str], policy: CachePolicy) -> Cache {
         Cache {
-            key,
-            paths: paths.iter().map(|s| s.to_string()).collect(),
             policy,
+            ..Cache::new(key, paths.iter().map(|s| s.to_string()).collect())
         }
     }
 

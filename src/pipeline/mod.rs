@@ -308,7 +308,30 @@ pub struct Cache {
     /// Directories relative to the project directory.
     pub paths: Vec<String>,
     pub policy: CachePolicy,
+    /// For which outcome of the job the cache is saved.
+    pub when: CacheWhen,
+    /// Keys restored from, in order, when the key has no cache yet (`$VAR`s expanded).
+    pub fallback_keys: Vec<String>,
+    /// Also the files git does not track in the project directory.
+    pub untracked: bool,
 }
+
+impl Cache {
+    /// A cache of `paths` under `key`, saved as GitLab's default does (pull-push, on success).
+    pub fn new(key: CacheKey, paths: Vec<String>) -> Cache {
+        Cache {
+            key,
+            paths,
+            policy: CachePolicy::PullPush,
+            when: CacheWhen::OnSuccess,
+            fallback_keys: Vec::new(),
+            untracked: false,
+        }
+    }
+}
+
+/// `cache: when`: GitLab's rule for saving a cache (which `artifacts: when` shares).
+pub type CacheWhen = ArtifactsWhen;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -342,6 +365,23 @@ pub struct Artifacts {
     pub name: Option<String>,
     /// `reports: dotenv`: files of `KEY=VALUE` lines whose variables later jobs receive.
     pub dotenv: Vec<String>,
+    /// `reports`: files kept whatever the job's result, by report type (dotenv's too).
+    pub reports: Vec<Report>,
+}
+
+/// One type of `artifacts: reports`: its files (paths and globs relative to the project).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// GitLab's name for it: `junit`, `coverage_report`, `codequality`, ...
+    pub kind: String,
+    pub paths: Vec<String>,
+}
+
+impl Report {
+    /// JUnit XML test results, which the run's summary shows.
+    pub fn is_junit(&self) -> bool {
+        self.kind == "junit"
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
