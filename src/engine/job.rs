@@ -326,9 +326,10 @@ async fn attempt_once(
             log(sink, &job.name, line).await;
         }
     }
-    if let Some(spec) = &job.artifacts {
-        if (passed || failed_for_good) && spec.when.keeps(passed) {
-            if let Err(why) = keep_artifacts(job, shared, sink, &id, spec).await {
+    // Reports are kept whatever the result, as GitLab uploads them.
+    if let Some(spec) = job.artifacts.as_ref().and_then(|a| a.kept(passed)) {
+        if passed || failed_for_good {
+            if let Err(why) = keep_artifacts(job, shared, sink, &id, &spec).await {
                 ended = Ended::Refused(format!("artifacts: {why}"));
             }
         }
@@ -799,6 +800,24 @@ async fn keep_artifacts(
             bytes: stored.manifest.bytes,
         })
         .await;
+        let junit = spec.junit();
+        if !junit.is_empty() {
+            let archive = stored.archive.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                super::test_reports::read_archive(&archive, &junit)
+            })
+            .await;
+            let (results, warnings) =
+                read.unwrap_or_else(|e| (Default::default(), vec![e.to_string()]));
+            for w in warnings {
+                log(sink, &job.name, format!("WARNING: {w}")).await;
+            }
+            sink.send(Event::TestReport {
+                job: job.name.clone(),
+                results,
+            })
+            .await;
+        }
         shared
             .stored
             .lock()

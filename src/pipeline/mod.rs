@@ -369,6 +369,35 @@ pub struct Artifacts {
     pub reports: Vec<Report>,
 }
 
+impl Artifacts {
+    /// What a job that `passed` (or failed) keeps: its `paths` when `when` says so, and its
+    /// reports whatever its result, as GitLab uploads them; `None` when nothing.
+    pub fn kept(&self, passed: bool) -> Option<Artifacts> {
+        let mut kept = self.clone();
+        if !self.when.keeps(passed) {
+            kept.paths.clear();
+            kept.untracked = false;
+        }
+        for report in &self.reports {
+            for path in &report.paths {
+                if !kept.paths.contains(path) {
+                    kept.paths.push(path.clone());
+                }
+            }
+        }
+        (!kept.paths.is_empty() || kept.untracked).then_some(kept)
+    }
+
+    /// The paths and globs of its JUnit reports.
+    pub fn junit(&self) -> Vec<String> {
+        self.reports
+            .iter()
+            .filter(|r| r.is_junit())
+            .flat_map(|r| r.paths.clone())
+            .collect()
+    }
+}
+
 /// One type of `artifacts: reports`: its files (paths and globs relative to the project).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -502,4 +531,33 @@ pub enum Format {
 pub struct Failed {
     pub diagnostics: Vec<Diagnostic>,
     pub sources: SourceMap,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_kept_whatever_the_result_paths_as_when_says() {
+        let a = Artifacts {
+            paths: vec!["dist/".into()],
+            exclude: Vec::new(),
+            untracked: false,
+            when: ArtifactsWhen::OnSuccess,
+            name: None,
+            dotenv: Vec::new(),
+            reports: vec![Report {
+                kind: "junit".into(),
+                paths: vec!["report.xml".into()],
+            }],
+        };
+        assert_eq!(a.kept(true).unwrap().paths, vec!["dist/", "report.xml"]);
+        assert_eq!(a.kept(false).unwrap().paths, vec!["report.xml"]);
+        assert_eq!(a.junit(), vec!["report.xml"]);
+        let no_reports = Artifacts {
+            reports: Vec::new(),
+            ..a
+        };
+        assert_eq!(no_reports.kept(false), None);
+    }
 }

@@ -25,4 +25,5 @@ mod logs;
 mod output;
 mod python;
 mod replay;
+mod reports;
 mod terminal;
