@@ -241,7 +241,15 @@ impl Reader<'_> {
                         .unwrap_or_default();
                 }
                 "untracked" => match e.value.as_bool() {
-                    Some(b) => cache.untracked = b,
+                    Some(b) => {
+                        cache.untracked = b;
+                        if b {
+                            self.warn(
+                                "`cache: untracked` is not supported by berth yet: the untracked files are not cached",
+                                e.key_span,
+                            );
+                        }
+                    }
                     None => self.expected("true or false", "cache: untracked", &e.value),
                 },
                 // Protected branches are GitLab's; a local cache has no `-protected` suffix.

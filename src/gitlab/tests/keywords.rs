@@ -401,7 +401,10 @@ b:
     let b = &job(&l, "b").caches[0];
     assert_eq!(b.when, CacheWhen::OnFailure);
     assert!(b.fallback_keys.is_empty() && !b.untracked);
-    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert!(l.warnings[0]
+        .message
+        .contains("`cache: untracked` is not supported"));
 
     let e = errors("a:\n  script: s\n  cache: {paths: [x], when: never}\n");
     assert!(e[0]
