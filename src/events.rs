@@ -77,6 +77,50 @@ pub struct JobSummary {
     pub duration: Option<Duration>,
 }
 
+/// Test cases counted in JUnit XML reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TestResults {
+    pub passed: usize,
+    pub failed: usize,
+    /// Cases that ended in an error (`<error>`), apart from the failed ones.
+    pub errors: usize,
+    pub skipped: usize,
+    /// The failed and errored cases' names (`class.name`), the first [`TestResults::NAMED`].
+    pub failures: Vec<String>,
+}
+
+impl TestResults {
+    /// How many failures are named; the counts go on past it.
+    pub const NAMED: usize = 50;
+
+    pub fn add(&mut self, other: TestResults) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.errors += other.errors;
+        self.skipped += other.skipped;
+        for f in other.failures {
+            if self.failures.len() < Self::NAMED {
+                self.failures.push(f);
+            }
+        }
+    }
+
+    /// `12 passed, 1 failed, 2 skipped` (errors and skipped only when there are some).
+    pub fn counts(&self) -> String {
+        let mut parts = vec![
+            format!("{} passed", self.passed),
+            format!("{} failed", self.failed),
+        ];
+        if self.errors > 0 {
+            parts.push(format!("{} errors", self.errors));
+        }
+        if self.skipped > 0 {
+            parts.push(format!("{} skipped", self.skipped));
+        }
+        parts.join(", ")
+    }
+}
+
 /// Facts about a run that make it reproducible, sent once at its start.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunInfo {
@@ -195,6 +239,12 @@ pub enum Event {
         path: String,
         files: usize,
         bytes: u64,
+    },
+    /// What a job's JUnit reports (`artifacts: reports: junit`) say, once they are kept.
+    TestReport {
+        job: String,
+        #[serde(flatten)]
+        results: TestResults,
     },
     Interrupted {
         running: Vec<String>,
@@ -613,6 +663,11 @@ impl Event {
                 m(path);
             }
             Event::ArtifactsStored { path, .. } => m(path),
+            Event::TestReport { results, .. } => {
+                for f in results.failures.iter_mut() {
+                    m(f);
+                }
+            }
             Event::RunFinished { jobs, .. } => {
                 for image in jobs.iter_mut().filter_map(|j| j.image.as_mut()) {
                     m(image);

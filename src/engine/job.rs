@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::output::{catch_up, pump_output, Read, RECHECK_BYTES};
 use super::services::Attach;
-use super::{artifacts, checkouts, script, services, Outcome, PreparedJob, Shared, Workspace};
+use super::{
+    artifacts, caches, checkouts, script, services, Outcome, PreparedJob, Shared, Workspace,
+};
 use crate::engine::runtime::{labels, ContainerRuntime, ContainerSpec, RuntimeError};
 use crate::events::{Event, JobStatus, LogLine, Sink};
 use crate::pipeline::steps::NeedResult;
@@ -167,11 +169,27 @@ async fn attempt_once(
         )],
         Workspace::Copy { .. } => Vec::new(),
     };
-    binds.extend(
-        job.caches
-            .iter()
-            .map(|m| m.bind(&config.context.container_dir)),
-    );
+    // The caches the job works on a copy of: made and filled for this attempt.
+    let cache_labels = labels.clone();
+    let copies = cache_copies(job, shared, &cache_labels, attempt);
+    let restored = match copies
+        .restore(&job.caches, &config.run_id, job.index, attempt)
+        .await
+    {
+        Ok((restored, lines)) => {
+            for line in lines {
+                log(sink, &job.name, line).await;
+            }
+            restored
+        }
+        Err(why) => return Ended::Broken(RuntimeError::Api(format!("cache: {why}"))),
+    };
+    binds.extend(job.caches.iter().enumerate().map(|(i, m)| {
+        match restored.iter().find(|r| r.mount == i) {
+            Some(copy) => m.bind_of(&copy.volume, &config.context.container_dir),
+            None => m.bind(&config.context.container_dir),
+        }
+    }));
     let name = format!(
         "berth-{}-{}-{}-{attempt}",
         config.run_id,
@@ -297,9 +315,21 @@ async fn attempt_once(
     // Keep artifacts from the attempt whose result stands: a pass, or the last failure.
     let passed = matches!(ended, Ended::Exited(0));
     let failed_for_good = matches!(ended, Ended::Exited(_) | Ended::TimedOut(_)) && !passed && last;
-    if let Some(spec) = &job.artifacts {
-        if (passed || failed_for_good) && spec.when.keeps(passed) {
-            if let Err(why) = keep_artifacts(job, shared, sink, &id, spec).await {
+    // Caches are saved for a job that ended on its own, as `cache: when` says (each attempt is
+    // a job of its own on GitLab); a cache that cannot be saved is a warning, as there.
+    if matches!(ended, Ended::Exited(_) | Ended::TimedOut(_)) && !restored.is_empty() {
+        let lines = match copies.save(&job.caches, &restored, passed).await {
+            Ok(lines) => lines,
+            Err(why) => vec![format!("WARNING: cache not saved: {why}")],
+        };
+        for line in lines {
+            log(sink, &job.name, line).await;
+        }
+    }
+    // Reports are kept whatever the result, as GitLab uploads them.
+    if let Some(spec) = job.artifacts.as_ref().and_then(|a| a.kept(passed)) {
+        if passed || failed_for_good {
+            if let Err(why) = keep_artifacts(job, shared, sink, &id, &spec).await {
                 ended = Ended::Refused(format!("artifacts: {why}"));
             }
         }
@@ -327,7 +357,8 @@ async fn attempt_once(
     // and network) goes on in the background while the next jobs start; the run waits for it
     // before it ends.
     let (engine, sink, name) = (shared.engine.clone(), sink.clone(), job.name.clone());
-    let volumes = job.volumes.clone();
+    let mut volumes = job.volumes.clone();
+    volumes.extend(restored.into_iter().map(|r| r.volume));
     shared
         .cleanup
         .lock()
@@ -700,14 +731,18 @@ async fn stop_script(engine: &dyn ContainerRuntime, id: &str, why: &str) -> bool
     }
 }
 
-/// Create the job's cache volumes (labelled; existing ones are reused) and say where they are.
+/// Create the job's live cache volumes (labelled; existing ones are reused) and say where its
+/// caches are. A cache the job works on a copy of is made when it is first saved.
 async fn prepare_caches(job: &PreparedJob, shared: &Shared, sink: &Sink) -> Result<(), String> {
     for m in &job.caches {
-        shared
-            .engine
-            .create_volume(&m.volume, &m.labels)
-            .await
-            .map_err(|e| format!("{}: {e}", m.volume))?;
+        // `--no-cache`'s throwaway caches are made at once too, for the run's sweep to find.
+        if m.copy.is_none() || m.labels.contains_key(labels::TEMPORARY) {
+            shared
+                .engine
+                .create_volume(&m.volume, &m.labels)
+                .await
+                .map_err(|e| format!("{}: {e}", m.volume))?;
+        }
         sink.send(Event::CacheMounted {
             job: job.name.clone(),
             key: m.key.clone(),
@@ -723,6 +758,29 @@ async fn prepare_caches(job: &PreparedJob, shared: &Shared, sink: &Sink) -> Resu
             .push((job.name.clone(), m.clone()));
     }
     Ok(())
+}
+
+/// Where the job's copies of its caches are made, for one attempt: with its image and labels
+/// (the run's sweep removes what a failed start leaves).
+fn cache_copies<'a>(
+    job: &'a PreparedJob,
+    shared: &'a Shared,
+    labels: &'a std::collections::HashMap<String, String>,
+    attempt: u32,
+) -> caches::Copies<'a> {
+    caches::Copies {
+        engine: &*shared.engine,
+        locks: &shared.cache_locks,
+        project: &shared.config.context.project_dir,
+        image: &job.image,
+        labels,
+        name: format!(
+            "berth-{}-{}-{}-{attempt}-cache",
+            shared.config.run_id,
+            job.index,
+            paths::slug(&job.name)
+        ),
+    }
 }
 
 /// What follows the workspace in the job's upload: the artifacts of the jobs it depends on,
@@ -837,6 +895,24 @@ async fn keep_artifacts(
             bytes: stored.manifest.bytes,
         })
         .await;
+        let junit = spec.junit();
+        if !junit.is_empty() {
+            let archive = stored.archive.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                super::test_reports::read_archive(&archive, &junit)
+            })
+            .await;
+            let (results, warnings) =
+                read.unwrap_or_else(|e| (Default::default(), vec![e.to_string()]));
+            for w in warnings {
+                log(sink, &job.name, format!("WARNING: {w}")).await;
+            }
+            sink.send(Event::TestReport {
+                job: job.name.clone(),
+                results,
+            })
+            .await;
+        }
         shared
             .stored
             .lock()

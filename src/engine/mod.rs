@@ -22,6 +22,7 @@ pub mod runtime;
 pub mod script;
 pub mod services;
 mod steps;
+mod test_reports;
 pub mod transfer;
 pub mod tty;
 

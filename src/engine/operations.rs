@@ -440,6 +440,7 @@ async fn save(
         read_only: false,
         shared: false,
         labels: HashMap::new(),
+        copy: None,
     };
     let _guard = shared
         .cache_locks

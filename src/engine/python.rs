@@ -313,6 +313,7 @@ pub fn for_job(
             // writes, uv locks its own): parallel jobs need not queue for them.
             shared: true,
             labels,
+            copy: None,
         });
         let offline = if ctx.offline {
             out.notes.extend(tool.offline_note().map(str::to_string));

@@ -8,6 +8,33 @@ use crate::source::yaml::{Node, Value};
 
 use super::*;
 
+/// The types `artifacts: reports` takes, as GitLab lists them.
+const REPORT_TYPES: &[&str] = &[
+    "accessibility",
+    "annotations",
+    "api_fuzzing",
+    "browser_performance",
+    "coverage_report",
+    "codequality",
+    "container_scanning",
+    "coverage_fuzzing",
+    "cyclonedx",
+    "dast",
+    "dependency_scanning",
+    "dotenv",
+    "junit",
+    "load_performance",
+    "metrics",
+    "requirements",
+    "repository_xray",
+    "sast",
+    "secret_detection",
+    "terraform",
+    // Deprecated, still accepted by GitLab.
+    "performance",
+    "license_scanning",
+];
+
 impl Reader<'_> {
     pub(super) fn services(&mut self, node: &Node) -> Vec<Service> {
         if node.is_null() {
@@ -112,11 +139,7 @@ impl Reader<'_> {
             self.expected("a mapping with `key` and `paths`", "cache", node);
             return None;
         };
-        let mut cache = Cache {
-            key: CacheKey::Text("default".into()),
-            paths: Vec::new(),
-            policy: CachePolicy::PullPush,
-        };
+        let mut cache = Cache::new(CacheKey::Text("default".into()), Vec::new());
         for e in entries {
             match e.key.as_str() {
                 "key" => {
@@ -126,6 +149,28 @@ impl Reader<'_> {
                         let files = self
                             .string_list("cache: key: files", files)
                             .unwrap_or_default();
+                        let at = e.value.get("files").map_or(e.value.span, |f| f.span);
+                        // GitLab refuses more than two.
+                        if files.len() > 2 {
+                            self.error_help(
+                                format!(
+                                    "`cache: key: files` lists {} files; GitLab takes at most two",
+                                    files.len()
+                                ),
+                                at,
+                                "keep the one or two files whose changes should make a new cache",
+                            );
+                        } else if files.is_empty() {
+                            self.error("`cache: key: files` needs one or two files", at);
+                        }
+                        for k in e.value.as_map().unwrap_or_default() {
+                            if k.key != "files" && k.key != "prefix" {
+                                self.error(
+                                    format!("`cache: key` has an unknown key `{}`", k.key),
+                                    k.key_span,
+                                );
+                            }
+                        }
                         let prefix = e
                             .value
                             .get("prefix")
@@ -172,12 +217,47 @@ impl Reader<'_> {
                         }
                     }
                 }
-                // Caches are mounted live, so there is no upload to skip; see the README.
-                "when" | "fallback_keys" | "unprotect" => {}
-                "untracked" => self.warn(
-                    "`cache: untracked` is not supported by berth yet; ignored",
-                    e.key_span,
-                ),
+                "when" => {
+                    cache.when = match e.value.as_text() {
+                        Some("on_success") => CacheWhen::OnSuccess,
+                        Some("on_failure") => CacheWhen::OnFailure,
+                        Some("always") => CacheWhen::Always,
+                        _ => {
+                            self.error_help(
+                                format!(
+                                    "`cache: when: {}` is not a valid value",
+                                    e.value.as_scalar().unwrap_or("...")
+                                ),
+                                e.value.span,
+                                "use on_success, on_failure or always",
+                            );
+                            CacheWhen::OnSuccess
+                        }
+                    }
+                }
+                "fallback_keys" => {
+                    cache.fallback_keys = self
+                        .string_list("cache: fallback_keys", &e.value)
+                        .unwrap_or_default();
+                }
+                "untracked" => match e.value.as_bool() {
+                    Some(b) => {
+                        cache.untracked = b;
+                        if b {
+                            self.warn(
+                                "`cache: untracked` is not supported by berth yet: the untracked files are not cached",
+                                e.key_span,
+                            );
+                        }
+                    }
+                    None => self.expected("true or false", "cache: untracked", &e.value),
+                },
+                // Protected branches are GitLab's; a local cache has no `-protected` suffix.
+                "unprotect" => {
+                    if e.value.as_bool().is_none() {
+                        self.expected("true or false", "cache: unprotect", &e.value);
+                    }
+                }
                 other => self.error(format!("`cache` has an unknown key `{other}`"), e.key_span),
             }
         }
@@ -199,6 +279,7 @@ impl Reader<'_> {
             when: ArtifactsWhen::OnSuccess,
             name: None,
             dotenv: Vec::new(),
+            reports: Vec::new(),
         };
         for e in entries {
             match e.key.as_str() {
@@ -250,21 +331,7 @@ impl Reader<'_> {
                     Some(b) => artifacts.untracked = b,
                     None => self.expected("true or false", "artifacts: untracked", &e.value),
                 },
-                "reports" => {
-                    for r in e.value.as_map().unwrap_or_default() {
-                        if r.key == "dotenv" {
-                            artifacts.dotenv = match r.value.as_text() {
-                                Some(one) => vec![one.to_string()],
-                                None => self
-                                    .string_list("artifacts: reports: dotenv", &r.value)
-                                    .unwrap_or_default(),
-                            };
-                        } else {
-                            // Test and coverage reports are for GitLab's UI; the files stay
-                            // in the job's artifacts when `paths` names them.
-                        }
-                    }
-                }
+                "reports" => self.reports(&e.value, &mut artifacts),
                 other => self.error(
                     format!("`artifacts` has an unknown key `{other}`"),
                     e.key_span,
@@ -272,6 +339,58 @@ impl Reader<'_> {
             }
         }
         Some(artifacts)
+    }
+
+    /// `artifacts: reports`: each type's files, kept whatever the job's result; dotenv's
+    /// variables also go to the jobs that receive the artifacts.
+    fn reports(&mut self, node: &Node, artifacts: &mut Artifacts) {
+        let Some(entries) = node.as_map() else {
+            self.expected(
+                "a mapping of report types to files",
+                "artifacts: reports",
+                node,
+            );
+            return;
+        };
+        for r in entries {
+            let kind = r.key.as_str();
+            if !REPORT_TYPES.contains(&kind) {
+                self.error_help(
+                    format!("`artifacts: reports` has an unknown type `{kind}`"),
+                    r.key_span,
+                    format!("GitLab's report types: {}", REPORT_TYPES.join(", ")),
+                );
+                continue;
+            }
+            let what = format!("artifacts: reports: {kind}");
+            // `coverage_report` is `{coverage_format, path}`; the others one path or a list.
+            let paths = if kind == "coverage_report" {
+                match r.value.get("path").and_then(|p| p.as_text()) {
+                    Some(path) => vec![path.to_string()],
+                    None => {
+                        self.expected("`{coverage_format: cobertura, path: ...}`", &what, &r.value);
+                        continue;
+                    }
+                }
+            } else {
+                match r.value.as_text() {
+                    Some(one) => vec![one.to_string()],
+                    None => self.string_list(&what, &r.value).unwrap_or_default(),
+                }
+            };
+            for path in &paths {
+                if let Err(why) = crate::project::paths::check_pattern(path) {
+                    self.error(format!("report path `{path}` {why}"), r.value.span);
+                }
+            }
+            if kind == "dotenv" {
+                artifacts.dotenv = paths.clone();
+            }
+            artifacts.reports.push(Report {
+                kind: kind.to_string(),
+                paths,
+            });
+        }
     }
 
     pub(super) fn string_list(&mut self, key: &str, node: &Node) -> Option<Vec<String>> {

@@ -311,7 +311,30 @@ pub struct Cache {
     /// Directories relative to the project directory.
     pub paths: Vec<String>,
     pub policy: CachePolicy,
+    /// For which outcome of the job the cache is saved.
+    pub when: CacheWhen,
+    /// Keys restored from, in order, when the key has no cache yet (`$VAR`s expanded).
+    pub fallback_keys: Vec<String>,
+    /// Also the files git does not track in the project directory.
+    pub untracked: bool,
 }
+
+impl Cache {
+    /// A cache of `paths` under `key`, saved as GitLab's default does (pull-push, on success).
+    pub fn new(key: CacheKey, paths: Vec<String>) -> Cache {
+        Cache {
+            key,
+            paths,
+            policy: CachePolicy::PullPush,
+            when: CacheWhen::OnSuccess,
+            fallback_keys: Vec::new(),
+            untracked: false,
+        }
+    }
+}
+
+/// `cache: when`: GitLab's rule for saving a cache (which `artifacts: when` shares).
+pub type CacheWhen = ArtifactsWhen;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -345,6 +368,52 @@ pub struct Artifacts {
     pub name: Option<String>,
     /// `reports: dotenv`: files of `KEY=VALUE` lines whose variables later jobs receive.
     pub dotenv: Vec<String>,
+    /// `reports`: files kept whatever the job's result, by report type (dotenv's too).
+    pub reports: Vec<Report>,
+}
+
+impl Artifacts {
+    /// What a job that `passed` (or failed) keeps: its `paths` when `when` says so, and its
+    /// reports whatever its result, as GitLab uploads them; `None` when nothing.
+    pub fn kept(&self, passed: bool) -> Option<Artifacts> {
+        let mut kept = self.clone();
+        if !self.when.keeps(passed) {
+            kept.paths.clear();
+            kept.untracked = false;
+        }
+        for report in &self.reports {
+            for path in &report.paths {
+                if !kept.paths.contains(path) {
+                    kept.paths.push(path.clone());
+                }
+            }
+        }
+        (!kept.paths.is_empty() || kept.untracked).then_some(kept)
+    }
+
+    /// The paths and globs of its JUnit reports.
+    pub fn junit(&self) -> Vec<String> {
+        self.reports
+            .iter()
+            .filter(|r| r.is_junit())
+            .flat_map(|r| r.paths.clone())
+            .collect()
+    }
+}
+
+/// One type of `artifacts: reports`: its files (paths and globs relative to the project).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// GitLab's name for it: `junit`, `coverage_report`, `codequality`, ...
+    pub kind: String,
+    pub paths: Vec<String>,
+}
+
+impl Report {
+    /// JUnit XML test results, which the run's summary shows.
+    pub fn is_junit(&self) -> bool {
+        self.kind == "junit"
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -468,4 +537,33 @@ pub enum Format {
 pub struct Failed {
     pub diagnostics: Vec<Diagnostic>,
     pub sources: SourceMap,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_kept_whatever_the_result_paths_as_when_says() {
+        let a = Artifacts {
+            paths: vec!["dist/".into()],
+            exclude: Vec::new(),
+            untracked: false,
+            when: ArtifactsWhen::OnSuccess,
+            name: None,
+            dotenv: Vec::new(),
+            reports: vec![Report {
+                kind: "junit".into(),
+                paths: vec!["report.xml".into()],
+            }],
+        };
+        assert_eq!(a.kept(true).unwrap().paths, vec!["dist/", "report.xml"]);
+        assert_eq!(a.kept(false).unwrap().paths, vec!["report.xml"]);
+        assert_eq!(a.junit(), vec!["report.xml"]);
+        let no_reports = Artifacts {
+            reports: Vec::new(),
+            ..a
+        };
+        assert_eq!(no_reports.kept(false), None);
+    }
 }

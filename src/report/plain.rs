@@ -4,16 +4,21 @@
 use std::io::Write;
 
 use super::{ReportError, Reporter};
-use crate::events::{Event, JobStatus, JobSummary, RunStatus};
+use crate::events::{Event, JobStatus, JobSummary, RunStatus, TestResults};
 use crate::units;
 
 pub struct Plain<W: Write + Send> {
     out: W,
+    /// The jobs' JUnit results so far, for the summary.
+    tests: Vec<(String, TestResults)>,
 }
 
 impl<W: Write + Send> Plain<W> {
     pub fn new(out: W) -> Self {
-        Plain { out }
+        Plain {
+            out,
+            tests: Vec::new(),
+        }
     }
 }
 
@@ -21,6 +26,23 @@ impl<W: Write + Send> Reporter for Plain<W> {
     fn handle(&mut self, event: &Event) -> Result<(), ReportError> {
         // One write per event: stderr is unbuffered, and a batch of log lines is one event.
         let mut text = Vec::new();
+        match event {
+            Event::TestReport { job, results } => self.tests.push((job.clone(), results.clone())),
+            Event::RunFinished {
+                status,
+                duration,
+                jobs,
+                critical_path,
+            } => summary(
+                &mut text,
+                *status,
+                *duration,
+                jobs,
+                critical_path,
+                &self.tests,
+            )?,
+            _ => {}
+        }
         render(&mut text, event)?;
         self.out.write_all(&text)?;
         Ok(self.out.flush()?)
@@ -128,23 +150,24 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
                 )
             }
         }
-        Event::RunFinished {
-            status,
-            duration,
-            jobs,
-            critical_path,
-        } => summary(out, *status, *duration, jobs, critical_path),
+        Event::TestReport { job, results } => {
+            writeln!(out, "==> {job}: tests: {}", results.counts())
+        }
+        // The reporter writes the summary, with the tests it has heard of.
+        Event::RunFinished { .. } => Ok(()),
         Event::JobQueued { .. } => Ok(()),
     }
 }
 
-/// The closing summary: one line per job, then the pipeline's result.
+/// The closing summary: one line per job, the tests the jobs' JUnit reports counted, then the
+/// pipeline's result.
 pub fn summary(
     out: &mut impl Write,
     status: RunStatus,
     duration: std::time::Duration,
     jobs: &[JobSummary],
     critical_path: &[String],
+    tests: &[(String, TestResults)],
 ) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(out, "summary:")?;
@@ -181,6 +204,7 @@ pub fn summary(
         RunStatus::Error => "failed (Docker error)",
         RunStatus::Interrupted => "interrupted",
     };
+    test_summary(out, tests)?;
     if critical_path.len() > 1 {
         writeln!(out, "critical path: {}", critical_path.join(" -> "))?;
     }
@@ -190,6 +214,40 @@ pub fn summary(
         units::duration(duration),
         counts(passed, allowed, failed, skipped)
     )
+}
+
+/// What the JUnit reports said, job by job, with each failed test's name, then the total.
+fn test_summary(out: &mut impl Write, tests: &[(String, TestResults)]) -> std::io::Result<()> {
+    if tests.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "tests (JUnit reports):")?;
+    let total_width = if tests.len() > 1 { "total".len() } else { 0 };
+    let width = tests
+        .iter()
+        .map(|(j, _)| j.len())
+        .chain([total_width])
+        .max()
+        .unwrap_or(0);
+    let mut total = TestResults::default();
+    for (job, results) in tests {
+        writeln!(out, "  {job:width$}  {}", results.counts())?;
+        for name in &results.failures {
+            writeln!(out, "    failed: {name}")?;
+        }
+        let unnamed = (results.failed + results.errors).saturating_sub(results.failures.len());
+        if unnamed > 0 {
+            writeln!(out, "    and {unnamed} more")?;
+        }
+        total.add(TestResults {
+            failures: Vec::new(),
+            ..results.clone()
+        });
+    }
+    if tests.len() > 1 {
+        writeln!(out, "  {:width$}  {}", "total", total.counts())?;
+    }
+    Ok(())
 }
 
 /// `2 jobs passed, 1 failed (allowed), 0 did not, 1 not run`; allowed failures only when there

@@ -29,6 +29,8 @@ pub struct Terminal {
     tails: HashMap<String, VecDeque<String>>,
     counts: Counts,
     verbose: bool,
+    /// The jobs' JUnit results so far, for the summary.
+    tests: Vec<(String, crate::events::TestResults)>,
     /// The first line of the event being shown that could not be written.
     unwritten: std::cell::Cell<Option<std::io::Error>>,
 }
@@ -195,6 +197,7 @@ impl Terminal {
             tails: HashMap::new(),
             counts: Counts::default(),
             verbose,
+            tests: Vec::new(),
             unwritten: Default::default(),
         }
     }
@@ -436,6 +439,10 @@ impl Reporter for Terminal {
                 self.recount();
             }
             Event::CacheMounted { .. } => {}
+            Event::TestReport { job, results } => {
+                self.line(format!("  {job}: tests: {}", results.counts()));
+                self.tests.push((job.clone(), results.clone()));
+            }
             Event::ArtifactsStored {
                 job,
                 path,
@@ -462,7 +469,14 @@ impl Reporter for Terminal {
                 self.clear_live();
                 let mut out = Vec::new();
                 // Rendered into memory: it cannot fail.
-                let _ = summary(&mut out, *status, *duration, jobs, critical_path);
+                let _ = summary(
+                    &mut out,
+                    *status,
+                    *duration,
+                    jobs,
+                    critical_path,
+                    &self.tests,
+                );
                 let written = self.multi.suspend(|| {
                     use std::io::Write;
                     std::io::stderr().write_all(&out)

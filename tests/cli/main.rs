@@ -26,4 +26,5 @@ mod logs;
 mod output;
 mod python;
 mod replay;
+mod reports;
 mod terminal;

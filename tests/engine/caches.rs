@@ -1,6 +1,7 @@
-//! Dependency caches as Docker named volumes, against the real engine.
+//! Dependency caches as Docker named volumes, against the real engine: GitLab's rules (a job
+//! works on a copy, saved as `cache: when` says; fallback keys; jobs sharing a key in parallel).
 
-use crate::common::busybox_project;
+use crate::common::{busybox_project, Run};
 
 const COUNTER: &str = "\
 count:
@@ -12,6 +13,23 @@ count:
     - echo $(( $(cat .cache/deps/count 2>/dev/null || echo 0) + 1 )) > .cache/deps/count
 ";
 
+/// The count the `count` job found (the first line of its output that is a number).
+fn count(run: &Run) -> String {
+    run.log("count")
+        .into_iter()
+        .find(|l| l.parse::<u32>().is_ok())
+        .unwrap_or_else(|| panic!("no count in:\n{}", run.stderr))
+        .to_string()
+}
+
+/// What a job said it found (its lines `found <text>`).
+fn found<'a>(run: &'a Run, job: &str) -> Vec<&'a str> {
+    run.log(job)
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("found "))
+        .collect()
+}
+
 #[test]
 fn a_cache_survives_between_runs_and_changes_with_its_key_file() {
     let p = busybox_project(COUNTER);
@@ -20,7 +38,7 @@ fn a_cache_survives_between_runs_and_changes_with_its_key_file() {
     let second = p.berth(&["run"]);
     second.expect_code(0);
     assert_eq!(
-        second.log("count")[1],
+        count(&second),
         "1",
         "the second run finds what the first left"
     );
@@ -30,7 +48,7 @@ fn a_cache_survives_between_runs_and_changes_with_its_key_file() {
     let changed = p.berth(&["run"]);
     changed.expect_code(0);
     assert_eq!(
-        changed.log("count")[1],
+        count(&changed),
         "0",
         "a changed lockfile gets a new, empty cache"
     );
@@ -52,7 +70,7 @@ fn a_cache_survives_between_runs_and_changes_with_its_key_file() {
         "the jobs that used it are listed: {}",
         listed.stdout
     );
-    // Caches outlive the run; nothing else does.
+    // Caches outlive the run; nothing else does (the jobs' copies neither).
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
 
@@ -63,14 +81,14 @@ fn two_projects_never_share_a_cache() {
     a.berth(&["run"]).expect_code(0);
     let run_b = b.berth(&["run"]);
     run_b.expect_code(0);
-    assert_eq!(run_b.log("count")[1], "0");
+    assert_eq!(count(&run_b), "0");
 }
 
 #[test]
-fn policy_pull_cannot_write() {
+fn policy_pull_writes_are_not_kept() {
     let p = busybox_project(
         "\
-stages: [fill, read]
+stages: [fill, read, check]
 fill:
   stage: fill
   cache: {key: shared, paths: [vendor]}
@@ -78,37 +96,167 @@ fill:
 read:
   stage: read
   cache: {key: shared, paths: [vendor], policy: pull}
-  script: [cat vendor/marker, echo overwrite > vendor/marker]
+  script: ['echo found $(cat vendor/marker)', echo overwritten > vendor/marker]
+check:
+  stage: check
+  cache: {key: shared, paths: [vendor], policy: pull}
+  script: ['echo found $(cat vendor/marker)']
 ",
     );
     let run = p.berth(&["run"]);
-    run.expect_code(1);
-    assert_eq!(run.log("read")[1], "filled");
-    assert!(
-        run.log("read")
-            .iter()
-            .any(|l| l.contains("Read-only file system")),
-        "{}",
-        run.stderr
+    run.expect_code(0);
+    assert_eq!(found(&run, "read"), vec!["filled"], "{}", run.stderr);
+    assert_eq!(
+        found(&run, "check"),
+        vec!["filled"],
+        "a pull job may write its copy (as on GitLab), and its writes are not kept"
+    );
+    assert!(run
+        .log("read")
+        .contains(&"Not uploading cache shared due to policy"));
+}
+
+/// A job writing a cache and exiting with `$CODE`, then one reading it.
+fn writer_then_reader(rule: &str) -> String {
+    format!(
+        "\
+stages: [write, read]
+write:
+  stage: write
+  cache: {{key: k, paths: [c]{rule}}}
+  allow_failure: true
+  script: ['echo $$ > c/pid', 'echo wrote $(cat c/pid)', exit $CODE]
+read:
+  stage: read
+  cache: {{key: k, paths: [c], policy: pull}}
+  script: ['echo found $(cat c/pid 2>/dev/null || echo nothing)']
+"
+    )
+}
+
+#[test]
+fn a_failed_jobs_cache_is_not_saved() {
+    let p = busybox_project(&writer_then_reader(""));
+    let failed = p.berth(&["run", "-e", "CODE=1"]);
+    failed.expect_code(0);
+    assert_eq!(
+        found(&failed, "read"),
+        vec!["nothing"],
+        "the failed job's writes are not saved: {}",
+        failed.stderr
+    );
+    let passed = p.berth(&["run", "-e", "CODE=0"]);
+    passed.expect_code(0);
+    let wrote = passed.log("write");
+    let pid = wrote
+        .iter()
+        .find_map(|l| l.strip_prefix("wrote "))
+        .expect("the job says what it wrote");
+    assert_eq!(found(&passed, "read"), vec![pid], "saved on success");
+    assert!(wrote.contains(&"Created cache"), "{}", passed.stderr);
+}
+
+#[test]
+fn cache_when_always_and_on_failure_save_a_failed_jobs_cache() {
+    for (rule, on_success) in [(", when: always", true), (", when: on_failure", false)] {
+        let p = busybox_project(&writer_then_reader(rule));
+        let failed = p.berth(&["run", "-e", "CODE=3"]);
+        failed.expect_code(0);
+        assert_ne!(
+            found(&failed, "read"),
+            vec!["nothing"],
+            "{rule}: {}",
+            failed.stderr
+        );
+        assert!(failed.log("write").contains(&"Created cache"), "{rule}");
+        p.berth(&["cache", "rm", "k"]).expect_code(0);
+        let passed = p.berth(&["run", "-e", "CODE=0"]);
+        passed.expect_code(0);
+        assert_eq!(
+            found(&passed, "read") != vec!["nothing"],
+            on_success,
+            "{rule}: {}",
+            passed.stderr
+        );
+    }
+}
+
+#[test]
+fn the_fallback_key_restores_and_the_job_saves_under_its_own_key() {
+    let pipeline = |key: &str, fallback: &str| {
+        format!(
+            "image: berth-test/busybox:latest\njob:\n  cache: {{key: {key}, paths: [c]{fallback}}}\n  script: ['echo found $(cat c/from 2>/dev/null || echo nothing)', 'echo {key} > c/from']\n"
+        )
+    };
+    let p = busybox_project("");
+    p.write("berth.yml", &pipeline("main", ""));
+    p.berth(&["run"]).expect_code(0);
+    // A branch's first run: its key has no cache; the first fallback that has one is restored.
+    p.write(
+        "berth.yml",
+        &pipeline("feature", ", fallback_keys: [missing, main]"),
+    );
+    let first = p.berth(&["run"]);
+    first.expect_code(0);
+    assert_eq!(found(&first, "job"), vec!["main"], "{}", first.stderr);
+    let log = first.log("job");
+    for line in [
+        "Checking cache for feature...",
+        "WARNING: no cache for feature",
+        "Checking cache for missing...",
+        "Checking cache for main...",
+    ] {
+        assert!(log.contains(&line), "`{line}` in {log:?}");
+    }
+    // It saved under its own key.
+    let again = p.berth(&["run"]);
+    again.expect_code(0);
+    assert_eq!(found(&again, "job"), vec!["feature"], "{}", again.stderr);
+    // And the variable CACHE_FALLBACK_KEY is tried after the job's own fallbacks.
+    p.write("berth.yml", &pipeline("other", ""));
+    let global = p.berth(&["run", "-e", "CACHE_FALLBACK_KEY=main"]);
+    global.expect_code(0);
+    assert_eq!(
+        found(&global, "job"),
+        vec!["main"],
+        "CACHE_FALLBACK_KEY restores too: {}",
+        global.stderr
     );
 }
 
 #[test]
-fn parallel_jobs_share_a_cache_without_losing_updates() {
-    // Each job reads, waits, then writes: without exclusive access one update would be lost.
+fn jobs_sharing_a_cache_key_run_at_the_same_time() {
+    // Each job notes the kernel's uptime (one clock for every container) as it starts and ends.
     let job = concat!(
         "  cache: {key: shared, paths: [c]}\n",
         "  script:\n",
-        "    - n=$(cat c/count 2>/dev/null || echo 0)\n",
-        "    - sleep 1\n",
-        "    - echo $((n + 1)) > c/count\n",
+        "    - echo start $(cut -d' ' -f1 /proc/uptime)\n",
+        "    - sleep 2\n",
+        "    - echo $CI_JOB_NAME > c/last\n",
+        "    - echo end $(cut -d' ' -f1 /proc/uptime)\n",
     );
     let p = busybox_project(&format!(
-        "stages: [work, check]\nfirst:\n  stage: work\n{job}second:\n  stage: work\n{job}check:\n  stage: check\n  cache: {{key: shared, paths: [c], policy: pull}}\n  script: [cat c/count]\n"
+        "stages: [work, check]\nfirst:\n  stage: work\n{job}second:\n  stage: work\n{job}check:\n  stage: check\n  cache: {{key: shared, paths: [c], policy: pull}}\n  script: ['echo found $(cat c/last)']\n"
     ));
     let run = p.berth(&["run", "-j", "4"]);
     run.expect_code(0);
-    assert_eq!(run.log("check")[1], "2", "{}", run.stderr);
+    let at = |job: &str, what: &str| -> f64 {
+        run.log(job)
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{what} ")))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no {what} time for {job}:\n{}", run.stderr))
+    };
+    let a = (at("first", "start"), at("first", "end"));
+    let b = (at("second", "start"), at("second", "end"));
+    assert!(
+        a.0 < b.1 && b.0 < a.1,
+        "the jobs overlap: first {a:?}, second {b:?}\n{}",
+        run.stderr
+    );
+    // The last to finish published: the cache is one job's whole copy.
+    let last = found(&run, "check");
+    assert!(last == vec!["first"] || last == vec!["second"], "{last:?}");
 }
 
 #[test]
@@ -117,15 +265,11 @@ fn no_cache_runs_with_empty_caches_and_keeps_the_stored_ones() {
     p.berth(&["run"]).expect_code(0);
     let fresh = p.berth(&["run", "--no-cache"]);
     fresh.expect_code(0);
-    assert_eq!(fresh.log("count")[1], "0");
+    assert_eq!(count(&fresh), "0");
     assert!(fresh.stderr.contains("berth-tmpcache-"), "{}", fresh.stderr);
     let after = p.berth(&["run"]);
     after.expect_code(0);
-    assert_eq!(
-        after.log("count")[1],
-        "1",
-        "the stored cache was not touched"
-    );
+    assert_eq!(count(&after), "1", "the stored cache was not touched");
     assert!(
         p.leftovers().is_empty(),
         "temporary caches are removed: {:?}",
@@ -161,15 +305,16 @@ fn cache_rm_and_prune() {
 }
 
 #[test]
-fn two_berth_processes_share_a_cache_without_losing_updates() {
+fn two_berth_processes_publishing_one_cache_leave_one_whole_copy() {
+    // Each writes many files with its own mark; a publish holds the cache alone, so the cache
+    // ends as one process's copy, never a mix of the two.
     let p = busybox_project(concat!(
         "bump:\n",
         "  cache: {key: shared, paths: [c]}\n",
         "  script:\n",
-        "    - n=$(cat c/count 2>/dev/null || echo 0)\n",
+        "    - mark=$$-$(cut -d' ' -f1 /proc/uptime)\n",
+        "    - for i in $(seq 1 300); do echo $mark > c/f$i; done\n",
         "    - sleep 1\n",
-        "    - echo $((n + 1)) > c/count\n",
-        "    - cat c/count\n",
     ));
     let spawn = || {
         p.command(&["run", "--output", "plain"])
@@ -180,22 +325,17 @@ fn two_berth_processes_share_a_cache_without_losing_updates() {
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success() && b.status.success());
-    let counts: Vec<String> = [a, b]
+    p.write(
+        "berth.yml",
+        "image: berth-test/busybox:latest\nread:\n  cache: {key: shared, paths: [c], policy: pull}\n  script: ['echo found $(ls c | wc -l) $(cat c/f* | sort -u | wc -l)']\n",
+    );
+    let read = p.berth(&["run"]);
+    read.expect_code(0);
+    let said: Vec<String> = found(&read, "read")
         .iter()
-        .filter_map(|o| {
-            String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .rev()
-                .find_map(|l| {
-                    l.strip_prefix("[bump] ")
-                        .filter(|x| x.parse::<u32>().is_ok())
-                        .map(String::from)
-                })
-        })
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
-    let mut counts = counts;
-    counts.sort();
-    assert_eq!(counts, vec!["1", "2"], "one update was lost");
+    assert_eq!(said, vec!["300 1"], "{}", read.stderr);
 }
 
 #[test]

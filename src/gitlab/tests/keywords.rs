@@ -375,6 +375,118 @@ b:
 }
 
 #[test]
+fn cache_when_fallback_keys_untracked_and_unprotect() {
+    let l = ok("\
+a:
+  script: s
+  cache:
+    key: deps-$CI_COMMIT_REF_SLUG
+    fallback_keys: [deps-$CI_DEFAULT_BRANCH, deps-main]
+    paths: [vendor]
+    when: always
+    untracked: true
+    unprotect: true
+b:
+  script: s
+  cache: {paths: [x], when: on_failure}
+");
+    let a = &job(&l, "a").caches[0];
+    assert_eq!(a.when, CacheWhen::Always);
+    assert_eq!(
+        a.fallback_keys,
+        vec!["deps-$CI_DEFAULT_BRANCH", "deps-main"],
+        "expanded with the job's variables when it runs"
+    );
+    assert!(a.untracked);
+    let b = &job(&l, "b").caches[0];
+    assert_eq!(b.when, CacheWhen::OnFailure);
+    assert!(b.fallback_keys.is_empty() && !b.untracked);
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert!(l.warnings[0]
+        .message
+        .contains("`cache: untracked` is not supported"));
+
+    let e = errors("a:\n  script: s\n  cache: {paths: [x], when: never}\n");
+    assert!(e[0]
+        .message
+        .contains("`cache: when: never` is not a valid value"));
+    assert_eq!(e[0].job.as_deref(), Some("a"));
+}
+
+#[test]
+fn cache_key_files_takes_at_most_two() {
+    let two = ok("a:\n  script: s\n  cache:\n    key:\n      files: [Gemfile.lock, yarn.lock]\n      prefix: deps\n    paths: [vendor]\n");
+    assert_eq!(
+        two.pipeline.jobs[0].caches[0].key,
+        CacheKey::Files {
+            files: vec!["Gemfile.lock".into(), "yarn.lock".into()],
+            prefix: Some("deps".into())
+        }
+    );
+    let e = errors(
+        "a:\n  script: s\n  cache:\n    key:\n      files: [a.lock, b.lock, c.lock]\n    paths: [vendor]\n",
+    );
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(
+        e[0].message,
+        "`cache: key: files` lists 3 files; GitLab takes at most two"
+    );
+    assert_eq!(e[0].span.map(|s| s.line), Some(5), "at the list");
+    assert_eq!(e[0].job.as_deref(), Some("a"));
+    let none = errors("a:\n  script: s\n  cache: {key: {files: []}, paths: [v]}\n");
+    assert!(none[0].message.contains("needs one or two files"));
+}
+
+#[test]
+fn artifacts_reports_by_type() {
+    let l = ok("\
+a:
+  script: s
+  artifacts:
+    reports:
+      junit: [report.xml, 'junit/*.xml']
+      coverage_report: {coverage_format: cobertura, path: coverage.xml}
+      codequality: gl-code-quality.json
+      dotenv: build.env
+");
+    let a = l.pipeline.jobs[0].artifacts.as_ref().unwrap();
+    let kinds: Vec<(&str, Vec<&str>)> = a
+        .reports
+        .iter()
+        .map(|r| {
+            (
+                r.kind.as_str(),
+                r.paths.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("junit", vec!["report.xml", "junit/*.xml"]),
+            ("coverage_report", vec!["coverage.xml"]),
+            ("codequality", vec!["gl-code-quality.json"]),
+            ("dotenv", vec!["build.env"]),
+        ]
+    );
+    assert!(a.reports[0].is_junit());
+    assert_eq!(a.dotenv, vec!["build.env"]);
+    let e = errors("a:\n  script: s\n  artifacts:\n    reports:\n      jnuit: r.xml\n");
+    assert!(
+        e[0].message.contains("unknown type `jnuit`"),
+        "{}",
+        e[0].message
+    );
+    assert_eq!(e[0].span.map(|s| s.line), Some(5));
+    let up = errors("a:\n  script: s\n  artifacts: {reports: {junit: ../r.xml}}\n");
+    assert!(
+        up[0].message.contains("report path `../r.xml`"),
+        "{}",
+        up[0].message
+    );
+}
+
+#[test]
 fn cache_paths_must_stay_inside() {
     let e = errors("a:\n  script: s\n  cache: {paths: [../up]}\n");
     assert!(e[0].message.contains("leaves the project directory"));
