@@ -105,8 +105,8 @@ flaky:
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
 
-/// `build` passes on its first run only (a marker in its cache says it ran), `test` reads
-/// its artifact and dotenv variable.
+/// `build` makes an artifact and a dotenv report (kept as an artifact too, as GitLab keeps
+/// reports), `test` reads them.
 const BUILD_THEN_TEST: &str = "\
 stages: [build, test]
 build:
@@ -143,7 +143,7 @@ fn one_job_runs_alone_fed_with_what_a_recorded_run_produced() {
     alone.expect_code(0);
     // `build` is not run again: the run says where its artifacts and variables came from.
     let taken = format!(
-        "==> build: passed (not run again: taken from run {recorded} (1 artifact files and 1 dotenv variables))"
+        "==> build: passed (not run again: taken from run {recorded} (2 artifact files and 1 dotenv variables))"
     );
     assert!(alone.stderr.contains(&taken), "{}", alone.stderr);
     assert!(
