@@ -578,21 +578,12 @@ impl JobLowering<'_> {
                 None => false,
             };
             let spec = JobSpec {
-                run: self.run.clone(),
-                workflow: self.facts.clone(),
-                workflow_env: self.workflow.env.clone(),
-                workflow_defaults: self.workflow.defaults.clone(),
-                inputs: self.inputs.clone(),
-                job_id: job.id.clone(),
-                name: name.clone(),
-                condition: job.condition.clone(),
-                job: sj.clone(),
                 matrix: matrix_ctx,
                 strategy: strategy_ctx,
-                image: image.clone(),
                 platform_label,
                 container_env,
                 service_ports,
+                ..self.spec(name.clone(), image.clone())
             };
             let steps = JobSteps::new(spec).map_err(|e| {
                 self.error(
@@ -632,6 +623,28 @@ impl JobLowering<'_> {
             out.push((pipeline_job, planned));
         }
         Ok(out)
+    }
+
+    /// What the steps of the job named `name` in `image` need, with no matrix, services or
+    /// `container:` of its own.
+    fn spec(&self, name: String, image: String) -> JobSpec {
+        JobSpec {
+            run: self.run.clone(),
+            workflow: self.facts.clone(),
+            workflow_env: self.workflow.env.clone(),
+            workflow_defaults: self.workflow.defaults.clone(),
+            inputs: self.inputs.clone(),
+            job_id: self.job.id.clone(),
+            name,
+            condition: self.job.condition.clone(),
+            job: self.steps_job.clone(),
+            matrix: Value::Null,
+            strategy: Value::Null,
+            image,
+            platform_label: None,
+            container_env: Vec::new(),
+            service_ports: Vec::new(),
+        }
     }
 
     /// The pipeline job of `name` with its steps, and every other key at its default.
@@ -687,24 +700,7 @@ impl JobLowering<'_> {
         let image = self
             .image(ctx)
             .map_or_else(|_| "(decided when its needs end)".to_string(), |(i, _)| i);
-        let spec = JobSpec {
-            run: self.run.clone(),
-            workflow: self.facts.clone(),
-            workflow_env: self.workflow.env.clone(),
-            workflow_defaults: self.workflow.defaults.clone(),
-            inputs: self.inputs.clone(),
-            job_id: job.id.clone(),
-            name: name.clone(),
-            condition: job.condition.clone(),
-            job: self.steps_job.clone(),
-            matrix: Value::Null,
-            strategy: Value::Null,
-            image: image.clone(),
-            platform_label: None,
-            container_env: Vec::new(),
-            service_ports: Vec::new(),
-        };
-        let steps = JobSteps::new(spec).map_err(|e| {
+        let steps = JobSteps::new(self.spec(name.clone(), image.clone())).map_err(|e| {
             self.error(
                 format!("`if` cannot be read: {e}"),
                 job.condition.as_ref().map(|t| t.span),

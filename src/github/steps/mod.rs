@@ -1261,6 +1261,27 @@ impl JobRun {
         None
     }
 
+    /// Does a JavaScript action's `pre` or `post` run: its `pre-if`/`post-if` (`key`; default
+    /// `always()`)? One that cannot be evaluated fails the job.
+    fn stage_runs(
+        &mut self,
+        contexts: &Contexts,
+        condition: Option<&Text>,
+        what: &str,
+        key: &str,
+    ) -> bool {
+        let text = condition.map_or("always()", |t| t.text.as_str());
+        let runs = Condition::parse(text, &Scope::STEP_IF)
+            .and_then(|c| c.evaluate(contexts, &self.host()));
+        match runs {
+            Ok(runs) => runs,
+            Err(e) => {
+                self.job_failed(format!("{what}: its `{key}` cannot be evaluated: {e}"));
+                false
+            }
+        }
+    }
+
     /// A JavaScript action's `post` after the job's steps, when its `post-if` (default
     /// `always()`) holds.
     fn node_post(
@@ -1276,16 +1297,8 @@ impl JobRun {
         let what = format!("step {} `{name}`", entry.label);
         let env = self.env.clone();
         let contexts = self.contexts(&entry.action, &env);
-        let text = condition.as_ref().map_or("always()", |t| t.text.as_str());
-        let runs = Condition::parse(text, &Scope::STEP_IF)
-            .and_then(|c| c.evaluate(&contexts, &self.host()));
-        match runs {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(e) => {
-                self.job_failed(format!("{what}: its `post-if` cannot be evaluated: {e}"));
-                return None;
-            }
+        if !self.stage_runs(&contexts, condition.as_ref(), &what, "post-if") {
+            return None;
         }
         let mut pending = Pending {
             step,
@@ -1334,16 +1347,8 @@ impl JobRun {
         let what = format!("step {} `{name}`", entry.label);
         let env = self.env.clone();
         let contexts = self.contexts(&entry.action, &env);
-        let text = pre_if.as_ref().map_or("always()", |t| t.text.as_str());
-        let runs = Condition::parse(text, &Scope::STEP_IF)
-            .and_then(|c| c.evaluate(&contexts, &self.host()));
-        match runs {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(e) => {
-                self.job_failed(format!("{what}: its `pre-if` cannot be evaluated: {e}"));
-                return None;
-            }
+        if !self.stage_runs(&contexts, pre_if.as_ref(), &what, "pre-if") {
+            return None;
         }
         let with = match &entry.step.action {
             StepAction::Uses { with, .. } => with.clone(),
