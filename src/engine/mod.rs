@@ -6,6 +6,7 @@
 //! stages); jobs already running finish. Ctrl-C cancels: running jobs are killed and removed.
 //! At the end, anything still carrying the run's label is removed.
 
+mod ahead;
 pub mod artifacts;
 pub mod caches;
 mod checkouts;
@@ -317,9 +318,13 @@ async fn schedule(
     let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
     let mut tokens: Vec<Option<CancellationToken>> = vec![None; n];
     let limit = shared.config.jobs_limit.max(1);
+    // Containers of the jobs that run next, started while their needs run (see `ahead`).
+    let mut ahead = ahead::Ahead::new(limit);
 
     loop {
-        if !cancel.is_cancelled() {
+        if cancel.is_cancelled() {
+            ahead.discard_all(shared);
+        } else {
             for i in 0..n {
                 if !matches!(state[i], State::Waiting) || running.len() >= limit {
                     continue;
@@ -401,12 +406,18 @@ async fn schedule(
                         let job_cancel = cancel.child_token();
                         tokens[i] = Some(job_cancel.clone());
                         let (shared, sink) = (shared.clone(), sink.clone());
+                        let warm = ahead.take(i);
                         running.spawn(async move {
-                            (i, job::run(job, shared, sink, job_cancel, needs).await)
+                            (
+                                i,
+                                job::run(job, shared, sink, job_cancel, needs, warm).await,
+                            )
                         });
                     }
                 }
             }
+            ahead.retire(&state, shared);
+            ahead.fill(plan, &prepared, &state, shared, sink);
         }
         if running.is_empty() {
             break;
@@ -431,6 +442,7 @@ async fn schedule(
         }
     }
 
+    ahead.discard_all(shared);
     let interrupted = cancel.is_cancelled();
     let mut summaries = Vec::with_capacity(n);
     for (i, pj) in plan.jobs.iter().enumerate() {
