@@ -550,6 +550,10 @@ fn gitlab_ci_local(rt: &tokio::runtime::Runtime, engine: &Engine) -> Result<Path
             "{GCL_HELPER} is missing (benches/run.sh builds it)"
         ));
     }
+    // It copies the project for its jobs with rsync.
+    if !works(Path::new("rsync")) {
+        return Err("needs rsync on the host".into());
+    }
     if let Ok(p) = std::env::var("GITLAB_CI_LOCAL") {
         return Ok(PathBuf::from(p));
     }

@@ -672,10 +672,7 @@ pub(super) async fn upload_files(
                     Ok(tail) => tail,
                     Err(ended) => return Err(ended),
                 };
-            let first = match shared.checkouts.get() {
-                Some(made) => made.first(&job.checkout, tar),
-                None => checkouts::First::Alone(tar),
-            };
+            let first = shared.checkouts().await.first(&job.checkout, tar);
             let uploaded = match first {
                 checkouts::First::Alone(first) => {
                     engine

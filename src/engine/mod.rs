@@ -190,8 +190,10 @@ pub(crate) struct Shared {
     cleanup: Mutex<JoinSet<()>>,
     /// The outputs of each finished job of steps, by plan index, for the jobs that need it.
     step_outputs: Mutex<HashMap<usize, Vec<(String, String)>>>,
-    /// The archives the jobs' checkouts start with, made before the first job.
-    checkouts: std::sync::OnceLock<checkouts::Checkouts>,
+    /// The archives the jobs' checkouts start with, made while the first jobs' containers are
+    /// created (by `checkouts_making`).
+    checkouts: tokio::sync::OnceCell<checkouts::Checkouts>,
+    checkouts_making: Mutex<Option<tokio::task::JoinHandle<checkouts::Checkouts>>>,
 }
 
 impl Shared {
@@ -210,8 +212,29 @@ impl Shared {
             dotenv: Mutex::new(HashMap::new()),
             cleanup: Mutex::new(JoinSet::new()),
             step_outputs: Mutex::new(HashMap::new()),
-            checkouts: std::sync::OnceLock::new(),
+            checkouts: tokio::sync::OnceCell::new(),
+            checkouts_making: Mutex::new(None),
         }
+    }
+}
+
+impl Shared {
+    /// The run's checkouts, once made (none when the project is mounted).
+    async fn checkouts(&self) -> &checkouts::Checkouts {
+        self.checkouts
+            .get_or_init(|| async {
+                let making = self
+                    .checkouts_making
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                match making {
+                    // A task that died leaves the jobs the project's files (as a failure does).
+                    Some(task) => task.await.unwrap_or_default(),
+                    None => checkouts::Checkouts::default(),
+                }
+            })
+            .await
     }
 }
 
@@ -814,18 +837,27 @@ async fn ready(
             .container_dir
             .trim_start_matches('/')
             .to_string();
-        let made = tokio::task::spawn_blocking(move || {
-            checkouts::Checkouts::make(&wanted, &project, &commit, &prefix)
-        })
-        .await;
-        let (made, notes) = made.unwrap_or_else(|e| {
-            let note = format!("the checkouts cannot be made ({e}): jobs get the project's files");
-            (checkouts::Checkouts::default(), vec![note])
+        // Made while the jobs' containers are created: each job waits for it before its upload.
+        let sink = sink.clone();
+        let making = tokio::spawn(async move {
+            let made = tokio::task::spawn_blocking(move || {
+                checkouts::Checkouts::make(&wanted, &project, &commit, &prefix)
+            })
+            .await;
+            let (made, notes) = made.unwrap_or_else(|e| {
+                let note =
+                    format!("the checkouts cannot be made ({e}): jobs get the project's files");
+                (checkouts::Checkouts::default(), vec![note])
+            });
+            for message in notes {
+                sink.send(Event::Notice { message }).await;
+            }
+            made
         });
-        for message in notes {
-            sink.send(Event::Notice { message }).await;
-        }
-        let _ = shared.checkouts.set(made);
+        *shared
+            .checkouts_making
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(making);
     }
     if let Some(lock) = config.hermetic.as_ref().and_then(|h| h.lock.as_ref()) {
         for (image, needed) in &images {

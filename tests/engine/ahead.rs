@@ -66,7 +66,7 @@ fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 /// Let the job that waits for `/tmp/NAME` go on.
-fn release(p: &Project, job: &str, name: &str) {
+pub fn release(p: &Project, job: &str, name: &str) {
     let id = wait_for(&format!("a running container of `{job}`"), || {
         running_job(p, job)
     });
