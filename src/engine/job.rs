@@ -178,7 +178,12 @@ async fn attempt_once(
     let started_ahead = warm.is_some();
     let (spec, id, mut sidecars) = match warm {
         // Created, filled and started while its needs ran (no services or volumes of its own).
-        Some(warm) => (warm.spec, warm.id, None),
+        // Its needs have finished: the environment it runs with (a debug shell gets it) has
+        // their dotenv variables, which reach its script through the gate.
+        Some(mut warm) => {
+            warm.spec.env = with_dotenv(job, shared);
+            (warm.spec, warm.id, None)
+        }
         None => match create(job, shared, sink, attempt, &logs_dir, shell).await {
             Ok(created) => created,
             Err(ended) => return ended,
