@@ -416,6 +416,15 @@ impl ContainerRuntime for Engine {
         self.upload_stream(container, dest, body).await
     }
 
+    async fn upload_tar_stream(
+        &self,
+        container: &str,
+        dest: &str,
+        tar: BoxStream<'static, std::io::Result<Bytes>>,
+    ) -> Result<(), RuntimeError> {
+        self.upload_stream(container, dest, tar).await
+    }
+
     async fn upload_tar_bytes(
         &self,
         container: &str,

@@ -100,7 +100,8 @@ pub(super) async fn run(
                 needs.clone(),
             );
             let k = next;
-            running.spawn(async move { (k, job::run(job, shared, sink, token, needs).await) });
+            running
+                .spawn(async move { (k, job::run(job, shared, sink, token, needs, None).await) });
             next += 1;
         }
         let Some(joined) = running.join_next().await else {

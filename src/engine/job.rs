@@ -2,6 +2,7 @@
 //! it, its output streamed line by line, a timeout, retries, and the container removed whatever
 //! happened.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::output::{catch_up, pump_output, Read, RECHECK_BYTES};
 use super::services::Attach;
 use super::{
-    artifacts, caches, checkouts, script, services, Outcome, PreparedJob, Shared, Workspace,
+    ahead, artifacts, caches, checkouts, script, services, Outcome, PreparedJob, Shared, Workspace,
 };
 use crate::engine::runtime::{labels, ContainerRuntime, ContainerSpec, RuntimeError};
 use crate::events::{Event, JobStatus, LogLine, Sink};
@@ -40,6 +41,7 @@ pub(super) async fn run(
     sink: Sink,
     cancel: CancellationToken,
     needs: Vec<NeedResult>,
+    warm: Option<ahead::Warming>,
 ) -> Outcome {
     if let Some(delay) = job.start_in {
         log(
@@ -80,6 +82,8 @@ pub(super) async fn run(
         };
     }
     let mut attempt = 1;
+    // The container started ahead serves the first attempt; a retry gets a fresh one.
+    let mut warm = warm;
     loop {
         sink.send(Event::JobStarted {
             job: job.name.clone(),
@@ -89,7 +93,11 @@ pub(super) async fn run(
         })
         .await;
         let last = attempt > job.retry;
-        let ended = attempt_once(&job, &shared, &sink, &cancel, attempt, last, &needs).await;
+        let warm = match warm.take() {
+            Some(warming) => ahead::ready(warming).await,
+            None => None,
+        };
+        let ended = attempt_once(&job, &shared, &sink, &cancel, attempt, last, &needs, warm).await;
         let (status, exit_code, message) = match &ended {
             Ended::Exited(0) => (JobStatus::Passed, Some(0), None),
             Ended::Exited(code) => (
@@ -147,6 +155,7 @@ pub(super) async fn run(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn attempt_once(
     job: &PreparedJob,
     shared: &Shared,
@@ -155,158 +164,63 @@ async fn attempt_once(
     attempt: u32,
     last: bool,
     needs: &[NeedResult],
+    warm: Option<ahead::Warm>,
 ) -> Ended {
     let engine = &*shared.engine;
     let config = &shared.config;
-    // The job's container, its services and their network carry the same labels.
-    let mut labels = shared.labels.clone();
-    labels.insert(labels::JOB.to_string(), job.name.clone());
-    let mut binds = match &config.workspace {
-        Workspace::Mount => vec![format!(
-            "{}:{}",
-            config.context.project_dir.display(),
-            config.context.container_dir
-        )],
-        Workspace::Copy { .. } => Vec::new(),
-    };
-    // The caches the job works on a copy of: made and filled for this attempt.
-    let cache_labels = labels.clone();
+    // The caches the job works on a copy of: made and filled for this attempt (a job started
+    // ahead has none).
+    let cache_labels = job_labels(job, shared);
     let copies = cache_copies(job, shared, &cache_labels, attempt);
-    let restored = match copies
-        .restore(&job.caches, &config.run_id, job.index, attempt)
-        .await
-    {
-        Ok((restored, lines)) => {
-            for line in lines {
-                log(sink, &job.name, line).await;
+    let restored = match &warm {
+        Some(_) => Vec::new(),
+        None => match copies
+            .restore(&job.caches, &config.run_id, job.index, attempt)
+            .await
+        {
+            Ok((restored, lines)) => {
+                for line in lines {
+                    log(sink, &job.name, line).await;
+                }
+                restored
             }
-            restored
-        }
-        Err(why) => return Ended::Broken(RuntimeError::Api(format!("cache: {why}"))),
+            Err(why) => return Ended::Broken(RuntimeError::Api(format!("cache: {why}"))),
+        },
     };
-    binds.extend(job.caches.iter().enumerate().map(|(i, m)| {
-        match restored.iter().find(|r| r.mount == i) {
-            Some(copy) => m.bind_of(&copy.volume, &config.context.container_dir),
-            None => m.bind(&config.context.container_dir),
-        }
-    }));
-    let name = format!(
-        "berth-{}-{}-{}-{attempt}",
-        config.run_id,
-        job.index,
-        paths::slug(&job.name)
-    );
-    if config.offline && !job.services.is_empty() {
-        log(
-            sink,
-            &job.name,
-            "Services not started: --network none gives the job no network to reach them".into(),
-        )
-        .await;
-    }
     // A failed job's service logs go into the run's record.
     let logs_dir = config.run_dir.join("services").join(format!(
         "{}-{attempt}",
         artifacts::file_stem(job.index, &job.name)
     ));
-    if let Err(why) = create_volumes(job, shared, &labels).await {
-        notices(sink, &job.name, remove_volumes(engine, &job.volumes).await).await;
-        return Ended::Refused(why);
-    }
-    // Services reached at localhost join the job container's namespace once it runs (in
-    // `drive`); the others are started first, on the job's network.
     let localhost = job.service_network == ServiceNetwork::Localhost;
-    let mut sidecars = if job.services.is_empty() || config.offline {
-        None
-    } else {
-        // Hermetic: the job and its services reach each other and nothing else.
-        let made = match services::network(engine, &name, &labels, config.hermetic.is_some()).await
-        {
-            Ok(mut running) if !localhost => match services::start(
-                engine,
-                &mut running,
-                &job.services,
-                &name,
-                &labels,
-                config.service_timeout,
-                Attach::Network,
-            )
-            .await
-            {
-                Ok(()) => Ok(running),
-                Err(why) => Err((Some(running), why)),
-            },
-            other => other,
-        };
-        match made {
-            Ok(running) => Some(running),
-            Err((running, why)) => {
-                if let Some(running) = running {
-                    notices(
-                        sink,
-                        &job.name,
-                        services::stop(engine, running, Some(&logs_dir)).await,
-                    )
-                    .await;
-                }
-                notices(sink, &job.name, remove_volumes(engine, &job.volumes).await).await;
-                return Ended::Refused(why);
-            }
-        }
-    };
     let shell = config.shell_job.as_deref() == Some(job.name.as_str());
-    let spec = ContainerSpec {
-        name,
-        image: job.image.clone(),
-        entrypoint: if shell {
-            Some(vec![String::new()])
-        } else if job.steps.is_some() {
-            Some(super::steps::keep_alive())
-        } else {
-            job.entrypoint.clone()
-        },
-        cmd: if shell {
-            script::Scripts::shell_command()
-        } else if job.steps.is_some() {
-            Vec::new()
-        } else {
-            script::Scripts::command()
-        },
-        env: with_dotenv(job, shared),
-        working_dir: config.context.container_dir.clone(),
-        labels,
-        binds,
-        network: match &sidecars {
-            _ if config.offline => Some("none".to_string()),
-            Some(s) => Some(s.network.clone()),
-            None if config.hermetic.is_some() => Some("none".to_string()),
-            None => None,
-        },
-        aliases: Vec::new(),
-        interactive: shell,
-        hostname: config.hostname.clone(),
-        options: job.container.clone(),
-    };
-    let created = match engine.create_container(&spec).await {
-        // Hermetic: berth probes the services in the job's namespace over the probe network.
-        Ok(id) => match sidecars.as_ref().and_then(|s| s.probe.as_ref()) {
-            Some(probe) if localhost => engine.connect_network(probe, &id).await.map(|()| id),
-            _ => Ok(id),
-        },
-        Err(e) => Err(e),
-    };
-    let id = match created {
-        Ok(id) => id,
-        Err(e) => {
-            if let Some(running) = sidecars {
-                notices(sink, &job.name, services::stop(engine, running, None).await).await;
-            }
-            notices(sink, &job.name, remove_volumes(engine, &job.volumes).await).await;
-            return Ended::Broken(e);
+    let started_ahead = warm.is_some();
+    let (spec, id, mut sidecars) = match warm {
+        // Created, filled and started while its needs ran (no services or volumes of its own).
+        // Its needs have finished: the environment it runs with (a debug shell gets it) has
+        // their dotenv variables, which reach its script through the gate.
+        Some(mut warm) => {
+            warm.spec.env = with_dotenv(job, shared);
+            (warm.spec, warm.id, None)
         }
+        None => match create(job, shared, sink, attempt, &logs_dir, shell, &restored).await {
+            Ok(created) => created,
+            Err(ended) => return ended,
+        },
     };
     let namespace = sidecars.as_mut().filter(|_| localhost).map(|s| (s, &spec));
-    let mut ended = drive(job, shared, sink, cancel, &id, shell, needs, namespace).await;
+    let mut ended = drive(
+        job,
+        shared,
+        sink,
+        cancel,
+        &id,
+        shell,
+        needs,
+        namespace,
+        started_ahead,
+    )
+    .await;
     if matches!(ended, Ended::Exited(0)) {
         if let Err(why) = keep_dotenv(job, shared, sink, &id).await {
             ended = Ended::Refused(why);
@@ -381,6 +295,179 @@ async fn attempt_once(
             notices(&sink, &name, remove_volumes(&*engine, &volumes).await).await;
         });
     ended
+}
+
+/// The attempt's container created (not started), with its volumes, network and services.
+async fn create(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    attempt: u32,
+    logs_dir: &std::path::Path,
+    shell: bool,
+    restored: &[caches::Restored],
+) -> Result<(ContainerSpec, String, Option<services::Running>), Ended> {
+    let engine = &*shared.engine;
+    let config = &shared.config;
+    let labels = job_labels(job, shared);
+    let name = container_name(job, shared, attempt);
+    if config.offline && !job.services.is_empty() {
+        log(
+            sink,
+            &job.name,
+            "Services not started: --network none gives the job no network to reach them".into(),
+        )
+        .await;
+    }
+    if let Err(why) = create_volumes(job, shared, &labels).await {
+        notices(sink, &job.name, remove_volumes(engine, &job.volumes).await).await;
+        return Err(Ended::Refused(why));
+    }
+    // Services reached at localhost join the job container's namespace once it runs (in
+    // `drive`); the others are started first, on the job's network.
+    let localhost = job.service_network == ServiceNetwork::Localhost;
+    let sidecars = if job.services.is_empty() || config.offline {
+        None
+    } else {
+        // Hermetic: the job and its services reach each other and nothing else.
+        let made = match services::network(engine, &name, &labels, config.hermetic.is_some()).await
+        {
+            Ok(mut running) if !localhost => match services::start(
+                engine,
+                &mut running,
+                &job.services,
+                &name,
+                &labels,
+                config.service_timeout,
+                Attach::Network,
+            )
+            .await
+            {
+                Ok(()) => Ok(running),
+                Err(why) => Err((Some(running), why)),
+            },
+            other => other,
+        };
+        match made {
+            Ok(running) => Some(running),
+            Err((running, why)) => {
+                if let Some(running) = running {
+                    notices(
+                        sink,
+                        &job.name,
+                        services::stop(engine, running, Some(logs_dir)).await,
+                    )
+                    .await;
+                }
+                notices(sink, &job.name, remove_volumes(engine, &job.volumes).await).await;
+                return Err(Ended::Refused(why));
+            }
+        }
+    };
+    let network = match &sidecars {
+        _ if config.offline => Some("none".to_string()),
+        Some(s) => Some(s.network.clone()),
+        None if config.hermetic.is_some() => Some("none".to_string()),
+        None => None,
+    };
+    let binds = binds(job, shared, restored);
+    let mut spec = container_spec(job, shared, labels, name, network, binds);
+    if shell {
+        spec.entrypoint = Some(vec![String::new()]);
+        spec.cmd = script::Scripts::shell_command();
+        spec.interactive = true;
+    }
+    let created = match engine.create_container(&spec).await {
+        // Hermetic: berth probes the services in the job's namespace over the probe network.
+        Ok(id) => match sidecars.as_ref().and_then(|s| s.probe.as_ref()) {
+            Some(probe) if localhost => engine.connect_network(probe, &id).await.map(|()| id),
+            _ => Ok(id),
+        },
+        Err(e) => Err(e),
+    };
+    let id = match created {
+        Ok(id) => id,
+        Err(e) => {
+            if let Some(running) = sidecars {
+                notices(sink, &job.name, services::stop(engine, running, None).await).await;
+            }
+            notices(sink, &job.name, remove_volumes(engine, &job.volumes).await).await;
+            return Err(Ended::Broken(e));
+        }
+    };
+    Ok((spec, id, sidecars))
+}
+
+/// The job's container, its services and their network carry the same labels.
+pub(super) fn job_labels(job: &PreparedJob, shared: &Shared) -> HashMap<String, String> {
+    let mut labels = shared.labels.clone();
+    labels.insert(labels::JOB.to_string(), job.name.clone());
+    labels
+}
+
+pub(super) fn container_name(job: &PreparedJob, shared: &Shared, attempt: u32) -> String {
+    format!(
+        "berth-{}-{}-{}-{attempt}",
+        shared.config.run_id,
+        job.index,
+        paths::slug(&job.name)
+    )
+}
+
+/// The project (when it is mounted) and the job's caches (a cache it works on a copy of: the
+/// copy `restored` made).
+pub(super) fn binds(
+    job: &PreparedJob,
+    shared: &Shared,
+    restored: &[caches::Restored],
+) -> Vec<String> {
+    let config = &shared.config;
+    let mut binds = match &config.workspace {
+        Workspace::Mount => vec![format!(
+            "{}:{}",
+            config.context.project_dir.display(),
+            config.context.container_dir
+        )],
+        Workspace::Copy { .. } => Vec::new(),
+    };
+    binds.extend(job.caches.iter().enumerate().map(|(i, m)| {
+        match restored.iter().find(|r| r.mount == i) {
+            Some(copy) => m.bind_of(&copy.volume, &config.context.container_dir),
+            None => m.bind(&config.context.container_dir),
+        }
+    }));
+    binds
+}
+
+/// The job's container as it runs its script (or, for a job of steps, stays up for them).
+pub(super) fn container_spec(
+    job: &PreparedJob,
+    shared: &Shared,
+    labels: HashMap<String, String>,
+    name: String,
+    network: Option<String>,
+    binds: Vec<String>,
+) -> ContainerSpec {
+    let config = &shared.config;
+    let (entrypoint, cmd) = match job.steps {
+        Some(_) => (Some(super::steps::keep_alive()), Vec::new()),
+        None => (job.entrypoint.clone(), script::Scripts::command()),
+    };
+    ContainerSpec {
+        name,
+        image: job.image.clone(),
+        entrypoint,
+        cmd,
+        env: with_dotenv(job, shared),
+        working_dir: config.context.container_dir.clone(),
+        labels,
+        binds,
+        network,
+        aliases: Vec::new(),
+        interactive: false,
+        hostname: config.hostname.clone(),
+        options: job.container.clone(),
+    }
 }
 
 /// Make the job's named volumes (labelled as temporary: the run's sweep removes what is left).
@@ -514,69 +601,44 @@ async fn drive(
     shell: bool,
     needs: &[NeedResult],
     namespace: Option<(&mut services::Running, &ContainerSpec)>,
+    started_ahead: bool,
 ) -> Ended {
     let engine = &*shared.engine;
-    let uploaded = match &shared.config.workspace {
-        Workspace::Copy { tar } => {
-            let (tail, failure) = match receive_artifacts(job, shared, sink).await {
-                Ok(tail) => tail,
-                Err(ended) => return ended,
-            };
-            let first = match shared.checkouts.get() {
-                Some(made) => made.first(&job.checkout, tar),
-                None => checkouts::First::Alone(tar),
-            };
-            let uploaded = match first {
-                checkouts::First::Alone(first) => {
-                    engine
-                        .upload_tar_file_then(id, "/", first, tail.boxed())
-                        .await
-                }
-                checkouts::First::ThenSnapshot(git) => match snapshot_entries(tar).await {
-                    Ok(entries) => {
-                        let then = entries.chain(tail).boxed();
-                        engine.upload_tar_file_then(id, "/", git, then).await
-                    }
-                    Err(e) => return Ended::Refused(format!("the workspace snapshot: {e}")),
-                },
-            };
-            // The engine only saw the stream break off: say why it did.
-            if let (Err(_), Some(why)) = (&uploaded, failure.get()) {
-                return Ended::Refused(format!("the job's files: {why}"));
-            }
-            uploaded
+    if started_ahead {
+        // Its files are in and it runs, held at its gate: what its needs left goes in now.
+        if cancel.is_cancelled() {
+            return Ended::Cancelled;
         }
-        // The jobs share the project directory: what earlier jobs wrote is already there.
-        Workspace::Mount => {
-            engine
-                .upload_tar_bytes(id, "/", job.scripts_tar.clone())
-                .await
+        if let Err(ended) = ahead::deliver(job, shared, sink, id).await {
+            return ended;
         }
-    };
-    if let Err(e) = uploaded {
-        return Ended::Broken(e);
-    }
-    if cancel.is_cancelled() {
-        return Ended::Cancelled;
-    }
-    if shell {
-        log(
-            sink,
-            &job.name,
-            format!(
-                "a shell in the job's environment, before its script (which is in {}/); `exit` ends it",
-                script::DIR
-            ),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        return match super::debug::interact(engine, id).await {
-            Ok(code) => Ended::Exited(code),
-            Err(e) => Ended::Broken(e),
-        };
-    }
-    if let Err(e) = engine.start(id).await {
-        return Ended::Broken(e);
+    } else {
+        let scripts = job.scripts_tar.clone();
+        if let Err(ended) = upload_files(job, shared, sink, id, scripts, true).await {
+            return ended;
+        }
+        if cancel.is_cancelled() {
+            return Ended::Cancelled;
+        }
+        if shell {
+            log(
+                sink,
+                &job.name,
+                format!(
+                    "a shell in the job's environment, before its script (which is in {}/); `exit` ends it",
+                    script::DIR
+                ),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return match super::debug::interact(engine, id).await {
+                Ok(code) => Ended::Exited(code),
+                Err(e) => Ended::Broken(e),
+            };
+        }
+        if let Err(e) = engine.start(id).await {
+            return Ended::Broken(e);
+        }
     }
     if let Some((running, spec)) = namespace {
         if let Err(why) = services::start(
@@ -731,6 +793,52 @@ async fn stop_script(engine: &dyn ContainerRuntime, id: &str, why: &str) -> bool
     }
 }
 
+/// Put the job's files into its created container in one upload: the workspace (its checkout
+/// first), the artifacts of its needs (unless `artifacts` is false: a job started ahead gets
+/// them later), and `scripts`. A mounted project gets only the scripts.
+pub(super) async fn upload_files(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    id: &str,
+    scripts: Vec<u8>,
+    artifacts: bool,
+) -> Result<(), Ended> {
+    let engine = &*shared.engine;
+    let uploaded = match &shared.config.workspace {
+        Workspace::Copy { tar } => {
+            let (tail, failure) =
+                match receive_artifacts(job, shared, sink, scripts, artifacts).await {
+                    Ok(tail) => tail,
+                    Err(ended) => return Err(ended),
+                };
+            let first = shared.checkouts().await.first(&job.checkout, tar);
+            let uploaded = match first {
+                checkouts::First::Alone(first) => {
+                    engine
+                        .upload_tar_file_then(id, "/", first, tail.boxed())
+                        .await
+                }
+                checkouts::First::ThenSnapshot(git) => match snapshot_entries(tar).await {
+                    Ok(entries) => {
+                        let then = entries.chain(tail).boxed();
+                        engine.upload_tar_file_then(id, "/", git, then).await
+                    }
+                    Err(e) => return Err(Ended::Refused(format!("the workspace snapshot: {e}"))),
+                },
+            };
+            // The engine only saw the stream break off: say why it did.
+            if let (Err(_), Some(why)) = (&uploaded, failure.get()) {
+                return Err(Ended::Refused(format!("the job's files: {why}")));
+            }
+            uploaded
+        }
+        // The jobs share the project directory: what earlier jobs wrote is already there.
+        Workspace::Mount => engine.upload_tar_bytes(id, "/", scripts).await,
+    };
+    uploaded.map_err(Ended::Broken)
+}
+
 /// Create the job's live cache volumes (labelled; existing ones are reused) and say where its
 /// caches are. A cache the job works on a copy of is made when it is first saved.
 async fn prepare_caches(job: &PreparedJob, shared: &Shared, sink: &Sink) -> Result<(), String> {
@@ -785,10 +893,12 @@ fn cache_copies<'a>(
 
 /// What follows the workspace in the job's upload: the artifacts of the jobs it depends on,
 /// each checked first, then its scripts.
-async fn receive_artifacts(
+pub(super) async fn receive_artifacts(
     job: &PreparedJob,
     shared: &Shared,
     sink: &Sink,
+    scripts: Vec<u8>,
+    artifacts: bool,
 ) -> Result<
     (
         impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
@@ -800,6 +910,7 @@ async fn receive_artifacts(
         let stored = shared.stored.lock().unwrap_or_else(|e| e.into_inner());
         job.artifacts_from
             .iter()
+            .filter(|_| artifacts)
             .filter_map(|i| stored.get(&i).cloned())
             .collect()
     };
@@ -831,7 +942,6 @@ async fn receive_artifacts(
         .container_dir
         .trim_start_matches('/')
         .to_string();
-    let scripts = job.scripts_tar.clone();
     // Written on a blocking thread into a pipe the upload reads; a failure ends the stream with
     // an error rather than a short archive the engine would accept.
     let (writer, reader) = tokio::io::duplex(256 * 1024);

@@ -6,6 +6,7 @@
 //! stages); jobs already running finish. Ctrl-C cancels: running jobs are killed and removed.
 //! At the end, anything still carrying the run's label is removed.
 
+mod ahead;
 pub mod artifacts;
 pub mod caches;
 mod checkouts;
@@ -210,8 +211,10 @@ pub(crate) struct Shared {
     cleanup: Mutex<JoinSet<()>>,
     /// The outputs of each finished job of steps, by plan index, for the jobs that need it.
     step_outputs: Mutex<HashMap<usize, Vec<(String, String)>>>,
-    /// The archives the jobs' checkouts start with, made before the first job.
-    checkouts: std::sync::OnceLock<checkouts::Checkouts>,
+    /// The archives the jobs' checkouts start with, made while the first jobs' containers are
+    /// created (by `checkouts_making`).
+    checkouts: tokio::sync::OnceCell<checkouts::Checkouts>,
+    checkouts_making: Mutex<Option<tokio::task::JoinHandle<checkouts::Checkouts>>>,
     /// How many jobs have numbers: the plan's, then those made at run time.
     made: std::sync::atomic::AtomicUsize,
     /// The summaries of the jobs made at run time, by the plan index of the job they replace.
@@ -235,10 +238,31 @@ impl Shared {
             dotenv: Mutex::new(HashMap::new()),
             cleanup: Mutex::new(JoinSet::new()),
             step_outputs: Mutex::new(HashMap::new()),
-            checkouts: std::sync::OnceLock::new(),
+            checkouts: tokio::sync::OnceCell::new(),
+            checkouts_making: Mutex::new(None),
             made: std::sync::atomic::AtomicUsize::new(planned),
             expanded: Mutex::new(HashMap::new()),
         }
+    }
+}
+
+impl Shared {
+    /// The run's checkouts, once made (none when the project is mounted).
+    async fn checkouts(&self) -> &checkouts::Checkouts {
+        self.checkouts
+            .get_or_init(|| async {
+                let making = self
+                    .checkouts_making
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                match making {
+                    // A task that died leaves the jobs the project's files (as a failure does).
+                    Some(task) => task.await.unwrap_or_default(),
+                    None => checkouts::Checkouts::default(),
+                }
+            })
+            .await
     }
 }
 
@@ -373,9 +397,13 @@ async fn schedule(
     let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
     let mut tokens: Vec<Option<CancellationToken>> = vec![None; n];
     let limit = shared.config.jobs_limit.max(1);
+    // Containers of the jobs that run next, started while their needs run (see `ahead`).
+    let mut ahead = ahead::Ahead::new(limit);
 
     loop {
-        if !cancel.is_cancelled() {
+        if cancel.is_cancelled() {
+            ahead.discard_all(shared);
+        } else {
             for i in 0..n {
                 if !matches!(state[i], State::Waiting) || running.len() >= limit {
                     continue;
@@ -490,9 +518,15 @@ async fn schedule(
                         tokens[i] = Some(job_cancel.clone());
                         let (shared, sink) = (shared.clone(), sink.clone());
                         match prepared[i].clone() {
-                            Some(job) => running.spawn(async move {
-                                (i, job::run(job, shared, sink, job_cancel, needs).await)
-                            }),
+                            Some(job) => {
+                                let warm = ahead.take(i);
+                                running.spawn(async move {
+                                    (
+                                        i,
+                                        job::run(job, shared, sink, job_cancel, needs, warm).await,
+                                    )
+                                })
+                            }
                             None => {
                                 let (parent, stages) = (pj.clone(), plan.stages.clone());
                                 running.spawn(async move {
@@ -506,6 +540,8 @@ async fn schedule(
                     }
                 }
             }
+            ahead.retire(&state, shared);
+            ahead.fill(plan, &prepared, &state, shared, sink);
         }
         if running.is_empty() {
             break;
@@ -530,6 +566,7 @@ async fn schedule(
         }
     }
 
+    ahead.discard_all(shared);
     let interrupted = cancel.is_cancelled();
     let mut summaries = Vec::with_capacity(n);
     for (i, pj) in plan.jobs.iter().enumerate() {
@@ -918,18 +955,27 @@ async fn ready(
             .container_dir
             .trim_start_matches('/')
             .to_string();
-        let made = tokio::task::spawn_blocking(move || {
-            checkouts::Checkouts::make(&wanted, &project, &commit, &prefix)
-        })
-        .await;
-        let (made, notes) = made.unwrap_or_else(|e| {
-            let note = format!("the checkouts cannot be made ({e}): jobs get the project's files");
-            (checkouts::Checkouts::default(), vec![note])
+        // Made while the jobs' containers are created: each job waits for it before its upload.
+        let sink = sink.clone();
+        let making = tokio::spawn(async move {
+            let made = tokio::task::spawn_blocking(move || {
+                checkouts::Checkouts::make(&wanted, &project, &commit, &prefix)
+            })
+            .await;
+            let (made, notes) = made.unwrap_or_else(|e| {
+                let note =
+                    format!("the checkouts cannot be made ({e}): jobs get the project's files");
+                (checkouts::Checkouts::default(), vec![note])
+            });
+            for message in notes {
+                sink.send(Event::Notice { message }).await;
+            }
+            made
         });
-        for message in notes {
-            sink.send(Event::Notice { message }).await;
-        }
-        let _ = shared.checkouts.set(made);
+        *shared
+            .checkouts_making
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(making);
     }
     if let Some(lock) = config.hermetic.as_ref().and_then(|h| h.lock.as_ref()) {
         for (image, needed) in &images {

@@ -290,6 +290,15 @@ pub trait ContainerRuntime: Send + Sync {
         then: BoxStream<'static, std::io::Result<Bytes>>,
     ) -> Result<()>;
 
+    /// Unpack a tar that streams (a whole archive, end blocks included) into the container:
+    /// what a job started ahead of its needs receives from them once they have finished.
+    async fn upload_tar_stream(
+        &self,
+        container: &str,
+        dest: &str,
+        tar: BoxStream<'static, std::io::Result<Bytes>>,
+    ) -> Result<()>;
+
     /// Unpack an in-memory tar (small things such as the job's scripts) into the container.
     async fn upload_tar_bytes(&self, container: &str, dest: &str, tar: Vec<u8>) -> Result<()>;
 

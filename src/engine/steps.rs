@@ -424,7 +424,7 @@ async fn read_step_file(
 }
 
 /// The exit code of a process whose output has ended: engines may take a moment to know it.
-async fn exit_code(
+pub(super) async fn exit_code(
     engine: &dyn super::runtime::ContainerRuntime,
     exec: &str,
 ) -> Result<i64, super::runtime::RuntimeError> {

@@ -163,15 +163,20 @@ fn a_tampered_archive_with_dotdot_is_refused() {
 stages: [a, b]
 maker:
   stage: a
-  script: [echo ok > good.txt, sleep 3]
+  script: [echo ok > good.txt]
   artifacts: {paths: [good.txt]}
+# Holds `taker` back (it would start at once, its container made ahead) until the archive is
+# replaced.
+hold:
+  stage: a
+  script: ['until [ -e /tmp/go ]; do sleep 0.2; done']
 taker:
   stage: b
   script: [echo should not run]
 ",
     );
     let mut child = p
-        .command(&["run", "--output", "plain"])
+        .command(&["run", "--output", "plain", "-j", "2"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -186,6 +191,7 @@ taker:
     let run_dir = p.run_dir();
     let archive = run_dir.join("artifacts/000-maker.tar.gz");
     write_hostile_archive(&archive);
+    crate::ahead::release(&p, "hold", "go");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let status = child.wait().unwrap();

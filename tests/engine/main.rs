@@ -7,6 +7,7 @@ mod child;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod ahead;
 mod artifacts;
 mod caches;
 mod interrupt;
