@@ -364,11 +364,12 @@ mod tests {
                 "berth/",
                 "berth/driver.sh",
                 "berth/step.sh",
+                "berth/stop.sh",
                 GATE_SCRIPT,
                 GATE
             ]
         );
-        assert_eq!(entries[4].1, tar::EntryType::Fifo);
+        assert_eq!(entries[5].1, tar::EntryType::Fifo);
     }
 
     #[test]

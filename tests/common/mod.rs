@@ -258,25 +258,12 @@ impl Run {
     /// the colours around them, and without the runner's section lines and stage titles
     /// (`Executing "step_script" stage of the job script`). `raw_log` has them.
     pub fn log(&self, job: &str) -> Vec<&str> {
-        self.raw_log(job)
-            .into_iter()
-            .filter_map(|l| {
-                let (text, sectioned) = readable(l);
-                let title = text == "Running after_script"
-                    || (text.starts_with("Executing \"")
-                        && text.ends_with("\" stage of the job script"));
-                (!(sectioned && (text.is_empty() || title))).then_some(text)
-            })
-            .collect()
+        job_log(&self.stderr, job)
     }
 
     /// The log lines of one job (without the `[job] ` prefix), as printed.
     pub fn raw_log(&self, job: &str) -> Vec<&str> {
-        let prefix = format!("[{job}] ");
-        self.stderr
-            .lines()
-            .filter_map(|l| l.strip_prefix(prefix.as_str()))
-            .collect()
+        raw_job_log(&self.stderr, job)
     }
 
     /// The status line of a job (`==> job: passed in 0.4s`).
@@ -296,6 +283,30 @@ impl Run {
             .position(|l| l.contains(needle))
             .unwrap_or_else(|| panic!("`{needle}` not in:\n{}", self.stderr))
     }
+}
+
+/// The log lines of one job in berth's plain output, as people read them: without the
+/// `[job] ` prefix, colours, section markers and the sections' title lines.
+pub fn job_log<'a>(output: &'a str, job: &str) -> Vec<&'a str> {
+    raw_job_log(output, job)
+        .into_iter()
+        .filter_map(|l| {
+            let (text, sectioned) = readable(l);
+            let title = text == "Running after_script"
+                || (text.starts_with("Executing \"")
+                    && text.ends_with("\" stage of the job script"));
+            (!(sectioned && (text.is_empty() || title))).then_some(text)
+        })
+        .collect()
+}
+
+/// The log lines of one job (without the `[job] ` prefix), as printed.
+pub fn raw_job_log<'a>(output: &'a str, job: &str) -> Vec<&'a str> {
+    let prefix = format!("[{job}] ");
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .collect()
 }
 
 /// A log line without GitLab's section markers (`section_start:<ts>:<name>\r\x1b[0K`) before

@@ -117,11 +117,7 @@ impl Running {
 }
 
 fn log_of<'a>(output: &'a str, job: &str) -> Vec<&'a str> {
-    let prefix = format!("[{job}] ");
-    output
-        .lines()
-        .filter_map(|l| l.strip_prefix(prefix.as_str()))
-        .collect()
+    crate::common::job_log(output, job)
 }
 
 #[test]
