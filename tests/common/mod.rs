@@ -261,10 +261,6 @@ impl Run {
         job_log(&self.stderr, job)
     }
 
-    /// The log lines of one job (without the `[job] ` prefix), as printed.
-    pub fn raw_log(&self, job: &str) -> Vec<&str> {
-        raw_job_log(&self.stderr, job)
-    }
 
     /// The status line of a job (`==> job: passed in 0.4s`).
     pub fn status_of(&self, job: &str) -> String {
@@ -301,7 +297,7 @@ pub fn job_log<'a>(output: &'a str, job: &str) -> Vec<&'a str> {
 }
 
 /// The log lines of one job (without the `[job] ` prefix), as printed.
-pub fn raw_job_log<'a>(output: &'a str, job: &str) -> Vec<&'a str> {
+fn raw_job_log<'a>(output: &'a str, job: &str) -> Vec<&'a str> {
     let prefix = format!("[{job}] ");
     output
         .lines()
