@@ -261,7 +261,6 @@ impl Run {
         job_log(&self.stderr, job)
     }
 
-
     /// The status line of a job (`==> job: passed in 0.4s`).
     pub fn status_of(&self, job: &str) -> String {
         let prefix = format!("==> {job}: ");
