@@ -199,15 +199,12 @@ fn copy_in(
 
 /// The variables taken, in this run's record as the engine records a job's.
 fn record_dotenv(run_dir: &Path, job: &str, variables: &[(String, String)]) -> std::io::Result<()> {
-    let dir = run_dir.join(DOTENV_DIR);
-    std::fs::create_dir_all(&dir)?;
     let record = DotenvRecord {
         job: job.to_string(),
         variables: variables.to_vec(),
     };
-    let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
-    let name = format!("taken-{}.json", crate::project::paths::file_slug(job));
-    std::fs::write(dir.join(name), json)
+    let stem = format!("taken-{}", crate::project::paths::file_slug(job));
+    record.write(run_dir, &stem)
 }
 
 #[cfg(test)]

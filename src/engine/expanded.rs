@@ -65,16 +65,15 @@ pub(super) async fn run(
     super::queue(&plan, &mut jobs, &mut ids, &shared, &sink).await;
     let jobs: Vec<_> = jobs.into_iter().flatten().map(Arc::new).collect();
 
-    let origin = parent.job.origin.as_ref();
     let fail_fast = plan
         .jobs
         .iter()
         .any(|pj| pj.job.origin.as_ref().is_some_and(|o| o.fail_fast));
+    // The matrix's `strategy`, which its jobs carry (the stand-in has none of its own).
     let max_parallel = plan
         .jobs
         .first()
-        .and_then(|pj| pj.job.origin.as_ref()?.max_parallel)
-        .or(origin.and_then(|o| o.max_parallel));
+        .and_then(|pj| pj.job.origin.as_ref()?.max_parallel);
     let limit = max_parallel
         .unwrap_or(usize::MAX)
         .min(shared.config.jobs_limit)

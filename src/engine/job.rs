@@ -568,16 +568,11 @@ fn record_dotenv(
     run_dir: &std::path::Path,
     variables: &[(String, String)],
 ) -> std::io::Result<()> {
-    use crate::store::archives::{DotenvRecord, DOTENV_DIR};
-    let dir = run_dir.join(DOTENV_DIR);
-    std::fs::create_dir_all(&dir)?;
-    let record = DotenvRecord {
+    let record = crate::store::archives::DotenvRecord {
         job: job.name.clone(),
         variables: variables.to_vec(),
     };
-    let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
-    let stem = artifacts::file_stem(job.index, &job.name);
-    std::fs::write(dir.join(format!("{stem}.json")), json)
+    record.write(run_dir, &artifacts::file_stem(job.index, &job.name))
 }
 
 async fn notices(sink: &Sink, job: &str, problems: Vec<String>) {

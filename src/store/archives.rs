@@ -46,6 +46,16 @@ pub struct DotenvRecord {
     pub variables: Vec<(String, String)>,
 }
 
+impl DotenvRecord {
+    /// Write it into the record at `run_dir` as `dotenv/<stem>.json`.
+    pub fn write(&self, run_dir: &Path, stem: &str) -> io::Result<()> {
+        let dir = run_dir.join(DOTENV_DIR);
+        std::fs::create_dir_all(&dir)?;
+        let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        std::fs::write(dir.join(format!("{stem}.json")), json)
+    }
+}
+
 /// Remove what a run stopped midway left being written in `run_dir/artifacts/` (a killed berth
 /// cannot): for the run of a berth that is gone. Returns how many files were removed.
 pub fn remove_partial(run_dir: &Path) -> io::Result<usize> {
