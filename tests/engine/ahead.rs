@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use berth::engine::runtime::{labels, ContainerRuntime as _, ExecSpec};
+use berth::engine::runtime::{labels, ContainerRuntime as _, ExecSpec, Output};
 use futures_util::StreamExt;
 
 use crate::child::read_until;
@@ -314,5 +314,41 @@ fn a_workflow_jobs_container_is_started_ahead_and_its_steps_wait_for_its_needs()
         log_of(&out, "second").contains(&"answer=42 files=README"),
         "{out}"
     );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_job_held_at_its_gate_does_not_run_once_berth_is_gone() {
+    let p = busybox_project(&format!(
+        "\
+stages: [one, two]
+make:
+  stage: one
+  script: [echo waiting, {}]
+use:
+  stage: two
+  script: [echo should not run]
+",
+        hold("go")
+    ));
+    let mut run = start(&p, &["run", "--output", "plain"], "[make] waiting");
+    let id = wait_for("`use` started ahead", || running_job(&p, "use"));
+    // SIGKILL: berth cannot say anything more to the container it holds.
+    run.child.kill().expect("kill berth");
+    run.child.wait().expect("wait");
+    let (code, said) = block_on(async {
+        let engine = berth::docker::Engine::connect().await.expect("engine");
+        let code = engine.wait(&id).await.expect("wait for the held container");
+        let mut said = String::new();
+        let mut output = engine.output_so_far(&id);
+        while let Some(Ok(Output::Stdout(b) | Output::Stderr(b))) = output.next().await {
+            said.push_str(&String::from_utf8_lossy(&b));
+        }
+        (code, said)
+    });
+    // Its stdin closed with berth: the gate's script ended without running the job's.
+    assert_eq!(code, 125, "{said}");
+    assert!(!said.contains("should not run"), "{said}");
+    p.berth(&["prune"]).expect_code(0);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
