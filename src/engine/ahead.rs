@@ -44,6 +44,10 @@ pub(super) enum Held {
 /// A container being prepared; `None` when that failed (the job then gets one as usual).
 pub(super) type Warming = JoinHandle<Option<Warm>>;
 
+/// How long a container prepared ahead waits for the running jobs' own starts at most: a
+/// safety net (what holds a start up, such as the checkouts being made, holds this one too).
+const YIELD: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The script that waits at the gate, and the line that opens it.
 const GATE_SCRIPT: &str = "berth/gate.sh";
 const OPEN: &[u8] = b"go\n";
@@ -155,7 +159,7 @@ fn runs_next(plan: &Plan, i: usize, state: &[State]) -> bool {
 /// Whether a job's container can be prepared ahead with nothing of it changing. Not: a job
 /// with services (they start with it, on its network), volumes or caches of its own (made and
 /// locked when it starts), a delayed job, and the job `berth shell` opens.
-fn eligible(job: &PreparedJob, shared: &Shared) -> bool {
+pub(super) fn eligible(job: &PreparedJob, shared: &Shared) -> bool {
     job.services.is_empty()
         && job.volumes.is_empty()
         && job.caches.is_empty()
@@ -166,6 +170,8 @@ fn eligible(job: &PreparedJob, shared: &Shared) -> bool {
 /// Create the job's first container, unpack its workspace and scripts (with the gate) into
 /// it, and start it. A failure removes what was made: the job then starts as usual.
 async fn prepare(job: Arc<PreparedJob>, shared: Arc<Shared>, sink: Sink) -> Option<Warm> {
+    // The jobs that can run now start first; this one cannot run before they end anyway.
+    shared.starts_done(YIELD).await;
     let config = &shared.config;
     let engine = &*shared.engine;
     let network = (config.offline || config.hermetic.is_some()).then(|| "none".to_string());

@@ -623,7 +623,9 @@ async fn drive(
                 Err(e) => Ended::Broken(e),
             };
         }
-        if let Err(e) = engine.start(id).await {
+        let started = engine.start(id).await;
+        shared.started(job.index);
+        if let Err(e) = started {
             return Ended::Broken(e);
         }
     }

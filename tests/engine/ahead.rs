@@ -83,6 +83,21 @@ pub fn release(p: &Project, job: &str, name: &str) {
     });
 }
 
+/// A time field of a container's `docker inspect` (the engine's clock, UTC) as (date and time
+/// to the second, nanoseconds): Go's text leaves out a fraction's trailing zeros.
+fn inspect(id: &str, field: &str) -> (String, u32) {
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "-f", &format!("{{{{.{field}}}}}"), id])
+        .output()
+        .expect("docker inspect");
+    assert!(out.status.success(), "docker inspect {id}: {out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let utc = text.trim().trim_end_matches('Z').trim_end_matches("+00:00");
+    let (seconds, fraction) = utc.split_once('.').unwrap_or((utc, "0"));
+    let nanos = format!("{fraction:0<9}").parse().expect("nanoseconds");
+    (seconds.to_string(), nanos)
+}
+
 /// berth running with its output read until `needle`; the rest is read in the background.
 struct Running {
     child: Child,
@@ -145,9 +160,16 @@ use:
         hold("go")
     ));
     let run = start(&p, &["run", "--output", "plain"], "[make] waiting");
-    // Its container runs while `make` still does.
-    wait_for("`use` started ahead", || running_job(&p, "use"));
-    assert!(running_job(&p, "make").is_some(), "`make` still runs");
+    // Its container runs while `make` still does, and was made only once `make`'s had started
+    // (the job that can run starts first).
+    let used = wait_for("`use` started ahead", || running_job(&p, "use"));
+    let made = running_job(&p, "make").expect("`make` still runs");
+    let (made_started, use_created) =
+        (inspect(&made, "State.StartedAt"), inspect(&used, "Created"));
+    assert!(
+        made_started <= use_created,
+        "{made_started:?} > {use_created:?}"
+    );
     release(&p, "make", "go");
     let (code, out) = run.finish();
     assert_eq!(code, Some(0), "{out}");
