@@ -93,6 +93,26 @@ pub(super) fn jobs_from(
             None => (image, source),
         };
         need(&image, source, &job.name, &job.credentials);
+        // Steps that run in containers of their own (GitHub's Docker actions) need theirs.
+        if let Some(steps) = &job.steps {
+            let images =
+                steps
+                    .images(&config.context.project_dir)
+                    .map_err(|what| RunError::Host {
+                        job: job.name.clone(),
+                        what,
+                    })?;
+            for step_image in images {
+                let source = match step_image.build {
+                    Some((context, dockerfile)) => Source::Build {
+                        context,
+                        dockerfile,
+                    },
+                    None => Source::Reference,
+                };
+                need(&step_image.image, source, &job.name, &None);
+            }
+        }
         let mut services = services::prepare(&job.services, &env);
         // With no network, services are not started: their images are not needed either.
         for (s, model) in services.iter().zip(&job.services) {

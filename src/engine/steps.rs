@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::job::{log, Ended};
 use super::output::pump_filtered;
-use super::runtime::ExecSpec;
+use super::runtime::{ContainerSpec, ExecSpec};
 use super::{PreparedJob, Shared};
 use crate::events::Sink;
 use crate::pipeline::steps::{self, Command, NeedResult, Steps};
@@ -60,6 +60,32 @@ pub(super) async fn run(
             }
         };
         log(sink, &job.name, format!("▶ {}", command.name)).await;
+        if let Some(container) = &command.container {
+            commands += 1;
+            let now = tokio::time::Instant::now();
+            let step_limit = command.timeout.filter(|t| now + *t < deadline);
+            let own = OwnContainer {
+                job_container: id,
+                container,
+                number: commands,
+                limit: step_limit.map_or(deadline, |t| now + t),
+                step_limit,
+            };
+            let filter = run.output_filter();
+            match in_own_container(job, shared, sink, cancel, &command, &own, filter).await {
+                Ok((ended, masks)) => {
+                    if !masks.is_empty() {
+                        job_sink = job_sink.also_masking(&masks);
+                    }
+                    run.finished(ended);
+                    if cancel.is_cancelled() {
+                        run.cancel();
+                    }
+                    continue;
+                }
+                Err(ended) => return ended,
+            }
+        }
         if !command.files.is_empty() {
             let tar = match files_tar(&command) {
                 Ok(tar) => tar,
@@ -207,6 +233,318 @@ pub(super) async fn run(
             Ended::Unrunnable(sink.mask().masked(&message))
         }
         (false, _) => Ended::Exited(1),
+    }
+}
+
+/// A command's own container, and where it stands in its job.
+struct OwnContainer<'a> {
+    job_container: &'a str,
+    container: &'a steps::StepContainer,
+    /// The job's how-manieth command it is (names its container).
+    number: usize,
+    /// When it must have ended: its own `timeout` (`step_limit`) or the job's.
+    limit: tokio::time::Instant,
+    step_limit: Option<Duration>,
+}
+
+/// Run `command` in a fresh container of its own (a Docker action, a `docker://` step): in the
+/// job container's network namespace (its services answer as they do there), the job's
+/// workspace copied in and, once it has ended, copied back (a mounted project is mounted
+/// instead), its files written before and read after. The container is removed however it
+/// ends. `Err`: the job ends so (cancelled, out of time, the engine failed).
+async fn in_own_container(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    cancel: &CancellationToken,
+    command: &Command,
+    own: &OwnContainer<'_>,
+    filter: Option<Box<dyn steps::OutputFilter>>,
+) -> Result<(steps::Ended, Vec<String>), Ended> {
+    let engine = &*shared.engine;
+    let config = &shared.config;
+    let sc = own.container;
+    let mounted = matches!(config.workspace, super::Workspace::Mount);
+    let short = &own.job_container[..own.job_container.len().min(12)];
+    let spec = ContainerSpec {
+        name: format!(
+            "berth-{}-{}-step{}-{short}",
+            config.run_id, job.index, own.number
+        ),
+        image: sc.image.clone(),
+        entrypoint: sc.entrypoint.clone().map(|e| vec![e]),
+        cmd: command.argv.clone(),
+        env: command.env.clone(),
+        working_dir: command
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| sc.workspace.clone()),
+        labels: super::job::job_labels(job, shared),
+        binds: match mounted {
+            true => vec![format!(
+                "{}:{}",
+                config.context.project_dir.display(),
+                sc.workspace
+            )],
+            false => Vec::new(),
+        },
+        network: Some(format!("container:{}", own.job_container)),
+        ..ContainerSpec::default()
+    };
+    let step_id = engine
+        .create_container(&spec)
+        .await
+        .map_err(Ended::Broken)?;
+    let ended = tokio::select! {
+        ended = drive_own(job, shared, sink, command, own, &step_id, mounted, filter) => ended,
+        _ = cancel.cancelled() => Err(Ended::Cancelled),
+    };
+    // Removed however the step ended (the run's sweep finds it by its labels otherwise).
+    if let Err(e) = engine.remove_container(&step_id).await {
+        let message = format!(
+            "step `{}`: its container cannot be removed: {e}",
+            command.name
+        );
+        log(sink, &job.name, message).await;
+    }
+    ended
+}
+
+/// [`in_own_container`] from its created container `step_id` to its files read back.
+#[allow(clippy::too_many_arguments)]
+async fn drive_own(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    command: &Command,
+    own: &OwnContainer<'_>,
+    step_id: &str,
+    mounted: bool,
+    filter: Option<Box<dyn steps::OutputFilter>>,
+) -> Result<(steps::Ended, Vec<String>), Ended> {
+    let engine = &*shared.engine;
+    let sc = own.container;
+    if !mounted {
+        copy_workspace(
+            engine,
+            own.job_container,
+            &sc.job_workspace,
+            step_id,
+            &sc.workspace,
+            true,
+        )
+        .await
+        .map_err(Ended::Broken)?;
+    }
+    if !command.files.is_empty() {
+        let tar = files_tar(command)
+            .map_err(|e| Ended::Refused(format!("step `{}`: {e}", command.name)))?;
+        engine
+            .upload_tar_bytes(step_id, "/", tar)
+            .await
+            .map_err(Ended::Broken)?;
+    }
+    engine.start(step_id).await.map_err(Ended::Broken)?;
+    let stopped = CancellationToken::new();
+    let pump = tokio::spawn(pump_filtered(
+        engine.output(step_id),
+        job.name.clone(),
+        sink.clone(),
+        stopped.clone(),
+        filter,
+    ));
+    let (exit_code, timed_out) = tokio::select! {
+        code = engine.wait(step_id) => (code.map_err(Ended::Broken)?, false),
+        _ = tokio::time::sleep_until(own.limit) => {
+            let Some(t) = own.step_limit else {
+                return Err(Ended::TimedOut(job.timeout));
+            };
+            let message = format!(
+                "step `{}` timed out after {}",
+                command.name,
+                crate::units::duration(t)
+            );
+            log(sink, &job.name, message).await;
+            let _ = engine.kill(step_id).await;
+            (-1, true)
+        }
+    };
+    // Stopped: its log ends after the last line the engine has.
+    let masks = match tokio::time::timeout(STOP_GRACE, pump).await {
+        Ok(Ok((pumped, _))) => pumped.finish(&job.name, sink).await,
+        _ => {
+            stopped.cancel();
+            Vec::new()
+        }
+    };
+    let mut files = Vec::new();
+    for (path, read) in read_step_files(engine, step_id, &command.collect).await {
+        match read {
+            Ok(Some(text)) => files.push((path, text)),
+            Ok(None) => {}
+            Err(why) => {
+                let message = format!("step `{}`: {path} {why}: berth ignores it", command.name);
+                log(sink, &job.name, message).await;
+            }
+        }
+    }
+    // What the step made of the workspace is the job's, whatever its result (as on GitHub,
+    // where both containers mount one directory).
+    if !mounted {
+        clear_dir(engine, own.job_container, &sc.job_workspace)
+            .await
+            .map_err(Ended::Broken)?;
+        copy_workspace(
+            engine,
+            step_id,
+            &sc.workspace,
+            own.job_container,
+            &sc.job_workspace,
+            false,
+        )
+        .await
+        .map_err(Ended::Broken)?;
+    }
+    let ended = steps::Ended {
+        exit_code,
+        timed_out,
+        files,
+        operation: None,
+    };
+    Ok((ended, masks))
+}
+
+/// Copy the directory `from` of container `source` to `to` in container `dest` (both
+/// absolute), streaming; `folders`: make `to`'s parent folders too (a fresh container lacks
+/// them). What is in `to` already stays unless the copy has it.
+async fn copy_workspace(
+    engine: &dyn super::runtime::ContainerRuntime,
+    source: &str,
+    from: &str,
+    dest: &str,
+    to: &str,
+    folders: bool,
+) -> Result<(), super::runtime::RuntimeError> {
+    let base = from
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let moved = moved_tar(
+        engine.download(source, from),
+        base.to_string(),
+        to.trim_matches('/').to_string(),
+        folders,
+    );
+    engine.upload_tar_stream(dest, "/", moved).await
+}
+
+/// A tar stream with its entries (and its hard links' targets) moved from under `from` to
+/// under `to` (relative paths), `to`'s parent folders first when `folders`. A download names
+/// its entries by the folder's last component: this names them as the other container has it.
+fn moved_tar(
+    stream: futures_util::stream::BoxStream<
+        'static,
+        Result<bytes::Bytes, super::runtime::RuntimeError>,
+    >,
+    from: String,
+    to: String,
+    folders: bool,
+) -> futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> {
+    use futures_util::{StreamExt, TryStreamExt};
+    let input = stream.map_err(|e| std::io::Error::other(e.to_string()));
+    // Rewritten on a blocking thread into a pipe the upload reads; a failure ends the stream
+    // with an error rather than a short archive the engine would accept.
+    let (writer, reader) = tokio::io::duplex(256 * 1024);
+    let task = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write;
+        let reader =
+            tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(Box::pin(input)));
+        let writer = tokio_util::io::SyncIoBridge::new(writer);
+        let mut out = tar::Builder::new(std::io::BufWriter::with_capacity(128 * 1024, writer));
+        let to = std::path::PathBuf::from(to);
+        if folders {
+            let mut parents: Vec<_> = to.ancestors().skip(1).collect();
+            parents.reverse();
+            for dir in parents.into_iter().filter(|d| !d.as_os_str().is_empty()) {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                out.append_data(&mut header, dir, std::io::empty())?;
+            }
+        }
+        let moved = |path: &std::path::Path| -> std::io::Result<std::path::PathBuf> {
+            let rest = path.strip_prefix(&from).map_err(|_| {
+                std::io::Error::other(format!("`{}` is not under `{from}`", path.display()))
+            })?;
+            Ok(to.join(rest))
+        };
+        let mut archive = tar::Archive::new(reader);
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let path = moved(&entry.path()?)?;
+            let mut header = entry.header().clone();
+            match header.entry_type() {
+                tar::EntryType::Symlink => {
+                    let target = entry.link_name()?.unwrap_or_default().into_owned();
+                    out.append_link(&mut header, &path, target)?;
+                }
+                tar::EntryType::Link => {
+                    let target = entry.link_name()?.unwrap_or_default().into_owned();
+                    out.append_link(&mut header, &path, moved(&target)?)?;
+                }
+                // Extensions are read with the entry they describe.
+                tar::EntryType::XHeader
+                | tar::EntryType::XGlobalHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink => {}
+                _ => out.append_data(&mut header, &path, &mut entry)?,
+            }
+        }
+        out.into_inner()?.flush()
+    });
+    let end = futures_util::stream::once(async move {
+        let why = match task.await {
+            Ok(Ok(())) => return None,
+            Ok(Err(why)) => why.to_string(),
+            Err(e) => e.to_string(),
+        };
+        Some(Err(std::io::Error::other(format!(
+            "copying the workspace: {why}"
+        ))))
+    })
+    .filter_map(std::future::ready);
+    tokio_util::io::ReaderStream::new(reader).chain(end).boxed()
+}
+
+/// Empty the folder `dir` of the job's container (keeping the folder), before the workspace
+/// a step's own container changed is copied back over it: what the step removed is gone.
+async fn clear_dir(
+    engine: &dyn super::runtime::ContainerRuntime,
+    container: &str,
+    dir: &str,
+) -> Result<(), super::runtime::RuntimeError> {
+    use futures_util::StreamExt;
+    let spec = ExecSpec {
+        argv: [
+            "/bin/sh",
+            "-c",
+            "cd \"$1\" && find . -mindepth 1 -maxdepth 1 -exec rm -rf {} +",
+            "berth-clear",
+            dir,
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..ExecSpec::default()
+    };
+    let (exec, output) = engine.exec(container, &spec).await?;
+    output.for_each(|_| async {}).await;
+    match exit_code(engine, &exec).await? {
+        0 => Ok(()),
+        code => Err(super::runtime::RuntimeError::Api(format!(
+            "emptying {dir} for the workspace a step changed failed (exit code {code})"
+        ))),
     }
 }
 
@@ -443,9 +781,11 @@ pub(super) async fn exit_code(
 fn files_tar(command: &Command) -> std::io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     let mut dirs = std::collections::BTreeSet::new();
+    // A path ending in `/` is a folder to make (a step's own container's `HOME`).
     for (path, _) in &command.files {
         let rel = std::path::Path::new(path.trim_start_matches('/'));
-        for dir in rel.ancestors().skip(1) {
+        let skip = if path.ends_with('/') { 0 } else { 1 };
+        for dir in rel.ancestors().skip(skip) {
             if !dir.as_os_str().is_empty() {
                 dirs.insert(dir.to_path_buf());
             }
@@ -458,7 +798,7 @@ fn files_tar(command: &Command) -> std::io::Result<Vec<u8>> {
         header.set_size(0);
         tar.append_data(&mut header, dir, std::io::empty())?;
     }
-    for (path, content) in &command.files {
+    for (path, content) in command.files.iter().filter(|(p, _)| !p.ends_with('/')) {
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o755);
         header.set_size(content.len() as u64);
@@ -482,6 +822,7 @@ mod tests {
             files: vec![
                 ("/berth/github/1.sh".into(), "echo hi\n".into()),
                 ("/berth/github/temp/.berth".into(), String::new()),
+                ("/github/home/".into(), String::new()),
             ],
             argv: vec![],
             env: vec![],
@@ -489,6 +830,7 @@ mod tests {
             timeout: None,
             collect: vec![],
             operation: None,
+            container: None,
         };
         let tar = files_tar(&command).unwrap();
         let names = crate::engine::tar_entry_names(&tar);
@@ -498,6 +840,8 @@ mod tests {
                 "berth",
                 "berth/github",
                 "berth/github/temp",
+                "github",
+                "github/home",
                 "berth/github/1.sh",
                 "berth/github/temp/.berth"
             ]

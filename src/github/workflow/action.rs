@@ -81,6 +81,8 @@ pub enum Runs {
         env: Env,
         pre_entrypoint: Option<String>,
         post_entrypoint: Option<String>,
+        pre_if: Option<Text>,
+        post_if: Option<Text>,
     },
 }
 
@@ -295,6 +297,8 @@ impl Reader<'_> {
                 env: Vec::new(),
                 pre_entrypoint: None,
                 post_entrypoint: None,
+                pre_if: None,
+                post_if: None,
             };
             if let Runs::Docker {
                 args,
@@ -302,6 +306,8 @@ impl Reader<'_> {
                 env,
                 pre_entrypoint,
                 post_entrypoint,
+                pre_if,
+                post_if,
                 ..
             } = &mut runs
             {
@@ -316,6 +322,8 @@ impl Reader<'_> {
                         "post-entrypoint" => {
                             *post_entrypoint = self.name(v, "runs: post-entrypoint")
                         }
+                        "pre-if" => *pre_if = self.condition(v, "runs: pre-if", &Scope::STEP_IF),
+                        "post-if" => *post_if = self.condition(v, "runs: post-if", &Scope::STEP_IF),
                         _ => {}
                     }
                 }
