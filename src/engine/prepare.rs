@@ -94,24 +94,27 @@ pub(super) fn jobs_from(
         };
         need(&image, source, &job.name, &job.credentials);
         // Steps that run in containers of their own (GitHub's Docker actions) need theirs.
-        if let Some(steps) = &job.steps {
-            let images =
+        let step_images = match &job.steps {
+            Some(steps) => {
                 steps
                     .images(&config.context.project_dir)
                     .map_err(|what| RunError::Host {
                         job: job.name.clone(),
                         what,
-                    })?;
-            for step_image in images {
-                let source = match step_image.build {
-                    Some((context, dockerfile)) => Source::Build {
-                        context,
-                        dockerfile,
-                    },
-                    None => Source::Reference,
-                };
-                need(&step_image.image, source, &job.name, &None);
+                    })?
             }
+            None => Vec::new(),
+        };
+        let own_containers = !step_images.is_empty();
+        for step_image in step_images {
+            let source = match step_image.build {
+                Some((context, dockerfile)) => Source::Build {
+                    context,
+                    dockerfile,
+                },
+                None => Source::Reference,
+            };
+            need(&step_image.image, source, &job.name, &None);
         }
         let mut services = services::prepare(&job.services, &env);
         // With no network, services are not started: their images are not needed either.
@@ -130,6 +133,17 @@ pub(super) fn jobs_from(
         {
             options.mounts = resolve_mounts(&options.mounts, project, &volume_prefix, &mut volumes)
                 .map_err(input)?;
+        }
+        // A job whose steps run in containers of their own keeps its workspace in a volume
+        // of its own, which those containers mount too (see `engine::steps`).
+        if own_containers && matches!(config.workspace, super::Workspace::Copy { .. }) {
+            let name = workspace_volume(&volume_prefix);
+            volumes.push(name.clone());
+            container.mounts.push(Mount::Volume {
+                name,
+                target: config.context.container_dir.clone(),
+                read_only: false,
+            });
         }
         let cache_mounts =
             caches::mounts(&job.caches, &env, project, &config.run_id, config.no_cache);
@@ -174,6 +188,11 @@ pub(super) fn jobs_from(
         }
     }
     Ok(Prepared { jobs, images })
+}
+
+/// The volume a job's workspace is in when steps of its own containers share it.
+pub(super) fn workspace_volume(volume_prefix: &str) -> String {
+    format!("{volume_prefix}-workspace")
 }
 
 /// The model's mounts as the engine takes them: a named volume becomes one of the job's own

@@ -156,8 +156,9 @@ pub struct Command {
 }
 
 /// A command's own container: the image's process (or `entrypoint`) with the command's
-/// `argv` as its arguments, the job's workspace at `workspace` (what it changes there is
-/// the job's from then on), in the job container's network namespace.
+/// `argv` as its arguments, the job's workspace mounted at `workspace` (one directory for
+/// both containers: what either writes the other sees), in the job container's network
+/// namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StepContainer {
     pub image: String,
@@ -165,7 +166,7 @@ pub struct StepContainer {
     pub entrypoint: Option<String>,
     /// Where the workspace is in this container (GitHub's `/github/workspace`).
     pub workspace: String,
-    /// Where it is in the job's container (absolute).
+    /// Where it is in the job's container (absolute): the mount the two share.
     pub job_workspace: String,
 }
 
