@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::{require_image, Project, BUSYBOX};
 
+const HTTPD: &str = "berth-test/httpd:latest";
+
 fn platform() -> String {
     format!("ubuntu-latest={BUSYBOX}")
 }
@@ -89,6 +91,24 @@ fn the_images_of_docker_steps_are_reported_together_and_planned() {
     assert!(all.contains("berth-test/absent-one:1"), "{all}");
     assert!(all.contains("berth-test/absent-two:1"), "{all}");
     assert!(!all.contains("==> a: started"), "{all}");
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_docker_step_reaches_the_jobs_services_as_its_run_steps_do() {
+    require_image(BUSYBOX);
+    require_image(HTTPD);
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        &format!("on: push\njobs:\n  c:\n    runs-on: ubuntu-latest\n    container: {BUSYBOX}\n    services:\n      web:\n        image: {HTTPD}\n    steps:\n      - uses: docker://{BUSYBOX}\n        with:\n          entrypoint: /bin/sh\n          args: -c \"wget -qO- http://web/\"\n"),
+    )]);
+    let run = p.berth(&["run", "--platform", &platform()]);
+    run.expect_code(0);
+    assert!(
+        run.log("c").iter().any(|l| l.contains("berth test page")),
+        "{}",
+        run.stderr
+    );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
 

@@ -409,7 +409,7 @@ mod tests {
             }
         );
         let m = parse_action(
-            "name: d\nruns:\n  using: docker\n  image: Dockerfile\n  args: [a, '${{ inputs.x }}']\n  entrypoint: /run.sh\n  env: { K: v }\n",
+            "name: d\nruns:\n  using: docker\n  image: Dockerfile\n  args: [a, '${{ inputs.x }}']\n  entrypoint: /run.sh\n  env: { K: v }\n  pre-entrypoint: /pre.sh\n  post-if: failure()\n",
             0,
         )
         .unwrap();
@@ -418,6 +418,9 @@ mod tests {
             args,
             entrypoint,
             env,
+            pre_entrypoint,
+            pre_if,
+            post_if,
             ..
         } = &m.runs
         else {
@@ -427,6 +430,9 @@ mod tests {
         assert_eq!(args.len(), 2);
         assert_eq!(entrypoint.as_deref(), Some("/run.sh"));
         assert_eq!(env[0].0, "K");
+        assert_eq!(pre_entrypoint.as_deref(), Some("/pre.sh"));
+        assert!(pre_if.is_none());
+        assert_eq!(post_if.as_ref().map(|t| t.text.as_str()), Some("failure()"));
         assert_eq!(m.runs.kind(), "docker");
     }
 
