@@ -645,7 +645,9 @@ fn files_tar(command: &Command) -> std::io::Result<Vec<u8>> {
     let mut dirs = std::collections::BTreeSet::new();
     // A path ending in `/` is a folder to make (a step's own container's `HOME`).
     for (path, _) in &command.files {
-        let rel = std::path::Path::new(path.trim_start_matches('/'));
+        let rel: std::path::PathBuf = std::path::Path::new(path.trim_start_matches('/'))
+            .components()
+            .collect();
         let skip = if path.ends_with('/') { 0 } else { 1 };
         for dir in rel.ancestors().skip(skip) {
             if !dir.as_os_str().is_empty() {
