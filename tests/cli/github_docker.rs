@@ -140,6 +140,89 @@ fn ctrl_c_during_a_docker_step_removes_its_container() {
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
 
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let ok = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .status()
+        .expect("git")
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+#[test]
+fn a_remote_docker_action_is_built_from_the_action_cache_and_runs_offline() {
+    require_image(BUSYBOX);
+    let server = tempfile::tempdir().expect("temp dir");
+    let cache = tempfile::tempdir().expect("temp dir");
+    // The action's repository, a bare repository over file:// in GitHub's stead.
+    let src = server.path().join("src");
+    std::fs::create_dir_all(src.join("shout")).unwrap();
+    std::fs::write(
+        src.join("shout/action.yml"),
+        "name: shout\ninputs:\n  word: {}\nruns:\n  using: docker\n  image: Dockerfile\n  args: ['${{ inputs.word }}']\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("shout/Dockerfile"),
+        format!("FROM {BUSYBOX}\nCOPY shout.sh /\nENTRYPOINT [\"/bin/sh\", \"/shout.sh\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("shout/shout.sh"),
+        "echo \"remote docker says $1\" | tr a-z A-Z\n",
+    )
+    .unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "v1"]);
+    git(&src, &["tag", "v1"]);
+    let owner = server.path().join("github/octo");
+    std::fs::create_dir_all(&owner).unwrap();
+    git(
+        &owner,
+        &["clone", "-q", "--bare", src.to_str().unwrap(), "tools"],
+    );
+    let source = format!("file://{}", server.path().join("github").display());
+    let p = Project::new(&[(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  r:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: octo/tools/shout@v1\n        with:\n          word: hi\n",
+    )]);
+    let berth = |args: &[&str]| {
+        let out = p
+            .command(args)
+            .env("BERTH_ACTIONS_CACHE", cache.path())
+            .env("BERTH_ACTIONS_URL", &source)
+            .output()
+            .expect("run berth");
+        crate::common::Run::from(out)
+    };
+    berth(&["actions", "pull"]).expect_code(0);
+    let plan = berth(&["plan"]);
+    assert!(
+        plan.stdout
+            .contains("docker, image built from its Dockerfile"),
+        "{}",
+        plan.stdout
+    );
+    // The source gone and no network: built from the cached folder.
+    std::fs::remove_dir_all(server.path().join("github")).unwrap();
+    let run = berth(&["run", "--platform", &platform(), "--network", "none"]);
+    run.expect_code(0);
+    assert!(
+        run.log("r")
+            .iter()
+            .any(|l| l.contains("REMOTE DOCKER SAYS HI")),
+        "{}",
+        run.stderr
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
 /// Read a child's stderr until `needle` appears (or the time is up); what was read.
 fn read_until(stderr: &mut impl Read, needle: &str, limit: Duration) -> String {
     let start = Instant::now();

@@ -138,6 +138,47 @@ mod tests {
         assert!(split_args("'open").is_err());
     }
 
+    fn action(runs: &str, location: Location) -> Status {
+        let text = format!("name: x\nruns:\n  using: docker\n{runs}");
+        let manifest = crate::github::workflow::parse_action(&text, 0).unwrap();
+        Status::Ready(std::sync::Arc::new(Action {
+            uses: "octo/lint/docker@v2".into(),
+            file: "action.yml".into(),
+            location,
+            manifest,
+        }))
+    }
+
+    #[test]
+    fn a_cached_docker_action_is_built_from_its_folder_in_the_cache() {
+        let cache = tempfile::tempdir().unwrap();
+        let folder = cache.path().join("docker");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let location = Location::Cache {
+            dir: cache.path().to_path_buf(),
+            path: "docker".into(),
+            sha: "abc".into(),
+        };
+        let status = action("  image: ./Dockerfile\n", location.clone());
+        let image = image_of(&status, Path::new("/nowhere")).unwrap().unwrap();
+        assert!(
+            image
+                .image
+                .starts_with("berth-build/action-octo-lint-docker:"),
+            "{image:?}"
+        );
+        assert_eq!(image.build, Some((folder.clone(), "Dockerfile".into())));
+        // Its content names the tag: a change is another image.
+        std::fs::write(folder.join("Dockerfile"), "FROM scratch\nENV A=1\n").unwrap();
+        let again = image_of(&status, Path::new("/nowhere")).unwrap().unwrap();
+        assert_ne!(again.image, image.image);
+        // `docker://` in the metadata: that image, nothing built.
+        let status = action("  image: docker://alpine:3\n", location);
+        let image = image_of(&status, Path::new("/nowhere")).unwrap().unwrap();
+        assert_eq!((image.image.as_str(), image.build), ("alpine:3", None));
+    }
+
     #[test]
     fn a_build_tag_names_the_action_and_its_content() {
         assert_eq!(
