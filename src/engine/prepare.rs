@@ -623,4 +623,72 @@ later:
         assert_eq!(var(fresh, "CI"), Some("true"));
         assert!(!prepared.images.contains_key("tool:2"));
     }
+
+    /// Steps that run in containers of their own, of a pulled and a built image.
+    #[derive(Debug)]
+    struct OwnContainerSteps;
+
+    impl crate::pipeline::steps::Steps for OwnContainerSteps {
+        fn should_run(
+            &self,
+            _: &[crate::pipeline::steps::NeedResult],
+            _: bool,
+        ) -> Result<bool, String> {
+            Ok(true)
+        }
+
+        fn start(
+            &self,
+            _: crate::pipeline::steps::Start,
+        ) -> Box<dyn crate::pipeline::steps::StepsRun> {
+            unreachable!("not started in these tests")
+        }
+
+        fn images(
+            &self,
+            project_dir: &Path,
+        ) -> Result<Vec<crate::pipeline::steps::StepImage>, String> {
+            Ok(vec![
+                crate::pipeline::steps::StepImage {
+                    image: "alpine:3".into(),
+                    build: None,
+                },
+                crate::pipeline::steps::StepImage {
+                    image: "berth-build/action-a:0123".into(),
+                    build: Some((project_dir.join("a"), "Dockerfile".into())),
+                },
+            ])
+        }
+    }
+
+    #[test]
+    fn steps_in_their_own_containers_need_their_images_and_a_workspace_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut plan, mut config) = setup(dir.path(), "t:\n  script: [x]\n");
+        plan.jobs[0].job.steps = Some(Arc::new(OwnContainerSteps));
+        config.workspace = Workspace::Copy {
+            tar: dir.path().join("snapshot.tar"),
+        };
+        let prepared = jobs(&plan, &config).unwrap();
+        assert_eq!(prepared.images["alpine:3"].source, Source::Reference);
+        assert_eq!(
+            prepared.images["berth-build/action-a:0123"].source,
+            Source::Build {
+                context: dir.path().join("a"),
+                dockerfile: "Dockerfile".into()
+            }
+        );
+        // The workspace in a volume of the job's own, which the steps' containers mount.
+        let t = job(&prepared, "t");
+        assert_eq!(t.volumes, ["berth-r1-0-vol-workspace"]);
+        assert!(t.container.mounts.iter().any(|m| matches!(
+            m,
+            Mount::Volume { name, target, .. }
+                if name == "berth-r1-0-vol-workspace" && *target == config.context.container_dir
+        )));
+        // A mounted project is mounted in them instead: no volume.
+        config.workspace = Workspace::Mount;
+        let prepared = jobs(&plan, &config).unwrap();
+        assert!(job(&prepared, "t").volumes.is_empty());
+    }
 }
