@@ -93,6 +93,29 @@ pub(super) fn jobs_from(
             None => (image, source),
         };
         need(&image, source, &job.name, &job.credentials);
+        // Steps that run in containers of their own (GitHub's Docker actions) need theirs.
+        let step_images = match &job.steps {
+            Some(steps) => {
+                steps
+                    .images(&config.context.project_dir)
+                    .map_err(|what| RunError::Host {
+                        job: job.name.clone(),
+                        what,
+                    })?
+            }
+            None => Vec::new(),
+        };
+        let own_containers = !step_images.is_empty();
+        for step_image in step_images {
+            let source = match step_image.build {
+                Some((context, dockerfile)) => Source::Build {
+                    context,
+                    dockerfile,
+                },
+                None => Source::Reference,
+            };
+            need(&step_image.image, source, &job.name, &None);
+        }
         let mut services = services::prepare(&job.services, &env);
         // With no network, services are not started: their images are not needed either.
         for (s, model) in services.iter().zip(&job.services) {
@@ -110,6 +133,17 @@ pub(super) fn jobs_from(
         {
             options.mounts = resolve_mounts(&options.mounts, project, &volume_prefix, &mut volumes)
                 .map_err(input)?;
+        }
+        // A job whose steps run in containers of their own keeps its workspace in a volume
+        // of its own, which those containers mount too (see `engine::steps`).
+        if own_containers && matches!(config.workspace, super::Workspace::Copy { .. }) {
+            let name = workspace_volume(&volume_prefix);
+            volumes.push(name.clone());
+            container.mounts.push(Mount::Volume {
+                name,
+                target: config.context.container_dir.clone(),
+                read_only: false,
+            });
         }
         let cache_mounts =
             caches::mounts(&job.caches, &env, project, &config.run_id, config.no_cache);
@@ -154,6 +188,11 @@ pub(super) fn jobs_from(
         }
     }
     Ok(Prepared { jobs, images })
+}
+
+/// The volume a job's workspace is in when steps of its own containers share it.
+pub(super) fn workspace_volume(volume_prefix: &str) -> String {
+    format!("{volume_prefix}-workspace")
 }
 
 /// The model's mounts as the engine takes them: a named volume becomes one of the job's own
@@ -583,5 +622,73 @@ later:
         assert_eq!(fresh.image, "default:1");
         assert_eq!(var(fresh, "CI"), Some("true"));
         assert!(!prepared.images.contains_key("tool:2"));
+    }
+
+    /// Steps that run in containers of their own, of a pulled and a built image.
+    #[derive(Debug)]
+    struct OwnContainerSteps;
+
+    impl crate::pipeline::steps::Steps for OwnContainerSteps {
+        fn should_run(
+            &self,
+            _: &[crate::pipeline::steps::NeedResult],
+            _: bool,
+        ) -> Result<bool, String> {
+            Ok(true)
+        }
+
+        fn start(
+            &self,
+            _: crate::pipeline::steps::Start,
+        ) -> Box<dyn crate::pipeline::steps::StepsRun> {
+            unreachable!("not started in these tests")
+        }
+
+        fn images(
+            &self,
+            project_dir: &Path,
+        ) -> Result<Vec<crate::pipeline::steps::StepImage>, String> {
+            Ok(vec![
+                crate::pipeline::steps::StepImage {
+                    image: "alpine:3".into(),
+                    build: None,
+                },
+                crate::pipeline::steps::StepImage {
+                    image: "berth-build/action-a:0123".into(),
+                    build: Some((project_dir.join("a"), "Dockerfile".into())),
+                },
+            ])
+        }
+    }
+
+    #[test]
+    fn steps_in_their_own_containers_need_their_images_and_a_workspace_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut plan, mut config) = setup(dir.path(), "t:\n  script: [x]\n");
+        plan.jobs[0].job.steps = Some(Arc::new(OwnContainerSteps));
+        config.workspace = Workspace::Copy {
+            tar: dir.path().join("snapshot.tar"),
+        };
+        let prepared = jobs(&plan, &config).unwrap();
+        assert_eq!(prepared.images["alpine:3"].source, Source::Reference);
+        assert_eq!(
+            prepared.images["berth-build/action-a:0123"].source,
+            Source::Build {
+                context: dir.path().join("a"),
+                dockerfile: "Dockerfile".into()
+            }
+        );
+        // The workspace in a volume of the job's own, which the steps' containers mount.
+        let t = job(&prepared, "t");
+        assert_eq!(t.volumes, ["berth-r1-0-vol-workspace"]);
+        assert!(t.container.mounts.iter().any(|m| matches!(
+            m,
+            Mount::Volume { name, target, .. }
+                if name == "berth-r1-0-vol-workspace" && *target == config.context.container_dir
+        )));
+        // A mounted project is mounted in them instead: no volume.
+        config.workspace = Workspace::Mount;
+        let prepared = jobs(&plan, &config).unwrap();
+        assert!(job(&prepared, "t").volumes.is_empty());
     }
 }

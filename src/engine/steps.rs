@@ -2,6 +2,12 @@
 //! the job's format asks for runs in it as a process of its own, one after another, its output
 //! in the job's log under the step's name. Between two commands the format reads what the last
 //! one wrote (outputs, environment) and decides the next; the engine knows none of it.
+//!
+//! A command may ask for a container of its own (GitHub's Docker actions): a fresh one of its
+//! image in the job container's network namespace, mounting the job's workspace, which such
+//! a job keeps in a volume of its own (see `prepare`). A volume rather than copying the
+//! workspace in and back: on a 55 MB workspace of 2,000 files a job with one such step took
+//! 25-33 s with the copies, 9-11 s with the volume, as long as with a `run:` step instead.
 
 use std::time::Duration;
 
@@ -9,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::job::{log, Ended};
 use super::output::pump_filtered;
-use super::runtime::ExecSpec;
+use super::runtime::{ContainerOptions, ContainerSpec, ExecSpec, Mount};
 use super::{PreparedJob, Shared};
 use crate::events::Sink;
 use crate::pipeline::steps::{self, Command, NeedResult, Steps};
@@ -60,6 +66,32 @@ pub(super) async fn run(
             }
         };
         log(sink, &job.name, format!("▶ {}", command.name)).await;
+        if let Some(container) = &command.container {
+            commands += 1;
+            let now = tokio::time::Instant::now();
+            let step_limit = command.timeout.filter(|t| now + *t < deadline);
+            let own = OwnContainer {
+                job_container: id,
+                container,
+                number: commands,
+                limit: step_limit.map_or(deadline, |t| now + t),
+                step_limit,
+            };
+            let filter = run.output_filter();
+            match in_own_container(job, shared, sink, cancel, &command, &own, filter).await {
+                Ok((ended, masks)) => {
+                    if !masks.is_empty() {
+                        job_sink = job_sink.also_masking(&masks);
+                    }
+                    run.finished(ended);
+                    if cancel.is_cancelled() {
+                        run.cancel();
+                    }
+                    continue;
+                }
+                Err(ended) => return ended,
+            }
+        }
         if !command.files.is_empty() {
             let tar = match files_tar(&command) {
                 Ok(tar) => tar,
@@ -208,6 +240,174 @@ pub(super) async fn run(
         }
         (false, _) => Ended::Exited(1),
     }
+}
+
+/// A command's own container, and where it stands in its job.
+struct OwnContainer<'a> {
+    job_container: &'a str,
+    container: &'a steps::StepContainer,
+    /// The job's how-manieth command it is (names its container).
+    number: usize,
+    /// When it must have ended: its own `timeout` (`step_limit`) or the job's.
+    limit: tokio::time::Instant,
+    step_limit: Option<Duration>,
+}
+
+/// Run `command` in a fresh container of its own (a Docker action, a `docker://` step): in the
+/// job container's network namespace (its services answer as they do there), with the job's
+/// workspace (the volume it is in, or the mounted project) at the step's workspace, its files
+/// written before and read after. The container is removed however it ends. `Err`: the job
+/// ends so (cancelled, out of time, the engine failed).
+async fn in_own_container(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    cancel: &CancellationToken,
+    command: &Command,
+    own: &OwnContainer<'_>,
+    filter: Option<Box<dyn steps::OutputFilter>>,
+) -> Result<(steps::Ended, Vec<String>), Ended> {
+    let engine = &*shared.engine;
+    let config = &shared.config;
+    let sc = own.container;
+    // Both containers mount one workspace, as on GitHub: what either writes the other sees,
+    // with nothing copied.
+    let mut options = ContainerOptions::default();
+    let mut binds = Vec::new();
+    match &config.workspace {
+        super::Workspace::Mount => binds.push(format!(
+            "{}:{}",
+            config.context.project_dir.display(),
+            sc.workspace
+        )),
+        super::Workspace::Copy { .. } => {
+            let volume = job.container.mounts.iter().find_map(|m| match m {
+                Mount::Volume { name, target, .. } if *target == sc.job_workspace => Some(name),
+                _ => None,
+            });
+            let Some(volume) = volume else {
+                return Err(Ended::Refused(format!(
+                    "step `{}`: the job's workspace is not in a volume its step's container can mount",
+                    command.name
+                )));
+            };
+            options.mounts.push(Mount::Volume {
+                name: volume.clone(),
+                target: sc.workspace.clone(),
+                read_only: false,
+            });
+        }
+    }
+    let short = &own.job_container[..own.job_container.len().min(12)];
+    let spec = ContainerSpec {
+        name: format!(
+            "berth-{}-{}-step{}-{short}",
+            config.run_id, job.index, own.number
+        ),
+        image: sc.image.clone(),
+        entrypoint: sc.entrypoint.clone().map(|e| vec![e]),
+        cmd: command.argv.clone(),
+        env: command.env.clone(),
+        working_dir: command
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| sc.workspace.clone()),
+        labels: super::job::job_labels(job, shared),
+        binds,
+        network: Some(format!("container:{}", own.job_container)),
+        options,
+        ..ContainerSpec::default()
+    };
+    let step_id = engine
+        .create_container(&spec)
+        .await
+        .map_err(Ended::Broken)?;
+    let ended = tokio::select! {
+        ended = drive_own(job, shared, sink, command, own, &step_id, filter) => ended,
+        _ = cancel.cancelled() => Err(Ended::Cancelled),
+    };
+    // Removed however the step ended (the run's sweep finds it by its labels otherwise).
+    if let Err(e) = engine.remove_container(&step_id).await {
+        let message = format!(
+            "step `{}`: its container cannot be removed: {e}",
+            command.name
+        );
+        log(sink, &job.name, message).await;
+    }
+    ended
+}
+
+/// [`in_own_container`] from its created container `step_id` to its files read back.
+#[allow(clippy::too_many_arguments)]
+async fn drive_own(
+    job: &PreparedJob,
+    shared: &Shared,
+    sink: &Sink,
+    command: &Command,
+    own: &OwnContainer<'_>,
+    step_id: &str,
+    filter: Option<Box<dyn steps::OutputFilter>>,
+) -> Result<(steps::Ended, Vec<String>), Ended> {
+    let engine = &*shared.engine;
+    if !command.files.is_empty() {
+        let tar = files_tar(command)
+            .map_err(|e| Ended::Refused(format!("step `{}`: {e}", command.name)))?;
+        engine
+            .upload_tar_bytes(step_id, "/", tar)
+            .await
+            .map_err(Ended::Broken)?;
+    }
+    engine.start(step_id).await.map_err(Ended::Broken)?;
+    let stopped = CancellationToken::new();
+    let pump = tokio::spawn(pump_filtered(
+        engine.output(step_id),
+        job.name.clone(),
+        sink.clone(),
+        stopped.clone(),
+        filter,
+    ));
+    let (exit_code, timed_out) = tokio::select! {
+        code = engine.wait(step_id) => (code.map_err(Ended::Broken)?, false),
+        _ = tokio::time::sleep_until(own.limit) => {
+            let Some(t) = own.step_limit else {
+                return Err(Ended::TimedOut(job.timeout));
+            };
+            let message = format!(
+                "step `{}` timed out after {}",
+                command.name,
+                crate::units::duration(t)
+            );
+            log(sink, &job.name, message).await;
+            let _ = engine.kill(step_id).await;
+            (-1, true)
+        }
+    };
+    // Stopped: its log ends after the last line the engine has.
+    let masks = match tokio::time::timeout(STOP_GRACE, pump).await {
+        Ok(Ok((pumped, _))) => pumped.finish(&job.name, sink).await,
+        _ => {
+            stopped.cancel();
+            Vec::new()
+        }
+    };
+    let mut files = Vec::new();
+    for (path, read) in read_step_files(engine, step_id, &command.collect).await {
+        match read {
+            Ok(Some(text)) => files.push((path, text)),
+            Ok(None) => {}
+            Err(why) => {
+                let message = format!("step `{}`: {path} {why}: berth ignores it", command.name);
+                log(sink, &job.name, message).await;
+            }
+        }
+    }
+    let ended = steps::Ended {
+        exit_code,
+        timed_out,
+        files,
+        operation: None,
+    };
+    Ok((ended, masks))
 }
 
 /// Where a step with a timeout of its own records its process id (its process group's: the
@@ -443,9 +643,13 @@ pub(super) async fn exit_code(
 fn files_tar(command: &Command) -> std::io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     let mut dirs = std::collections::BTreeSet::new();
+    // A path ending in `/` is a folder to make (a step's own container's `HOME`).
     for (path, _) in &command.files {
-        let rel = std::path::Path::new(path.trim_start_matches('/'));
-        for dir in rel.ancestors().skip(1) {
+        let rel: std::path::PathBuf = std::path::Path::new(path.trim_start_matches('/'))
+            .components()
+            .collect();
+        let skip = if path.ends_with('/') { 0 } else { 1 };
+        for dir in rel.ancestors().skip(skip) {
             if !dir.as_os_str().is_empty() {
                 dirs.insert(dir.to_path_buf());
             }
@@ -458,7 +662,7 @@ fn files_tar(command: &Command) -> std::io::Result<Vec<u8>> {
         header.set_size(0);
         tar.append_data(&mut header, dir, std::io::empty())?;
     }
-    for (path, content) in &command.files {
+    for (path, content) in command.files.iter().filter(|(p, _)| !p.ends_with('/')) {
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o755);
         header.set_size(content.len() as u64);
@@ -482,6 +686,7 @@ mod tests {
             files: vec![
                 ("/berth/github/1.sh".into(), "echo hi\n".into()),
                 ("/berth/github/temp/.berth".into(), String::new()),
+                ("/github/home/".into(), String::new()),
             ],
             argv: vec![],
             env: vec![],
@@ -489,6 +694,7 @@ mod tests {
             timeout: None,
             collect: vec![],
             operation: None,
+            container: None,
         };
         let tar = files_tar(&command).unwrap();
         let names = crate::engine::tar_entry_names(&tar);
@@ -498,6 +704,8 @@ mod tests {
                 "berth",
                 "berth/github",
                 "berth/github/temp",
+                "github",
+                "github/home",
                 "berth/github/1.sh",
                 "berth/github/temp/.berth"
             ]

@@ -38,6 +38,22 @@ pub trait Steps: Send + Sync + fmt::Debug {
     fn checkout(&self) -> Option<super::Checkout> {
         None
     }
+
+    /// The images steps run in containers of their own (GitHub's Docker actions and
+    /// `docker://` steps), for the run to have before anything starts. `project_dir`: the
+    /// project on this host, which a build's context is read from.
+    fn images(&self, project_dir: &std::path::Path) -> Result<Vec<StepImage>, String> {
+        let _ = project_dir;
+        Ok(Vec::new())
+    }
+}
+
+/// An image a step runs in: pulled by its reference, or built as `image` (a tag named by its
+/// context's content) from `context` with `dockerfile` (relative to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepImage {
+    pub image: String,
+    pub build: Option<(PathBuf, String)>,
 }
 
 /// A job whose jobs are known only once the jobs it needs have ended (GitHub's matrix made
@@ -114,8 +130,8 @@ pub struct Filtered {
     pub masks: Vec<String>,
 }
 
-/// A command to run in the job's container.
-#[derive(Debug, Clone, PartialEq)]
+/// A command to run in the job's container (or in a container of its own).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Command {
     /// The step as the log names it (`Run pytest -q`, `Set up Python`).
     pub name: String,
@@ -134,6 +150,24 @@ pub struct Command {
     /// `Some`: no process (`argv` is empty): the engine does this instead, and says how it
     /// went in [`Ended::operation`]; `files` are still written and `collect` still read.
     pub operation: Option<Operation>,
+    /// `Some`: the command runs in a fresh container of this image rather than in the job's
+    /// (`argv` is its command); `files` are written and `collect` read there.
+    pub container: Option<StepContainer>,
+}
+
+/// A command's own container: the image's process (or `entrypoint`) with the command's
+/// `argv` as its arguments, the job's workspace mounted at `workspace` (one directory for
+/// both containers: what either writes the other sees), in the job container's network
+/// namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StepContainer {
+    pub image: String,
+    /// `None`: the image's own entrypoint.
+    pub entrypoint: Option<String>,
+    /// Where the workspace is in this container (GitHub's `/github/workspace`).
+    pub workspace: String,
+    /// Where it is in the job's container (absolute): the mount the two share.
+    pub job_workspace: String,
 }
 
 /// Work a step asks of the engine rather than of a process: moving files between the job's

@@ -178,18 +178,28 @@ impl Actions {
     pub fn describe(&self, uses: &str) -> String {
         match self.get(uses) {
             None | Some(Status::BuiltIn) => "built in".to_string(),
-            Some(Status::Ready(a)) => match &a.location {
-                Location::Workspace(_) => format!("local, {}", a.manifest.runs.kind()),
-                Location::Cache { sha, .. } => {
-                    format!(
-                        "cached at {}, {}",
-                        &sha[..sha.len().min(12)],
-                        a.manifest.runs.kind()
-                    )
+            Some(Status::Ready(a)) => {
+                // A Docker action's image: the one it names, or built from its Dockerfile.
+                let image = match &a.manifest.runs {
+                    Runs::Docker { image, .. } => match image.strip_prefix("docker://") {
+                        Some(reference) => format!(", image {reference}"),
+                        None => format!(", image built from its {image}"),
+                    },
+                    _ => String::new(),
+                };
+                match &a.location {
+                    Location::Workspace(_) => format!("local, {}{image}", a.manifest.runs.kind()),
+                    Location::Cache { sha, .. } => {
+                        format!(
+                            "cached at {}, {}{image}",
+                            &sha[..sha.len().min(12)],
+                            a.manifest.runs.kind()
+                        )
+                    }
                 }
-            },
+            }
             Some(Status::Missing(_)) => "missing (berth actions pull fetches it)".to_string(),
-            Some(Status::Image(_)) => "docker image".to_string(),
+            Some(Status::Image(image)) => format!("docker image {image}"),
         }
     }
 }

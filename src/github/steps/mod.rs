@@ -23,6 +23,7 @@
 //!   has succeeded and its key was no exact hit (GitHub's `post-if: success()`).
 
 mod actions;
+mod docker;
 mod shell;
 mod status;
 #[cfg(test)]
@@ -45,7 +46,8 @@ use crate::github::workflow::{Env, Field, RunDefaults, Runs, Step, StepAction, S
 use crate::github::workflow_commands::{Commands, StepFilter};
 use crate::github::{file_commands, setup_python};
 use crate::pipeline::steps::{
-    Command, Ended, NeedResult, Operation, Outcome, OutputFilter, Report, Start, Steps, StepsRun,
+    Command, Ended, NeedResult, Operation, Outcome, OutputFilter, Report, Start, StepContainer,
+    StepImage, Steps, StepsRun,
 };
 use crate::pipeline::Checkout;
 use crate::project::checkout::Repository;
@@ -213,6 +215,40 @@ impl Steps for JobSteps {
         let (_, needs) = fold_needs(&start.needs);
         Box::new(JobRun::new(self.spec.clone(), start, needs))
     }
+
+    fn images(&self, project_dir: &std::path::Path) -> Result<Vec<StepImage>, String> {
+        let mut images: Vec<StepImage> = Vec::new();
+        for (_, image) in step_images(&self.spec, project_dir)? {
+            if !images.contains(&image) {
+                images.push(image);
+            }
+        }
+        Ok(images)
+    }
+}
+
+/// The image of each step (of the job's and of the composites it uses) that runs in a
+/// container of its own, by its `uses:`.
+fn step_images(
+    spec: &JobSpec,
+    project_dir: &std::path::Path,
+) -> Result<Vec<(String, StepImage)>, String> {
+    let mut out: Vec<(String, StepImage)> = Vec::new();
+    for entry in plan_entries(spec).0 {
+        let StepAction::Uses { uses, .. } = &entry.step.action else {
+            continue;
+        };
+        if out.iter().any(|(u, _)| u == uses) {
+            continue;
+        }
+        let Some(status) = spec.run.actions.get(uses) else {
+            continue;
+        };
+        if let Some(image) = docker::image_of(status, project_dir) {
+            out.push((uses.clone(), image?));
+        }
+    }
+    Ok(out)
 }
 
 /// A job's result as a sentence says it: `failed`, `was skipped`.
@@ -293,6 +329,20 @@ impl StepFiles {
             dir,
         }
     }
+
+    /// A step's files in a container of its own, named as the runner names them there.
+    fn in_container(label: &str) -> StepFiles {
+        let dir = docker::FILE_COMMANDS;
+        let name = label.replace('.', "_");
+        StepFiles {
+            state: format!("{dir}/save_state_{name}"),
+            output: format!("{dir}/set_output_{name}"),
+            env: format!("{dir}/set_env_{name}"),
+            path: format!("{dir}/add_path_{name}"),
+            summary: format!("{dir}/step_summary_{name}"),
+            dir: dir.to_string(),
+        }
+    }
 }
 
 /// What the step whose command runs is doing.
@@ -319,6 +369,11 @@ enum Phase {
     Node {
         stage: Stage,
         marker: String,
+    },
+    /// A step in a container of its own: a Docker action's `pre-entrypoint`, its main
+    /// entrypoint or its `post-entrypoint`, or a `docker://` step.
+    Docker {
+        stage: Stage,
     },
 }
 
@@ -353,6 +408,22 @@ enum PostKind {
         condition: Option<Text>,
         inputs: Vec<(String, String)>,
     },
+    /// A Docker action's `post-entrypoint`.
+    Docker {
+        action: Arc<Action>,
+        entrypoint: String,
+        condition: Option<Text>,
+        inputs: Vec<(String, String)>,
+    },
+}
+
+/// What a step's own container runs: its entrypoint (`None`: the image's), its arguments,
+/// and the environment the action gives it (inputs as `INPUT_*`, `runs.env`).
+#[derive(Debug, Clone, Default)]
+struct DockerRun {
+    entrypoint: Option<String>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// One thing the job does, in order: a step of the job's or of a composite action it uses
@@ -430,7 +501,12 @@ fn plan_entries(spec: &JobSpec) -> (Vec<Entry>, Vec<Frame>) {
     let names = action_names(&spec.job.steps);
     for (step, name) in spec.job.steps.iter().zip(&names) {
         if let Some(a) = action_for(spec, step) {
-            if let Runs::Node { pre: Some(_), .. } = &a.manifest.runs {
+            if let Runs::Node { pre: Some(_), .. }
+            | Runs::Docker {
+                pre_entrypoint: Some(_),
+                ..
+            } = &a.manifest.runs
+            {
                 entries.push(Entry {
                     step: step.clone(),
                     frame: 0,
@@ -544,6 +620,9 @@ struct JobRun {
     hasher: Option<Hasher>,
     /// The workflow commands of the job's output (`::add-mask::`, `::error::`).
     commands: Arc<Mutex<Commands>>,
+    /// The image of each `uses:` that runs in a container of its own; `Err`: why they are
+    /// not known (the job fails at its set-up).
+    images: Result<Vec<(String, StepImage)>, String>,
 }
 
 /// `GITHUB_ACTION` as the runner names steps: the id, else `__run`, `__run_2`... for
@@ -596,7 +675,12 @@ impl JobRun {
             .chain(&spec.run.vars)
             .any(|(k, v)| k == "ACTIONS_STEP_DEBUG" && v.eq_ignore_ascii_case("true"));
         let commands = Arc::new(Mutex::new(Commands::new(debug, &spec.run.workspace)));
+        let images = match &start.project_dir {
+            Some(dir) => step_images(&spec, dir),
+            None => Ok(Vec::new()),
+        };
         JobRun {
+            images,
             spec,
             base_env: start.env,
             needs,
@@ -688,14 +772,7 @@ impl JobRun {
             match spec.run.actions.get(uses) {
                 Some(Status::BuiltIn) => {}
                 None if BUILT_IN_ACTIONS.contains(&action_of(uses).as_str()) => {}
-                Some(Status::Ready(a)) => {
-                    if let Runs::Docker { .. } = a.manifest.runs {
-                        return Err((
-                            format!("{what}: `{uses}` is a Docker action ({}): berth does not run Docker actions yet", a.file),
-                            false,
-                        ));
-                    }
-                }
+                Some(Status::Ready(_) | Status::Image(_)) => {}
                 Some(Status::Missing(remote)) => {
                     return Err((
                         format!(
@@ -703,12 +780,6 @@ impl JobRun {
                             remote.name()
                         ),
                         true,
-                    ))
-                }
-                Some(Status::Image(image)) => {
-                    return Err((
-                        format!("{what}: `uses: docker://{image}` steps are not supported yet"),
-                        false,
                     ))
                 }
                 None => {
@@ -721,6 +792,9 @@ impl JobRun {
                     ))
                 }
             }
+        }
+        if let Err(e) = &self.images {
+            return Err((e.clone(), false));
         }
         let mut contexts = base_contexts(&spec, self.needs.clone(), "");
         let host = ();
@@ -1093,8 +1167,73 @@ impl JobRun {
                                 }
                             }
                         }
-                        // set_up refused them.
-                        Runs::Docker { .. } => None,
+                        Runs::Docker {
+                            entrypoint,
+                            post_entrypoint,
+                            post_if,
+                            ..
+                        } => {
+                            if let Some(post) = post_entrypoint {
+                                self.posts.push(Post {
+                                    step: i,
+                                    name: format!("Post {name}"),
+                                    kind: PostKind::Docker {
+                                        action: a.clone(),
+                                        entrypoint: post.clone(),
+                                        condition: post_if.clone(),
+                                        inputs: values.clone(),
+                                    },
+                                });
+                            }
+                            let label = entry.label.clone();
+                            let made = self
+                                .docker_action_run(&a, &values, entrypoint.clone(), frame, &action)
+                                .and_then(|run| {
+                                    self.docker_command(
+                                        &mut pending,
+                                        &label,
+                                        uses,
+                                        run,
+                                        Stage::Main,
+                                    )
+                                });
+                            match made {
+                                Ok(command) => {
+                                    self.pending = Some(pending);
+                                    Some(command)
+                                }
+                                Err(e) => {
+                                    self.fail(i, continue_on_error, format!("{what}: {e}"));
+                                    None
+                                }
+                            }
+                        }
+                    };
+                }
+                if let Some(Status::Image(_)) = spec.run.actions.get(uses) {
+                    // `docker://image`: `with: args` and `entrypoint` are all it takes.
+                    let given = |k: &str| inputs.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+                    let made = docker::split_args(given("args").map_or("", |v| v.as_str()))
+                        .and_then(|args| {
+                            let run = DockerRun {
+                                entrypoint: given("entrypoint")
+                                    .map(|e| e.trim().to_string())
+                                    .filter(|e| !e.is_empty()),
+                                args,
+                                env: Vec::new(),
+                            };
+                            let label = entry.label.clone();
+                            self.docker_command(&mut pending, &label, uses, run, Stage::Main)
+                        });
+                    return match made {
+                        Ok(command) => {
+                            self.pending = Some(pending);
+                            Some(command)
+                        }
+                        Err(e) => {
+                            self.fail(i, continue_on_error, format!("{what}: {e}"));
+                            None
+                        }
                     };
                 }
                 let input = |k: &str| {
@@ -1238,6 +1377,17 @@ impl JobRun {
                     Some(command) => return Some(command),
                     None => continue,
                 },
+                PostKind::Docker {
+                    action,
+                    entrypoint,
+                    condition,
+                    inputs,
+                } => match self.docker_post(
+                    post.step, post.name, &action, entrypoint, condition, &inputs,
+                ) {
+                    Some(command) => return Some(command),
+                    None => continue,
+                },
             };
             if self.failed || self.cancelled {
                 continue;
@@ -1335,13 +1485,18 @@ impl JobRun {
     fn begin_pre(&mut self, i: usize) -> Option<Command> {
         let entry = self.entries[i].clone();
         let a = action_for(&self.spec, &entry.step)?.clone();
-        let Runs::Node {
-            pre: Some(pre),
-            pre_if,
-            ..
-        } = &a.manifest.runs
-        else {
-            return None;
+        let (pre, pre_if, docker) = match &a.manifest.runs {
+            Runs::Node {
+                pre: Some(pre),
+                pre_if,
+                ..
+            } => (pre, pre_if, false),
+            Runs::Docker {
+                pre_entrypoint: Some(pre),
+                pre_if,
+                ..
+            } => (pre, pre_if, true),
+            _ => return None,
         };
         let name = format!("Pre {}", entry.step.label());
         let what = format!("step {} `{name}`", entry.label);
@@ -1384,7 +1539,17 @@ impl JobRun {
             files: StepFiles::new(&format!("{}-pre", entry.label)),
             outputs: Vec::new(),
         };
-        match self.node_command(&mut pending, &entry.label, &a, pre, &values, Stage::Pre) {
+        let made = if docker {
+            pending.files = StepFiles::in_container(&format!("{}-pre", entry.label));
+            let uses = a.uses.clone();
+            self.docker_action_run(&a, &values, Some(pre.clone()), 0, &entry.action)
+                .and_then(|run| {
+                    self.docker_command(&mut pending, &entry.label, &uses, run, Stage::Pre)
+                })
+        } else {
+            self.node_command(&mut pending, &entry.label, &a, pre, &values, Stage::Pre)
+        };
+        match made {
             Ok(command) => {
                 self.pending = Some(pending);
                 Some(command)
@@ -1555,6 +1720,165 @@ impl JobRun {
         Ok(self.command(pending, argv, extra, collect))
     }
 
+    /// A Docker action's `post-entrypoint` after the job's steps, when its `post-if` (default
+    /// `always()`) holds.
+    fn docker_post(
+        &mut self,
+        step: usize,
+        name: String,
+        action: &Arc<Action>,
+        entrypoint: String,
+        condition: Option<Text>,
+        inputs: &[(String, String)],
+    ) -> Option<Command> {
+        let entry = self.entries[step].clone();
+        let what = format!("step {} `{name}`", entry.label);
+        let env = self.env.clone();
+        let contexts = self.contexts(&entry.action, &env);
+        if !self.stage_runs(&contexts, condition.as_ref(), &what, "post-if") {
+            return None;
+        }
+        let mut pending = Pending {
+            step,
+            name,
+            continue_on_error: false,
+            timeout: None,
+            working_dir: None,
+            env,
+            phase: Phase::Run,
+            files: StepFiles::in_container(&format!("{}-post", entry.label)),
+            outputs: Vec::new(),
+        };
+        let made = self
+            .docker_action_run(action, inputs, Some(entrypoint), 0, &entry.action)
+            .and_then(|run| {
+                self.docker_command(&mut pending, &entry.label, &action.uses, run, Stage::Post)
+            });
+        match made {
+            Ok(command) => {
+                self.pending = Some(pending);
+                Some(command)
+            }
+            Err(e) => {
+                self.job_failed(format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A Docker action's `args` and `env` evaluated (they see its `inputs`), its inputs as
+    /// `INPUT_*`, run by `entrypoint` (`None`: the image's).
+    fn docker_action_run(
+        &self,
+        a: &Action,
+        inputs: &[(String, String)],
+        entrypoint: Option<String>,
+        frame: usize,
+        action: &str,
+    ) -> Result<DockerRun, String> {
+        let Runs::Docker { args, env, .. } = &a.manifest.runs else {
+            return Err(format!("{} is not a Docker action", a.file));
+        };
+        let frame_env = self.frame_env(frame);
+        let mut contexts = self.contexts_in(frame, action, &frame_env);
+        contexts.insert(
+            "inputs",
+            Value::object(
+                inputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::from(v.as_str()))),
+            ),
+        );
+        let host = self.host_in(frame);
+        let evaluate = |t: &Text, what: &str| {
+            Template::parse(&t.text, &Scope::STEP)
+                .and_then(|t| t.evaluate_string(&contexts, &host))
+                .map_err(|e| format!("{what} of {} cannot be evaluated: {e}", a.file))
+        };
+        let mut run = DockerRun {
+            entrypoint,
+            ..DockerRun::default()
+        };
+        for (k, v) in inputs {
+            set(&mut run.env, &input_var(k), v.clone());
+        }
+        for (key, text) in env {
+            let value = evaluate(text, &format!("`runs: env: {key}`"))?;
+            set(&mut run.env, key, value);
+        }
+        for (n, arg) in args.iter().enumerate() {
+            run.args
+                .push(evaluate(arg, &format!("`runs: args` {}", n + 1))?);
+        }
+        Ok(run)
+    }
+
+    /// The command of a step that runs in a container of its own: the image its `uses:`
+    /// needs, the workspace at /github/workspace, its files under /github as GitHub mounts
+    /// them, what its `pre` saved as `STATE_*`.
+    fn docker_command(
+        &mut self,
+        pending: &mut Pending,
+        label: &str,
+        uses: &str,
+        run: DockerRun,
+        stage: Stage,
+    ) -> Result<Command, String> {
+        let image = match &self.images {
+            Ok(images) => images
+                .iter()
+                .find(|(u, _)| u == uses)
+                .map(|(_, i)| i.image.clone()),
+            Err(e) => return Err(e.clone()),
+        };
+        let image = image.ok_or_else(|| format!("internal: no image was had for `{uses}`"))?;
+        if matches!(pending.phase, Phase::Run) && stage == Stage::Main {
+            pending.files = StepFiles::in_container(label);
+        }
+        pending.working_dir = None;
+        pending.phase = Phase::Docker { stage };
+        for (k, v) in run.env {
+            set(&mut pending.env, &k, v);
+        }
+        if let Some((_, saved)) = self.states.iter().find(|(l, _)| l == label) {
+            for (k, v) in saved.clone() {
+                set(&mut pending.env, &format!("STATE_{k}"), v);
+            }
+        }
+        let state = pending.files.state.clone();
+        set(&mut pending.env, "GITHUB_STATE", state.clone());
+        // The job's container gets its own first files with its first command of its own.
+        let first_sent = self.first_command_sent;
+        let mut command = self.command(pending, run.args, Vec::new(), vec![state.clone()]);
+        self.first_command_sent = first_sent;
+        command
+            .files
+            .retain(|(path, _)| !path.starts_with(run::DIR));
+        command.files.push((state, String::new()));
+        command.files.push((
+            docker::EVENT_PATH.to_string(),
+            self.spec.run.event.to_string(),
+        ));
+        command
+            .files
+            .push((format!("{}/", docker::HOME), String::new()));
+        for (k, v) in [
+            ("GITHUB_WORKSPACE", docker::WORKSPACE),
+            ("GITHUB_EVENT_PATH", docker::EVENT_PATH),
+            ("HOME", docker::HOME),
+        ] {
+            set(&mut command.env, k, v.to_string());
+        }
+        command.working_dir = None;
+        command.container = Some(StepContainer {
+            image,
+            entrypoint: run.entrypoint,
+            workspace: docker::WORKSPACE.to_string(),
+            job_workspace: self.spec.run.workspace.clone(),
+        });
+        Ok(command)
+    }
+
     /// What an operation's report makes of the step: its outputs, and why it failed.
     fn after_operation(
         &mut self,
@@ -1690,6 +2014,7 @@ impl JobRun {
             timeout: pending.timeout,
             collect,
             operation: None,
+            container: None,
         }
     }
 
@@ -1865,7 +2190,7 @@ impl StepsRun for JobRun {
             Err(e) => problem = problem.or(Some(format!("{what}: $GITHUB_ENV: {e}"))),
         }
         file_commands::prepend_paths(&mut self.prepends, file_commands::parse_path(read(&f.path)));
-        if let Phase::Node { .. } = &pending.phase {
+        if let Phase::Node { .. } | Phase::Docker { .. } = &pending.phase {
             match file_commands::parse_key_values(read(&f.state)) {
                 Ok(saved) if !saved.is_empty() => {
                     let label = self.entries[pending.step].label.clone();
@@ -1920,7 +2245,7 @@ impl StepsRun for JobRun {
                         return;
                     }
                 }
-                Phase::PythonInstall | Phase::Run | Phase::Node { .. } => {}
+                Phase::PythonInstall | Phase::Run | Phase::Node { .. } | Phase::Docker { .. } => {}
             }
         } else if matches!(pending.phase, Phase::PythonInstall)
             && ended.exit_code == setup_python::NO_VENV_EXIT
@@ -1930,6 +2255,9 @@ impl StepsRun for JobRun {
         if let Phase::Node {
             stage: Stage::Pre | Stage::Post,
             ..
+        }
+        | Phase::Docker {
+            stage: Stage::Pre | Stage::Post,
         } = pending.phase
         {
             // A `pre` or `post` has no step of its own: a failure is the job's.

@@ -1220,3 +1220,132 @@ jobs:
         "{message}"
     );
 }
+
+/// A job with a local Docker action and a `docker://` step, read from a project in `dir`.
+fn docker_job(dir: &std::path::Path, post_if: &str) -> pipeline::Job {
+    let action = dir.join(".github/actions/d");
+    std::fs::create_dir_all(&action).unwrap();
+    std::fs::write(action.join("Dockerfile"), "FROM scratch\n").unwrap();
+    std::fs::write(
+        action.join("action.yml"),
+        format!(
+            "name: d\ninputs:\n  who: {{}}\n  mood:\n    default: calm\nruns:\n  using: docker\n  image: Dockerfile\n  args: ['${{{{ inputs.who }}}}', 'is ${{{{ inputs.mood }}}}']\n  env:\n    LOUD: '${{{{ inputs.who }}}}!'\n  pre-entrypoint: /pre\n  post-entrypoint: /post\n  post-if: {post_if}\n"
+        ),
+    )
+    .unwrap();
+    let src = "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n      - id: d\n        uses: ./.github/actions/d\n        with:\n          who: ann\n      - id: raw\n        uses: docker://alpine:3\n        with:\n          entrypoint: /bin/sh\n          args: -c \"echo '${{ steps.d.outputs.said }}'\"\n";
+    let parsed = workflow::parse(src, 0).unwrap_or_else(|d| panic!("{d:#?}"));
+    let wfs = vec![("ci.yml".to_string(), parsed.workflow.clone())];
+    let cache = crate::github::actions::cache::Cache::new(dir.join("cache"), "file:///x".into());
+    let mut sources = crate::source::diag::SourceMap::default();
+    let actions = found_actions::load(&wfs, dir, &cache, &mut sources).unwrap();
+    let mut run = facts();
+    run.actions = Arc::new(actions);
+    let lowered = lower(&parsed.workflow, "ci.yml", &run, &Platforms::new())
+        .unwrap_or_else(|d| panic!("{d:#?}"));
+    lowered.pipeline.jobs.into_iter().next().unwrap()
+}
+
+#[test]
+fn docker_actions_and_docker_steps_run_in_containers_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = docker_job(dir.path(), "failure()");
+    let steps = job.steps.as_ref().unwrap();
+    // The images: the action's built from its folder, tagged by its content; the step's.
+    let images = steps.images(dir.path()).unwrap();
+    assert_eq!(images.len(), 2, "{images:?}");
+    assert!(images[0]
+        .image
+        .starts_with("berth-build/action-github-actions-d:"));
+    assert_eq!(
+        images[0].build,
+        Some((dir.path().join(".github/actions/d"), "Dockerfile".into()))
+    );
+    assert_eq!(images[1].image, "alpine:3");
+    assert_eq!(images[1].build, None);
+    let start = Start {
+        project_dir: Some(dir.path().to_path_buf()),
+        ..Start::default()
+    };
+    let mut run = start_with(&job, start);
+    // pre-entrypoint first, with the action's args, in the built image.
+    let pre = next(&mut *run);
+    let own = pre.container.clone().expect("its own container");
+    assert_eq!(own.image, images[0].image);
+    assert_eq!(own.entrypoint.as_deref(), Some("/pre"));
+    assert_eq!(
+        (own.workspace.as_str(), own.job_workspace.as_str()),
+        ("/github/workspace", "/builds/shop")
+    );
+    assert_eq!(pre.argv, ["ann", "is calm"]);
+    assert_eq!(env(&pre, "GITHUB_WORKSPACE"), Some("/github/workspace"));
+    assert_eq!(env(&pre, "HOME"), Some("/github/home"));
+    assert!(
+        file(&pre, "/github/workflow/event.json").is_some_and(|e| e.contains("refs/heads/main"))
+    );
+    let state = env(&pre, "GITHUB_STATE").unwrap().to_string();
+    assert!(state.starts_with("/github/file_commands/"), "{state}");
+    // Nothing of the job's own container goes into the step's.
+    assert!(
+        pre.files.iter().all(|(p, _)| !p.starts_with("/berth/")),
+        "{:?}",
+        pre.files
+    );
+    run.finished(with_files(0, &[(&state, "k=v\n")]));
+    // The main entrypoint (the image's): inputs, env, what pre saved, the file commands.
+    let main = next(&mut *run);
+    assert_eq!(main.container.as_ref().unwrap().entrypoint, None);
+    assert_eq!(env(&main, "INPUT_WHO"), Some("ann"));
+    assert_eq!(env(&main, "INPUT_MOOD"), Some("calm"));
+    assert_eq!(env(&main, "LOUD"), Some("ann!"));
+    assert_eq!(env(&main, "STATE_k"), Some("v"));
+    let output = env(&main, "GITHUB_OUTPUT").unwrap().to_string();
+    assert_eq!(output, "/github/file_commands/set_output_1");
+    assert!(main.collect.contains(&output));
+    run.finished(with_files(0, &[(&output, "said=hi there\n")]));
+    // The docker:// step: its `entrypoint`, its `args` split as a command line.
+    let raw = next(&mut *run);
+    let own = raw.container.clone().unwrap();
+    assert_eq!(
+        (own.image.as_str(), own.entrypoint.as_deref()),
+        ("alpine:3", Some("/bin/sh"))
+    );
+    assert_eq!(raw.argv, ["-c", "echo 'hi there'"]);
+    run.finished(exit(0));
+    // post-if: failure() on a job that passed: no post.
+    done(&mut *run);
+    assert!(run.outcome().success);
+}
+
+#[test]
+fn a_failed_docker_step_fails_the_job_and_its_post_runs_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = docker_job(dir.path(), "always()");
+    let start = Start {
+        project_dir: Some(dir.path().to_path_buf()),
+        ..Start::default()
+    };
+    let mut run = start_with(&job, start);
+    let _pre = next(&mut *run);
+    run.finished(exit(0));
+    let _main = next(&mut *run);
+    run.finished(exit(7));
+    // The step after it does not run; the post does (always()), in the action's image.
+    let post = next(&mut *run);
+    assert_eq!(post.name, "Post Run ./.github/actions/d");
+    assert_eq!(
+        post.container.as_ref().unwrap().entrypoint.as_deref(),
+        Some("/post")
+    );
+    run.finished(exit(0));
+    done(&mut *run);
+    let outcome = run.outcome();
+    assert!(!outcome.success);
+    assert!(
+        outcome
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("failed with exit code 7")),
+        "{outcome:?}"
+    );
+}

@@ -81,6 +81,8 @@ pub enum Runs {
         env: Env,
         pre_entrypoint: Option<String>,
         post_entrypoint: Option<String>,
+        pre_if: Option<Text>,
+        post_if: Option<Text>,
     },
 }
 
@@ -295,6 +297,8 @@ impl Reader<'_> {
                 env: Vec::new(),
                 pre_entrypoint: None,
                 post_entrypoint: None,
+                pre_if: None,
+                post_if: None,
             };
             if let Runs::Docker {
                 args,
@@ -302,6 +306,8 @@ impl Reader<'_> {
                 env,
                 pre_entrypoint,
                 post_entrypoint,
+                pre_if,
+                post_if,
                 ..
             } = &mut runs
             {
@@ -316,6 +322,8 @@ impl Reader<'_> {
                         "post-entrypoint" => {
                             *post_entrypoint = self.name(v, "runs: post-entrypoint")
                         }
+                        "pre-if" => *pre_if = self.condition(v, "runs: pre-if", &Scope::STEP_IF),
+                        "post-if" => *post_if = self.condition(v, "runs: post-if", &Scope::STEP_IF),
                         _ => {}
                     }
                 }
@@ -401,7 +409,7 @@ mod tests {
             }
         );
         let m = parse_action(
-            "name: d\nruns:\n  using: docker\n  image: Dockerfile\n  args: [a, '${{ inputs.x }}']\n  entrypoint: /run.sh\n  env: { K: v }\n",
+            "name: d\nruns:\n  using: docker\n  image: Dockerfile\n  args: [a, '${{ inputs.x }}']\n  entrypoint: /run.sh\n  env: { K: v }\n  pre-entrypoint: /pre.sh\n  post-if: failure()\n",
             0,
         )
         .unwrap();
@@ -410,6 +418,9 @@ mod tests {
             args,
             entrypoint,
             env,
+            pre_entrypoint,
+            pre_if,
+            post_if,
             ..
         } = &m.runs
         else {
@@ -419,6 +430,9 @@ mod tests {
         assert_eq!(args.len(), 2);
         assert_eq!(entrypoint.as_deref(), Some("/run.sh"));
         assert_eq!(env[0].0, "K");
+        assert_eq!(pre_entrypoint.as_deref(), Some("/pre.sh"));
+        assert!(pre_if.is_none());
+        assert_eq!(post_if.as_ref().map(|t| t.text.as_str()), Some("failure()"));
         assert_eq!(m.runs.kind(), "docker");
     }
 
