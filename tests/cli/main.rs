@@ -17,6 +17,7 @@ mod fixtures;
 mod github;
 mod github_actions;
 mod github_corpus;
+mod github_reusable;
 mod github_uses;
 mod gitlab;
 mod gitlab_corpus;

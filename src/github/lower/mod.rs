@@ -520,7 +520,7 @@ impl<'w> Lowering<'_, 'w> {
                 )
             })?;
             let called_inputs = reusable::inputs(call, trigger, &ctx, false)
-                .map_err(|e| error(format!("job `{}`: {}", job.id, e.message), e.span))?;
+                .map_err(|e| error(e.message, e.span))?;
             let frame = Arc::new(reusable::CallFrame {
                 parent: site.frame.clone(),
                 parent_prefix: site.prefix.clone(),

@@ -585,19 +585,19 @@ fn calls_that_do_not_fit_the_called_workflow_are_errors_at_their_line() {
     let one = |top: &str| calling(&files, top).unwrap_err().join("\n");
     assert_eq!(
         one(&call("      who: me\n      colour: red\n")),
-        ".github/workflows/ci.yml:8:15 call: job `call`: `with: colour`: `./.github/workflows/build.yml` has no input `colour` (its inputs: who, loud, times)"
+        ".github/workflows/ci.yml:8:15 call: `with: colour`: `./.github/workflows/build.yml` has no input `colour` (its inputs: who, loud, times)"
     );
     assert_eq!(
         one(&call("      loud: true\n")),
-        ".github/workflows/ci.yml:4:11 call: job `call`: `./.github/workflows/build.yml` requires the input `who`, which `with:` does not give"
+        ".github/workflows/ci.yml:4:11 call: `./.github/workflows/build.yml` requires the input `who`, which `with:` does not give"
     );
     assert_eq!(
         one(&call("      who: me\n      times: many\n")),
-        ".github/workflows/ci.yml:8:14 call: job `call`: `with: times` is a string `many`, but the input `times` of `./.github/workflows/build.yml` is a number"
+        ".github/workflows/ci.yml:8:14 call: `with: times` is a string `many`, but the input `times` of `./.github/workflows/build.yml` is a number"
     );
     assert_eq!(
         one(&call("      who: me\n      loud: 'true'\n")),
-        ".github/workflows/ci.yml:8:13 call: job `call`: `with: loud` is a string `true`, but the input `loud` of `./.github/workflows/build.yml` is a boolean"
+        ".github/workflows/ci.yml:8:13 call: `with: loud` is a string `true`, but the input `loud` of `./.github/workflows/build.yml` is a boolean"
     );
     // A required secret not passed.
     assert_eq!(
@@ -614,7 +614,7 @@ fn calls_that_do_not_fit_the_called_workflow_are_errors_at_their_line() {
     );
     assert_eq!(
         one("on: push\njobs:\n  call:\n    uses: ./ci/x.yml\n"),
-        ".github/workflows/ci.yml:4:11 call: job `call`: `uses: ./ci/x.yml` is not a reusable workflow's reference"
+        ".github/workflows/ci.yml:4:11 call: `uses: ./ci/x.yml` is not a reusable workflow's reference"
     );
 }
 
