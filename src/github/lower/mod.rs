@@ -8,7 +8,8 @@
 //! evaluated here with what is known before the run (`github`, `inputs`, `vars`, `matrix`,
 //! `strategy`); `needs` is not known yet, so it reads as null there. A matrix made from a
 //! need's output is one job until its needs have ended, whose [`DynamicMatrix`] then lowers its
-//! combinations with `needs` known; reusable workflows are refused. Services and `container:`
+//! combinations with `needs` known. A job that calls a reusable workflow becomes that
+//! workflow's jobs (see [`reusable`]). Services and `container:`
 //! get their `options` (see [`options`]), `volumes`, `ports` and `credentials`; a job on a
 //! runner reaches its services at localhost, a `container:` job by their keys.
 //!
