@@ -178,8 +178,8 @@ pub fn load(
             Err(help) => {
                 errors.push(
                     error(format!(
-                        "job `{}`: `uses: {}` is not a reusable workflow's reference",
-                        call.job, call.uses
+                        "`uses: {}` is not a reusable workflow's reference",
+                        call.uses
                     ))
                     .with_help(help),
                 );
