@@ -571,6 +571,28 @@ fn a_matrix_of_calls_and_nested_calls_are_named_by_their_callers() {
 }
 
 #[test]
+fn a_matrix_from_a_needs_output_in_a_called_workflow_expands_under_its_caller() {
+    let called = "on: workflow_call\njobs:\n  setup:\n    runs-on: ubuntu-latest\n    steps: [{run: x}]\n  t:\n    needs: setup\n    name: T ${{ matrix.v }}\n    runs-on: ubuntu-latest\n    strategy:\n      matrix: ${{ fromJSON(needs.setup.outputs.m) }}\n    steps: [{run: x}]\n";
+    let l = calling(
+        &[(".github/workflows/m.yml", called)],
+        "on: push\njobs:\n  call:\n    uses: ./.github/workflows/m.yml\n",
+    )
+    .unwrap();
+    let t = &l.pipeline.jobs[1];
+    assert_eq!(
+        (t.name.as_str(), l.jobs[1].job.as_str()),
+        ("call / t", "call/t")
+    );
+    // The engine gives the need under its id in the run; the matrix reads it under its own.
+    let needs = [need("call/setup", "success", &[("m", r#"{"v": [1, 2]}"#)])];
+    let made = t.expand.as_ref().unwrap().expand(&needs).expect("jobs");
+    let names: Vec<&str> = made.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["call / T 1", "call / T 2"]);
+    assert_eq!(made[0].origin.as_ref().unwrap().id, "call/t");
+    assert_eq!(made[0].base_name, "call/t");
+}
+
+#[test]
 fn calls_that_do_not_fit_the_called_workflow_are_errors_at_their_line() {
     let files = [
         (".github/workflows/build.yml", CALLED),
