@@ -270,6 +270,13 @@ fn read_file(
     sources: &mut SourceMap,
 ) -> Result<CalledStatus, Vec<Diagnostic>> {
     let at = |message: String| vec![Diagnostic::error(message, Some(call.span)).in_job(&call.job)];
+    // Only a regular file, as workflows are found: a link could lead anywhere.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file()) {
+        return Err(at(format!(
+            "job `{}` calls `{}`, which is not a regular file",
+            call.job, call.uses
+        )));
+    }
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

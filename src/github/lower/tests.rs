@@ -370,12 +370,22 @@ fn platforms_can_be_changed_and_an_unknown_label_is_an_error_with_help() {
 /// Lowers `top` (`.github/workflows/ci.yml`) with `files` in the repository, as the load
 /// does: the called workflows read first. `Err`: each mistake as `file:line:col job: message`.
 fn calling(files: &[(&str, &str)], top: &str) -> Result<Lowered, Vec<String>> {
+    calling_with(files, top, |_| {})
+}
+
+/// [`calling`], `prepare` changing the repository first.
+fn calling_with(
+    files: &[(&str, &str)],
+    top: &str,
+    prepare: impl FnOnce(&std::path::Path),
+) -> Result<Lowered, Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     for (path, text) in files {
         let path = dir.path().join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
+    prepare(dir.path());
     let mut sources = crate::source::diag::SourceMap::default();
     let file = sources.add(".github/workflows/ci.yml".into(), top.into());
     let parsed = workflow::parse(top, file).unwrap_or_else(|d| panic!("{d:#?}"));
@@ -633,6 +643,21 @@ fn calls_that_do_not_fit_the_called_workflow_are_errors_at_their_line() {
     assert_eq!(
         one("on: push\njobs:\n  call:\n    uses: ./.github/workflows/plain.yml\n"),
         ".github/workflows/ci.yml:4:11 call: job `call` calls `./.github/workflows/plain.yml`, which is not a reusable workflow: its `on:` has no `workflow_call`"
+    );
+    // A link is not followed, as workflows are not found through one.
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("build.yml");
+    std::fs::write(&outside, CALLED).unwrap();
+    let linked = calling_with(
+        &files,
+        "on: push\njobs:\n  call:\n    uses: ./.github/workflows/link.yml\n",
+        |root| {
+            std::os::unix::fs::symlink(&outside, root.join(".github/workflows/link.yml")).unwrap()
+        },
+    );
+    assert_eq!(
+        linked.unwrap_err(),
+        [".github/workflows/ci.yml:4:11 call: job `call` calls `./.github/workflows/link.yml`, which is not a regular file"]
     );
     assert_eq!(
         one("on: push\njobs:\n  call:\n    uses: ./ci/x.yml\n"),
