@@ -77,49 +77,7 @@ pub struct JobSummary {
     pub duration: Option<Duration>,
 }
 
-/// Test cases counted in JUnit XML reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct TestResults {
-    pub passed: usize,
-    pub failed: usize,
-    /// Cases that ended in an error (`<error>`), apart from the failed ones.
-    pub errors: usize,
-    pub skipped: usize,
-    /// The failed and errored cases' names (`class.name`), the first [`TestResults::NAMED`].
-    pub failures: Vec<String>,
-}
-
-impl TestResults {
-    /// How many failures are named; the counts go on past it.
-    pub const NAMED: usize = 50;
-
-    pub fn add(&mut self, other: TestResults) {
-        self.passed += other.passed;
-        self.failed += other.failed;
-        self.errors += other.errors;
-        self.skipped += other.skipped;
-        for f in other.failures {
-            if self.failures.len() < Self::NAMED {
-                self.failures.push(f);
-            }
-        }
-    }
-
-    /// `12 passed, 1 failed, 2 skipped` (errors and skipped only when there are some).
-    pub fn counts(&self) -> String {
-        let mut parts = vec![
-            format!("{} passed", self.passed),
-            format!("{} failed", self.failed),
-        ];
-        if self.errors > 0 {
-            parts.push(format!("{} errors", self.errors));
-        }
-        if self.skipped > 0 {
-            parts.push(format!("{} skipped", self.skipped));
-        }
-        parts.join(", ")
-    }
-}
+pub use crate::store::record::TestResults;
 
 /// Facts about a run that make it reproducible, sent once at its start.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -539,6 +497,22 @@ fn has_controls(bytes: &[u8]) -> bool {
         .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f || b == 0xc2)
 }
 
+/// A job's log line as a reader sees it: GitLab's section markers
+/// (`section_start:<time>:<name>[options]\r\x1b[0K`, `section_end:...`) at its start are
+/// GitLab's log viewer's to fold, not text; `None`: a line of markers alone (a section's end).
+/// The log file keeps them, byte for byte as the runner writes them.
+pub fn section_view(text: &str) -> Option<&str> {
+    const CLEAR: &str = "\r\x1b[0K";
+    let mut rest = text;
+    while rest.starts_with("section_start:") || rest.starts_with("section_end:") {
+        match rest.find(CLEAR) {
+            Some(end) => rest = &rest[end + CLEAR.len()..],
+            None => break,
+        }
+    }
+    (rest.len() == text.len() || !rest.is_empty()).then_some(rest)
+}
+
 /// The parts of `bytes` a terminal view shows, as ranges: escape sequences (CSI `ESC [ ... final`,
 /// OSC `ESC ] ... BEL or ESC \`, and `ESC` with one character) and control characters (C0, DEL,
 /// C1) are left out; tabs stay. Ranges of valid UTF-8 start and end on character boundaries.
@@ -682,6 +656,32 @@ impl Event {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn section_markers_are_left_out_of_the_view() {
+        let start =
+            "section_start:1796173340:step_script\r\x1b[0K\x1b[0K\x1b[36;1mExecuting\x1b[0;m";
+        assert_eq!(
+            section_view(start),
+            Some("\x1b[0K\x1b[36;1mExecuting\x1b[0;m")
+        );
+        assert_eq!(
+            section_view("section_end:1796173340:step_script\r\x1b[0K"),
+            None
+        );
+        let chained = "section_end:1:step_script\r\x1b[0Ksection_start:2:after_script[collapsed=true]\r\x1b[0KRunning after_script";
+        assert_eq!(section_view(chained), Some("Running after_script"));
+        assert_eq!(section_view(""), Some(""));
+        assert_eq!(
+            section_view("section_start: is just text"),
+            Some("section_start: is just text")
+        );
+        assert_eq!(
+            section_view("x section_end:1:y\r\x1b[0K"),
+            Some("x section_end:1:y\r\x1b[0K")
+        );
+    }
+
     use super::*;
 
     #[tokio::test]

@@ -29,7 +29,7 @@ pub(super) fn cmd_pull(cli: &Cli) -> Result<(), CliError> {
             project.display()
         )));
     };
-    let cache = action_cache()?;
+    let cache = action_cache(&project)?;
     let mut done: Vec<github::actions::Remote> = Vec::new();
     let mut problems = Vec::new();
     // A fetched composite may use further actions: read again until nothing new turns up.

@@ -1,4 +1,5 @@
-//! `berth lock`: every image of the pipeline present and pinned to its ID in berth.lock.
+//! `berth lock`: every image of the pipeline present and pinned to its ID in berth.lock, and
+//! every remote action pinned to the commit it runs at.
 
 use std::path::Path;
 
@@ -15,6 +16,7 @@ use super::CliError;
 /// `berth lock`: every image of the pipeline present (pulled or built) and pinned.
 pub(super) async fn write_lock(
     plan: &Plan,
+    pins: &[(String, String)],
     config: RunConfig,
     engine: Engine,
     project: &Path,
@@ -41,8 +43,28 @@ pub(super) async fn write_lock(
             },
         );
     }
+    // Each remote action as read from the cache: its repository at the commit its ref named.
+    for (uses, commit) in pins {
+        if let Some(repo_ref) = crate::github::actions::repo_ref(uses) {
+            if lock
+                .actions
+                .insert(repo_ref.clone(), commit.clone())
+                .is_none()
+            {
+                out!("{repo_ref}  {commit}")?;
+            }
+        }
+    }
     lock.save(project)
         .map_err(|e| CliError::input(format!("cannot write {}: {e}", lock::FILE)))?;
-    eprintln!("berth: wrote {} ({} images)", lock::FILE, lock.images.len());
+    let actions = match lock.actions.len() {
+        0 => String::new(),
+        n => format!(", {n} actions"),
+    };
+    eprintln!(
+        "berth: wrote {} ({} images{actions})",
+        lock::FILE,
+        lock.images.len()
+    );
     Ok(())
 }

@@ -91,6 +91,12 @@ pub(super) fn cmd_show(cli: &Cli, run: Option<&str>) -> Result<(), CliError> {
             d,
             j.image
         )?;
+        if let Some(tests) = &j.tests {
+            out!("  {:<10} {:w$}  tests: {}", "", "", tests.counts())?;
+            for name in &tests.failures {
+                out!("  {:<10} {:w$}    failed: {name}", "", "")?;
+            }
+        }
     }
     if m.critical_path.len() > 1 {
         out!("critical path: {}", m.critical_path.join(" -> "))?;

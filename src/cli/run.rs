@@ -129,7 +129,7 @@ pub(super) async fn execute(
     if launch.mode == RunMode::Lock {
         let setup = Setup::lock(&run.run_id, &runs, &engine);
         let config = run_config(&run, args, launch, setup);
-        return write_lock(&run.plan, config, engine, &run.project).await;
+        return write_lock(&run.plan, &run.loaded.pins, config, engine, &run.project).await;
     }
     // The snapshot lives as long as the run: every job unpacks the same tree.
     let snapshot = snapshot(args.workspace, &run).await?;
@@ -181,6 +181,15 @@ fn hermetic(
             "a hermetic run uses only locked images, and there is no {}: `berth lock` writes it",
             lock::FILE
         )));
+    }
+    // A hermetic run takes each remote action at the commit the lock pins, and only so.
+    if let Some(lock) = &lock {
+        for (uses, commit) in &run.loaded.pins {
+            if let Some(repo_ref) = crate::github::actions::repo_ref(uses) {
+                lock.check_action(&repo_ref, commit)
+                    .map_err(CliError::Input)?;
+            }
+        }
     }
     // Without a commit, the pipeline file's time stands for the sources' time.
     let epoch = run.context.commit_epoch.unwrap_or_else(|| {

@@ -249,7 +249,7 @@ fn load_workflows(
         }
         None => None,
     };
-    let action_cache = action_cache()?;
+    let action_cache = action_cache(project)?;
     let options = github::load::Options {
         action_cache: &action_cache,
         payload: payload.as_ref(),
@@ -284,7 +284,7 @@ fn load_workflows(
 
 /// The cache of remote actions: `BERTH_ACTIONS_CACHE`, else `~/.cache/berth/actions`; fetched
 /// from `BERTH_ACTIONS_URL/<owner>/<repo>` (default `https://github.com`).
-pub(super) fn action_cache() -> Result<github::actions::cache::Cache, CliError> {
+pub(super) fn action_cache(project: &Path) -> Result<github::actions::cache::Cache, CliError> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let root = match var("BERTH_ACTIONS_CACHE") {
         Some(dir) => PathBuf::from(dir),
@@ -297,7 +297,12 @@ pub(super) fn action_cache() -> Result<github::actions::cache::Cache, CliError> 
         })?,
     };
     let source = var("BERTH_ACTIONS_URL").unwrap_or_else(|| "https://github.com".to_string());
-    Ok(github::actions::cache::Cache::new(root, source))
+    // The project's berth.lock pins refs to commits: every machine runs what the lock names.
+    let pins = crate::project::lock::Lockfile::load(project)
+        .map_err(CliError::Input)?
+        .map(|lock| lock.actions)
+        .unwrap_or_default();
+    Ok(github::actions::cache::Cache::new(root, source).pinned(pins))
 }
 
 /// What rules, includes and child pipelines see of the run's context.

@@ -31,7 +31,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use crate::engine::runtime::{
     labels, Attached, ContainerInfo, ContainerOptions, ContainerRuntime, ContainerSpec,
     ContainerState, Credentials, ExecSpec, Health, ImageSource, ImageStep, Mount, NetworkKind,
-    ObjectInfo, Output, Progress, RuntimeError,
+    ObjectInfo, Output, Progress, RuntimeError, Stdin,
 };
 
 use errors::*;
@@ -329,11 +329,11 @@ impl ContainerRuntime for Engine {
                 .clone()
                 .or_else(|| (!spec.working_dir.is_empty()).then(|| spec.working_dir.clone())),
             labels: Some(spec.labels.clone()),
-            attach_stdin: Some(spec.interactive),
+            attach_stdin: Some(spec.interactive || spec.stdin),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             tty: Some(spec.interactive),
-            open_stdin: Some(spec.interactive),
+            open_stdin: Some(spec.interactive || spec.stdin),
             hostname: if shared {
                 None
             } else {
@@ -342,7 +342,7 @@ impl ContainerRuntime for Engine {
             user: o.user.clone(),
             healthcheck: o.health.as_ref().map(health_config),
             volumes: (!anonymous.is_empty()).then_some(anonymous),
-            stdin_once: Some(spec.interactive),
+            stdin_once: Some(spec.interactive || spec.stdin),
             host_config: Some(HostConfig {
                 binds: (!binds.is_empty()).then_some(binds),
                 network_mode: spec.network.clone(),
@@ -461,6 +461,18 @@ impl ContainerRuntime for Engine {
             .map(|chunk| chunk.map(|o| o.into_bytes()).map_err(RuntimeError::from))
             .boxed();
         Ok((output, attached.input))
+    }
+
+    async fn attach_stdin(&self, container: &str) -> Result<Stdin, RuntimeError> {
+        let options = bollard::query_parameters::AttachContainerOptionsBuilder::default()
+            .stdin(true)
+            .stream(true)
+            .build();
+        let attached = self
+            .docker
+            .attach_container(container, Some(options))
+            .await?;
+        Ok(attached.input)
     }
 
     async fn exec(

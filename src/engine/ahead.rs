@@ -1,10 +1,12 @@
 //! Start-ahead: the containers of the jobs that will run next are created, given their
 //! workspace and scripts, and started while the jobs they need still run, so that starting a
 //! container is off the critical path. A job's script waits in its container at a gate (a
-//! blocking read of a FIFO, which costs nothing while it waits); once its needs have finished,
-//! berth unpacks their artifacts and a file of their dotenv variables into it and opens the
-//! gate (one process that writes to the FIFO). A job of steps needs no gate: its container only
-//! stays up until berth runs the first step in it.
+//! blocking read of its stdin, which berth holds open from before the start and which costs
+//! nothing while it waits); once its needs have finished, berth unpacks their artifacts and a
+//! file of their dotenv variables into it and opens the gate by writing one line there, on a
+//! connection already open (no process to start in the container, no further request). A
+//! berth that goes away closes the stdin: the script then ends without running. A job of steps
+//! needs no gate: its container only stays up until berth runs the first step in it.
 //!
 //! What a job sees does not change: it starts only after its needs, with what they left, in a
 //! container no other job used. A container prepared for a job that then does not run (a need
@@ -14,28 +16,41 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
 use super::job::{self, Ended};
-use super::runtime::{ContainerSpec, ExecSpec};
+use super::runtime::{ContainerSpec, RuntimeError, Stdin};
 use super::{script, PreparedJob, Shared, State};
 use crate::events::{JobStatus, Sink};
 use crate::pipeline::When;
 use crate::plan::Plan;
+use futures_util::StreamExt;
 
 /// A job's container, created, filled and started ahead of it.
 pub(super) struct Warm {
     pub id: String,
     pub spec: ContainerSpec,
+    pub held: Held,
+}
+
+/// What holds a job started ahead: its script's gate (the container's stdin), or, for a job of
+/// steps, nothing (it waits for its first step).
+pub(super) enum Held {
+    Gate(Stdin),
+    Steps,
 }
 
 /// A container being prepared; `None` when that failed (the job then gets one as usual).
 pub(super) type Warming = JoinHandle<Option<Warm>>;
 
-/// The FIFO a job's script waits on, and the script that waits.
-const GATE: &str = "berth/gate";
+/// How long a container prepared ahead waits for the running jobs' own starts at most: a
+/// safety net (what holds a start up, such as the checkouts being made, holds this one too).
+const YIELD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The script that waits at the gate, and the line that opens it.
 const GATE_SCRIPT: &str = "berth/gate.sh";
+const OPEN: &[u8] = b"go\n";
 /// Written at the gate's opening: the dotenv variables of the job's needs, as `env` arguments.
 const GO: &str = "berth/go.sh";
 
@@ -144,7 +159,7 @@ fn runs_next(plan: &Plan, i: usize, state: &[State]) -> bool {
 /// Whether a job's container can be prepared ahead with nothing of it changing. Not: a job
 /// with services (they start with it, on its network), volumes or caches of its own (made and
 /// locked when it starts), a delayed job, and the job `berth shell` opens.
-fn eligible(job: &PreparedJob, shared: &Shared) -> bool {
+pub(super) fn eligible(job: &PreparedJob, shared: &Shared) -> bool {
     job.services.is_empty()
         && job.volumes.is_empty()
         && job.caches.is_empty()
@@ -155,6 +170,8 @@ fn eligible(job: &PreparedJob, shared: &Shared) -> bool {
 /// Create the job's first container, unpack its workspace and scripts (with the gate) into
 /// it, and start it. A failure removes what was made: the job then starts as usual.
 async fn prepare(job: Arc<PreparedJob>, shared: Arc<Shared>, sink: Sink) -> Option<Warm> {
+    // The jobs that can run now start first; this one cannot run before they end anyway.
+    shared.starts_done(YIELD).await;
     let config = &shared.config;
     let engine = &*shared.engine;
     let network = (config.offline || config.hermetic.is_some()).then(|| "none".to_string());
@@ -168,6 +185,7 @@ async fn prepare(job: Arc<PreparedJob>, shared: Arc<Shared>, sink: Sink) -> Opti
     );
     if job.steps.is_none() {
         spec.cmd = gate_command();
+        spec.stdin = true;
     }
     let scripts = match job.steps {
         Some(_) => job.scripts_tar.clone(),
@@ -176,15 +194,26 @@ async fn prepare(job: Arc<PreparedJob>, shared: Arc<Shared>, sink: Sink) -> Opti
     let id = engine.create_container(&spec).await.ok()?;
     // Without the artifacts of its needs this says nothing; what fails here is tried again the
     // usual way when the job starts.
-    let filled = match job::upload_files(&job, &shared, &sink, &id, scripts, false).await {
-        Ok(()) => engine.start(&id).await.is_ok(),
-        Err(_) => false,
-    };
-    if !filled {
-        let _ = engine.remove_container(&id).await;
-        return None;
+    let filled = async {
+        let held = match job.steps {
+            Some(_) => Held::Steps,
+            // Attached before the start, so that the gate's read finds it open.
+            None => Held::Gate(engine.attach_stdin(&id).await.ok()?),
+        };
+        job::upload_files(&job, &shared, &sink, &id, scripts, false)
+            .await
+            .ok()?;
+        engine.start(&id).await.ok()?;
+        Some(held)
     }
-    Some(Warm { id, spec })
+    .await;
+    match filled {
+        Some(held) => Some(Warm { id, spec, held }),
+        None => {
+            let _ = engine.remove_container(&id).await;
+            None
+        }
+    }
 }
 
 /// The command of a job's container started ahead: its gate, which then runs the driver.
@@ -198,16 +227,18 @@ fn gate_script() -> String {
     let driver = script::Scripts::command().join(" ");
     format!(
         "# Generated by berth: this container started while the jobs it needs still ran. berth\n\
-         # opens the gate once they have finished and what they left is in.\n\
-         read -r berth_gate < /{GATE} || :\n\
+         # opens the gate (a line on stdin) once they have finished and what they left is in;\n\
+         # a closed stdin means berth is gone, and the job does not run unwatched.\n\
+         read -r berth_gate || exit 125\n\
+         [ \"$berth_gate\" = go ] || exit 125\n\
          set --\n\
          if [ -f /{GO} ]; then . /{GO}; fi\n\
-         if [ \"$#\" -gt 0 ]; then exec env \"$@\" {driver}; fi\n\
-         exec {driver}\n"
+         if [ \"$#\" -gt 0 ]; then exec env \"$@\" {driver} </dev/null; fi\n\
+         exec {driver} </dev/null\n"
     )
 }
 
-/// The job's scripts with the gate: its script and the FIFO it waits on.
+/// The job's scripts with the gate's script.
 fn with_gate(scripts: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     for entry in tar::Archive::new(scripts).entries()? {
@@ -222,13 +253,6 @@ fn with_gate(scripts: &[u8]) -> std::io::Result<Vec<u8>> {
     header.set_mode(0o755);
     header.set_mtime(0);
     builder.append_data(&mut header, GATE_SCRIPT, text.as_bytes())?;
-    // Writable by whatever user the image runs as; berth's process opens it as that user.
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Fifo);
-    header.set_size(0);
-    header.set_mode(0o666);
-    header.set_mtime(0);
-    builder.append_data(&mut header, GATE, std::io::empty())?;
     builder.into_inner()
 }
 
@@ -273,6 +297,7 @@ pub(super) async fn deliver(
     shared: &Shared,
     sink: &Sink,
     id: &str,
+    held: Held,
 ) -> Result<(), Ended> {
     let engine = &*shared.engine;
     let vars = match job.steps {
@@ -297,44 +322,22 @@ pub(super) async fn deliver(
         }
         uploaded.map_err(Ended::Broken)?;
     }
-    if job.steps.is_some() {
-        return Ok(());
+    match held {
+        Held::Gate(stdin) => open_gate(stdin).await.map_err(Ended::Broken),
+        Held::Steps => Ok(()),
     }
-    open_gate(shared, id).await
 }
 
 fn empty_tar() -> std::io::Result<Vec<u8>> {
     tar::Builder::new(Vec::new()).into_inner()
 }
 
-/// Write to the FIFO the job's script waits on (opening it blocks until the script reads it).
-async fn open_gate(shared: &Shared, id: &str) -> Result<(), Ended> {
-    let engine = &*shared.engine;
-    let spec = ExecSpec {
-        argv: ["/bin/sh", "-c", &format!("echo > /{GATE}")]
-            .map(String::from)
-            .to_vec(),
-        env: Vec::new(),
-        working_dir: Some("/".into()),
-    };
-    let (exec, mut output) = engine.exec(id, &spec).await.map_err(Ended::Broken)?;
-    let mut said = String::new();
-    while let Some(piece) = output.next().await {
-        match piece {
-            Ok(super::runtime::Output::Stdout(b) | super::runtime::Output::Stderr(b)) => {
-                said.push_str(&String::from_utf8_lossy(&b))
-            }
-            Err(e) => return Err(Ended::Broken(e)),
-        }
-    }
-    match super::steps::exit_code(engine, &exec).await {
-        Ok(0) => Ok(()),
-        Ok(code) => Err(Ended::Unrunnable(format!(
-            "the job's container started ahead of it could not be let go on (exit code {code}): {}",
-            said.trim()
-        ))),
-        Err(e) => Err(Ended::Broken(e)),
-    }
+/// Write the line that opens the gate, and close the stdin (its script reads no more of it).
+async fn open_gate(mut stdin: Stdin) -> Result<(), RuntimeError> {
+    let io = |e: std::io::Error| RuntimeError::Api(format!("opening the job's gate: {e}"));
+    stdin.write_all(OPEN).await.map_err(io)?;
+    stdin.flush().await.map_err(io)?;
+    stdin.shutdown().await.map_err(io)
 }
 
 #[cfg(test)]
@@ -366,10 +369,9 @@ mod tests {
                 "berth/step.sh",
                 "berth/stop.sh",
                 GATE_SCRIPT,
-                GATE
             ]
         );
-        assert_eq!(entries[5].1, tar::EntryType::Fifo);
+        assert_eq!(entries[4].1, tar::EntryType::Regular);
     }
 
     #[test]
@@ -377,9 +379,9 @@ mod tests {
         let go = go_script(&[("A".into(), "it's here".into()), ("9B".into(), "x".into())]);
         assert!(go.ends_with("set -- 'A=it'\\''s here' '9B=x'\n"), "{go}");
         let gate = gate_script();
-        assert!(gate.contains("read -r berth_gate < /berth/gate"), "{gate}");
+        assert!(gate.contains("read -r berth_gate || exit 125"), "{gate}");
         assert!(
-            gate.contains("exec env \"$@\" /bin/sh /berth/driver.sh"),
+            gate.contains("exec env \"$@\" /bin/sh /berth/driver.sh </dev/null"),
             "{gate}"
         );
     }

@@ -194,31 +194,22 @@ async fn attempt_once(
     ));
     let localhost = job.service_network == ServiceNetwork::Localhost;
     let shell = config.shell_job.as_deref() == Some(job.name.as_str());
-    let started_ahead = warm.is_some();
-    let (spec, id, mut sidecars) = match warm {
+    let (spec, id, mut sidecars, held) = match warm {
         // Created, filled and started while its needs ran (no services or volumes of its own).
         // Its needs have finished: the environment it runs with (a debug shell gets it) has
         // their dotenv variables, which reach its script through the gate.
         Some(mut warm) => {
             warm.spec.env = with_dotenv(job, shared);
-            (warm.spec, warm.id, None)
+            (warm.spec, warm.id, None, Some(warm.held))
         }
         None => match create(job, shared, sink, attempt, &logs_dir, shell, &restored).await {
-            Ok(created) => created,
+            Ok((spec, id, sidecars)) => (spec, id, sidecars, None),
             Err(ended) => return ended,
         },
     };
     let namespace = sidecars.as_mut().filter(|_| localhost).map(|s| (s, &spec));
     let mut ended = drive(
-        job,
-        shared,
-        sink,
-        cancel,
-        &id,
-        shell,
-        needs,
-        namespace,
-        started_ahead,
+        job, shared, sink, cancel, &id, shell, needs, namespace, held,
     )
     .await;
     if matches!(ended, Ended::Exited(0)) {
@@ -465,6 +456,7 @@ pub(super) fn container_spec(
         network,
         aliases: Vec::new(),
         interactive: false,
+        stdin: false,
         hostname: config.hostname.clone(),
         options: job.container.clone(),
     }
@@ -596,15 +588,15 @@ async fn drive(
     shell: bool,
     needs: &[NeedResult],
     namespace: Option<(&mut services::Running, &ContainerSpec)>,
-    started_ahead: bool,
+    held: Option<ahead::Held>,
 ) -> Ended {
     let engine = &*shared.engine;
-    if started_ahead {
+    if let Some(held) = held {
         // Its files are in and it runs, held at its gate: what its needs left goes in now.
         if cancel.is_cancelled() {
             return Ended::Cancelled;
         }
-        if let Err(ended) = ahead::deliver(job, shared, sink, id).await {
+        if let Err(ended) = ahead::deliver(job, shared, sink, id, held).await {
             return ended;
         }
     } else {
@@ -631,7 +623,9 @@ async fn drive(
                 Err(e) => Ended::Broken(e),
             };
         }
-        if let Err(e) = engine.start(id).await {
+        let started = engine.start(id).await;
+        shared.started(job.index);
+        if let Err(e) = started {
             return Ended::Broken(e);
         }
     }

@@ -219,6 +219,10 @@ pub(crate) struct Shared {
     made: std::sync::atomic::AtomicUsize,
     /// The summaries of the jobs made at run time, by the plan index of the job they replace.
     expanded: Mutex<HashMap<usize, Vec<JobSummary>>>,
+    /// The jobs creating and starting their containers now, by plan index: containers
+    /// prepared ahead wait for them (on a small machine they would slow a job that can run
+    /// now, for one that cannot yet).
+    starting: Mutex<HashMap<usize, CancellationToken>>,
 }
 
 impl Shared {
@@ -242,12 +246,46 @@ impl Shared {
             checkouts_making: Mutex::new(None),
             made: std::sync::atomic::AtomicUsize::new(planned),
             expanded: Mutex::new(HashMap::new()),
+            starting: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl Shared {
     /// The run's checkouts, once made (none when the project is mounted).
+    /// Job `i` is about to create and start its container.
+    fn starting(&self, i: usize) {
+        self.starting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(i, CancellationToken::new());
+    }
+
+    /// Job `i`'s container has started (or it will start none).
+    fn started(&self, i: usize) {
+        let token = self
+            .starting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&i);
+        if let Some(token) = token {
+            token.cancel();
+        }
+    }
+
+    /// Until the jobs starting now have started their containers, for at most `most`.
+    async fn starts_done(&self, most: Duration) {
+        let tokens: Vec<CancellationToken> = self
+            .starting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let all = futures_util::future::join_all(tokens.iter().map(|t| t.cancelled()));
+        let _ = tokio::time::timeout(most, all).await;
+    }
+
     async fn checkouts(&self) -> &checkouts::Checkouts {
         self.checkouts
             .get_or_init(|| async {
@@ -520,6 +558,10 @@ async fn schedule(
                         match prepared[i].clone() {
                             Some(job) => {
                                 let warm = ahead.take(i);
+                                // Its start comes before those of containers prepared ahead.
+                                if warm.is_none() && ahead::eligible(&job, &shared) {
+                                    shared.starting(i);
+                                }
                                 running.spawn(async move {
                                     (
                                         i,
@@ -549,6 +591,8 @@ async fn schedule(
         tokio::select! {
             joined = running.join_next() => {
                 if let Some(Ok((i, outcome))) = joined {
+                    // Ended before its container started, if it did not.
+                    shared.started(i);
                     state[i] = State::Done(outcome.status, Some(outcome.duration));
                     times[i] = began[i].map(|b| (b, Instant::now()));
                     if outcome.status.fails_pipeline() {

@@ -76,6 +76,9 @@ pub struct ContainerSpec {
     pub aliases: Vec<String>,
     /// A terminal and an open stdin, for a shell someone types into.
     pub interactive: bool,
+    /// An open stdin without a terminal, written through [`ContainerRuntime::attach_stdin`]
+    /// (the gate of a job started ahead).
+    pub stdin: bool,
     /// The container's hostname (Docker's default: its short ID).
     pub hostname: Option<String>,
     /// Health check, user, resources, mounts. Here a bind mount's source is a path on the
@@ -176,6 +179,9 @@ pub type Attached = (
     Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
 );
 
+/// The writing end of a container's stdin.
+pub type Stdin = Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
 type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 
 /// Everything the engine asks of the containers' side: images, containers, the archives in and
@@ -238,6 +244,10 @@ pub trait ContainerRuntime: Send + Sync {
 
     /// Attach to a created interactive container before it starts.
     async fn attach(&self, container: &str) -> Result<Attached>;
+
+    /// Attach to a created container's stdin (`stdin` in its spec) before it starts; the
+    /// stdin closes when the writer does.
+    async fn attach_stdin(&self, container: &str) -> Result<Stdin>;
 
     /// Tell a container's terminal its size.
     async fn resize(&self, container: &str, rows: u16, cols: u16) -> Result<()>;

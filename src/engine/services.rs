@@ -163,6 +163,7 @@ pub async fn start(
             network: Some(network),
             aliases,
             interactive: false,
+            stdin: false,
             hostname: None,
             options: service.options.clone(),
         };

@@ -306,6 +306,7 @@ async fn helper(
         network: None,
         aliases: Vec::new(),
         interactive: false,
+        stdin: false,
         hostname: None,
         options: Default::default(),
     };

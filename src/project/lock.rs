@@ -1,6 +1,7 @@
 //! `berth.lock`: every image a pipeline runs (jobs and services), pinned to the image ID it had
-//! when `berth lock` ran, with the registry digest when there is one. `--hermetic` runs only
-//! from it. Pure logic: reading, writing and checking the file.
+//! when `berth lock` ran, with the registry digest when there is one, and every remote action's
+//! `owner/repo@ref` pinned to the commit it ran at. `--hermetic` runs only from it. Pure logic:
+//! reading, writing and checking the file.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +15,10 @@ pub struct Lockfile {
     pub version: u32,
     /// Image reference as the pipeline names it -> what it was locked to.
     pub images: BTreeMap<String, Locked>,
+    /// A remote action's `owner/repo@ref` -> the commit it is pinned to (a lock written before
+    /// berth ran actions has none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub actions: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +89,23 @@ impl Lockfile {
     }
 }
 
+impl Lockfile {
+    /// Does the remote action `repo_ref` (`owner/repo@ref`) run at the commit the lock pins?
+    pub fn check_action(&self, repo_ref: &str, commit: &str) -> Result<(), String> {
+        match self.actions.get(repo_ref) {
+            Some(pin) if pin.eq_ignore_ascii_case(commit) => Ok(()),
+            Some(pin) => Err(format!(
+                "the action `{repo_ref}` is at {} but {FILE} pins {}; `berth actions pull` fetches the pinned commit",
+                short(commit),
+                short(pin)
+            )),
+            None => Err(format!(
+                "the action `{repo_ref}` is not in {FILE}; `berth lock` adds it"
+            )),
+        }
+    }
+}
+
 fn short(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     &id[..id.len().min(12)]
@@ -121,6 +143,24 @@ mod tests {
             .check("busybox", Some("x"))
             .unwrap_err()
             .contains("not in berth.lock"));
+        // A lock without actions reads as before, and its actions are checked.
+        assert!(back.actions.is_empty());
+        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(!text.contains("actions"), "{text}");
+        let mut pinned = back.clone();
+        pinned
+            .actions
+            .insert("octo/tools@v1".into(), "ab".repeat(20));
+        pinned.save(dir.path()).unwrap();
+        let back = Lockfile::load(dir.path()).unwrap().unwrap();
+        assert_eq!(back, pinned);
+        assert!(back.check_action("octo/tools@v1", &"AB".repeat(20)).is_ok());
+        let moved = back
+            .check_action("octo/tools@v1", &"cd".repeat(20))
+            .unwrap_err();
+        assert!(moved.contains("pins abababababab"), "{moved}");
+        let unknown = back.check_action("octo/other@v2", "x").unwrap_err();
+        assert!(unknown.contains("`berth lock` adds it"), "{unknown}");
         std::fs::write(dir.path().join(FILE), "{\"version\": 9, \"images\": {}}").unwrap();
         assert!(Lockfile::load(dir.path()).is_err());
     }

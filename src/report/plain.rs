@@ -84,8 +84,11 @@ fn render(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
             )
         }
         Event::JobLog { job, lines } => {
-            for line in lines {
-                writeln!(out, "[{job}] {}", line.text)?;
+            for text in lines
+                .iter()
+                .filter_map(|l| crate::events::section_view(&l.text))
+            {
+                writeln!(out, "[{job}] {text}")?;
             }
             Ok(())
         }

@@ -195,6 +195,7 @@ impl Records {
                 r.status = status.as_str().into();
                 r.message = Some(reason.clone());
             }
+            Event::TestReport { job, results } => self.job(job).tests = Some(results.clone()),
             Event::ArtifactsStored { job, path, .. } => {
                 let file = Path::new(path).with_extension("").with_extension("json");
                 let rel = file

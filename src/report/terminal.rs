@@ -364,7 +364,11 @@ impl Reporter for Terminal {
                 } else {
                     lines.len().saturating_sub(TAIL)
                 };
-                let shown: Vec<String> = lines[from..].iter().map(|l| printable(&l.text)).collect();
+                let shown: Vec<String> = lines[from..]
+                    .iter()
+                    .filter_map(|l| crate::events::section_view(&l.text))
+                    .map(printable)
+                    .collect();
                 if self.verbose && !shown.is_empty() {
                     let text: Vec<String> = shown.iter().map(|l| format!("[{job}] {l}")).collect();
                     self.line(text.join("\n"));

@@ -80,6 +80,53 @@ pub struct JobRecord {
     pub log: String,
     /// The artifacts' manifest, relative to the run directory.
     pub artifacts: Option<String>,
+    /// What the job's JUnit reports (`artifacts: reports: junit`) counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<TestResults>,
+}
+
+/// Test cases counted in JUnit XML reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestResults {
+    pub passed: usize,
+    pub failed: usize,
+    /// Cases that ended in an error (`<error>`), apart from the failed ones.
+    pub errors: usize,
+    pub skipped: usize,
+    /// The failed and errored cases' names (`class.name`), the first [`TestResults::NAMED`].
+    pub failures: Vec<String>,
+}
+
+impl TestResults {
+    /// How many failures are named; the counts go on past it.
+    pub const NAMED: usize = 50;
+
+    pub fn add(&mut self, other: TestResults) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.errors += other.errors;
+        self.skipped += other.skipped;
+        for f in other.failures {
+            if self.failures.len() < Self::NAMED {
+                self.failures.push(f);
+            }
+        }
+    }
+
+    /// `12 passed, 1 failed, 2 skipped` (errors and skipped only when there are some).
+    pub fn counts(&self) -> String {
+        let mut parts = vec![
+            format!("{} passed", self.passed),
+            format!("{} failed", self.failed),
+        ];
+        if self.errors > 0 {
+            parts.push(format!("{} errors", self.errors));
+        }
+        if self.skipped > 0 {
+            parts.push(format!("{} skipped", self.skipped));
+        }
+        parts.join(", ")
+    }
 }
 
 impl RunManifest {

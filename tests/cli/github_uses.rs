@@ -229,3 +229,134 @@ fn a_remote_action_is_fetched_once_then_runs_offline() {
     );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+/// The output of `git ARGS` in `dir`.
+fn git_out(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
+
+/// A JavaScript action that says `said=<word>`, committed in `src` and tagged v1 (moved there).
+fn commit_action(src: &Path, word: &str) -> String {
+    std::fs::create_dir_all(src).unwrap();
+    std::fs::write(
+        src.join("action.yml"),
+        "name: say\noutputs:\n  said: {description: it}\nruns:\n  using: node20\n  main: index.js\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("index.js"),
+        format!("require('fs').appendFileSync(process.env.GITHUB_OUTPUT, 'said={word}\\n');\n"),
+    )
+    .unwrap();
+    if !src.join(".git").exists() {
+        git(src, &["init", "-q", "-b", "main"]);
+    }
+    git(src, &["add", "."]);
+    git(src, &["commit", "-q", "-m", word]);
+    git(src, &["tag", "-f", "v1"]);
+    git_out(src, &["rev-parse", "HEAD"])
+}
+
+#[test]
+fn berth_lock_pins_a_remote_action_to_its_commit_on_every_machine() {
+    require_image(NODE);
+    let server = tempfile::tempdir().expect("temp dir");
+    let src = server.path().join("src");
+    let first = commit_action(&src, "first");
+    let owner = server.path().join("github/octo");
+    std::fs::create_dir_all(&owner).unwrap();
+    git(
+        &owner,
+        &["clone", "-q", "--bare", src.to_str().unwrap(), "say"],
+    );
+    let source = format!("file://{}", server.path().join("github").display());
+    let workflow = "on: push\njobs:\n  say:\n    runs-on: ubuntu-latest\n    steps:\n      - id: s\n        uses: octo/say@v1\n      - run: echo \"it said ${{ steps.s.outputs.said }}\"\n";
+    let p = Project::new(&[(".github/workflows/ci.yml", workflow)]);
+    let platform = node_platform();
+    let cache = tempfile::tempdir().expect("temp dir");
+    berth(&p, cache.path(), &source, &["actions", "pull"]).expect_code(0);
+    let lock = berth(
+        &p,
+        cache.path(),
+        &source,
+        &["lock", "--platform", &platform],
+    );
+    lock.expect_code(0);
+    let text = std::fs::read_to_string(p.path().join("berth.lock")).expect("berth.lock");
+    let written: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(
+        written["actions"],
+        serde_json::json!({"octo/say@v1": first}),
+        "{text}"
+    );
+
+    // The tag moves on upstream. Another machine (an empty cache) still gets the locked commit.
+    let second = commit_action(&src, "second");
+    assert_ne!(first, second);
+    git(
+        &owner.join("say"),
+        &[
+            "fetch",
+            "-q",
+            "-f",
+            src.to_str().unwrap(),
+            "refs/tags/v1:refs/tags/v1",
+            "main:main",
+        ],
+    );
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let pull = berth(&p, elsewhere.path(), &source, &["actions", "pull"]);
+    pull.expect_code(0);
+    assert!(
+        pull.stdout
+            .contains(&format!("octo/say@v1: fetched at {first}")),
+        "{}",
+        pull.stdout
+    );
+    let run = berth(
+        &p,
+        elsewhere.path(),
+        &source,
+        &["run", "--platform", &platform, "--hermetic"],
+    );
+    run.expect_code(0);
+    let logs = p.berth(&["logs", "say"]).stdout;
+    assert!(logs.contains("it said first"), "{logs}");
+
+    // Without the lock the ref names the new commit; a hermetic run refuses an unpinned action.
+    let unlocked = tempfile::tempdir().expect("temp dir");
+    let mut lock: serde_json::Value = written.clone();
+    lock["actions"] = serde_json::json!({});
+    std::fs::write(p.path().join("berth.lock"), lock.to_string()).unwrap();
+    let pull = berth(&p, unlocked.path(), &source, &["actions", "pull"]);
+    assert!(
+        pull.stdout
+            .contains(&format!("octo/say@v1: fetched at {second}")),
+        "{}",
+        pull.stdout
+    );
+    let refused = berth(
+        &p,
+        unlocked.path(),
+        &source,
+        &["run", "--platform", &platform, "--hermetic"],
+    );
+    refused.expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("the action `octo/say@v1` is not in berth.lock; `berth lock` adds it"),
+        "{}",
+        refused.stderr
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

@@ -71,6 +71,35 @@ fn the_summary_shows_the_junit_results_and_a_failed_jobs_report_is_kept() {
         "{}",
         listed.stdout
     );
+    // The run's record keeps them: in its manifest, and `berth show` says them.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(p.run_dir().join("manifest.json")).expect("manifest"),
+    )
+    .expect("JSON");
+    let unit = manifest["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .find(|j| j["name"] == "unit")
+        .expect("unit's record");
+    assert_eq!(
+        unit["tests"],
+        serde_json::json!({"passed": 2, "failed": 1, "errors": 0, "skipped": 1, "failures": ["tests.test_a.test_bad"]}),
+        "{unit}"
+    );
+    let show = p.berth(&["show"]);
+    show.expect_code(0);
+    for line in [
+        "tests: 2 passed, 1 failed, 1 skipped",
+        "failed: tests.test_a.test_bad",
+        "tests: 1 passed, 0 failed",
+    ] {
+        assert!(
+            show.stdout.lines().any(|l| l.trim() == line),
+            "`{line}` in:\n{}",
+            show.stdout
+        );
+    }
 }
 
 #[test]

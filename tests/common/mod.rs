@@ -290,7 +290,8 @@ pub fn job_log<'a>(output: &'a str, job: &str) -> Vec<&'a str> {
             let title = text == "Running after_script"
                 || (text.starts_with("Executing \"")
                     && text.ends_with("\" stage of the job script"));
-            (!(sectioned && (text.is_empty() || title))).then_some(text)
+            // Reporters show a section's title without its marker.
+            (!((sectioned && text.is_empty()) || title)).then_some(text)
         })
         .collect()
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use berth::engine::runtime::{labels, ContainerRuntime as _, ExecSpec};
+use berth::engine::runtime::{labels, ContainerRuntime as _, ExecSpec, Output};
 use futures_util::StreamExt;
 
 use crate::child::read_until;
@@ -83,6 +83,21 @@ pub fn release(p: &Project, job: &str, name: &str) {
     });
 }
 
+/// A time field of a container's `docker inspect` (the engine's clock, UTC) as (date and time
+/// to the second, nanoseconds): Go's text leaves out a fraction's trailing zeros.
+fn inspect(id: &str, field: &str) -> (String, u32) {
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "-f", &format!("{{{{.{field}}}}}"), id])
+        .output()
+        .expect("docker inspect");
+    assert!(out.status.success(), "docker inspect {id}: {out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let utc = text.trim().trim_end_matches('Z').trim_end_matches("+00:00");
+    let (seconds, fraction) = utc.split_once('.').unwrap_or((utc, "0"));
+    let nanos = format!("{fraction:0<9}").parse().expect("nanoseconds");
+    (seconds.to_string(), nanos)
+}
+
 /// berth running with its output read until `needle`; the rest is read in the background.
 struct Running {
     child: Child,
@@ -145,9 +160,16 @@ use:
         hold("go")
     ));
     let run = start(&p, &["run", "--output", "plain"], "[make] waiting");
-    // Its container runs while `make` still does.
-    wait_for("`use` started ahead", || running_job(&p, "use"));
-    assert!(running_job(&p, "make").is_some(), "`make` still runs");
+    // Its container runs while `make` still does, and was made only once `make`'s had started
+    // (the job that can run starts first).
+    let used = wait_for("`use` started ahead", || running_job(&p, "use"));
+    let made = running_job(&p, "make").expect("`make` still runs");
+    let (made_started, use_created) =
+        (inspect(&made, "State.StartedAt"), inspect(&used, "Created"));
+    assert!(
+        made_started <= use_created,
+        "{made_started:?} > {use_created:?}"
+    );
     release(&p, "make", "go");
     let (code, out) = run.finish();
     assert_eq!(code, Some(0), "{out}");
@@ -314,5 +336,41 @@ fn a_workflow_jobs_container_is_started_ahead_and_its_steps_wait_for_its_needs()
         log_of(&out, "second").contains(&"answer=42 files=README"),
         "{out}"
     );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_job_held_at_its_gate_does_not_run_once_berth_is_gone() {
+    let p = busybox_project(&format!(
+        "\
+stages: [one, two]
+make:
+  stage: one
+  script: [echo waiting, {}]
+use:
+  stage: two
+  script: [echo should not run]
+",
+        hold("go")
+    ));
+    let mut run = start(&p, &["run", "--output", "plain"], "[make] waiting");
+    let id = wait_for("`use` started ahead", || running_job(&p, "use"));
+    // SIGKILL: berth cannot say anything more to the container it holds.
+    run.child.kill().expect("kill berth");
+    run.child.wait().expect("wait");
+    let (code, said) = block_on(async {
+        let engine = berth::docker::Engine::connect().await.expect("engine");
+        let code = engine.wait(&id).await.expect("wait for the held container");
+        let mut said = String::new();
+        let mut output = engine.output_so_far(&id);
+        while let Some(Ok(Output::Stdout(b) | Output::Stderr(b))) = output.next().await {
+            said.push_str(&String::from_utf8_lossy(&b));
+        }
+        (code, said)
+    });
+    // Its stdin closed with berth: the gate's script ended without running the job's.
+    assert_eq!(code, 125, "{said}");
+    assert!(!said.contains("should not run"), "{said}");
+    p.berth(&["prune"]).expect_code(0);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }

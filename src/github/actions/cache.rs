@@ -6,7 +6,12 @@
 //! ref resolved to when it was fetched (a ref that is a full commit id needs none). The source
 //! is `<source URL>/<owner>/<repo>` (`https://github.com` unless configured: GitHub Enterprise,
 //! or a local bare repository over `file://` in the tests).
+//!
+//! A project's `berth.lock` may pin refs to commits: a pinned ref resolves to its pin alone (the
+//! refs file is not read, and a fetch asks for the pinned commit), so every machine runs the
+//! commit the lock names whatever the ref names today.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -16,6 +21,8 @@ use super::Remote;
 pub struct Cache {
     root: PathBuf,
     source: String,
+    /// `owner/repo@ref` -> the commit berth.lock pins it to.
+    pins: BTreeMap<String, String>,
 }
 
 /// What a fetch made of a remote action.
@@ -37,7 +44,27 @@ fn ref_file(git_ref: &str) -> String {
 
 impl Cache {
     pub fn new(root: PathBuf, source: String) -> Cache {
-        Cache { root, source }
+        Cache {
+            root,
+            source,
+            pins: BTreeMap::new(),
+        }
+    }
+
+    /// The same cache, with refs pinned to commits (`owner/repo@ref` -> commit).
+    pub fn pinned(self, pins: BTreeMap<String, String>) -> Cache {
+        Cache { pins, ..self }
+    }
+
+    /// The commit `remote` must resolve to: its own ref when that is a commit, else its pin.
+    fn wanted(&self, remote: &Remote) -> Option<String> {
+        if is_sha(&remote.git_ref) {
+            return Some(remote.git_ref.to_ascii_lowercase());
+        }
+        self.pins
+            .get(&remote.repo_ref())
+            .filter(|pin| is_sha(pin))
+            .map(|pin| pin.to_ascii_lowercase())
     }
 
     /// The default root: `$XDG_CACHE_HOME/berth/actions`, else `~/.cache/berth/actions`.
@@ -60,8 +87,8 @@ impl Cache {
     /// The commit `remote`'s ref was fetched at and the folder of its files; `None`: not here.
     pub fn resolve(&self, remote: &Remote) -> Option<(String, PathBuf)> {
         let repo = self.repo_dir(remote);
-        let sha = if is_sha(&remote.git_ref) {
-            remote.git_ref.to_ascii_lowercase()
+        let sha = if let Some(sha) = self.wanted(remote) {
+            sha
         } else {
             let text =
                 std::fs::read_to_string(repo.join("refs").join(ref_file(&remote.git_ref))).ok()?;
@@ -110,8 +137,10 @@ impl Cache {
         };
         git(&["init", "-q", "--bare"])?;
         let url = self.url(remote);
-        git(&["fetch", "-q", "--depth", "1", &url, &remote.git_ref])
-            .map_err(|e| format!("git fetch {url} {}: {e}", remote.git_ref))?;
+        let wanted = self.wanted(remote);
+        let asked = wanted.as_deref().unwrap_or(&remote.git_ref);
+        git(&["fetch", "-q", "--depth", "1", &url, asked])
+            .map_err(|e| format!("git fetch {url} {asked}: {e}"))?;
         let sha = git(&["rev-parse", "FETCH_HEAD^{commit}"])?;
         let files = work.path().join("files");
         std::fs::create_dir_all(&files)
@@ -141,7 +170,8 @@ impl Cache {
             std::fs::rename(&files, &dir)
                 .map_err(|e| format!("cannot move the files into {}: {e}", dir.display()))?;
         }
-        if !is_sha(&remote.git_ref) {
+        // A pinned ref says nothing of what the ref names today: its refs file is left alone.
+        if wanted.is_none() {
             let file = repo.join("refs").join(ref_file(&remote.git_ref));
             std::fs::write(&file, format!("{sha}\n"))
                 .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
@@ -254,5 +284,56 @@ mod tests {
             files(&dir).unwrap(),
             [("sub/action.yml".to_string(), "name: x\n".to_string())]
         );
+    }
+
+    #[test]
+    fn a_pinned_ref_resolves_to_its_pin_whatever_the_ref_names_now() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        git(&src, &["init", "-q", "-b", "main"]);
+        std::fs::write(src.join("action.yml"), "name: one\n").unwrap();
+        git(&src, &["add", "."]);
+        git(&src, &["commit", "-q", "-m", "one"]);
+        let rev = |dir: &Path| {
+            let out = Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let one = rev(&src);
+        std::fs::write(src.join("action.yml"), "name: two\n").unwrap();
+        git(&src, &["commit", "-q", "-am", "two"]);
+        // The tag moved on since the lock was written.
+        git(&src, &["tag", "v1"]);
+        let server = tmp.path().join("server/octo");
+        std::fs::create_dir_all(&server).unwrap();
+        git(
+            &server,
+            &["clone", "-q", "--bare", src.to_str().unwrap(), "tools"],
+        );
+        let source = format!("file://{}", tmp.path().join("server").display());
+        let remote = Remote {
+            owner: "octo".into(),
+            repo: "tools".into(),
+            path: String::new(),
+            git_ref: "v1".into(),
+        };
+        let pins = BTreeMap::from([("octo/tools@v1".to_string(), one.clone())]);
+        let cache = Cache::new(tmp.path().join("cache"), source).pinned(pins);
+        assert_eq!(cache.resolve(&remote), None);
+        let fetched = cache.fetch(&remote).unwrap();
+        assert_eq!(fetched.sha, one);
+        let (sha, dir) = cache.resolve(&remote).unwrap();
+        assert_eq!(sha, one);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("action.yml")).unwrap(),
+            "name: one\n"
+        );
+        // Unpinned, the same cache has not resolved the ref: the pin wrote no refs file.
+        let unpinned = Cache::new(cache.root().to_path_buf(), String::new());
+        assert_eq!(unpinned.resolve(&remote), None);
     }
 }

@@ -45,6 +45,20 @@ impl Remote {
         };
         format!("{}/{}{path}@{}", self.owner, self.repo, self.git_ref)
     }
+
+    /// `owner/repo@ref`: what is fetched and pinned (every path of a repository at one ref is
+    /// one commit).
+    pub fn repo_ref(&self) -> String {
+        format!("{}/{}@{}", self.owner, self.repo, self.git_ref)
+    }
+}
+
+/// The `owner/repo@ref` a remote `uses:` is fetched and pinned as; `None`: not a remote action.
+pub fn repo_ref(uses: &str) -> Option<String> {
+    match parse_ref(uses) {
+        ActionRef::Remote(remote) => Some(remote.repo_ref()),
+        _ => None,
+    }
 }
 
 /// Reads a `uses:` (the workflow reader has checked its form).
