@@ -1,7 +1,7 @@
 //! Reusable workflows end to end on the real engine: a local one with inputs, secrets and
 //! outputs that a later job reads (its jobs passing an artifact), a matrix of calls, a nested
 //! call, a remote one fetched from a local git repository standing in for GitHub and then run
-//! with the source gone, and the mistakes (exit 2 at the file and line, exit 3 when missing).
+//! with the source gone (and pinned by `berth lock`), and the mistakes (exit 2 at the file and line, exit 3 when missing).
 
 use std::path::Path;
 use std::process::Command;
@@ -294,5 +294,28 @@ fn a_remote_reusable_workflow_is_fetched_once_then_runs_offline() {
         serde_json::json!([{"uses": "octo/ci/.github/workflows/shared.yml@v1", "commit": sha}]),
         "{manifest}"
     );
+    // `berth lock` pins the workflow's repository at that commit, as an action's; a hermetic
+    // run then takes it from there.
+    let lock = berth(
+        &p,
+        cache.path(),
+        &source,
+        &["lock", "--platform", &platform()],
+    );
+    lock.expect_code(0);
+    let text = std::fs::read_to_string(p.path().join("berth.lock")).expect("berth.lock");
+    let written: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(
+        written["actions"],
+        serde_json::json!({"octo/ci@v1": sha}),
+        "{text}"
+    );
+    let hermetic = berth(
+        &p,
+        cache.path(),
+        &source,
+        &["run", "--platform", &platform(), "--hermetic"],
+    );
+    hermetic.expect_code(0);
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
