@@ -115,7 +115,8 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
         .enumerate()
         .map(|(i, j)| (j.name.as_str(), i))
         .collect();
-    // A name that is no job's may be a GitHub job's id: every combination of its matrix.
+    // A name that is no job's may be a GitHub job's id: every combination of its matrix, or
+    // every job of the workflow it calls (`build` for `build/compile`).
     let mut selected: Vec<String> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     for name in select {
@@ -125,7 +126,14 @@ pub fn plan(p: &Pipeline, select: &[String], manual: bool) -> Result<Plan, PlanE
         }
         let by_id: Vec<String> = candidates
             .iter()
-            .filter(|j| j.origin.as_ref().is_some_and(|o| &o.id == name))
+            .filter(|j| {
+                j.origin.as_ref().is_some_and(|o| {
+                    &o.id == name
+                        || o.id
+                            .strip_prefix(name.as_str())
+                            .is_some_and(|r| r.starts_with('/'))
+                })
+            })
             .map(|j| j.name.clone())
             .collect();
         if by_id.is_empty() {

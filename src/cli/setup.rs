@@ -272,6 +272,7 @@ fn load_workflows(
             }
             Ok(None)
         }
+        Ok(github::load::Load::Missing { message }) => Err(CliError::engine(message)),
         Ok(github::load::Load::Runs(loaded)) => {
             for w in &loaded.warnings {
                 eprint!("{}", w.render(&loaded.sources));

@@ -38,6 +38,9 @@ pub enum Load {
     Runs(Box<Loaded>),
     /// No workflow runs for the event: why, for each.
     NothingRuns { notes: Vec<String> },
+    /// A workflow a job calls is not in the action cache, and berth fetches nothing during a
+    /// run: what is missing and the command that fetches it.
+    Missing { message: String },
 }
 
 /// Load the workflows of `sources` (named as the repository names them) for a run of
@@ -128,8 +131,31 @@ pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Lo
         .map(|c| (c.file.to_string(), c.workflow.clone()))
         .collect();
     let mut sources = sources;
-    let actions = github::actions::load(
+    // The workflows jobs call, read (and checked) before anything starts, as actions are.
+    let called = github::actions::reusable::load(
         &running,
+        &context.project_dir,
+        options.action_cache,
+        &mut sources,
+    )
+    .map_err(|errors| fail(errors, &sources))?;
+    let missing = called.missing();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|r| format!("`{}`", r.name())).collect();
+        return Ok(Load::Missing {
+            message: format!(
+                "the reusable workflow{} {} {} not in berth's action cache, and berth runs without network: `berth actions pull` fetches {}",
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                if names.len() == 1 { "is" } else { "are" },
+                if names.len() == 1 { "it" } else { "them" },
+            ),
+        });
+    }
+    let with_called: Vec<(String, github::workflow::Workflow)> =
+        running.iter().cloned().chain(called.workflows()).collect();
+    let actions = github::actions::load(
+        &with_called,
         &context.project_dir,
         options.action_cache,
         &mut sources,
@@ -137,8 +163,16 @@ pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Lo
     .map_err(|errors| fail(errors, &sources))?;
     // `berth plan` says which actions each job uses and whether berth has them.
     let mut notes = notes;
-    for (file, wf) in &running {
+    for (file, wf) in &with_called {
         for job in &wf.jobs {
+            if let github::workflow::JobKind::Reusable(r) = &job.kind {
+                notes.push(format!(
+                    "{file}: job `{}` calls {}: {}",
+                    job.id,
+                    r.uses,
+                    describe_called(&called, &r.uses)
+                ));
+            }
             if let github::workflow::JobKind::Steps(sj) = &job.kind {
                 for step in &sj.steps {
                     if let github::workflow::StepAction::Uses { uses, .. } = &step.action {
@@ -152,12 +186,14 @@ pub fn load(sources: &[Source], context: &Facts, options: &Options) -> Result<Lo
             }
         }
     }
-    let pins = actions.pins();
+    let mut pins = actions.pins();
+    pins.extend(called.pins());
     run.actions = std::sync::Arc::new(actions);
     let mut pipeline: Option<Pipeline> = None;
     for choice in &chosen {
-        let mut lowered = github::lower::lower(choice.workflow, choice.file, &run, &platforms)
-            .map_err(|errors| fail(errors, &sources))?;
+        let mut lowered =
+            github::lower::lower_calling(choice.workflow, choice.file, &run, &platforms, &called)
+                .map_err(|errors| fail(errors, &sources))?;
         warnings.append(&mut lowered.warnings);
         if let Some(p) = &pipeline {
             rename_taken(&mut lowered.pipeline.jobs, &p.jobs, choice.file);
@@ -205,6 +241,15 @@ pub fn remote_actions(
             Err(errors) => diagnostics.extend(errors),
         }
     }
+    // Called workflows name actions and further workflows: both are fetched.
+    let called = match github::actions::reusable::load(&read, project, cache, &mut map) {
+        Ok(c) => c,
+        Err(errors) => {
+            diagnostics.extend(errors);
+            Default::default()
+        }
+    };
+    read.extend(called.workflows());
     let actions = github::actions::load(&read, project, cache, &mut map);
     let actions = match actions {
         Ok(a) => a,
@@ -219,7 +264,26 @@ pub fn remote_actions(
             sources: map,
         });
     }
-    Ok(github::actions::remotes(&read, &actions))
+    let mut remotes = called.remotes();
+    for r in github::actions::remotes(&read, &actions) {
+        if !remotes.contains(&r) {
+            remotes.push(r);
+        }
+    }
+    Ok(remotes)
+}
+
+/// What `berth plan` says of a called workflow: local, or cached at its commit.
+fn describe_called(called: &github::actions::reusable::Called, uses: &str) -> String {
+    use github::actions::reusable::CalledStatus;
+    match called.get(uses) {
+        Some(CalledStatus::Ready(c)) => match &c.sha {
+            Some(sha) => format!("reusable workflow, cached at {}", &sha[..sha.len().min(12)]),
+            None => format!("reusable workflow, local ({})", c.file),
+        },
+        Some(CalledStatus::Missing(_)) => "missing (berth actions pull fetches it)".to_string(),
+        None => "not read".to_string(),
+    }
 }
 
 /// The files the event changed, for the `paths` filters of `event` (asked of git only when a
@@ -316,7 +380,7 @@ mod tests {
             Load::NothingRuns { notes } => {
                 assert!(notes[0].contains("`opened` is not in types"), "{notes:?}")
             }
-            Load::Runs(_) => panic!("an opened pull request runs a workflow of closed ones"),
+            _ => panic!("an opened pull request runs a workflow of closed ones"),
         }
         let closed = serde_json::json!({"action": "closed"});
         assert!(matches!(load(Some(&closed)), Load::Runs(_)));

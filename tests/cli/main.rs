@@ -18,6 +18,7 @@ mod github;
 mod github_actions;
 mod github_corpus;
 mod github_docker;
+mod github_reusable;
 mod github_uses;
 mod gitlab;
 mod gitlab_corpus;

@@ -4,6 +4,7 @@
 //! composites followed, and the cache of remote actions fetched once with git ([`cache`]).
 
 pub mod cache;
+pub mod reusable;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

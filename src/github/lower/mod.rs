@@ -8,7 +8,8 @@
 //! evaluated here with what is known before the run (`github`, `inputs`, `vars`, `matrix`,
 //! `strategy`); `needs` is not known yet, so it reads as null there. A matrix made from a
 //! need's output is one job until its needs have ended, whose [`DynamicMatrix`] then lowers its
-//! combinations with `needs` known; reusable workflows are refused. Services and `container:`
+//! combinations with `needs` known. A job that calls a reusable workflow becomes that
+//! workflow's jobs (see [`reusable`]). Services and `container:`
 //! get their `options` (see [`options`]), `volumes`, `ports` and `credentials`; a job on a
 //! runner reaches its services at localhost, a `container:` job by their keys.
 //!
@@ -18,12 +19,14 @@
 //! the jobs that need it (the combinations of a matrix then fold into one result).
 
 mod options;
+mod reusable;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::github::actions::reusable::{Called, CalledStatus, CalledWorkflow};
 use crate::github::expr::{Contexts, Scope, Template, Value};
 use crate::github::matrix::{self, Combination, Matrix};
 use crate::github::run::{self, Run, WorkflowFacts};
@@ -32,6 +35,7 @@ use crate::github::trigger::{self, Decision, Event};
 use crate::github::workflow::{Container, Field, Job, JobKind, StepsJob, Text, Workflow};
 use crate::pipeline::{self, AllowFailure, Image, Need, Pipeline, When};
 use crate::source::diag::Diagnostic;
+use reusable::Site;
 
 /// The images `runs-on` labels map to unless `--platform LABEL=IMAGE` says otherwise: act's
 /// medium images, which resemble GitHub's runners (bash, git, Python 3, Node).
@@ -148,12 +152,24 @@ pub struct PlannedJob {
 }
 
 /// Makes the pipeline of `workflow` (read from `file`, its path in the repository) for `run`.
-/// Errors name the job and point into the file.
+/// Errors name the job and point into the file; a job that calls a workflow is one (see
+/// [`lower_calling`]).
 pub fn lower(
     workflow: &Workflow,
     file: &str,
     run: &Run,
     platforms: &Platforms,
+) -> Result<Lowered, Vec<Diagnostic>> {
+    lower_calling(workflow, file, run, platforms, &Called::default())
+}
+
+/// [`lower`], the workflows its jobs call (and those they call) read into `called`.
+pub fn lower_calling(
+    workflow: &Workflow,
+    file: &str,
+    run: &Run,
+    platforms: &Platforms,
+    called: &Called,
 ) -> Result<Lowered, Vec<Diagnostic>> {
     let facts = WorkflowFacts {
         name: workflow.name.clone().unwrap_or_else(|| file.to_string()),
@@ -161,96 +177,81 @@ pub fn lower(
     };
     let run = Arc::new(run.clone());
     let inputs = run::inputs_context(workflow, &run);
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-    // The workflow kept for the jobs made at run time, copied once if any job needs it.
-    let mut shared_workflow: Option<Arc<Workflow>> = None;
-    // Per pipeline job: its Job, what plan shows, and the ids it needs.
-    let mut out: Vec<(pipeline::Job, PlannedJob)> = Vec::new();
-    for job in &workflow.jobs {
-        let steps_job = match &job.kind {
-            JobKind::Steps(s) => s,
-            JobKind::Reusable(r) => {
-                errors.push(
-                    Diagnostic::error(
-                        format!(
-                            "job `{}` calls the reusable workflow `{}`: reusable workflows are not supported yet",
-                            job.id, r.uses
-                        ),
-                        Some(job.span),
-                    )
-                    .in_job(&job.id),
-                );
-                continue;
-            }
-        };
-        let mut ctx = job_contexts(&run, &facts, &job.id, &inputs);
-        let lowering = JobLowering {
-            workflow,
-            job,
-            steps_job,
-            facts: &facts,
-            run: &run,
-            inputs: &inputs,
-            platforms,
-        };
-        if let Some(expression) = matrix_from_needs(job) {
-            // Its jobs are known once its needs have ended: one job stands for them until then.
-            let shared = shared_workflow
-                .get_or_insert_with(|| Arc::new(workflow.clone()))
-                .clone();
-            let expander = DynamicMatrix {
-                workflow: shared,
-                job: job.id.clone(),
-                facts: facts.clone(),
-                run: run.clone(),
-                inputs: inputs.clone(),
-                platforms: platforms.clone(),
-            };
-            match lowering.placeholder(&ctx, expression, expander) {
-                Ok(job) => out.push(job),
-                Err(e) => errors.push(e),
-            }
-            continue;
-        }
-        match lowering.jobs(&mut ctx, &mut warnings) {
-            Ok(jobs) => out.extend(jobs),
-            Err(e) => errors.push(e),
-        }
-    }
-    unique_names(&mut out);
-    let names_of = |id: &str| -> Vec<String> {
-        out.iter()
-            .filter(|(_, p)| p.job.eq_ignore_ascii_case(id))
-            .map(|(j, _)| j.name.clone())
-            .collect()
+    let frames = reusable::Frames::default();
+    let mut lowering = Lowering {
+        facts: &facts,
+        run: &run,
+        platforms,
+        called,
+        top_inputs: &inputs,
+        frames: Vec::new(),
+        out: Vec::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
     };
+    let top = Site {
+        prefix: String::new(),
+        display: String::new(),
+        frame: None,
+        frames: frames.clone(),
+        wrap: calls_any(workflow),
+    };
+    lowering.level(workflow, &top, &inputs);
+    let Lowering {
+        frames: all_frames,
+        mut out,
+        mut errors,
+        warnings,
+        ..
+    } = lowering;
+    // Every call is known now: the jobs' steps read them at run time.
+    let _ = frames.set(all_frames.clone());
+    unique_names(&mut out);
     let mut needs_of: Vec<Vec<Need>> = Vec::new();
-    for (job, planned) in &out {
-        let mut needs = Vec::new();
-        for id in &planned.needs {
-            let names = names_of(id);
-            if names.is_empty() && workflow.job(id).is_none() {
+    for entry in &out {
+        let mut names: Vec<String> = Vec::new();
+        for id in &entry.needs {
+            let found = resolve(&out, &all_frames, &entry.prefix, id, true);
+            if found.is_empty() && entry.workflow.job(id).is_none() {
                 errors.push(
                     Diagnostic::error(
                         format!(
                             "job `{}` needs `{id}`, which is not a job of this workflow",
-                            planned.job
+                            entry.planned.job
                         ),
-                        Some(job.span),
+                        Some(entry.job.span),
                     )
-                    .in_job(&planned.job),
+                    .in_job(&entry.planned.job),
                 );
             }
-            needs.extend(names.into_iter().map(|name| Need {
-                job: name,
-                span: job.span,
-                artifacts: false,
-                optional: false,
-                instances: None,
-            }));
+            names.extend(found);
         }
-        needs_of.push(needs);
+        // Inside a call: what the callers need too (their `with:` and `if:` read it).
+        let mut frame = entry.frame.clone();
+        while let Some(f) = frame {
+            for id in &f.needs {
+                names.extend(resolve(&out, &all_frames, &f.parent_prefix, id, true));
+            }
+            frame = f.parent.clone();
+        }
+        let mut seen = Vec::new();
+        names.retain(|n| {
+            let new = !seen.contains(n);
+            seen.push(n.clone());
+            new
+        });
+        needs_of.push(
+            names
+                .into_iter()
+                .map(|name| Need {
+                    job: name,
+                    span: entry.job.span,
+                    artifacts: false,
+                    optional: false,
+                    instances: None,
+                })
+                .collect(),
+        );
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -258,11 +259,12 @@ pub fn lower(
     let stage = facts.name.clone();
     let mut jobs = Vec::new();
     let mut planned = Vec::new();
-    for ((mut job, p), needs) in out.into_iter().zip(needs_of) {
+    for (entry, needs) in out.into_iter().zip(needs_of) {
+        let mut job = entry.job;
         job.needs = Some(needs);
-        job.origin = Some(origin(&facts.file, &p));
+        job.origin = Some(origin(&facts.file, &entry.planned));
         jobs.push(job);
-        planned.push(p);
+        planned.push(entry.planned);
     }
     Ok(Lowered {
         pipeline: Pipeline {
@@ -278,23 +280,329 @@ pub fn lower(
     })
 }
 
-/// Names must be unique for the engine: a repeated check-run name gets its job id.
-fn unique_names(out: &mut [(pipeline::Job, PlannedJob)]) {
-    for i in 0..out.len() {
-        let taken = |name: &str, out: &[(pipeline::Job, PlannedJob)]| {
-            out[..i].iter().any(|(j, _)| j.name == name)
-        };
-        if taken(&out[i].0.name, out) {
-            let mut name = format!("{} [{}]", out[i].0.name, out[i].1.job);
-            let mut n = 2;
-            while taken(&name, out) {
-                name = format!("{} [{} {n}]", out[i].0.name, out[i].1.job);
-                n += 1;
+/// Does a job of `workflow` call a workflow?
+fn calls_any(workflow: &Workflow) -> bool {
+    workflow
+        .jobs
+        .iter()
+        .any(|j| matches!(j.kind, JobKind::Reusable(_)))
+}
+
+/// The pipeline jobs the need `id` of a job at `prefix` names: the job's combinations, or
+/// every job of a call; with `callers`, also what a call's caller needs (its outputs read
+/// its inputs, which may read those).
+fn resolve(
+    out: &[Entry],
+    frames: &[Arc<reusable::CallFrame>],
+    prefix: &str,
+    id: &str,
+    callers: bool,
+) -> Vec<String> {
+    let full = format!("{prefix}{id}");
+    let inner = format!("{full}/").to_ascii_lowercase();
+    let mut names: Vec<String> = out
+        .iter()
+        .filter(|e| {
+            e.planned.job.eq_ignore_ascii_case(&full)
+                || e.planned.job.to_ascii_lowercase().starts_with(&inner)
+        })
+        .map(|e| e.job.name.clone())
+        .collect();
+    if callers {
+        if let Some(f) = frames
+            .iter()
+            .find(|f| f.prefix.eq_ignore_ascii_case(&inner))
+        {
+            for need in &f.needs {
+                names.extend(resolve(out, frames, &f.parent_prefix, need, false));
             }
-            out[i].0.name = name.clone();
-            out[i].1.name = name;
         }
     }
+    names
+}
+
+/// A pipeline job being made, with where it sits.
+struct Entry<'w> {
+    job: pipeline::Job,
+    planned: PlannedJob,
+    /// Its workflow's prefix (`call/`), the ids it needs there, and the call around it.
+    prefix: String,
+    needs: Vec<String>,
+    frame: Option<Arc<reusable::CallFrame>>,
+    workflow: &'w Workflow,
+}
+
+/// The lowering of a workflow and of those its jobs call.
+struct Lowering<'a, 'w> {
+    facts: &'a WorkflowFacts,
+    run: &'a Arc<Run>,
+    platforms: &'a Platforms,
+    called: &'w Called,
+    top_inputs: &'a Value,
+    frames: Vec<Arc<reusable::CallFrame>>,
+    out: Vec<Entry<'w>>,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl<'w> Lowering<'_, 'w> {
+    /// The jobs of `workflow`, sitting at `site`, whose `inputs` context reads `inputs`
+    /// before the run.
+    fn level(&mut self, workflow: &'w Workflow, site: &Site, inputs: &Value) {
+        // The workflow kept for the jobs made at run time, copied once if any job needs it.
+        let mut shared_workflow: Option<Arc<Workflow>> = None;
+        for job in &workflow.jobs {
+            let steps_job = match &job.kind {
+                JobKind::Steps(s) => s,
+                JobKind::Reusable(r) => {
+                    if let Err(e) = self.call(job, r, site, inputs) {
+                        self.errors.push(e);
+                    }
+                    continue;
+                }
+            };
+            let mut ctx = job_contexts(self.run, self.facts, &job.id, inputs);
+            let lowering = JobLowering {
+                workflow,
+                job,
+                steps_job,
+                facts: self.facts,
+                run: self.run,
+                inputs,
+                platforms: self.platforms,
+                site,
+            };
+            let made = if let Some(expression) = matrix_from_needs(job) {
+                // Its jobs are known once its needs have ended: one job stands for them until then.
+                let shared = shared_workflow
+                    .get_or_insert_with(|| Arc::new(workflow.clone()))
+                    .clone();
+                let expander = DynamicMatrix {
+                    workflow: shared,
+                    job: job.id.clone(),
+                    facts: self.facts.clone(),
+                    run: self.run.clone(),
+                    inputs: inputs.clone(),
+                    platforms: self.platforms.clone(),
+                    site: site.clone(),
+                };
+                lowering
+                    .placeholder(&ctx, expression, expander)
+                    .map(|j| vec![j])
+            } else {
+                lowering.jobs(&mut ctx, &mut self.warnings)
+            };
+            match made {
+                Ok(jobs) => {
+                    for (pipeline_job, planned) in jobs {
+                        self.out.push(Entry {
+                            job: pipeline_job,
+                            planned,
+                            prefix: site.prefix.clone(),
+                            needs: job.needs.clone(),
+                            frame: site.frame.clone(),
+                            workflow,
+                        });
+                    }
+                }
+                Err(e) => self.errors.push(e),
+            }
+        }
+    }
+
+    /// The jobs of the workflow `job` calls, once per combination of its matrix.
+    fn call(
+        &mut self,
+        job: &'w Job,
+        call: &'w crate::github::workflow::Reusable,
+        site: &Site,
+        inputs: &Value,
+    ) -> Result<(), Diagnostic> {
+        let error = |message: String, span: Option<crate::source::yaml::Span>| {
+            Diagnostic::error(message, Some(span.unwrap_or(job.span))).in_job(&job.id)
+        };
+        let all: &'w Called = self.called;
+        let called: &'w CalledWorkflow = match all.get(&call.uses) {
+            Some(CalledStatus::Ready(c)) => c,
+            // The load reads every called workflow first: it says what is wrong with one.
+            _ => {
+                return Err(error(
+                    format!(
+                        "job `{}` calls `{}`, which was not read before the run",
+                        job.id, call.uses
+                    ),
+                    Some(call.uses_span),
+                ))
+            }
+        };
+        let Some(trigger) = called.workflow.trigger("workflow_call") else {
+            return Err(error(
+                format!(
+                    "job `{}` calls `{}`, which is not a reusable workflow: its `on:` has no `workflow_call`",
+                    job.id, call.uses
+                ),
+                Some(call.uses_span),
+            ));
+        };
+        // Secrets: those it requires must be passed, and only those it declares can be.
+        if !call.secrets_inherit {
+            for (name, text) in &call.secrets {
+                if !trigger
+                    .secrets
+                    .iter()
+                    .any(|(s, _)| s.eq_ignore_ascii_case(name))
+                {
+                    return Err(error(
+                        format!("`secrets: {name}`: `{}` has no secret `{name}`", call.uses),
+                        Some(text.span),
+                    ));
+                }
+            }
+            for (name, required) in &trigger.secrets {
+                if *required
+                    && !call
+                        .secrets
+                        .iter()
+                        .any(|(s, _)| s.eq_ignore_ascii_case(name))
+                {
+                    return Err(error(
+                        format!(
+                            "`{}` requires the secret `{name}`: pass it in `secrets:` (or `secrets: inherit`)",
+                            call.uses
+                        ),
+                        Some(call.uses_span),
+                    ));
+                }
+            }
+        }
+        let mut ctx = job_contexts(self.run, self.facts, &job.id, inputs);
+        ctx.insert("needs", Value::object(Vec::<(String, Value)>::new()))
+            .insert("secrets", run::secrets_context(self.run));
+        if matrix_from_needs(job).is_some() {
+            return Err(error(
+                format!(
+                    "job `{}`: a matrix of calls made from a need's output is not supported yet",
+                    job.id
+                ),
+                None,
+            ));
+        }
+        let combinations = job_combinations(job, &ctx, &error)?;
+        let strategy = job.strategy.as_ref();
+        let fail_fast = match strategy.map(|s| &s.fail_fast) {
+            Some(Field::Value(b)) => *b,
+            _ => true,
+        };
+        let list = combinations.clone().unwrap_or_else(|| {
+            vec![Combination {
+                matrix: Value::Null,
+                name_values: Vec::new(),
+            }]
+        });
+        let total = list.len();
+        for (index, combo) in list.iter().enumerate() {
+            let strategy_ctx = matrix::strategy_context(fail_fast, None, index, total);
+            let matrix_ctx = match &combinations {
+                Some(_) => combo.matrix.clone(),
+                None => Value::object(Vec::<(String, Value)>::new()),
+            };
+            ctx.insert("matrix", matrix_ctx.clone())
+                .insert("strategy", strategy_ctx.clone());
+            let name = matrix::check_run_name(
+                &job.id,
+                job.name.as_ref().map(|t| t.text.as_str()),
+                combo,
+                &ctx,
+            )
+            .map_err(|e| {
+                error(
+                    format!("`name` cannot be evaluated: {e}"),
+                    job.name.as_ref().map(|t| t.span),
+                )
+            })?;
+            let called_inputs = reusable::inputs(call, trigger, &ctx, false)
+                .map_err(|e| error(e.message, e.span))?;
+            let frame = Arc::new(reusable::CallFrame {
+                parent: site.frame.clone(),
+                parent_prefix: site.prefix.clone(),
+                prefix: format!("{}{}/", site.prefix, job.id),
+                caller: job.id.clone(),
+                needs: job.needs.clone(),
+                condition: job.condition.clone(),
+                call: call.clone(),
+                trigger: trigger.clone(),
+                file: called.file.clone(),
+                matrix: matrix_ctx,
+                strategy: strategy_ctx,
+                run: self.run.clone(),
+                facts: self.facts.clone(),
+                top_inputs: self.top_inputs.clone(),
+            });
+            self.frames.push(frame.clone());
+            let inner = Site {
+                prefix: frame.prefix.clone(),
+                display: format!("{}{name} / ", site.display),
+                frame: Some(frame),
+                frames: site.frames.clone(),
+                wrap: true,
+            };
+            self.level(&called.workflow, &inner, &called_inputs);
+        }
+        Ok(())
+    }
+}
+
+/// Names must be unique for the engine: a repeated check-run name gets its job id.
+fn unique_names(out: &mut [Entry]) {
+    let names: Vec<(String, String)> = out
+        .iter()
+        .map(|e| (e.job.name.clone(), e.planned.job.clone()))
+        .collect();
+    for (e, name) in out.iter_mut().zip(unique(names)) {
+        e.job.name = name.clone();
+        e.planned.name = name;
+    }
+}
+
+/// Each (check-run name, job id) made unique: a name taken before gets its job id.
+fn unique(names: Vec<(String, String)>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (name, id) in names {
+        let mut unique = name.clone();
+        let mut n = 2;
+        if out.contains(&unique) {
+            unique = format!("{name} [{id}]");
+        }
+        while out.contains(&unique) {
+            unique = format!("{name} [{id} {n}]");
+            n += 1;
+        }
+        out.push(unique);
+    }
+    out
+}
+
+/// The combinations of `job`'s matrix, or `None` without one; `error` places a mistake.
+fn job_combinations(
+    job: &Job,
+    ctx: &Contexts,
+    error: &dyn Fn(String, Option<crate::source::yaml::Span>) -> Diagnostic,
+) -> Result<Option<Vec<Combination>>, Diagnostic> {
+    let Some(m) = job.strategy.as_ref().and_then(|s| s.matrix.as_ref()) else {
+        return Ok(None);
+    };
+    let value = match m {
+        Matrix::Literal(v) => v.clone(),
+        Matrix::Deferred { value, span } => matrix::evaluate(value, ctx, &()).map_err(|e| {
+            error(
+                format!("`strategy: matrix` cannot be evaluated: {e}"),
+                Some(*span),
+            )
+        })?,
+    };
+    matrix::expand(&value)
+        .map(Some)
+        .map_err(|e| error(format!("`strategy: matrix`: {}", e.message), None))
 }
 
 /// What the engine and `berth plan` know of a job's place in its workflow.
@@ -344,6 +652,8 @@ struct DynamicMatrix {
     run: Arc<Run>,
     inputs: Value,
     platforms: Platforms,
+    /// Where the job's workflow sits (the top one, or one a job calls).
+    site: Site,
 }
 
 impl pipeline::steps::Expand for DynamicMatrix {
@@ -356,7 +666,8 @@ impl pipeline::steps::Expand for DynamicMatrix {
             return Err(format!("job `{}` has no steps", self.job));
         };
         let mut ctx = job_contexts(&self.run, &self.facts, &job.id, &self.inputs);
-        ctx.insert("needs", crate::github::steps::needs_context(needs));
+        let needs = self.site.view(needs);
+        ctx.insert("needs", crate::github::steps::needs_context(&needs));
         let lowering = JobLowering {
             workflow: &self.workflow,
             job,
@@ -365,12 +676,20 @@ impl pipeline::steps::Expand for DynamicMatrix {
             run: &self.run,
             inputs: &self.inputs,
             platforms: &self.platforms,
+            site: &self.site,
         };
         let mut warnings = Vec::new();
         let mut out = lowering
             .jobs(&mut ctx, &mut warnings)
             .map_err(|d| d.message)?;
-        unique_names(&mut out);
+        let names = out
+            .iter()
+            .map(|(j, p)| (j.name.clone(), p.job.clone()))
+            .collect();
+        for ((job, planned), name) in out.iter_mut().zip(unique(names)) {
+            job.name = name.clone();
+            planned.name = name;
+        }
         Ok(out
             .into_iter()
             .map(|(mut job, planned)| {
@@ -389,11 +708,35 @@ struct JobLowering<'a> {
     run: &'a Arc<Run>,
     inputs: &'a Value,
     platforms: &'a Platforms,
+    site: &'a Site,
 }
 
 impl JobLowering<'_> {
+    /// The job's id in the run: `call/build` for a job of a called workflow.
+    fn id(&self) -> String {
+        format!("{}{}", self.site.prefix, self.job.id)
+    }
+
+    /// The needs `berth plan` shows, by their ids in the run: the caller's for a called
+    /// workflow's first jobs.
+    fn planned_needs(&self) -> Vec<String> {
+        match &self.site.frame {
+            Some(f) if self.job.needs.is_empty() => f
+                .needs
+                .iter()
+                .map(|n| format!("{}{n}", f.parent_prefix))
+                .collect(),
+            _ => self
+                .job
+                .needs
+                .iter()
+                .map(|n| format!("{}{n}", self.site.prefix))
+                .collect(),
+        }
+    }
+
     fn error(&self, message: String, span: Option<crate::source::yaml::Span>) -> Diagnostic {
-        Diagnostic::error(message, Some(span.unwrap_or(self.job.span))).in_job(&self.job.id)
+        Diagnostic::error(message, Some(span.unwrap_or(self.job.span))).in_job(&self.id())
     }
 
     fn string(&self, text: &Text, ctx: &Contexts, what: &str) -> Result<String, Diagnostic> {
@@ -427,21 +770,7 @@ impl JobLowering<'_> {
 
     /// The matrix's combinations, or one without a matrix.
     fn combinations(&self, ctx: &Contexts) -> Result<Option<Vec<Combination>>, Diagnostic> {
-        let Some(m) = self.job.strategy.as_ref().and_then(|s| s.matrix.as_ref()) else {
-            return Ok(None);
-        };
-        let value = match m {
-            Matrix::Literal(v) => v.clone(),
-            Matrix::Deferred { value, span } => matrix::evaluate(value, ctx, &()).map_err(|e| {
-                self.error(
-                    format!("`strategy: matrix` cannot be evaluated: {e}"),
-                    Some(*span),
-                )
-            })?,
-        };
-        matrix::expand(&value)
-            .map(Some)
-            .map_err(|e| self.error(format!("`strategy: matrix`: {}", e.message), None))
+        job_combinations(self.job, ctx, &|m, span| self.error(m, span))
     }
 
     fn jobs(
@@ -489,6 +818,7 @@ impl JobLowering<'_> {
                     job.name.as_ref().map(|t| t.span),
                 )
             })?;
+            let name = format!("{}{name}", self.site.display);
             let (image, platform_label) = self.image(ctx)?;
             // A job on a runner reaches its services at localhost, a `container:` job by name.
             let service_network = if platform_label.is_some() {
@@ -608,8 +938,8 @@ impl JobLowering<'_> {
             pipeline_job.service_network = service_network;
             let planned = PlannedJob {
                 name,
-                job: job.id.clone(),
-                needs: job.needs.clone(),
+                job: self.id(),
+                needs: self.planned_needs(),
                 matrix: combinations.as_ref().map(|_| combo.matrix.clone()),
                 condition: job.condition.as_ref().map(|t| t.text.clone()),
                 image,
@@ -672,9 +1002,9 @@ impl JobLowering<'_> {
             reason: None,
             environment: None,
             trigger: None,
-            base_name: self.job.id.clone(),
+            base_name: self.id(),
             inherit_variables: None,
-            steps: Some(Arc::new(steps)),
+            steps: Some(self.site.steps(steps)),
             expand: None,
             origin: None,
             container: pipeline::ContainerOptions::default(),
@@ -697,6 +1027,7 @@ impl JobLowering<'_> {
             Some(t) if !t.text.contains("${{") => t.text.clone(),
             _ => job.id.clone(),
         };
+        let name = format!("{}{name}", self.site.display);
         let image = self
             .image(ctx)
             .map_or_else(|_| "(decided when its needs end)".to_string(), |(i, _)| i);
@@ -710,8 +1041,8 @@ impl JobLowering<'_> {
         pipeline_job.expand = Some(Arc::new(expander));
         let planned = PlannedJob {
             name,
-            job: job.id.clone(),
-            needs: job.needs.clone(),
+            job: self.id(),
+            needs: self.planned_needs(),
             matrix: Some(Value::from(expression.as_str())),
             condition: job.condition.as_ref().map(|t| t.text.clone()),
             image,
@@ -779,7 +1110,7 @@ impl JobLowering<'_> {
             for note in std::mem::take(&mut parsed.notes) {
                 warnings.push(
                     Diagnostic::warning(format!("`{what}: options`: {note}"), Some(t.span))
-                        .in_job(&self.job.id),
+                        .in_job(&self.id()),
                 );
             }
         }
@@ -845,7 +1176,7 @@ impl JobLowering<'_> {
                             ),
                             Some(t.span),
                         )
-                        .in_job(&self.job.id),
+                        .in_job(&self.id()),
                     );
                 }
                 _ => {}

@@ -367,11 +367,349 @@ fn platforms_can_be_changed_and_an_unknown_label_is_an_error_with_help() {
     );
 }
 
+/// Lowers `top` (`.github/workflows/ci.yml`) with `files` in the repository, as the load
+/// does: the called workflows read first. `Err`: each mistake as `file:line:col job: message`.
+fn calling(files: &[(&str, &str)], top: &str) -> Result<Lowered, Vec<String>> {
+    calling_with(files, top, |_| {})
+}
+
+/// [`calling`], `prepare` changing the repository first.
+fn calling_with(
+    files: &[(&str, &str)],
+    top: &str,
+    prepare: impl FnOnce(&std::path::Path),
+) -> Result<Lowered, Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    prepare(dir.path());
+    let mut sources = crate::source::diag::SourceMap::default();
+    let file = sources.add(".github/workflows/ci.yml".into(), top.into());
+    let parsed = workflow::parse(top, file).unwrap_or_else(|d| panic!("{d:#?}"));
+    let read = vec![(
+        ".github/workflows/ci.yml".to_string(),
+        parsed.workflow.clone(),
+    )];
+    let cache = crate::github::actions::cache::Cache::new(
+        dir.path().join("cache"),
+        "file:///nowhere".into(),
+    );
+    let shown = |d: Vec<Diagnostic>, sources: &crate::source::diag::SourceMap| -> Vec<String> {
+        d.iter()
+            .map(|d| {
+                let s = d.span.unwrap_or_default();
+                let name = sources.get(s.file).map_or("?", |f| f.name.as_str());
+                format!(
+                    "{name}:{}:{} {}: {}",
+                    s.line,
+                    s.col,
+                    d.job.as_deref().unwrap_or("-"),
+                    d.message
+                )
+            })
+            .collect()
+    };
+    let called = crate::github::actions::reusable::load(&read, dir.path(), &cache, &mut sources)
+        .map_err(|d| shown(d, &sources))?;
+    lower_calling(
+        &parsed.workflow,
+        ".github/workflows/ci.yml",
+        &facts(),
+        &Platforms::new(),
+        &called,
+    )
+    .map_err(|d| shown(d, &sources))
+}
+
+const CALLED: &str = "\
+name: Build
+on:
+  workflow_call:
+    inputs:
+      who: {type: string, required: true}
+      loud: {type: boolean, default: false}
+      times: {type: number, default: 2}
+    secrets:
+      token: {required: true}
+    outputs:
+      said:
+        value: ${{ jobs.second.outputs.said }}
+jobs:
+  first:
+    name: First
+    if: inputs.loud
+    runs-on: ubuntu-latest
+    steps: [{run: echo}]
+  second:
+    needs: first
+    if: always()
+    runs-on: ubuntu-latest
+    outputs:
+      said: ${{ steps.s.outputs.said }}
+    steps: [{id: s, run: echo}]
+";
+
+const CALLER: &str = "\
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps: [{run: echo}]
+  call:
+    needs: build
+    if: needs.build.outputs.go == 'yes'
+    uses: ./.github/workflows/build.yml
+    with:
+      who: me
+      loud: ${{ needs.build.outputs.loud == 'yes' }}
+    secrets:
+      token: ${{ secrets.TOKEN }}
+  after:
+    needs: call
+    if: needs.call.outputs.said == 'hi'
+    runs-on: ubuntu-latest
+    steps: [{run: echo}]
+";
+
+fn need(job: &str, result: &str, outputs: &[(&str, &str)]) -> pipeline::steps::NeedResult {
+    pipeline::steps::NeedResult {
+        job: job.into(),
+        result: result.into(),
+        outputs: outputs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
 #[test]
-fn reusable_workflows_are_refused_for_now() {
+fn a_called_workflows_jobs_are_named_needed_and_run_as_github_runs_them() {
+    let l = calling(&[(".github/workflows/build.yml", CALLED)], CALLER).unwrap();
+    let names: Vec<&str> = l.pipeline.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["build", "call / First", "call / second", "after"]);
+    let ids: Vec<&str> = l.jobs.iter().map(|j| j.job.as_str()).collect();
+    assert_eq!(ids, ["build", "call/first", "call/second", "after"]);
+    // `berth plan`: the caller's needs for the first job, the inner ones after it.
+    let planned: Vec<Vec<String>> = l.jobs.iter().map(|j| j.needs.clone()).collect();
     assert_eq!(
-        errors("on: push\njobs:\n  call:\n    uses: octo/repo/.github/workflows/x.yml@v1\n"),
-        ["3:3 call: job `call` calls the reusable workflow `octo/repo/.github/workflows/x.yml@v1`: reusable workflows are not supported yet"]
+        planned,
+        [
+            vec![],
+            vec!["build".to_string()],
+            vec!["call/first".into()],
+            vec!["call".into()]
+        ]
+    );
+    // The engine: every called job waits for what the caller needs; its dependents for all.
+    let waits = |i: usize| -> Vec<String> {
+        let needs = l.pipeline.jobs[i].needs.as_ref().unwrap();
+        needs.iter().map(|n| n.job.clone()).collect()
+    };
+    assert_eq!(waits(2), ["call / First", "build"]);
+    assert_eq!(waits(3), ["call / First", "call / second", "build"]);
+    let steps = |i: usize| l.pipeline.jobs[i].steps.clone().unwrap();
+    // The caller's `if:` reads its needs; `with:` gives a typed boolean from an expression.
+    let build = |go: &str, loud: &str| need("build", "success", &[("go", go), ("loud", loud)]);
+    assert!(steps(1).should_run(&[build("yes", "yes")], false).unwrap());
+    assert!(!steps(1).should_run(&[build("yes", "no")], false).unwrap());
+    // The caller does not run: nor does any of its jobs, `always()` or not.
+    let first = need("call/first", "skipped", &[]);
+    assert!(!steps(2)
+        .should_run(&[first.clone(), build("no", "yes")], false)
+        .unwrap());
+    assert!(steps(2)
+        .skip_reason(&[first.clone(), build("no", "yes")])
+        .contains("`call` that calls .github/workflows/build.yml does not run"));
+    assert!(steps(2)
+        .should_run(&[first.clone(), build("yes", "no")], false)
+        .unwrap());
+    // The dependents see one result for the call, with the workflow's outputs.
+    let second = need("call/second", "success", &[("said", "hi")]);
+    let ended = [
+        need("call/first", "success", &[]),
+        second.clone(),
+        build("yes", "yes"),
+    ];
+    assert!(steps(3).should_run(&ended, false).unwrap());
+    let other = need("call/second", "success", &[("said", "bye")]);
+    let ended = [
+        need("call/first", "success", &[]),
+        other,
+        build("yes", "yes"),
+    ];
+    assert!(!steps(3).should_run(&ended, false).unwrap());
+    // A failed called job fails the call: a dependent without `if:` is skipped.
+    let plain = CALLER.replace("    if: needs.call.outputs.said == 'hi'\n", "");
+    let l = calling(&[(".github/workflows/build.yml", CALLED)], &plain).unwrap();
+    let after = l.pipeline.jobs[3].steps.clone().unwrap();
+    let failed = [
+        need("call/first", "failure", &[]),
+        second,
+        build("yes", "yes"),
+    ];
+    assert!(!after.should_run(&failed, false).unwrap());
+    assert!(
+        after.skip_reason(&failed).contains("`call` failed"),
+        "{}",
+        after.skip_reason(&failed)
+    );
+}
+
+#[test]
+fn a_matrix_of_calls_and_nested_calls_are_named_by_their_callers() {
+    let inner = "on:\n  workflow_call:\n    inputs:\n      v: {type: string}\njobs:\n  leaf:\n    runs-on: ubuntu-latest\n    steps: [{run: echo}]\n";
+    let middle = "name: Middle\non: workflow_call\njobs:\n  deep:\n    uses: ./.github/workflows/inner.yml\n    with: {v: x}\n";
+    let top = "on: push\njobs:\n  call:\n    strategy:\n      matrix:\n        v: [1, 2]\n    uses: ./.github/workflows/inner.yml\n    with:\n      v: ${{ matrix.v }}\n  nest:\n    name: Nest\n    uses: ./.github/workflows/middle.yml\n";
+    let l = calling(
+        &[
+            (".github/workflows/inner.yml", inner),
+            (".github/workflows/middle.yml", middle),
+        ],
+        top,
+    )
+    .unwrap();
+    let names: Vec<&str> = l.pipeline.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["call (1) / leaf", "call (2) / leaf", "Nest / deep / leaf"]
+    );
+    let ids: Vec<&str> = l.jobs.iter().map(|j| j.job.as_str()).collect();
+    assert_eq!(ids, ["call/leaf", "call/leaf", "nest/deep/leaf"]);
+}
+
+#[test]
+fn a_matrix_from_a_needs_output_in_a_called_workflow_expands_under_its_caller() {
+    let called = "on: workflow_call\njobs:\n  setup:\n    runs-on: ubuntu-latest\n    steps: [{run: x}]\n  t:\n    needs: setup\n    name: T ${{ matrix.v }}\n    runs-on: ubuntu-latest\n    strategy:\n      matrix: ${{ fromJSON(needs.setup.outputs.m) }}\n    steps: [{run: x}]\n";
+    let l = calling(
+        &[(".github/workflows/m.yml", called)],
+        "on: push\njobs:\n  call:\n    uses: ./.github/workflows/m.yml\n",
+    )
+    .unwrap();
+    let t = &l.pipeline.jobs[1];
+    assert_eq!(
+        (t.name.as_str(), l.jobs[1].job.as_str()),
+        ("call / t", "call/t")
+    );
+    // The engine gives the need under its id in the run; the matrix reads it under its own.
+    let needs = [need("call/setup", "success", &[("m", r#"{"v": [1, 2]}"#)])];
+    let made = t.expand.as_ref().unwrap().expand(&needs).expect("jobs");
+    let names: Vec<&str> = made.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["call / T 1", "call / T 2"]);
+    assert_eq!(made[0].origin.as_ref().unwrap().id, "call/t");
+    assert_eq!(made[0].base_name, "call/t");
+}
+
+#[test]
+fn calls_that_do_not_fit_the_called_workflow_are_errors_at_their_line() {
+    let files = [
+        (".github/workflows/build.yml", CALLED),
+        (
+            ".github/workflows/plain.yml",
+            "on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: x}]\n",
+        ),
+    ];
+    let call = |with: &str| {
+        format!("on: push\njobs:\n  call:\n    uses: ./.github/workflows/build.yml\n    secrets: inherit\n    with:\n{with}")
+    };
+    let one = |top: &str| calling(&files, top).unwrap_err().join("\n");
+    assert_eq!(
+        one(&call("      who: me\n      colour: red\n")),
+        ".github/workflows/ci.yml:8:15 call: `with: colour`: `./.github/workflows/build.yml` has no input `colour` (its inputs: who, loud, times)"
+    );
+    assert_eq!(
+        one(&call("      loud: true\n")),
+        ".github/workflows/ci.yml:4:11 call: `./.github/workflows/build.yml` requires the input `who`, which `with:` does not give"
+    );
+    assert_eq!(
+        one(&call("      who: me\n      times: many\n")),
+        ".github/workflows/ci.yml:8:14 call: `with: times` is a string `many`, but the input `times` of `./.github/workflows/build.yml` is a number"
+    );
+    assert_eq!(
+        one(&call("      who: me\n      loud: 'true'\n")),
+        ".github/workflows/ci.yml:8:13 call: `with: loud` is a string `true`, but the input `loud` of `./.github/workflows/build.yml` is a boolean"
+    );
+    // A required secret not passed.
+    assert_eq!(
+        one("on: push\njobs:\n  call:\n    uses: ./.github/workflows/build.yml\n    with: {who: me}\n"),
+        ".github/workflows/ci.yml:4:11 call: `./.github/workflows/build.yml` requires the secret `token`: pass it in `secrets:` (or `secrets: inherit`)"
+    );
+    assert_eq!(
+        one("on: push\njobs:\n  call:\n    uses: ./.github/workflows/none.yml\n"),
+        ".github/workflows/ci.yml:4:11 call: job `call` calls `./.github/workflows/none.yml`, but the repository has no such file"
+    );
+    assert_eq!(
+        one("on: push\njobs:\n  call:\n    uses: ./.github/workflows/plain.yml\n"),
+        ".github/workflows/ci.yml:4:11 call: job `call` calls `./.github/workflows/plain.yml`, which is not a reusable workflow: its `on:` has no `workflow_call`"
+    );
+    // A link is not followed, as workflows are not found through one.
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("build.yml");
+    std::fs::write(&outside, CALLED).unwrap();
+    let linked = calling_with(
+        &files,
+        "on: push\njobs:\n  call:\n    uses: ./.github/workflows/link.yml\n",
+        |root| {
+            std::os::unix::fs::symlink(&outside, root.join(".github/workflows/link.yml")).unwrap()
+        },
+    );
+    assert_eq!(
+        linked.unwrap_err(),
+        [".github/workflows/ci.yml:4:11 call: job `call` calls `./.github/workflows/link.yml`, which is not a regular file"]
+    );
+    assert_eq!(
+        one("on: push\njobs:\n  call:\n    uses: ./ci/x.yml\n"),
+        ".github/workflows/ci.yml:4:11 call: `uses: ./ci/x.yml` is not a reusable workflow's reference"
+    );
+}
+
+#[test]
+fn cycles_and_nesting_beyond_githubs_ten_levels_are_refused() {
+    let calls = |next: &str| {
+        format!("on: workflow_call\njobs:\n  c:\n    uses: ./.github/workflows/{next}.yml\n")
+    };
+    let leaf =
+        "on: workflow_call\njobs:\n  leaf:\n    runs-on: ubuntu-latest\n    steps: [{run: echo}]\n";
+    let top = "on: push\njobs:\n  top:\n    uses: ./.github/workflows/w1.yml\n";
+    // The top caller and nine levels below it: as deep as GitHub goes.
+    let mut files: Vec<(String, String)> = (1..9)
+        .map(|i| {
+            (
+                format!(".github/workflows/w{i}.yml"),
+                calls(&format!("w{}", i + 1)),
+            )
+        })
+        .collect();
+    files.push((".github/workflows/w9.yml".into(), leaf.into()));
+    let as_str = |files: &[(String, String)]| {
+        let v: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        calling(&v, top)
+    };
+    let l = as_str(&files).unwrap();
+    assert_eq!(l.jobs[0].job, "top/c/c/c/c/c/c/c/c/leaf");
+    // One more level: an error at the call that goes too deep.
+    files[8].1 = calls("w10");
+    files.push((".github/workflows/w10.yml".into(), leaf.into()));
+    let errors = as_str(&files).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(".github/workflows/w9.yml:4:11 c: job `c` calls `./.github/workflows/w10.yml` at level 11: workflows nest at most 10 levels deep"),
+        "{errors:?}"
+    );
+    // A workflow that calls itself, through another.
+    let errors = as_str(&[
+        (".github/workflows/w1.yml".into(), calls("w2")),
+        (".github/workflows/w2.yml".into(), calls("w1")),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        errors,
+        [".github/workflows/w2.yml:4:11 c: job `c` calls `./.github/workflows/w1.yml`, which is already being called: .github/workflows/ci.yml → .github/workflows/w1.yml → .github/workflows/w2.yml → .github/workflows/w1.yml (a workflow cannot call itself)"]
     );
 }
 

@@ -369,7 +369,9 @@ impl Reader<'_> {
             concurrency: None,
             kind: JobKind::Reusable(Reusable {
                 uses: String::new(),
+                uses_span: span,
                 with: Vec::new(),
+                with_values: Vec::new(),
                 secrets_inherit: false,
                 secrets: Vec::new(),
             }),
@@ -388,7 +390,9 @@ impl Reader<'_> {
         };
         let mut call = Reusable {
             uses: String::new(),
+            uses_span: span,
             with: Vec::new(),
+            with_values: Vec::new(),
             secrets_inherit: false,
             secrets: Vec::new(),
         };
@@ -425,8 +429,19 @@ impl Reader<'_> {
                 "outputs" => steps_job.outputs = self.env(v, "outputs", Some(&Scope::JOB_OUTPUTS)),
                 "defaults" => steps_job.defaults = self.defaults(v, Some(&Scope::JOB_DEFAULTS_RUN)),
                 "steps" => steps_job.steps = self.steps(v),
-                "uses" => call.uses = self.name(v, "uses").unwrap_or_default(),
-                "with" => call.with = self.env(v, "with", Some(&Scope::JOB)),
+                "uses" => {
+                    call.uses = self.name(v, "uses").unwrap_or_default();
+                    call.uses_span = v.span;
+                }
+                "with" => {
+                    call.with = self.env(v, "with", Some(&Scope::JOB));
+                    if let Some(entries) = v.as_map() {
+                        call.with_values = entries
+                            .iter()
+                            .map(|e| (e.key.clone(), to_value(&e.value)))
+                            .collect();
+                    }
+                }
                 "secrets" => match literal(v) {
                     Some(Literal::String(s)) if s == "inherit" => call.secrets_inherit = true,
                     _ => call.secrets = self.env(v, "secrets", Some(&Scope::JOB_ENV)),

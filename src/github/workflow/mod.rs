@@ -90,6 +90,10 @@ pub struct Trigger {
     pub crons: Vec<String>,
     /// `workflow_dispatch: inputs:` or `workflow_call: inputs:`.
     pub inputs: Vec<Input>,
+    /// `workflow_call: secrets:`: each secret's name and whether the caller must pass it.
+    pub secrets: Vec<(String, bool)>,
+    /// `workflow_call: outputs:`: each output's name and `value` (read with `jobs`).
+    pub outputs: Env,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +175,12 @@ pub struct StepsJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reusable {
     pub uses: String,
+    /// Where `uses:` is written.
+    pub uses_span: Span,
     pub with: Env,
+    /// Each `with:` value as typed in the file (`true` a boolean, `3` a number), for checking
+    /// it against the called workflow's input types.
+    pub with_values: Vec<(String, Value)>,
     /// `secrets: inherit`, or the secrets passed by name.
     pub secrets_inherit: bool,
     pub secrets: Env,

@@ -229,8 +229,8 @@ impl Reader<'_> {
                         for k in keys {
                             match k.key.as_str() {
                                 "inputs" => trigger.inputs = self.inputs(&k.value, kind.name),
-                                "secrets" => self.call_secrets(&k.value),
-                                _ => self.call_outputs(&k.value),
+                                "secrets" => trigger.secrets = self.call_secrets(&k.value),
+                                _ => trigger.outputs = self.call_outputs(&k.value),
                             }
                         }
                     }
@@ -485,23 +485,37 @@ impl Reader<'_> {
         out
     }
 
-    fn call_secrets(&mut self, node: &Node) {
+    fn call_secrets(&mut self, node: &Node) -> Vec<(String, bool)> {
         let Some(entries) = self.loose(node, "on: workflow_call: secrets") else {
-            return;
+            return Vec::new();
         };
+        let mut out = Vec::new();
         for e in entries {
-            self.map(
-                &e.value,
-                &format!("`on: workflow_call: secrets: {}`", e.key),
-                &["description", "required"],
-            );
+            let what = format!("on: workflow_call: secrets: {}", e.key);
+            let mut required = false;
+            if let Some(fields) =
+                self.map(&e.value, &format!("`{what}`"), &["description", "required"])
+            {
+                for f in fields {
+                    if f.key == "required" {
+                        if let Some(Field::Value(b)) =
+                            self.boolean(&f.value, &format!("{what}: required"), None)
+                        {
+                            required = b;
+                        }
+                    }
+                }
+            }
+            out.push((e.key.clone(), required));
         }
+        out
     }
 
-    fn call_outputs(&mut self, node: &Node) {
+    fn call_outputs(&mut self, node: &Node) -> Env {
         let Some(entries) = self.loose(node, "on: workflow_call: outputs") else {
-            return;
+            return Vec::new();
         };
+        let mut out = Vec::new();
         for e in entries {
             let what = format!("on: workflow_call: outputs: {}", e.key);
             if let Some(fields) =
@@ -509,11 +523,13 @@ impl Reader<'_> {
             {
                 for f in fields {
                     if f.key == "value" {
-                        self.text(
+                        if let Some(t) = self.text(
                             &f.value,
                             &format!("{what}: value"),
                             Some(&Scope::WORKFLOW_OUTPUT),
-                        );
+                        ) {
+                            out.push((e.key.clone(), t));
+                        }
                     }
                 }
             }
@@ -521,5 +537,6 @@ impl Reader<'_> {
                 self.error(format!("`{what}` needs a `value`"), e.value.span);
             }
         }
+        out
     }
 }
