@@ -20,6 +20,7 @@ mod github_corpus;
 mod github_uses;
 mod gitlab;
 mod gitlab_corpus;
+mod gitlab_runner;
 mod hermetic;
 mod input;
 mod logs;

@@ -1,0 +1,94 @@
+//! A GitLab job sees what GitLab Runner's Docker executor gives the same job: the project at
+//! `/builds/<namespace>/<project>`, the server's and the merge request's variables, services'
+//! health checks, submodules and `cache: untracked`.
+
+use crate::common::busybox_project;
+
+/// A project whose `origin` is `https://gitlab.com/acme/tools/shop.git`, one commit on `main`.
+fn shop(pipeline: &str) -> crate::common::Project {
+    let p = busybox_project(pipeline);
+    p.git(&["init", "-q", "-b", "main"]);
+    p.git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://gitlab.com/acme/tools/shop.git",
+    ]);
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-q", "-m", "first"]);
+    p
+}
+
+#[test]
+fn the_project_sits_at_builds_namespace_project_as_the_runner_puts_it() {
+    let p = shop(
+        "job:\n  script:\n    - echo \"dir=$CI_PROJECT_DIR pwd=$(pwd) name=$CI_PROJECT_NAME ns=$CI_PROJECT_NAMESPACE builds=$CI_BUILDS_DIR\"\n    - echo \"repo=$CI_REPOSITORY_URL server=$CI_SERVER_URL api=$CI_API_V4_URL\"\n    - ls $CI_PROJECT_DIR/berth.yml\n",
+    );
+    let run = p.berth(&["run", "--output", "plain"]);
+    run.expect_code(0);
+    let log = run.log("job");
+    for line in [
+        "dir=/builds/acme/tools/shop pwd=/builds/acme/tools/shop name=shop ns=acme/tools builds=/builds",
+        "repo=https://gitlab-ci-token:[MASKED]@gitlab.com/acme/tools/shop.git server=https://gitlab.com api=https://gitlab.com/api/v4",
+        "/builds/acme/tools/shop/berth.yml",
+    ] {
+        assert!(log.contains(&line), "{line}: {log:?}");
+    }
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
+
+#[test]
+fn a_merge_request_pipeline_has_gitlabs_merge_request_variables() {
+    let p = shop(
+        "job:\n  rules: [{if: $CI_PIPELINE_SOURCE == \"merge_request_event\"}]\n  script:\n    - echo \"mr=$CI_MERGE_REQUEST_IID title=$CI_MERGE_REQUEST_TITLE labels=$CI_MERGE_REQUEST_LABELS\"\n    - echo \"from=$CI_MERGE_REQUEST_SOURCE_BRANCH_NAME to=$CI_MERGE_REQUEST_TARGET_BRANCH_NAME base=$CI_MERGE_REQUEST_DIFF_BASE_SHA\"\n    - echo \"shas=[$CI_MERGE_REQUEST_SOURCE_BRANCH_SHA][$CI_MERGE_REQUEST_TARGET_BRANCH_SHA] branch=[$CI_COMMIT_BRANCH] ref=$CI_COMMIT_REF_NAME\"\n",
+    );
+    let base = p.git(&["rev-parse", "HEAD"]);
+    p.git(&["switch", "-q", "-c", "stable"]);
+    p.git(&["commit", "-q", "--allow-empty", "-m", "stable moves on"]);
+    p.git(&["switch", "-q", "-c", "topic", &base]);
+    p.git(&["commit", "-q", "--allow-empty", "-m", "Make it faster"]);
+    let run = p.berth(&[
+        "run",
+        "--output",
+        "plain",
+        "--source",
+        "merge_request_event",
+        "--base",
+        "stable",
+        "--mr-iid",
+        "12",
+        "--mr-label",
+        "perf",
+        "--mr-label",
+        "backend",
+    ]);
+    run.expect_code(0);
+    let log = run.log("job");
+    let expected = [
+        "mr=12 title=Make it faster labels=perf,backend".to_string(),
+        format!("from=topic to=stable base={base}"),
+        "shas=[][] branch=[] ref=topic".to_string(),
+    ];
+    for line in &expected {
+        assert!(log.contains(&line.as_str()), "{line}: {log:?}");
+    }
+    // Without the flags: the default branch, the commit's title, no labels.
+    let run = p.berth(&[
+        "run",
+        "--output",
+        "plain",
+        "--source",
+        "merge_request_event",
+        "--mr-title",
+        "Draft: faster",
+    ]);
+    run.expect_code(0);
+    let log = run.log("job");
+    for line in [
+        "mr=1 title=Draft: faster labels=".to_string(),
+        format!("from=topic to=main base={base}"),
+    ] {
+        assert!(log.contains(&line.as_str()), "{line}: {log:?}");
+    }
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
