@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::pipeline::expand::expand;
-use crate::pipeline::{Checkout, Job, JobEnvironment, Variable};
+use crate::pipeline::{Checkout, Job, JobEnvironment, ServiceWait, Variable};
 use crate::project::checkout::Repository;
 use crate::project::git::{Facts, MergeRequest};
 
@@ -56,6 +56,10 @@ impl JobEnvironment for GitLabEnvironment {
             remote: Some(format!("{}.git", project_url(facts))),
             check_out: get("GIT_CHECKOUT") != Some("false"),
         })
+    }
+
+    fn service_wait(&self) -> ServiceWait {
+        ServiceWait::AnyPort
     }
 }
 

@@ -92,3 +92,50 @@ fn a_merge_request_pipeline_has_gitlabs_merge_request_variables() {
     }
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn a_service_is_checked_on_healthcheck_tcp_port_and_reaches_the_job_as_build() {
+    crate::common::require_image("berth-test/httpd:latest");
+    // The image exposes 80; this service listens on 8080 only: the runner's check of 80 would
+    // time out, HEALTHCHECK_TCP_PORT points it at 8080.
+    let p = busybox_project(
+        "\
+job:
+  variables: {FF_NETWORK_PER_BUILD: \"true\"}
+  services:
+    - name: berth-test/httpd:latest
+      alias: web
+      command: [sh, -c, 'exec httpd -f -p 8080 -h /www']
+      variables: {HEALTHCHECK_TCP_PORT: \"8080\"}
+  script:
+    - wget -q -O - http://web:8080/
+    - ping -c 1 -W 5 build >/dev/null && echo build resolves
+unchecked:
+  services:
+    - name: berth-test/httpd:latest
+      alias: web
+      command: [sh, -c, 'exec httpd -f -p 8080 -h /www']
+  script:
+    - wget -q -O - http://web:8080/
+    - ping -c 1 -W 2 build >/dev/null 2>&1 || echo no build
+",
+    );
+    let run = p.berth(&["run", "--output", "plain", "--service-timeout", "3s"]);
+    run.expect_code(0);
+    let job = run.log("job");
+    assert!(!job.iter().any(|l| l.contains("WARNING")), "{job:?}");
+    assert!(job.contains(&"<h1>berth test page</h1>"), "{job:?}");
+    assert!(job.contains(&"build resolves"), "{job:?}");
+    let unchecked = run.log("unchecked");
+    assert!(
+        unchecked.iter().any(|l| l.contains("*** WARNING:")
+            && l.contains("-svc0-web probably didn't start properly.")),
+        "{unchecked:?}"
+    );
+    assert!(
+        unchecked.contains(&"<h1>berth test page</h1>"),
+        "{unchecked:?}"
+    );
+    assert!(unchecked.contains(&"no build"), "{unchecked:?}");
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}
