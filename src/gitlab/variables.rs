@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::pipeline::expand::expand;
 use crate::pipeline::{Checkout, Job, JobEnvironment, ServiceWait, Variable};
-use crate::project::checkout::Repository;
+use crate::project::checkout::{Repository, SubmoduleStrategy, Submodules};
 use crate::project::git::{Facts, MergeRequest};
 
 /// GitLab's way of building a job's environment, for the engine (which knows no format).
@@ -55,6 +55,16 @@ impl JobEnvironment for GitLabEnvironment {
             attached: false,
             remote: Some(format!("{}.git", project_url(facts))),
             check_out: get("GIT_CHECKOUT") != Some("false"),
+            submodules: Submodules {
+                strategy: match get("GIT_SUBMODULE_STRATEGY") {
+                    Some("normal") => SubmoduleStrategy::Normal,
+                    Some("recursive") => SubmoduleStrategy::Recursive,
+                    _ => SubmoduleStrategy::None,
+                },
+                paths: get("GIT_SUBMODULE_PATHS")
+                    .map(|p| p.split_whitespace().map(String::from).collect())
+                    .unwrap_or_default(),
+            },
         })
     }
 

@@ -34,7 +34,13 @@ pub fn files(project: &Path, selection: Selection) -> io::Result<Vec<PathBuf>> {
         .ignore(false)
         .parents(false)
         .follow_links(false)
-        .filter_entry(|e| !(e.depth() == 1 && SKIP.iter().any(|s| e.file_name() == *s)));
+        .filter_entry(move |e| {
+            let top = e.depth() == 1 && SKIP.iter().any(|s| e.file_name() == *s);
+            // A checkout has no other repository's `.git` either (a submodule's is the
+            // checkout's own to make).
+            let nested = checkout && e.depth() > 1 && e.file_name() == ".git";
+            !(top || nested)
+        });
     if !checkout {
         walker.add_custom_ignore_filename(".dockerignore");
     }
@@ -63,16 +69,17 @@ pub fn write_tar(
     prefix: &str,
     dest: &Path,
 ) -> io::Result<usize> {
-    write_checkout_tar(project, selection, prefix, None, dest)
+    write_checkout_tar(project, selection, prefix, None, &[], dest)
 }
 
 /// [`write_tar`], with the repository `git_dir` (every file of it) as the checkout's `.git`,
-/// before the working tree.
+/// and `git_files` (path, text: its submodules' `.git` files), before the working tree.
 pub fn write_checkout_tar(
     project: &Path,
     selection: Selection,
     prefix: &str,
     git_dir: Option<&Path>,
+    git_files: &[(String, String)],
     dest: &Path,
 ) -> io::Result<usize> {
     let mut files: Vec<(PathBuf, PathBuf)> = Vec::new();
@@ -107,6 +114,14 @@ pub fn write_checkout_tar(
         header.set_size(0);
         header.set_mtime(0);
         builder.append_data(&mut header, format!("{parts}/"), io::empty())?;
+    }
+    for (path, text) in git_files {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_size(text.len() as u64);
+        header.set_mtime(0);
+        builder.append_data(&mut header, Path::new(prefix).join(path), text.as_bytes())?;
     }
     for (path, rel) in &files {
         let meta = std::fs::symlink_metadata(path)?;

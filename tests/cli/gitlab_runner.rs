@@ -139,3 +139,112 @@ unchecked:
     assert!(unchecked.contains(&"no build"), "{unchecked:?}");
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+/// A repository of one commit in a directory of its own (a submodule's origin).
+fn library(dir: &std::path::Path, file: &str, sub: Option<&std::path::Path>) -> String {
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(["-c", "protocol.file.allow=always"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    std::fs::create_dir_all(dir).expect("dir");
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join(file), "x\n").expect("write");
+    if let Some(sub) = sub {
+        git(&["submodule", "add", "-q", &sub.display().to_string(), "deep"]);
+    }
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", file]);
+    git(&["rev-parse", "HEAD"])
+}
+
+#[test]
+fn git_submodule_strategy_makes_the_submodules_repositories_from_the_projects_own() {
+    crate::common::require_image("berth-test/python-git:3.11");
+    let p = shop(
+        "\
+default:
+  image: berth-test/python-git:3.11
+recursive:
+  variables: {GIT_SUBMODULE_STRATEGY: recursive}
+  script:
+    - echo lib=$(git -C lib rev-parse HEAD) deep=$(git -C lib/deep rev-parse HEAD)
+    - echo url=$(git -C lib remote get-url origin)
+    - echo status=[$(git status --porcelain)]
+    - git submodule status --recursive | cut -c1 | tr -d '\\n'; echo ' marks'
+normal:
+  variables: {GIT_SUBMODULE_STRATEGY: normal}
+  script:
+    - echo lib=$(git -C lib rev-parse HEAD)
+    - git -C lib submodule status | cut -c1 | sed 's/^/deep mark /'
+excluded:
+  variables: {GIT_SUBMODULE_STRATEGY: normal, GIT_SUBMODULE_PATHS: ':(exclude)lib'}
+  script:
+    - git submodule status | cut -c1 | sed 's/^/lib mark /'
+none:
+  script:
+    - git submodule status | cut -c1 | sed 's/^/lib mark /'
+",
+    );
+    let others = tempfile::tempdir().expect("temp dir");
+    let deep = others.path().join("deep");
+    let deep_head = library(&deep, "deep.txt", None);
+    let lib = others.path().join("lib");
+    let lib_head = library(&lib, "lib.txt", Some(&deep));
+    let add = |args: &[&str]| {
+        let mut all = vec!["-c", "protocol.file.allow=always"];
+        all.extend(args);
+        p.git(&all)
+    };
+    add(&["submodule", "add", "-q", &lib.display().to_string(), "lib"]);
+    add(&["submodule", "update", "-q", "--init", "--recursive"]);
+    // A URL relative to the project's, as GitLab projects often have them.
+    p.git(&[
+        "config",
+        "-f",
+        ".gitmodules",
+        "submodule.lib.url",
+        "../lib.git",
+    ]);
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-q", "-m", "lib"]);
+    let run = p.berth(&["run", "--output", "plain"]);
+    run.expect_code(0);
+    let log = run.log("recursive");
+    for line in [
+        format!("lib={lib_head} deep={deep_head}"),
+        "url=https://gitlab.com/acme/tools/lib.git".to_string(),
+        "status=[]".to_string(),
+        "   marks".to_string(),
+    ] {
+        assert!(log.contains(&line.as_str()), "{line}: {log:?}");
+    }
+    let normal = run.log("normal");
+    assert!(
+        normal.contains(&format!("lib={lib_head}").as_str()),
+        "{normal:?}"
+    );
+    // `-`: a submodule not initialized.
+    assert!(normal.contains(&"deep mark -"), "{normal:?}");
+    assert!(
+        run.log("excluded").contains(&"lib mark -"),
+        "{:?}",
+        run.log("excluded")
+    );
+    assert!(
+        run.log("none").contains(&"lib mark -"),
+        "{:?}",
+        run.log("none")
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

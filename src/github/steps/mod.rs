@@ -191,6 +191,7 @@ impl Steps for JobSteps {
                 run.repository
             )),
             check_out: true,
+            submodules: Default::default(),
         }))
     }
 
