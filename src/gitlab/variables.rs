@@ -64,6 +64,7 @@ impl JobEnvironment for GitLabEnvironment {
                 paths: get("GIT_SUBMODULE_PATHS")
                     .map(|p| p.split_whitespace().map(String::from).collect())
                     .unwrap_or_default(),
+                depth: get("GIT_SUBMODULE_DEPTH").and_then(|d| d.parse().ok()),
             },
         })
     }

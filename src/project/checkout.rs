@@ -35,6 +35,8 @@ pub struct Submodules {
     pub strategy: SubmoduleStrategy,
     /// Pathspecs: a path, or `:(exclude)path` / `:!path` (none: every submodule).
     pub paths: Vec<String>,
+    /// Commits of each submodule's history (`GIT_SUBMODULE_DEPTH`; none: the checkout's).
+    pub depth: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -177,12 +179,14 @@ pub fn make(
     if repo.submodules.strategy != SubmoduleStrategy::None {
         let recursive = repo.submodules.strategy == SubmoduleStrategy::Recursive;
         let base = repo.remote.clone();
+        let depth = repo.submodules.depth.unwrap_or(repo.depth);
         let top = Superproject {
             dir: project,
             commit,
             git_dir: dest,
             path: "",
             remote: base,
+            depth,
         };
         submodules(&top, dest, &repo.submodules, recursive, &mut files)?;
     }
@@ -273,7 +277,9 @@ fn submodules(
             "origin",
             &format!("file://{}", source_git.trim()),
         ])?;
-        run(&[
+        let depth = format!("--depth={}", sup.depth);
+        let refspec = format!("+{sha}:refs/pipelines/checkout");
+        let mut fetch = vec![
             "-c",
             "uploadpack.allowAnySHA1InWant=true",
             "-c",
@@ -282,9 +288,12 @@ fn submodules(
             "-q",
             "--no-recurse-submodules",
             "--no-tags",
-            "origin",
-            &format!("+{sha}:refs/pipelines/checkout"),
-        ])?;
+        ];
+        if sup.depth > 0 {
+            fetch.push(&depth);
+        }
+        fetch.extend(["origin", refspec.as_str()]);
+        run(&fetch)?;
         run(&["update-ref", "--no-deref", "HEAD", &sha])?;
         run(&["update-ref", "-d", "refs/pipelines/checkout"])?;
         run(&["read-tree", "HEAD"])?;
@@ -317,6 +326,7 @@ fn submodules(
                 git_dir: &module,
                 path: &full,
                 remote: (!url.is_empty()).then(|| url.clone()),
+                depth: sup.depth,
             };
             submodules(&inner, top_git, picked, true, files)?;
         }
@@ -335,6 +345,8 @@ struct Superproject<'a> {
     path: &'a str,
     /// Its `origin`, which relative submodule URLs are resolved against.
     remote: Option<String>,
+    /// Commits of history of its submodules (0: all).
+    depth: u32,
 }
 
 /// How many directories `module` lies below the project's directory, whose repository is
@@ -422,6 +434,7 @@ mod tests {
             Submodules {
                 strategy: SubmoduleStrategy::Normal,
                 paths: paths.iter().map(|p| p.to_string()).collect(),
+                depth: None,
             }
             .picks(path)
         };

@@ -165,6 +165,8 @@ fn library(dir: &std::path::Path, file: &str, sub: Option<&std::path::Path>) -> 
     }
     git(&["add", "-A"]);
     git(&["commit", "-q", "-m", file]);
+    // Two commits: a submodule's depth shows.
+    git(&["commit", "-q", "--allow-empty", "-m", "again"]);
     git(&["rev-parse", "HEAD"])
 }
 
@@ -176,8 +178,9 @@ fn git_submodule_strategy_makes_the_submodules_repositories_from_the_projects_ow
 default:
   image: berth-test/python-git:3.11
 recursive:
-  variables: {GIT_SUBMODULE_STRATEGY: recursive}
+  variables: {GIT_SUBMODULE_STRATEGY: recursive, GIT_SUBMODULE_DEPTH: \"1\"}
   script:
+    - echo lib commits=$(git -C lib rev-list --count HEAD)
     - echo lib=$(git -C lib rev-parse HEAD) deep=$(git -C lib/deep rev-parse HEAD)
     - echo url=$(git -C lib remote get-url origin)
     - echo status=[$(git status --porcelain)]
@@ -222,6 +225,7 @@ none:
     run.expect_code(0);
     let log = run.log("recursive");
     for line in [
+        "lib commits=1".to_string(),
         format!("lib={lib_head} deep={deep_head}"),
         "url=https://gitlab.com/acme/tools/lib.git".to_string(),
         "status=[]".to_string(),
