@@ -96,9 +96,14 @@ fn repository_tar(
         .collect();
     let tar = temp_tar()?;
     let empty = tempfile::tempdir().map_err(|e| format!("cannot make a directory: {e}"))?;
+    let selection = if repo.writable {
+        Selection::RunnerCheckout
+    } else {
+        Selection::Checkout
+    };
     workspace::write_checkout_tar(
         empty.path(),
-        Selection::Checkout,
+        selection,
         prefix,
         Some(git_dir.path()),
         &git_files,

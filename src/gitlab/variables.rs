@@ -66,12 +66,22 @@ impl JobEnvironment for GitLabEnvironment {
                     .unwrap_or_default(),
                 depth: get("GIT_SUBMODULE_DEPTH").and_then(|d| d.parse().ok()),
             },
+            writable: !umask_disabled(get("FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR")),
         })
     }
 
     fn service_wait(&self) -> ServiceWait {
         ServiceWait::AnyPort
     }
+}
+
+/// `FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR` as the runner reads it (Go's `ParseBool`): on,
+/// the runner's helper checks out with git's own modes instead of under umask 0000.
+pub fn umask_disabled(value: Option<&str>) -> bool {
+    matches!(
+        value.map(str::trim),
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True")
+    )
 }
 
 /// The predefined variables of the pipeline (not of one job), as GitLab sets them.

@@ -25,6 +25,8 @@ pub struct Repository {
     pub check_out: bool,
     /// Which submodules get a repository of their own.
     pub submodules: Submodules,
+    /// Every file writable by all, as GitLab Runner's checkout under umask 0000 leaves them.
+    pub writable: bool,
 }
 
 /// GitLab's `GIT_SUBMODULE_STRATEGY` and `GIT_SUBMODULE_PATHS`: which submodules are made

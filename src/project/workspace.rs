@@ -16,6 +16,10 @@ const SKIP: &[&str] = &[".git", ".berth"];
 pub enum Selection {
     /// What a CI checkout has: `.gitignore`d files left out.
     Checkout,
+    /// What GitLab Runner's checkout has: [`Selection::Checkout`]'s files, each writable by
+    /// all (its helper checks out under umask 0000: files 0666, or 0777 when executable,
+    /// directories 0777).
+    RunnerCheckout,
     /// A Docker build context: `.dockerignore`d files left out.
     BuildContext,
 }
@@ -23,7 +27,7 @@ pub enum Selection {
 /// Which files of `project` a job sees, relative to it, sorted.
 pub fn files(project: &Path, selection: Selection) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let checkout = selection == Selection::Checkout;
+    let checkout = matches!(selection, Selection::Checkout | Selection::RunnerCheckout);
     let mut walker = WalkBuilder::new(project);
     walker
         .hidden(false)
@@ -115,10 +119,11 @@ pub fn write_checkout_tar(
         header.set_mtime(0);
         builder.append_data(&mut header, format!("{parts}/"), io::empty())?;
     }
+    let writable = selection == Selection::RunnerCheckout;
     for (path, text) in git_files {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(0o644);
+        header.set_mode(if writable { 0o666 } else { 0o644 });
         header.set_size(text.len() as u64);
         header.set_mtime(0);
         builder.append_data(&mut header, Path::new(prefix).join(path), text.as_bytes())?;
@@ -130,6 +135,11 @@ pub fn write_checkout_tar(
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         header.set_uid(0);
         header.set_gid(0);
+        if writable && !meta.file_type().is_symlink() {
+            use std::os::unix::fs::PermissionsExt;
+            let executable = meta.is_dir() || meta.permissions().mode() & 0o111 != 0;
+            header.set_mode(if executable { 0o777 } else { 0o666 });
+        }
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(path)?;
             builder.append_link(&mut header, &name, &target)?;

@@ -252,3 +252,35 @@ none:
     );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn the_checkout_is_writable_by_all_as_the_runners_umask_0000_leaves_it() {
+    crate::common::require_image("berth-test/python-git:3.11");
+    let p = shop(
+        "\
+default:
+  image: berth-test/python-git:3.11
+job:
+  script:
+    - echo modes=$(stat -c %a berth.yml run.sh . .git/HEAD)
+    # A job whose image runs as another user writes the checkout as on GitLab.
+    - su nobody -s /bin/sh -c 'echo hi > new.txt && echo more >> berth.yml && touch .git/mine' && echo nobody wrote
+git_modes:
+  variables: {FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR: \"true\"}
+  script:
+    - echo git=$(stat -c %a .git/HEAD)
+",
+    );
+    p.write("run.sh", "#!/bin/sh\n");
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-q", "-m", "script"]);
+    let run = p.berth(&["run", "--output", "plain"]);
+    run.expect_code(0);
+    let log = run.log("job");
+    for line in ["modes=666 777 777 666", "nobody wrote"] {
+        assert!(log.contains(&line), "{line}: {log:?}");
+    }
+    let git = run.log("git_modes");
+    assert!(git.contains(&"git=644"), "{git:?}");
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

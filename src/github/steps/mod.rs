@@ -192,6 +192,7 @@ impl Steps for JobSteps {
             )),
             check_out: true,
             submodules: Default::default(),
+            writable: false,
         }))
     }
 
