@@ -233,10 +233,21 @@ pub(super) struct OriginArgs {
     /// schedule, ...)
     #[arg(long, value_name = "EVENT", default_value = "push")]
     pub(super) event: String,
-    /// GitHub pull_request events: the branch the pull request targets (its `branches`
-    /// filters and path filters compare with it) [default: the default branch]
+    /// The branch a GitHub pull request or a GitLab merge request (`--source
+    /// merge_request_event`) targets: its `branches` filters, `changes` and path filters
+    /// compare with it, CI_MERGE_REQUEST_TARGET_BRANCH_NAME [default: the default branch]
     #[arg(long, value_name = "BRANCH")]
     pub(super) base: Option<String>,
+    /// GitLab merge request pipelines: CI_MERGE_REQUEST_TITLE [default: the commit's title]
+    #[arg(long, value_name = "TITLE")]
+    pub(super) mr_title: Option<String>,
+    /// GitLab merge request pipelines: CI_MERGE_REQUEST_IID (and _ID) [default: 1]
+    #[arg(long, value_name = "N")]
+    pub(super) mr_iid: Option<u64>,
+    /// GitLab merge request pipelines: a label of the merge request (CI_MERGE_REQUEST_LABELS);
+    /// may be repeated
+    #[arg(long = "mr-label", value_name = "LABEL")]
+    pub(super) mr_labels: Vec<String>,
     /// The push's before-commit (CI_COMMIT_BEFORE_SHA; `changes:` compare with it)
     /// [default: the upstream branch's tip, else the parent commit]
     #[arg(long, value_name = "REV")]
@@ -260,6 +271,10 @@ impl OriginArgs {
             tag: self.tag.clone(),
             source: Some(self.source.clone()),
             before: self.before.clone(),
+            target: self.base.clone(),
+            mr_title: self.mr_title.clone(),
+            mr_iid: self.mr_iid,
+            mr_labels: self.mr_labels.clone(),
         }
     }
 }

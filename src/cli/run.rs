@@ -239,9 +239,25 @@ async fn snapshot(mode: WorkspaceMode, run: &LoadedRun) -> Result<Option<NamedTe
         .container_dir
         .trim_start_matches('/')
         .to_string();
+    // GitLab Runner's helper checks out under umask 0000 unless the pipeline's variables
+    // turn that off (a job's own variable changes only its `.git`).
+    let disabled = run
+        .loaded
+        .pipeline
+        .variables
+        .iter()
+        .rev()
+        .find(|v| v.name == "FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR")
+        .map(|v| v.value.as_str());
+    let selection = match run.loaded.format {
+        crate::pipeline::Format::GitLab if !crate::gitlab::variables::umask_disabled(disabled) => {
+            Selection::RunnerCheckout
+        }
+        _ => Selection::Checkout,
+    };
     let (dir, path) = (run.project.clone(), tar.path().to_path_buf());
     let written = tokio::task::spawn_blocking(move || {
-        workspace::write_tar(&dir, Selection::Checkout, &prefix, &path).map(|_| ())
+        workspace::write_tar(&dir, selection, &prefix, &path).map(|_| ())
     })
     .await
     .map_err(|e| e.to_string())

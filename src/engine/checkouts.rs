@@ -89,14 +89,24 @@ fn repository_tar(
     prefix: &str,
 ) -> Result<NamedTempFile, String> {
     let git_dir = tempfile::tempdir().map_err(|e| format!("cannot make a directory: {e}"))?;
-    checkout::make(project, commit, repo, git_dir.path()).map_err(|e| e.to_string())?;
+    let git_files: Vec<(String, String)> = checkout::make(project, commit, repo, git_dir.path())
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|f| (f.path, f.text))
+        .collect();
     let tar = temp_tar()?;
     let empty = tempfile::tempdir().map_err(|e| format!("cannot make a directory: {e}"))?;
+    let selection = if repo.writable {
+        Selection::RunnerCheckout
+    } else {
+        Selection::Checkout
+    };
     workspace::write_checkout_tar(
         empty.path(),
-        Selection::Checkout,
+        selection,
         prefix,
         Some(git_dir.path()),
+        &git_files,
         tar.path(),
     )
     .map_err(|e| format!("cannot pack the repository: {e}"))?;

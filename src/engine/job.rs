@@ -334,7 +334,12 @@ async fn create(
             )
             .await
             {
-                Ok(()) => Ok(running),
+                Ok(warnings) => {
+                    for line in warnings {
+                        log(sink, &job.name, line).await;
+                    }
+                    Ok(running)
+                }
                 Err(why) => Err((Some(running), why)),
             },
             other => other,
@@ -363,6 +368,9 @@ async fn create(
     };
     let binds = binds(job, shared, restored);
     let mut spec = container_spec(job, shared, labels, name, network, binds);
+    if sidecars.is_some() {
+        spec.aliases = services::job_aliases(&job.env);
+    }
     if shell {
         spec.entrypoint = Some(vec![String::new()]);
         spec.cmd = script::Scripts::shell_command();
@@ -630,7 +638,7 @@ async fn drive(
         }
     }
     if let Some((running, spec)) = namespace {
-        if let Err(why) = services::start(
+        match services::start(
             engine,
             running,
             &job.services,
@@ -641,7 +649,12 @@ async fn drive(
         )
         .await
         {
-            return Ended::Refused(why);
+            Ok(warnings) => {
+                for line in warnings {
+                    log(sink, &job.name, line).await;
+                }
+            }
+            Err(why) => return Ended::Refused(why),
         }
     }
     if let Some(program) = &job.steps {

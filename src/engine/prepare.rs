@@ -116,7 +116,8 @@ pub(super) fn jobs_from(
             };
             need(&step_image.image, source, &job.name, &None);
         }
-        let mut services = services::prepare(&job.services, &env);
+        let mut services =
+            services::prepare(&job.services, &env, config.environment.service_wait());
         // With no network, services are not started: their images are not needed either.
         for (s, model) in services.iter().zip(&job.services) {
             if !config.offline {

@@ -137,7 +137,7 @@ impl Options {
 }
 
 /// Go's `strconv.ParseBool`.
-fn go_bool(raw: &str) -> Option<bool> {
+pub(super) fn go_bool(raw: &str) -> Option<bool> {
     match raw {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),

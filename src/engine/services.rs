@@ -1,9 +1,11 @@
 //! Services: sidecar containers started for a job, reachable by alias on a network of the
 //! job's own, or, for a job that reaches them at `localhost` (GitHub's jobs on a runner), in
 //! the job container's own network namespace. berth waits (bounded) until each service is
-//! ready: healthy when it has a health check, else accepting connections on its TCP ports
-//! (those its image declares and those the pipeline names). The services, their network and
-//! the job's volumes are removed after the job, whatever happened.
+//! ready, as the format's runner does ([`ServiceWait`]): healthy when it has a health check,
+//! else accepting connections on its TCP ports (those its image declares and those the
+//! pipeline names), or GitLab Runner's check of one TCP port, whose failure is a warning.
+//! The services, their network and the job's volumes are removed after the job, whatever
+//! happened.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,6 +16,7 @@ use crate::engine::runtime::{
 };
 use crate::pipeline::expand;
 use crate::pipeline::Service;
+pub use crate::pipeline::ServiceWait;
 use crate::project::paths;
 
 /// How long a service may take to be ready, unless `--service-timeout` says.
@@ -31,11 +34,16 @@ pub struct Prepared {
     pub ports: Vec<u16>,
     /// Its mounts resolved (see `prepare::resolve_mounts`).
     pub options: ContainerOptions,
+    pub wait: ServiceWait,
 }
 
 /// Resolve a job's services against its environment (services get the job's variables too).
 /// Their mounts are resolved by the caller.
-pub fn prepare(services: &[Service], job_env: &[(String, String)]) -> Vec<Prepared> {
+pub fn prepare(
+    services: &[Service],
+    job_env: &[(String, String)],
+    wait: ServiceWait,
+) -> Vec<Prepared> {
     let lookup = |n: &str| job_env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     services
         .iter()
@@ -58,6 +66,7 @@ pub fn prepare(services: &[Service], job_env: &[(String, String)]) -> Vec<Prepar
                 env,
                 ports: s.ports.iter().map(|p| p.container).collect(),
                 options: s.options.clone(),
+                wait,
             }
         })
         .collect()
@@ -127,7 +136,8 @@ pub async fn network(
 }
 
 /// Start every service (attached as `attach` says) and wait until each is ready. What was
-/// started is in `running` whatever happens, for [`stop`].
+/// started is in `running` whatever happens, for [`stop`]. `Ok`: the lines of the warnings
+/// for the job's log (GitLab's services that were not ready, which do not stop the job).
 pub async fn start(
     engine: &dyn ContainerRuntime,
     running: &mut Running,
@@ -136,7 +146,8 @@ pub async fn start(
     base_labels: &HashMap<String, String>,
     ready_timeout: Duration,
     attach: Attach<'_>,
-) -> Result<(), String> {
+) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
     for (i, service) in services.iter().enumerate() {
         let alias = service
             .aliases
@@ -171,6 +182,7 @@ pub async fn start(
             .await
             .map_err(|e| format!("service `{alias}` ({}): {e}", service.image))?;
         running.containers.push((id, alias));
+        names.push(spec.name);
     }
     // In the job's namespace the services answer at the job container's address.
     let address = match attach {
@@ -187,19 +199,192 @@ pub async fn start(
             )
         }
     };
-    for ((id, alias), service) in running.containers.iter().zip(services) {
-        wait_ready(
-            engine,
-            id,
-            running.reachable(),
-            address.as_deref(),
-            service,
-            ready_timeout,
-        )
-        .await
-        .map_err(|e| format!("service `{alias}`: {e}"))?;
+    let mut warnings = Vec::new();
+    let mut checks = Vec::new();
+    let started = running.containers.iter().zip(services).zip(&names);
+    for (((id, alias), service), name) in started {
+        match service.wait {
+            ServiceWait::Ready => wait_ready(
+                engine,
+                id,
+                running.reachable(),
+                address.as_deref(),
+                service,
+                ready_timeout,
+            )
+            .await
+            .map_err(|e| format!("service `{alias}`: {e}"))?,
+            ServiceWait::AnyPort => {
+                let port = health_check_port(&service.env)
+                    .map_err(|e| format!("service `{alias}`: {e}"))?;
+                let (network, address) = (running.reachable(), address.as_deref());
+                checks.push(async move {
+                    match any_port(engine, id, name, network, address, port, ready_timeout).await {
+                        Ok(()) => Vec::new(),
+                        Err(why) => not_started(engine, id, name, why).await,
+                    }
+                });
+            }
+        }
     }
-    Ok(())
+    // As the runner does, the services are checked at once, not one after another.
+    for lines in futures_util::future::join_all(checks).await {
+        warnings.extend(lines);
+    }
+    Ok(warnings)
+}
+
+/// The names of a job's own container on its services' network: `build` under GitLab's
+/// `FF_NETWORK_PER_BUILD`, as the runner names the build container, so its services reach it.
+pub fn job_aliases(env: &[(String, String)]) -> Vec<String> {
+    let on = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "FF_NETWORK_PER_BUILD")
+        .and_then(|(_, v)| super::script::go_bool(v.trim()))
+        .unwrap_or(false);
+    if on {
+        vec!["build".to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `HEALTHCHECK_TCP_PORT` among a service's variables (its name in any case, as the runner
+/// reads it): the one port its check connects to.
+fn health_check_port(env: &[(String, String)]) -> Result<Option<u16>, String> {
+    match env
+        .iter()
+        .rev()
+        .find(|(k, _)| k.eq_ignore_ascii_case("HEALTHCHECK_TCP_PORT"))
+    {
+        None => Ok(None),
+        Some((_, v)) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("invalid health check tcp port: {v}")),
+    }
+}
+
+/// Why GitLab Runner's check of a service failed: what it says of it, and what its helper
+/// container would have printed.
+struct CheckFailed {
+    error: String,
+    log: String,
+}
+
+/// GitLab Runner's health check: until `limit`, a TCP connection to `port`, else to any of
+/// the first 20 TCP ports the service exposes (lowest first); one that opens is enough.
+async fn any_port(
+    engine: &dyn ContainerRuntime,
+    id: &str,
+    name: &str,
+    network: &str,
+    address: Option<&str>,
+    port: Option<u16>,
+    limit: Duration,
+) -> Result<(), CheckFailed> {
+    let started = Instant::now();
+    let mut log = String::new();
+    loop {
+        let state = engine
+            .container_state(id, network)
+            .await
+            .map_err(|e| CheckFailed {
+                error: e.to_string(),
+                log: log.clone(),
+            })?;
+        let ports = match port {
+            Some(p) => vec![p],
+            None => {
+                let mut ports = state.tcp_ports.clone();
+                ports.sort_unstable();
+                ports.dedup();
+                ports.truncate(20);
+                ports
+            }
+        };
+        if ports.is_empty() {
+            return Err(CheckFailed {
+                error: format!("service {name:?} has no exposed ports"),
+                log,
+            });
+        }
+        // A service that has stopped will not start listening: no use waiting on.
+        if !state.running {
+            return Err(CheckFailed {
+                error: format!(
+                    "service \"{name}-wait-for-service\" health check: the service exited (code {})",
+                    state.exit_code.unwrap_or(-1)
+                ),
+                log,
+            });
+        }
+        if let Some(ip) = address.map(str::to_string).or(state.ip) {
+            if log.is_empty() {
+                let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+                log = format!(
+                    "waiting for TCP connection to {ip} on [{}]...",
+                    list.join(" ")
+                );
+            }
+            for port in &ports {
+                let open = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    tokio::net::TcpStream::connect(format!("{ip}:{port}")),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok());
+                if open {
+                    return Ok(());
+                }
+            }
+        }
+        if started.elapsed() >= limit {
+            return Err(CheckFailed {
+                error: format!("service \"{name}-wait-for-service\" timeout"),
+                log,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The runner's warning for a service whose check failed, with the service's own log, as
+/// the lines of the job's log.
+async fn not_started(
+    engine: &dyn ContainerRuntime,
+    id: &str,
+    name: &str,
+    why: CheckFailed,
+) -> Vec<String> {
+    const YELLOW: &str = "\x1b[0;33m";
+    const RESET: &str = "\x1b[0;m";
+    let mut output = Vec::new();
+    let service_log = match engine.write_output(id, &mut output).await {
+        Ok(()) => String::from_utf8_lossy(&output).into_owned(),
+        Err(e) => e.to_string(),
+    };
+    let mut lines = vec![
+        String::new(),
+        format!("{YELLOW}*** WARNING:{RESET} Service {name} probably didn't start properly."),
+        String::new(),
+        "Health check error:".to_string(),
+        why.error.trim().to_string(),
+        String::new(),
+        "Health check container logs:".to_string(),
+    ];
+    lines.extend(why.log.lines().map(String::from));
+    lines.extend([String::new(), "Service container logs:".to_string()]);
+    lines.extend(service_log.lines().map(String::from));
+    lines.extend([
+        String::new(),
+        String::new(),
+        format!("{YELLOW}*********{RESET}"),
+        String::new(),
+    ]);
+    lines
 }
 
 async fn create_and_start(
@@ -467,7 +652,7 @@ mod tests {
             ("DB_VERSION".to_string(), "16".to_string()),
             ("CI_JOB_NAME".to_string(), "test".to_string()),
         ];
-        let p = prepare(&services, &env);
+        let p = prepare(&services, &env, ServiceWait::Ready);
         assert_eq!(p[0].image, "db:16");
         assert!(p[0]
             .env
@@ -475,5 +660,23 @@ mod tests {
         assert!(p[0]
             .env
             .contains(&("DB_VERSION".to_string(), "16".to_string())));
+    }
+
+    #[test]
+    fn the_runners_health_check_port_is_read_in_any_case() {
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        assert_eq!(health_check_port(&[]), Ok(None));
+        assert_eq!(
+            health_check_port(&env("HEALTHCHECK_TCP_PORT", "8080")),
+            Ok(Some(8080))
+        );
+        assert_eq!(
+            health_check_port(&env("healthcheck_tcp_port", " 53 ")),
+            Ok(Some(53))
+        );
+        assert_eq!(
+            health_check_port(&env("HEALTHCHECK_TCP_PORT", "web")),
+            Err("invalid health check tcp port: web".to_string())
+        );
     }
 }

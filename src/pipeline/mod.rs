@@ -32,6 +32,24 @@ pub trait JobEnvironment: Send + Sync + std::fmt::Debug {
         let _ = (job, env);
         Checkout::Files
     }
+
+    /// How a job waits for its services: the format's runner's way.
+    fn service_wait(&self) -> ServiceWait {
+        ServiceWait::Ready
+    }
+}
+
+/// How a job waits for its services before its script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServiceWait {
+    /// Healthy when it has a health check, else every TCP port open; a service that is not
+    /// ready in time fails the job (GitHub's runner).
+    #[default]
+    Ready,
+    /// GitLab Runner's: a TCP connection to `HEALTHCHECK_TCP_PORT`, else to any of the first
+    /// 20 ports the image exposes; a service that is not ready in time is a warning in the
+    /// job's log, and the job runs.
+    AnyPort,
 }
 
 /// What a job's workspace holds when it starts (before the artifacts it receives).

@@ -18,6 +18,67 @@ pub struct Origin {
     pub source: Option<String>,
     /// The push's before-commit, as the user names it (`--before`).
     pub before: Option<String>,
+    /// A merge request's target branch (`--base`; default: the default branch).
+    pub target: Option<String>,
+    /// A merge request's title (`--mr-title`; default: the commit's title).
+    pub mr_title: Option<String>,
+    /// A merge request's IID (`--mr-iid`; default: 1).
+    pub mr_iid: Option<u64>,
+    /// A merge request's labels (`--mr-label`, repeatable).
+    pub mr_labels: Vec<String>,
+}
+
+/// What GitLab knows of the merge request a `merge_request_event` pipeline runs for; berth
+/// takes it from git and the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeRequest {
+    pub iid: u64,
+    pub title: String,
+    pub labels: Vec<String>,
+    pub source_branch: String,
+    pub target_branch: String,
+    /// The merge base of the commit and the target branch (GitLab's diff base), when git
+    /// knows the target.
+    pub diff_base_sha: Option<String>,
+}
+
+/// The GitLab server the `origin` remote names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub host: String,
+    /// `https` or `http`: an SSH remote's server is reached over https.
+    pub protocol: String,
+    pub port: u16,
+    /// The port of the server's SSH (22 unless an `ssh://` remote names another).
+    pub ssh_port: u16,
+}
+
+impl Server {
+    /// CI_SERVER_FQDN: the host, with the port when it is not the protocol's own.
+    pub fn fqdn(&self) -> String {
+        let default = if self.protocol == "http" { 80 } else { 443 };
+        if self.port == default {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// CI_SERVER_URL.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.protocol, self.fqdn())
+    }
+}
+
+impl Default for Server {
+    fn default() -> Server {
+        Server {
+            host: "gitlab.example.com".into(),
+            protocol: "https".into(),
+            port: 443,
+            ssh_port: 22,
+        }
+    }
 }
 
 /// Facts about the project and the run that the predefined variables carry.
@@ -45,11 +106,13 @@ pub struct Facts {
     pub commit_epoch: Option<u64>,
     /// `group/project` from the `origin` remote (else the directory's name).
     pub project_path: String,
-    /// The GitLab host from the `origin` remote (else `gitlab.example.com`).
-    pub server_host: String,
+    /// The GitLab server from the `origin` remote (else `https://gitlab.example.com`).
+    pub server: Server,
     /// What a push of the commit would have been sent on top of: the upstream branch's tip,
     /// else the parent commit, else forty zeros (then `changes:` hold, as on GitLab).
     pub before_sha: String,
+    /// The merge request of a `merge_request_event` pipeline.
+    pub merge_request: Option<MergeRequest>,
 }
 
 impl Facts {
@@ -109,12 +172,30 @@ impl Facts {
             .ancestors()
             .map(|d| d.join(".git"))
             .find(|d| d.is_dir());
-        let (project_path, server_host) = git_dir
+        let remote = git_dir
             .as_deref()
             .and_then(origin_url)
-            .and_then(|u| parse_remote(&u))
-            .map(|(host, path)| (path, host))
-            .unwrap_or_else(|| (project_name.clone(), "gitlab.example.com".into()));
+            .and_then(|u| parse_remote(&u));
+        // GitLab Runner's build directory is the remote's path under /builds (the Docker
+        // executor's default builds_dir); with no remote, the directory's name stands for it.
+        let (project_path, server, container_dir) = match remote {
+            Some((server, path)) => {
+                let dir = format!("/builds/{path}");
+                (path, server, dir)
+            }
+            None => (
+                project_name.clone(),
+                Server::default(),
+                format!("/builds/{slug}"),
+            ),
+        };
+        // CI_PROJECT_NAME is the project's path segment (the last part of CI_PROJECT_PATH).
+        let project_name = project_path
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .unwrap_or(project_name);
         let default_branch = git_dir
             .as_deref()
             .and_then(|d| std::fs::read_to_string(d.join("refs/remotes/origin/HEAD")).ok())
@@ -150,9 +231,37 @@ impl Facts {
         }
         .unwrap_or_else(|| "0".repeat(40));
         let source = origin.source.clone().unwrap_or_else(|| "push".into());
+        let merge_request = match (&branch, source.as_str()) {
+            (Some(source_branch), "merge_request_event") => {
+                let target_branch = origin
+                    .target
+                    .clone()
+                    .unwrap_or_else(|| default_branch.clone());
+                let diff_base_sha = status
+                    .is_some()
+                    .then(|| merge_base(&git, &target_branch))
+                    .flatten();
+                Some(MergeRequest {
+                    iid: origin.mr_iid.unwrap_or(1),
+                    // GitLab titles a one-commit merge request after its commit.
+                    title: origin.mr_title.clone().unwrap_or_else(|| {
+                        commit_message
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string()
+                    }),
+                    labels: origin.mr_labels.clone(),
+                    source_branch: source_branch.clone(),
+                    target_branch,
+                    diff_base_sha,
+                })
+            }
+            _ => None,
+        };
         Facts {
             project_dir: project_dir.to_path_buf(),
-            container_dir: format!("/builds/{slug}"),
+            container_dir,
             project_name,
             commit_sha,
             ref_name,
@@ -167,18 +276,24 @@ impl Facts {
             commit_author,
             commit_epoch,
             project_path,
-            server_host,
+            server,
             before_sha,
+            merge_request,
         }
     }
 
-    /// What `rules: changes` compares, from git.
+    /// What `rules: changes` compares, from git: a merge request's changes are those since
+    /// the merge base with its target branch.
     pub fn changes(&self) -> GitChanges {
         GitChanges {
             dir: self.project_dir.clone(),
             before: self.before_sha.clone(),
             merge_request: self.source == "merge_request_event",
-            default_branch: self.default_branch.clone(),
+            default_branch: self
+                .merge_request
+                .as_ref()
+                .map(|mr| mr.target_branch.clone())
+                .unwrap_or_else(|| self.default_branch.clone()),
             cache: Default::default(),
         }
     }
@@ -244,15 +359,10 @@ impl ChangedFiles for GitChanges {
                 ])
                 .ok_or_else(|| format!("`compare_to: {r}` is not a ref in this repository"))?,
             ),
-            None if self.merge_request => {
-                let target = [
-                    format!("origin/{}", self.default_branch),
-                    self.default_branch.clone(),
-                ]
-                .into_iter()
-                .find_map(|t| git(&["merge-base", "HEAD", &t]));
-                target
-            }
+            None if self.merge_request => merge_base(
+                &|args: &[&str]| git(args).map(|s| s.trim().to_string()),
+                &self.default_branch,
+            ),
             None if self.before.bytes().all(|b| b == b'0') => None,
             None => Some(self.before.clone()),
         };
@@ -281,6 +391,13 @@ impl ChangedFiles for GitChanges {
     }
 }
 
+/// The merge base of HEAD and `target` (as `origin/<target>`, else the local branch).
+fn merge_base(git: &dyn Fn(&[&str]) -> Option<String>, target: &str) -> Option<String> {
+    [format!("origin/{target}"), target.to_string()]
+        .into_iter()
+        .find_map(|t| git(&["merge-base", "HEAD", &t]))
+}
+
 /// A fixed list of changed files (tests).
 pub struct ChangedList(pub Option<Vec<String>>);
 
@@ -307,20 +424,45 @@ fn origin_url(git_dir: &Path) -> Option<String> {
     None
 }
 
-/// (host, `group/project`) from `https://host/group/project.git` or `git@host:group/project.git`.
-fn parse_remote(url: &str) -> Option<(String, String)> {
-    let rest = match url.split_once("://") {
-        Some((_, rest)) => rest.to_string(),
-        None => url.replacen(':', "/", 1),
+/// The server and `group/project` of `https://host[:port]/group/project.git`,
+/// `ssh://git@host[:port]/group/project.git` or `git@host:group/project.git`. A path with an
+/// empty, `.` or `..` part is none (GitLab Runner refuses such a path too).
+fn parse_remote(url: &str) -> Option<(Server, String)> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest.to_string()),
+        None => ("scp".to_string(), url.replacen(':', "/", 1)),
     };
-    let rest = rest
+    let (authority, path) = rest.split_once('/')?;
+    let authority = authority
         .rsplit_once('@')
-        .map(|(_, r)| r.to_string())
-        .unwrap_or(rest);
-    let (host, path) = rest.split_once('/')?;
-    let host = host.split(':').next().unwrap_or(host);
+        .map(|(_, a)| a)
+        .unwrap_or(authority);
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port.parse::<u16>().ok()?)),
+        None => (authority, None),
+    };
     let path = path.trim_end_matches('/').trim_end_matches(".git");
-    (!host.is_empty() && !path.is_empty()).then(|| (host.to_string(), path.to_string()))
+    let safe = path
+        .split('/')
+        .all(|part| !part.is_empty() && part != "." && part != ".." && slug(part) == part);
+    if host.is_empty() || path.is_empty() || !safe {
+        return None;
+    }
+    let server = match scheme.as_str() {
+        "http" | "https" => Server {
+            host: host.to_string(),
+            port: port.unwrap_or(if scheme == "http" { 80 } else { 443 }),
+            protocol: scheme,
+            ssh_port: 22,
+        },
+        // An SSH remote: the server's web side is https on its own port.
+        _ => Server {
+            host: host.to_string(),
+            ssh_port: port.unwrap_or(22),
+            ..Server::default()
+        },
+    };
+    Some((server, path.to_string()))
 }
 
 /// Is `dir` inside a git work tree? (Looks for `.git` upwards; starts no process.)
@@ -438,15 +580,124 @@ mod tests {
         assert_eq!(changed(&none), None);
     }
 
+    /// A repository in a temporary directory, and a way to run git in it.
+    fn scratch_repo() -> (tempfile::TempDir, impl Fn(&[&str]) -> String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let git = move |args: &[&str]| {
+            let out = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .current_dir(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        git(&["init", "-q", "-b", "main"]);
+        (dir, git)
+    }
+
+    #[test]
+    fn the_project_sits_at_its_remotes_path_under_builds() {
+        let (dir, git) = scratch_repo();
+        // No remote: the directory's name stands for the path.
+        let facts = Facts::new(dir.path(), 1);
+        let name = dir.path().file_name().unwrap().to_string_lossy();
+        assert_eq!(facts.container_dir, format!("/builds/{}", slug(&name)));
+        assert_eq!(facts.project_name, name);
+        git(&[
+            "remote",
+            "add",
+            "origin",
+            "git@gitlab.acme.io:group/sub/Shop.git",
+        ]);
+        let facts = Facts::new(dir.path(), 1);
+        assert_eq!(facts.container_dir, "/builds/group/sub/Shop");
+        assert_eq!(facts.project_name, "Shop");
+        assert_eq!(facts.project_path, "group/sub/Shop");
+        assert_eq!(facts.server.url(), "https://gitlab.acme.io");
+    }
+
+    #[test]
+    fn a_merge_request_is_told_by_git_and_the_command_line() {
+        let (dir, git) = scratch_repo();
+        git(&["commit", "-q", "--allow-empty", "-m", "base"]);
+        let base = git(&["rev-parse", "HEAD"]);
+        git(&["switch", "-q", "-c", "topic"]);
+        git(&[
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "Add the thing\n\nbody",
+        ]);
+        git(&["switch", "-q", "main"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "main moves on"]);
+        git(&["switch", "-q", "topic"]);
+        let mut origin = Origin {
+            source: Some("merge_request_event".into()),
+            ..Origin::default()
+        };
+        let mr = Facts::with_origin(dir.path(), 1, &origin).merge_request;
+        assert_eq!(
+            mr,
+            Some(MergeRequest {
+                iid: 1,
+                title: "Add the thing".into(),
+                labels: vec![],
+                source_branch: "topic".into(),
+                target_branch: "main".into(),
+                diff_base_sha: Some(base),
+            })
+        );
+        origin.target = Some("nowhere".into());
+        origin.mr_title = Some("Draft: x".into());
+        origin.mr_iid = Some(42);
+        origin.mr_labels = vec!["a".into(), "b c".into()];
+        let mr = Facts::with_origin(dir.path(), 1, &origin)
+            .merge_request
+            .unwrap();
+        assert_eq!(
+            (mr.iid, mr.title.as_str(), mr.labels.len()),
+            (42, "Draft: x", 2)
+        );
+        assert_eq!(mr.target_branch, "nowhere");
+        assert_eq!(mr.diff_base_sha, None);
+        // A push pipeline has none.
+        origin.source = None;
+        assert_eq!(
+            Facts::with_origin(dir.path(), 1, &origin).merge_request,
+            None
+        );
+    }
+
     #[test]
     fn remotes() {
+        let remote = |url: &str| parse_remote(url).map(|(s, p)| (s.url(), s.ssh_port, p));
         assert_eq!(
-            parse_remote("git@gitlab.com:group/sub/proj.git"),
-            Some(("gitlab.com".into(), "group/sub/proj".into()))
+            remote("git@gitlab.com:group/sub/proj.git"),
+            Some(("https://gitlab.com".into(), 22, "group/sub/proj".into()))
         );
         assert_eq!(
-            parse_remote("https://user@gitlab.example.com:8443/g/p"),
-            Some(("gitlab.example.com".into(), "g/p".into()))
+            remote("https://user@gitlab.example.com:8443/g/p"),
+            Some(("https://gitlab.example.com:8443".into(), 22, "g/p".into()))
         );
+        assert_eq!(
+            remote("http://git.local/g/p.git"),
+            Some(("http://git.local".into(), 22, "g/p".into()))
+        );
+        assert_eq!(
+            remote("ssh://git@git.local:2222/g/p.git"),
+            Some(("https://git.local".into(), 2222, "g/p".into()))
+        );
+        // A path that would leave /builds, or name no project, is no project path.
+        assert_eq!(remote("https://h/../etc/p.git"), None);
+        assert_eq!(remote("https://h/g//p.git"), None);
+        assert_eq!(remote("https://h/g/p q.git"), None);
     }
 }

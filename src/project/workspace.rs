@@ -16,6 +16,10 @@ const SKIP: &[&str] = &[".git", ".berth"];
 pub enum Selection {
     /// What a CI checkout has: `.gitignore`d files left out.
     Checkout,
+    /// What GitLab Runner's checkout has: [`Selection::Checkout`]'s files, each writable by
+    /// all (its helper checks out under umask 0000: files 0666, or 0777 when executable,
+    /// directories 0777).
+    RunnerCheckout,
     /// A Docker build context: `.dockerignore`d files left out.
     BuildContext,
 }
@@ -23,7 +27,7 @@ pub enum Selection {
 /// Which files of `project` a job sees, relative to it, sorted.
 pub fn files(project: &Path, selection: Selection) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let checkout = selection == Selection::Checkout;
+    let checkout = matches!(selection, Selection::Checkout | Selection::RunnerCheckout);
     let mut walker = WalkBuilder::new(project);
     walker
         .hidden(false)
@@ -34,7 +38,13 @@ pub fn files(project: &Path, selection: Selection) -> io::Result<Vec<PathBuf>> {
         .ignore(false)
         .parents(false)
         .follow_links(false)
-        .filter_entry(|e| !(e.depth() == 1 && SKIP.iter().any(|s| e.file_name() == *s)));
+        .filter_entry(move |e| {
+            let top = e.depth() == 1 && SKIP.iter().any(|s| e.file_name() == *s);
+            // A checkout has no other repository's `.git` either (a submodule's is the
+            // checkout's own to make).
+            let nested = checkout && e.depth() > 1 && e.file_name() == ".git";
+            !(top || nested)
+        });
     if !checkout {
         walker.add_custom_ignore_filename(".dockerignore");
     }
@@ -63,16 +73,17 @@ pub fn write_tar(
     prefix: &str,
     dest: &Path,
 ) -> io::Result<usize> {
-    write_checkout_tar(project, selection, prefix, None, dest)
+    write_checkout_tar(project, selection, prefix, None, &[], dest)
 }
 
 /// [`write_tar`], with the repository `git_dir` (every file of it) as the checkout's `.git`,
-/// before the working tree.
+/// and `git_files` (path, text: its submodules' `.git` files), before the working tree.
 pub fn write_checkout_tar(
     project: &Path,
     selection: Selection,
     prefix: &str,
     git_dir: Option<&Path>,
+    git_files: &[(String, String)],
     dest: &Path,
 ) -> io::Result<usize> {
     let mut files: Vec<(PathBuf, PathBuf)> = Vec::new();
@@ -108,6 +119,15 @@ pub fn write_checkout_tar(
         header.set_mtime(0);
         builder.append_data(&mut header, format!("{parts}/"), io::empty())?;
     }
+    let writable = selection == Selection::RunnerCheckout;
+    for (path, text) in git_files {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(if writable { 0o666 } else { 0o644 });
+        header.set_size(text.len() as u64);
+        header.set_mtime(0);
+        builder.append_data(&mut header, Path::new(prefix).join(path), text.as_bytes())?;
+    }
     for (path, rel) in &files {
         let meta = std::fs::symlink_metadata(path)?;
         let name = Path::new(prefix).join(rel);
@@ -115,6 +135,11 @@ pub fn write_checkout_tar(
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         header.set_uid(0);
         header.set_gid(0);
+        if writable && !meta.file_type().is_symlink() {
+            use std::os::unix::fs::PermissionsExt;
+            let executable = meta.is_dir() || meta.permissions().mode() & 0o111 != 0;
+            header.set_mode(if executable { 0o777 } else { 0o666 });
+        }
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(path)?;
             builder.append_link(&mut header, &name, &target)?;

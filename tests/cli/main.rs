@@ -22,6 +22,7 @@ mod github_reusable;
 mod github_uses;
 mod gitlab;
 mod gitlab_corpus;
+mod gitlab_runner;
 mod hermetic;
 mod input;
 mod logs;

@@ -193,6 +193,8 @@ impl Steps for JobSteps {
                 run.repository
             )),
             check_out: true,
+            submodules: Default::default(),
+            writable: false,
         }))
     }
 
