@@ -302,7 +302,30 @@ pub(super) fn action_cache(project: &Path) -> Result<github::actions::cache::Cac
         .map_err(CliError::Input)?
         .map(|lock| lock.actions)
         .unwrap_or_default();
-    Ok(github::actions::cache::Cache::new(root, source).pinned(pins))
+    Ok(github::actions::cache::Cache::new(root, source)
+        .pinned(pins)
+        .with_real(real_actions(var("BERTH_REAL_ACTIONS").as_deref())?))
+}
+
+/// `BERTH_REAL_ACTIONS`: built-in actions to run as the real ones (comma-separated names, or
+/// `all`). A name that is not built in is a mistake, said as such.
+fn real_actions(given: Option<&str>) -> Result<Vec<String>, CliError> {
+    let built_in = github::steps::BUILT_IN_ACTIONS;
+    let mut real = Vec::new();
+    for name in given.unwrap_or_default().split(',').map(str::trim) {
+        match name.to_ascii_lowercase() {
+            n if n.is_empty() => {}
+            n if n == "all" => real.extend(built_in.iter().map(|b| b.to_string())),
+            n if built_in.contains(&n.as_str()) => real.push(n),
+            _ => {
+                return Err(CliError::input(format!(
+                    "BERTH_REAL_ACTIONS: `{name}` is not one of berth's built-in actions ({}, or `all`)",
+                    built_in.join(", ")
+                )))
+            }
+        }
+    }
+    Ok(real)
 }
 
 /// What rules, includes and child pipelines see of the run's context.

@@ -360,3 +360,72 @@ fn berth_lock_pins_a_remote_action_to_its_commit_on_every_machine() {
     );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
+
+#[test]
+fn a_built_in_action_runs_as_the_real_one_when_asked() {
+    require_image(NODE);
+    let server = tempfile::tempdir().expect("temp dir");
+    // The real actions/checkout, as the test's stand-in for github.com serves it.
+    let src = server.path().join("src");
+    commit_action(&src, "real");
+    git(&src, &["tag", "v4"]);
+    let owner = server.path().join("github/actions");
+    std::fs::create_dir_all(&owner).unwrap();
+    git(
+        &owner,
+        &["clone", "-q", "--bare", src.to_str().unwrap(), "checkout"],
+    );
+    let source = format!("file://{}", server.path().join("github").display());
+    let workflow = "on: push\njobs:\n  co:\n    runs-on: ubuntu-latest\n    steps:\n      - id: c\n        uses: actions/checkout@v4\n      - run: echo \"checkout said [${{ steps.c.outputs.said }}]\"\n";
+    let p = Project::new(&[(".github/workflows/ci.yml", workflow)]);
+    let platform = node_platform();
+    let cache = tempfile::tempdir().expect("temp dir");
+    let real = |args: &[&str], names: &str| {
+        let out = p
+            .command(args)
+            .env("BERTH_ACTIONS_CACHE", cache.path())
+            .env("BERTH_ACTIONS_URL", &source)
+            .env("BERTH_REAL_ACTIONS", names)
+            .output()
+            .expect("run berth");
+        crate::common::Run::from(out)
+    };
+    // By default it is berth's own.
+    let plan = real(&["plan"], "");
+    assert!(
+        plan.stdout.contains("uses actions/checkout@v4: built in"),
+        "{}",
+        plan.stdout
+    );
+    real(&["run", "--platform", &platform], "").expect_code(0);
+    let logs = p.berth(&["logs", "co"]).stdout;
+    assert!(logs.contains("checkout said []"), "{logs}");
+
+    // Asked for, it is an action like any other: missing, fetched, then run from the cache.
+    let missing = real(&["run", "--platform", &platform], "actions/checkout");
+    missing.expect_code(3);
+    assert!(
+        missing.stderr.contains("berth actions pull"),
+        "{}",
+        missing.stderr
+    );
+    let pull = real(&["actions", "pull"], "actions/checkout");
+    assert!(
+        pull.stdout.contains("actions/checkout@v4: fetched at"),
+        "{}",
+        pull.stdout
+    );
+    real(&["run", "--platform", &platform], "all").expect_code(0);
+    let logs = p.berth(&["logs", "co"]).stdout;
+    assert!(logs.contains("checkout said [real]"), "{logs}");
+
+    let bad = real(&["plan"], "actions/checkout,octo/lint");
+    bad.expect_code(2);
+    assert!(
+        bad.stderr
+            .contains("BERTH_REAL_ACTIONS: `octo/lint` is not one of berth's built-in actions"),
+        "{}",
+        bad.stderr
+    );
+    assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
+}

@@ -23,6 +23,8 @@ pub struct Cache {
     source: String,
     /// `owner/repo@ref` -> the commit berth.lock pins it to.
     pins: BTreeMap<String, String>,
+    /// Built-in actions the user runs for real (`BERTH_REAL_ACTIONS`), by name.
+    real: Vec<String>,
 }
 
 /// What a fetch made of a remote action.
@@ -48,7 +50,19 @@ impl Cache {
             root,
             source,
             pins: BTreeMap::new(),
+            real: Vec::new(),
         }
+    }
+
+    /// The same cache, with these built-in actions (`actions/checkout`...) run as the real
+    /// actions, fetched and read like any other.
+    pub fn with_real(self, real: Vec<String>) -> Cache {
+        Cache { real, ..self }
+    }
+
+    /// Does the user run the built-in action `name` for real?
+    pub fn runs_real(&self, name: &str) -> bool {
+        self.real.iter().any(|r| r.eq_ignore_ascii_case(name))
     }
 
     /// The same cache, with refs pinned to commits (`owner/repo@ref` -> commit).

@@ -53,11 +53,12 @@ impl Remote {
     }
 }
 
-/// The `owner/repo@ref` a remote `uses:` is fetched and pinned as; `None`: not a remote action.
+/// The `owner/repo@ref` a remote `uses:` (a built-in's name too: the real action) is fetched
+/// and pinned as; `None`: a local action or an image.
 pub fn repo_ref(uses: &str) -> Option<String> {
     match parse_ref(uses) {
-        ActionRef::Remote(remote) => Some(remote.repo_ref()),
-        _ => None,
+        ActionRef::Local(_) | ActionRef::Docker(_) => None,
+        _ => Some(remote_of(uses).repo_ref()),
     }
 }
 
@@ -77,16 +78,21 @@ pub fn parse_ref(uses: &str) -> ActionRef {
     if BUILT_IN_ACTIONS.contains(&name.as_str()) {
         return ActionRef::BuiltIn(name);
     }
+    ActionRef::Remote(remote_of(uses))
+}
+
+/// `owner/repo[/path]@ref` read as a repository's action.
+fn remote_of(uses: &str) -> Remote {
     let (path, git_ref) = uses.split_once('@').unwrap_or((uses, ""));
     let mut parts = path.split(['/', '\\']).filter(|p| !p.is_empty());
     let owner = parts.next().unwrap_or_default().to_string();
     let repo = parts.next().unwrap_or_default().to_string();
-    ActionRef::Remote(Remote {
+    Remote {
         owner,
         repo,
         path: parts.collect::<Vec<_>>().join("/"),
         git_ref: git_ref.to_string(),
-    })
+    }
 }
 
 /// Where an action's files are.
@@ -249,7 +255,14 @@ pub fn load(
         if actions.get(&uses).is_some() {
             continue;
         }
-        let status = match parse_ref(&uses) {
+        let reference = match parse_ref(&uses) {
+            // The user asked for the real action: it is one like any other.
+            ActionRef::BuiltIn(name) if cache.runs_real(&name) => {
+                ActionRef::Remote(remote_of(&uses))
+            }
+            other => other,
+        };
+        let status = match reference {
             ActionRef::BuiltIn(_) => Status::BuiltIn,
             ActionRef::Docker(image) => Status::Image(image),
             ActionRef::Local(path) => {
@@ -363,10 +376,15 @@ fn read(
 pub fn remotes(workflows: &[(String, Workflow)], actions: &Actions) -> Vec<Remote> {
     let mut out: Vec<Remote> = Vec::new();
     let mut push = |uses: &str| {
-        if let ActionRef::Remote(r) = parse_ref(uses) {
-            if !out.contains(&r) {
-                out.push(r);
-            }
+        let remote = match (parse_ref(uses), actions.get(uses)) {
+            (ActionRef::Remote(r), _) => Some(r),
+            // A built-in the user runs for real, as loaded.
+            (ActionRef::BuiltIn(_), Some(Status::Missing(r))) => Some(r.clone()),
+            (ActionRef::BuiltIn(_), Some(Status::Ready(_))) => Some(remote_of(uses)),
+            _ => None,
+        };
+        if let Some(r) = remote.filter(|r| !out.contains(r)) {
+            out.push(r);
         }
     };
     for (_, wf) in workflows {
