@@ -644,7 +644,8 @@ fn files_tar(command: &Command) -> std::io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     let mut dirs = std::collections::BTreeSet::new();
     // A path ending in `/` is a folder to make (a step's own container's `HOME`).
-    for (path, _) in &command.files {
+    let named = command.files.iter().map(|(p, _)| p);
+    for path in named.chain(command.blobs.iter().map(|(p, _)| p)) {
         let rel: std::path::PathBuf = std::path::Path::new(path.trim_start_matches('/'))
             .components()
             .collect();
@@ -662,15 +663,13 @@ fn files_tar(command: &Command) -> std::io::Result<Vec<u8>> {
         header.set_size(0);
         tar.append_data(&mut header, dir, std::io::empty())?;
     }
-    for (path, content) in command.files.iter().filter(|(p, _)| !p.ends_with('/')) {
+    let texts = command.files.iter().map(|(p, c)| (p, c.as_bytes()));
+    let blobs = command.blobs.iter().map(|(p, c)| (p, c.as_slice()));
+    for (path, content) in texts.chain(blobs).filter(|(p, _)| !p.ends_with('/')) {
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o755);
         header.set_size(content.len() as u64);
-        tar.append_data(
-            &mut header,
-            path.trim_start_matches('/'),
-            content.as_bytes(),
-        )?;
+        tar.append_data(&mut header, path.trim_start_matches('/'), content)?;
     }
     tar.into_inner()
 }
@@ -695,6 +694,7 @@ mod tests {
             collect: vec![],
             operation: None,
             container: None,
+            blobs: vec![("/berth/actions/abc/logo.png".into(), vec![0x89, 0xff, 0])],
         };
         let tar = files_tar(&command).unwrap();
         let names = crate::engine::tar_entry_names(&tar);
@@ -702,12 +702,15 @@ mod tests {
             names,
             [
                 "berth",
+                "berth/actions",
+                "berth/actions/abc",
                 "berth/github",
                 "berth/github/temp",
                 "github",
                 "github/home",
                 "berth/github/1.sh",
-                "berth/github/temp/.berth"
+                "berth/github/temp/.berth",
+                "berth/actions/abc/logo.png"
             ]
         );
     }

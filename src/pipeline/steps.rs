@@ -138,6 +138,9 @@ pub struct Command {
     /// Files to write into the container before it runs (the step's script, the empty files it
     /// writes its outputs to): absolute path and content.
     pub files: Vec<(String, String)>,
+    /// Files of any bytes (a cached action's, which may hold images or compiled code), written
+    /// as `files` are.
+    pub blobs: Vec<(String, Vec<u8>)>,
     /// The process: program and arguments.
     pub argv: Vec<String>,
     /// Its environment, over the container's own (the image's PATH stays).

@@ -134,9 +134,11 @@ fn a_remote_action_is_fetched_once_then_runs_offline() {
     .unwrap();
     std::fs::write(
         src.join("sub/index.js"),
-        "require('fs').appendFileSync(process.env.GITHUB_OUTPUT, `said=hello ${process.env.INPUT_WHO} from ${process.env.GITHUB_ACTION_PATH}\\n`);\n",
+        "const fs = require('fs'); const n = fs.readFileSync(__dirname + '/logo.bin').length; fs.appendFileSync(process.env.GITHUB_OUTPUT, `said=hello ${process.env.INPUT_WHO} with ${n} bytes from ${process.env.GITHUB_ACTION_PATH}\\n`);\n",
     )
     .unwrap();
+    // Not text: an action's images and compiled code reach the job as they are.
+    std::fs::write(src.join("sub/logo.bin"), [0x89, b'P', 0xff, 0x00, 0xfe]).unwrap();
     git(&src, &["init", "-q", "-b", "main"]);
     git(&src, &["add", "."]);
     git(&src, &["commit", "-q", "-m", "v1"]);
@@ -207,7 +209,7 @@ fn a_remote_action_is_fetched_once_then_runs_offline() {
     run.expect_code(0);
     let logs = p.berth(&["logs", "remote"]).stdout;
     assert!(
-        logs.contains("remote said hello remote from /berth/actions/"),
+        logs.contains("remote said hello remote with 5 bytes from /berth/actions/"),
         "{logs}"
     );
     // The run's record names the commit the action ran at.

@@ -194,9 +194,9 @@ impl Cache {
     }
 }
 
-/// An action's files, each path relative to `dir` with its content, for copying into a job's
+/// An action's files, each path relative to `dir` with its bytes, for copying into a job's
 /// container. Links and special files are left out (an action's files are plain files).
-pub fn files(dir: &Path) -> Result<Vec<(String, String)>, String> {
+pub fn files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut out = Vec::new();
     let mut todo = vec![PathBuf::new()];
     while let Some(rel) = todo.pop() {
@@ -212,14 +212,7 @@ pub fn files(dir: &Path) -> Result<Vec<(String, String)>, String> {
             } else if kind.is_file() {
                 let bytes = std::fs::read(entry.path())
                     .map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
-                // berth writes steps' files as text: an action's binary file cannot go yet.
-                let text = String::from_utf8(bytes).map_err(|_| {
-                    format!(
-                        "{} is not text: berth copies only text files of an action into the job",
-                        path.display()
-                    )
-                })?;
-                out.push((path.display().to_string(), text));
+                out.push((path.display().to_string(), bytes));
             }
         }
     }
@@ -296,7 +289,7 @@ mod tests {
         assert!(e.contains("git fetch"), "{e}");
         assert_eq!(
             files(&dir).unwrap(),
-            [("sub/action.yml".to_string(), "name: x\n".to_string())]
+            [("sub/action.yml".to_string(), b"name: x\n".to_vec())]
         );
     }
 

@@ -1081,20 +1081,22 @@ impl JobRun {
                     .map(|d| self.in_workspace(&d));
                 let file = format!("{}/script{}", pending.files.dir, shell.extension());
                 let argv = shell.argv(&file, &self.prepends);
-                let mut extra = vec![(file, shell.script(&script))];
+                let extra = vec![(file, shell.script(&script))];
                 // A composite's script: its action's folder, and the files in it.
+                let mut blobs = Vec::new();
                 if let Some(a) = self.frames[frame].action.clone() {
                     let dir = a.container_dir(&self.spec.run.workspace);
                     set(&mut pending.env, "GITHUB_ACTION_PATH", dir);
                     match self.action_files(&a) {
-                        Ok(files) => extra.extend(files),
+                        Ok(files) => blobs = files,
                         Err(e) => {
                             self.fail(i, continue_on_error, format!("{what}: {e}"));
                             return None;
                         }
                     }
                 }
-                let command = self.command(&mut pending, argv, extra, Vec::new());
+                let mut command = self.command(&mut pending, argv, extra, Vec::new());
+                command.blobs = blobs;
                 self.pending = Some(pending);
                 Some(command)
             }
@@ -1657,13 +1659,13 @@ impl JobRun {
 
     /// A cached action's files, to copy into the container with the first command that needs
     /// them (a local action is in the workspace already).
-    fn action_files(&mut self, a: &Action) -> Result<Vec<(String, String)>, String> {
+    fn action_files(&mut self, a: &Action) -> Result<Vec<(String, Vec<u8>)>, String> {
         let mut files = Vec::new();
         if let found_actions::Location::Cache { dir: host, sha, .. } = &a.location {
             let target = format!("{}/{sha}", found_actions::CONTAINER_DIR);
             if !self.copied.contains(&target) {
-                for (rel, text) in found_actions::cache::files(host)? {
-                    files.push((format!("{target}/{rel}"), text));
+                for (rel, bytes) in found_actions::cache::files(host)? {
+                    files.push((format!("{target}/{rel}"), bytes));
                 }
                 self.copied.push(target);
             }
@@ -1698,8 +1700,8 @@ impl JobRun {
                 set(&mut pending.env, &format!("STATE_{k}"), v);
             }
         }
-        let mut extra = vec![(pending.files.state.clone(), String::new())];
-        extra.extend(self.action_files(a)?);
+        let extra = vec![(pending.files.state.clone(), String::new())];
+        let blobs = self.action_files(a)?;
         let marker = format!("{}/no-node", pending.files.dir);
         let file = format!("{dir}/{}", script.trim_start_matches("./"));
         let mut wrapper = shell::path_prefix(&self.prepends);
@@ -1719,7 +1721,9 @@ impl JobRun {
             marker: marker.clone(),
         };
         let collect = vec![marker, pending.files.state.clone()];
-        Ok(self.command(pending, argv, extra, collect))
+        let mut command = self.command(pending, argv, extra, collect);
+        command.blobs = blobs;
+        Ok(command)
     }
 
     /// A Docker action's `post-entrypoint` after the job's steps, when its `post-if` (default
@@ -2017,6 +2021,7 @@ impl JobRun {
             collect,
             operation: None,
             container: None,
+            blobs: Vec::new(),
         }
     }
 
