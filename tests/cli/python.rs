@@ -76,18 +76,12 @@ fn after_warm_the_pipeline_passes_with_no_network() {
         cold.stderr
     );
 
+    // Warm runs the job's own commands up to its last install, its index traffic recorded.
     let warmed = p.berth(&["warm"]);
     warmed.expect_code(0);
     assert!(
-        warmed.stderr.contains("warming `test` (pip) from"),
-        "{}",
-        warmed.stderr
-    );
-    assert!(
-        log_has(
-            &warmed,
-            "test",
-            "berth warm: resolving requirements.txt with pip"
+        warmed.stderr.contains(
+            "warming `test` (pip) with its own commands up to `/tmp/venv/bin/pip install -r requirements.txt`"
         ),
         "{}",
         warmed.stderr
@@ -96,23 +90,33 @@ fn after_warm_the_pipeline_passes_with_no_network() {
         log_has(
             &warmed,
             "test",
-            "Saved /var/cache/berth/pip/wheels/pytest-8.3.3"
+            "berth warm: recorded index: 5 pages, 5 files"
         ),
         "{}",
         warmed.stderr
     );
     assert!(
         !log_has(&warmed, "test", "pytest -q"),
-        "warm runs none of the job's own commands"
+        "warm runs none of the job's commands after its last install"
     );
 
+    // Offline, pip's index is the proxy replaying what warm recorded.
     let offline = p.berth(&["run", "--network", "none"]);
     offline.expect_code(0);
     assert!(
         log_has(
             &offline,
             "test",
-            "Processing /var/cache/berth/pip/wheels/pytest-8.3.3"
+            "berth: replaying (no network) the package index"
+        ),
+        "{}",
+        offline.stderr
+    );
+    assert!(
+        log_has(
+            &offline,
+            "test",
+            "Looking in indexes: http://127.0.0.1:47831/i/0/"
         ),
         "{}",
         offline.stderr
