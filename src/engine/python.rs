@@ -344,6 +344,13 @@ fn proxy_env(tools: &BTreeSet<Tool>, job_env: &[(String, String)]) -> Vec<(Strin
             let extra: Vec<String> = extra.split_whitespace().map(&mut via).collect();
             env.push(("PIP_EXTRA_INDEX_URL".to_string(), extra.join(" ")));
         }
+        // pip keeps what a plain-HTTP index sends in its cache only from a trusted host.
+        let host = PROXY_URL.trim_start_matches("http://");
+        let trusted = match get("PIP_TRUSTED_HOST") {
+            Some(own) => format!("{own} {host}"),
+            None => host.to_string(),
+        };
+        env.push(("PIP_TRUSTED_HOST".to_string(), trusted));
     }
     if tools.contains(&Tool::Pdm) {
         let index = get("PDM_PYPI_URL").unwrap_or_else(|| PYPI.to_string());
