@@ -85,7 +85,10 @@ pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> Result<(), CliError> 
                     let pipenv = std::collections::BTreeSet::from([python::Tool::Pipenv]);
                     script.extend(python::warm_script(&pipenv, &files));
                 }
-                script.extend(python::warm_report(&tools, true));
+                // The proxy records for pip and pdm (see engine::python).
+                let recorded =
+                    tools.contains(&python::Tool::Pip) || tools.contains(&python::Tool::Pdm);
+                script.extend(python::warm_report(&tools, recorded));
                 script
             }
             None => {

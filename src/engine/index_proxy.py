@@ -241,7 +241,8 @@ if __name__ == "__main__":
     if os.fork():
         os._exit(0)
     os.setsid()
-    log = os.open(os.path.join(root, "proxy.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    # In the container, not the volume: a replay leaves the recording as it was.
+    log = os.open("/tmp/berth-index-proxy.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(log, 1)

@@ -326,11 +326,12 @@ fn proxy_env(tools: &BTreeSet<Tool>, job_env: &[(String, String)]) -> Vec<(Strin
     };
     let mut upstreams: Vec<String> = Vec::new();
     let mut via = |url: &str| {
-        let url = url.trim_end_matches('/').to_string();
-        let n = match upstreams.iter().position(|u| *u == url) {
+        // Kept as written (the proxy trims it), so that a secret's masking still finds it.
+        let same = |u: &String| u.trim_end_matches('/') == url.trim_end_matches('/');
+        let n = match upstreams.iter().position(same) {
             Some(n) => n,
             None => {
-                upstreams.push(url);
+                upstreams.push(url.to_string());
                 upstreams.len() - 1
             }
         };
@@ -428,8 +429,13 @@ pub fn for_job(
         return out;
     }
     let warm = value(WARM).is_some_and(|v| !v.is_empty()) && !is_off(WARM);
+    // A pdm project naming its own sources does not ask PDM_PYPI_URL: not proxied.
+    let mut via_proxy = tools.clone();
+    if pdm_has_own_sources(ctx.project) {
+        via_proxy.remove(&Tool::Pdm);
+    }
     let proxied = match ctx.scripted && (warm || ctx.offline) {
-        true => proxy_env(tools, job_env),
+        true => proxy_env(&via_proxy, job_env),
         false => Vec::new(),
     };
     let files = dependency_files(ctx.project);
@@ -461,7 +467,7 @@ pub fn for_job(
             .push(cache_mount(tool.name(), key, path, image_id, ctx));
         let offline = if ctx.offline {
             let note = match tool {
-                Tool::Pdm if !proxied.is_empty() && !pdm_has_own_sources(ctx.project) => None,
+                Tool::Pdm if proxied.iter().any(|(k, _)| k == "PDM_PYPI_URL") => None,
                 _ => tool.offline_note(),
             };
             out.notes.extend(note.map(str::to_string));
@@ -940,7 +946,7 @@ mod tests {
         assert_eq!(get("PDM_PYPI_URL"), Some("http://127.0.0.1:47831/i/2/"));
         assert_eq!(
             get("BERTH_INDEX_UPSTREAMS"),
-            Some("https://u:p@mirror.example/simple https://extra.example/simple https://pypi.org/simple")
+            Some("https://u:p@mirror.example/simple/ https://extra.example/simple https://pypi.org/simple")
         );
         assert!(c.prelude[0].contains("serve record"), "{:?}", c.prelude);
         assert_eq!(c.files[0].0, "/berth/index_proxy.py");
