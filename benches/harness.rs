@@ -82,7 +82,9 @@ fn main() {
         rows.push(python_install(&rt, &engine, &berth, rounds, false));
         rows.push(python_install(&rt, &engine, &berth, rounds, true));
     }
-    if want("real") {
+    // Opt-in (`--only real`): it needs the index the warm_real tests build, and its first trial
+    // here did not finish (see real_project).
+    if only.as_deref().is_some_and(|o| o.contains("real")) {
         for shape in ["python-real-pip", "python-real-uv", "python-real-pdm"] {
             rows.push(real_project(&rt, &engine, &berth, rounds, shape));
         }
@@ -304,7 +306,10 @@ fn python_install(
 /// behind a link slowed as over the internet (`tc netem` in its network namespace, entered from
 /// the host with nsenter: 30 ms each way, 50 Mbit/s); the fixture's copy names it by address
 /// instead of its `pypi` service. Cold: `--no-cache`; warm: after `berth warm`, with `--network
-/// none`. The "floor" column holds the cold time; the ratio is cold over warm.
+/// none`. The "floor" column holds the cold time; the ratio is cold over warm. On the machine it
+/// was written on, the kernel had no netem (`Specified qdisc kind is unknown`: the row then says
+/// the index was not slowed) and the first trial's `berth warm` of the pip shape failed without a
+/// diagnosis: not yet part of the default run.
 fn real_project(
     rt: &tokio::runtime::Runtime,
     engine: &Engine,

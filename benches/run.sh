@@ -10,8 +10,6 @@ cargo build --release --quiet
 # from wheels downloaded on the host); a test that finds them present only runs.
 bash images/build.sh python-uv
 cargo nextest run --test cli -E 'test(/^python::/) & test(changed)' >/dev/null
-# Rows 7c-7e need the index with pdm and uv, which the real-shaped projects' tests build.
-cargo nextest run --test cli -E 'test(/^warm_real::/) & test(uv)' >/dev/null
 # gitlab-ci-local (row 2) copies artifacts in a helper container with bash and rsync; its own
 # helper image would come from Docker Hub. The harness installs gitlab-ci-local from npm.
 docker image inspect berth-test/gcl-util:latest >/dev/null 2>&1 ||

@@ -99,10 +99,12 @@ def rewrite(body, content_type, page_url):
 
 
 class Store:
-    def __init__(self, root):
+    def __init__(self, root, writable):
         self.root = root
-        os.makedirs(os.path.join(root, "pages"), exist_ok=True)
-        os.makedirs(os.path.join(root, "files"), exist_ok=True)
+        # A replay writes nothing: an empty volume stays empty (`berth cache import` fills it).
+        if writable:
+            os.makedirs(os.path.join(root, "pages"), exist_ok=True)
+            os.makedirs(os.path.join(root, "files"), exist_ok=True)
 
     def path(self, kind, key):
         return os.path.join(self.root, kind, hashlib.sha256(key.encode()).hexdigest())
@@ -233,7 +235,7 @@ if __name__ == "__main__":
         report(sys.argv[2])
         sys.exit(0)
     MODE, root = sys.argv[2], sys.argv[3]
-    STORE = Store(root)
+    STORE = Store(root, MODE == "record")
     server = Server(("127.0.0.1", PORT), Handler)
     what = "recording" if MODE == "record" else "replaying (no network)"
     print(f"berth: {what} the package index ({' '.join(UPSTREAMS)}) at {HERE}", flush=True)
