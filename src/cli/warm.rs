@@ -1,4 +1,5 @@
-//! `berth warm`: fill the jobs' Python dependency caches without running their scripts.
+//! `berth warm`: fill the jobs' Python dependency caches by running what each job runs to
+//! install, and no more.
 
 use crate::pipeline;
 use crate::plan;
@@ -8,9 +9,10 @@ use super::run::{execute, Launch};
 use super::setup::{LoadedRun, Planning};
 use super::CliError;
 
-/// `berth warm`: each chosen job becomes a job that only resolves and downloads what the
-/// project's dependency files name, in the job's image, with its variables and services and its
-/// automatic Python caches mounted; nothing waits for anything else.
+/// `berth warm`: each chosen job becomes a job that runs its own commands up to and including its
+/// last install command (a job of steps: resolves and downloads what the project's dependency
+/// files name), in the job's image, with its variables and services, its automatic Python caches
+/// mounted and its index traffic recorded; nothing waits for anything else.
 pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
     use crate::engine::python;
     if args.python.no_python_cache || args.no_cache || args.python.network == NetworkMode::None {
@@ -49,28 +51,72 @@ pub(super) async fn cmd_warm(cli: &Cli, args: &RunArgs) -> Result<(), CliError> 
             }
             continue;
         }
+        let own = match job.steps {
+            None => python::warm_commands(&job.before_script, &job.script),
+            Some(_) => None,
+        };
+        if job.steps.is_none() && own.is_none() {
+            // `uv lock`, `poetry add`: the job uses the tool but installs nothing to warm.
+            eprintln!(
+                "berth: `{}` is not warmed: its script installs no Python packages",
+                job.name
+            );
+            continue;
+        }
         let same = format!(
-            "{:?} {tools:?} {:?} {:?}",
+            "{:?} {tools:?} {:?} {:?} {own:?}",
             job.image, job.variables, job.services
         );
         if !named && !seen.insert(same) {
             continue;
         }
         let names: Vec<&str> = tools.iter().map(|t| t.name()).collect();
-        eprintln!(
-            "berth: warming `{}` ({}) from {}",
-            job.name,
-            names.join(", "),
-            if files.is_empty() {
-                "no dependency files".to_string()
-            } else {
-                files.join(", ")
+        let script = match &own {
+            Some(commands) => {
+                eprintln!(
+                    "berth: warming `{}` ({}) with its own commands up to `{}`",
+                    job.name,
+                    names.join(", "),
+                    commands.last().map(String::as_str).unwrap_or_default()
+                );
+                let mut script = commands.clone();
+                // pipenv passes its sources to pip itself: its wheelhouse is still filled.
+                if tools.contains(&python::Tool::Pipenv) {
+                    let pipenv = std::collections::BTreeSet::from([python::Tool::Pipenv]);
+                    script.extend(python::warm_script(&pipenv, &files));
+                }
+                // The proxy records for pip and pdm (see engine::python).
+                let recorded =
+                    tools.contains(&python::Tool::Pip) || tools.contains(&python::Tool::Pdm);
+                script.extend(python::warm_report(&tools, recorded));
+                script
             }
-        );
+            None => {
+                eprintln!(
+                    "berth: warming `{}` ({}) from {}",
+                    job.name,
+                    names.join(", "),
+                    if files.is_empty() {
+                        "no dependency files".to_string()
+                    } else {
+                        files.join(", ")
+                    }
+                );
+                let mut script = python::warm_script(&tools, &files);
+                script.extend(python::warm_report(&tools, false));
+                script
+            }
+        };
         let mut job = planned.job.clone();
         job.before_script = Vec::new();
         job.after_script = Vec::new();
-        job.script = python::warm_script(&tools, &files);
+        job.script = script;
+        // The index proxy records (see engine::python).
+        job.variables.push(pipeline::Variable {
+            name: python::WARM.into(),
+            value: "1".into(),
+            expand: false,
+        });
         // A job of steps is warmed as a script in its image: its steps are not run.
         job.steps = None;
         job.artifacts = None;

@@ -339,17 +339,61 @@ pub(super) fn add_python_caches(
         run_id: &config.run_id,
         temporary: config.no_cache,
         offline: config.offline || config.hermetic.is_some(),
+        scripted: job.steps.is_none(),
     };
     // Without an ID (an engine that would not say), the reference stands in for it.
     let image_id = image_id.unwrap_or(&job.image);
-    let extra = python::for_job(&tools, image_id, &job.env, &ctx);
+    let mut extra = python::for_job(&tools, image_id, &job.env, &ctx);
+    let workspace = job
+        .env
+        .iter()
+        .find(|(k, _)| k == "CI_PROJECT_DIR")
+        .map(|(_, v)| v.trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    let at = |path: &str| match path.starts_with('/') {
+        true => path.trim_end_matches('/').to_string(),
+        false => format!("{workspace}/{}", path.trim_end_matches('/')),
+    };
     for m in extra.mounts {
-        // A declared cache at the same place wins.
-        if !job.caches.iter().any(|c| c.path == m.path) {
+        // The job names this directory as its tool's cache: berth's volume goes there, in place
+        // of a declared cache (which would otherwise hold it apart from `berth warm`'s).
+        if extra.own_dirs.contains(&m.path) {
+            let before = job.caches.len();
+            job.caches.retain(|c| at(&c.path) != m.path);
+            if job.caches.len() < before {
+                extra.notes.push(format!(
+                    "berth's Python cache is mounted at {} (the job's own cache directory), in place of its declared cache there",
+                    m.path
+                ));
+            }
+        }
+        // Otherwise a declared cache at the same place wins.
+        if !job.caches.iter().any(|c| at(&c.path) == at(&m.path)) {
             job.caches.push(m);
         }
     }
+    job.env
+        .retain(|(k, _)| !extra.env.iter().any(|(n, _)| n == k));
     job.env.extend(extra.env);
+    if !extra.prelude.is_empty() {
+        // The index proxy starts before the job's own commands, from a file beside its scripts.
+        let timeout = source.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let options = script::Options::from_env(&job.env, timeout);
+        let before: Vec<String> = extra
+            .prelude
+            .iter()
+            .chain(&source.before_script)
+            .cloned()
+            .collect();
+        let mut scripts = script::render(&before, &source.script, &source.after_script, &options);
+        scripts.extra = extra.files;
+        match scripts.to_tar() {
+            Ok(tar) => job.scripts_tar = tar,
+            Err(e) => extra
+                .notes
+                .push(format!("the package index proxy is not started: {e}")),
+        }
+    }
     extra.notes
 }
 

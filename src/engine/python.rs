@@ -2,10 +2,12 @@
 //! poetry, pipenv, pdm) gets one named volume per tool, mounted outside the workspace, with the
 //! tool's cache variables pointing into it. The key hashes the project's dependency files and the
 //! job's image ID, so a changed lockfile, another Python or another platform never shares a
-//! cache. `berth warm` fills the same volumes ahead of time ([`warm_script`]); the wheelhouses of
-//! pip and pipenv and uv's offline mode let a job with no network install from them; poetry and
-//! pdm have no offline mode and install from their caches only while the index pages they cached
-//! are fresh (berth says so).
+//! cache. `berth warm` fills the same volumes ahead of time by running the job's own commands up
+//! to its last install ([`warm_commands`]), with pip's and pdm's index traffic going through a
+//! recording proxy (`index_proxy.py`, in the job's image, on its loopback) into one more volume;
+//! with no network the same proxy replays it, with no freshness limit. uv installs from its cache
+//! in its own offline mode, pipenv from a wheelhouse; poetry, whose sources the proxy cannot
+//! take over, installs offline only while the index pages it cached are fresh (berth says so).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -24,6 +26,22 @@ pub const SWITCH: &str = "BERTH_PYTHON_CACHE";
 
 /// Label of the image ID a Python cache was filled with (export/import keep it).
 pub const IMAGE_LABEL: &str = "io.berth.cache.image";
+
+/// The variable `berth warm` sets on the jobs it runs: the proxy records instead of replaying.
+pub const WARM: &str = "BERTH_PYTHON_WARM";
+
+/// The recording index proxy, shipped beside the job's scripts.
+const PROXY_SOURCE: &str = include_str!("index_proxy.py");
+
+/// Where the proxy is in the container, and where its recordings are.
+const PROXY_PATH: &str = "/berth/index_proxy.py";
+const INDEX_DIR: &str = "/var/cache/berth/index";
+
+/// The proxy's address on the job's own loopback (there with no network too).
+const PROXY_URL: &str = "http://127.0.0.1:47831";
+
+/// The index a tool asks when nothing says otherwise.
+const PYPI: &str = "https://pypi.org/simple";
 
 /// Where poetry makes a job's virtualenvs: in the container, outside the cache volume.
 const POETRY_VIRTUALENVS: &str = "/tmp/poetry-virtualenvs";
@@ -79,8 +97,9 @@ impl Tool {
     /// Variables for a job with no network: install from what is cached, ask no index.
     fn offline_env(self) -> Vec<(&'static str, String)> {
         match self {
-            // pip's HTTP cache needs an index to answer: offline, the wheelhouse that
-            // `berth warm` fills is the index.
+            // pip's HTTP cache needs an index to answer: offline, the recording proxy is the
+            // index of a job of scripts (see `proxy_env`), the wheelhouse `berth warm` fills
+            // that of a job of steps.
             Tool::Pip => vec![
                 ("PIP_NO_INDEX", "1".into()),
                 ("PIP_FIND_LINKS", format!("{}/wheels", self.dir())),
@@ -92,6 +111,7 @@ impl Tool {
                 ("PIP_FIND_LINKS", format!("{}/wheels", self.dir())),
             ],
             Tool::Uv => vec![("UV_OFFLINE", "1".into())],
+            // pdm's index is the recording proxy (see `proxy_env`).
             Tool::Poetry | Tool::Pdm => Vec::new(),
         }
     }
@@ -222,8 +242,13 @@ pub fn dependency_files(project: &Path) -> Vec<String> {
 
 /// The cache key of one tool: `python-<tool>-<hash>` of the dependency files and the image ID.
 pub fn key(tool: Tool, image_id: &str, project: &Path, files: &[String]) -> String {
+    key_named(tool.name(), image_id, project, files)
+}
+
+/// [`key`] of a cache by name (a tool's, or the recorded index's).
+fn key_named(name: &str, image_id: &str, project: &Path, files: &[String]) -> String {
     let mut h = Sha256::new();
-    h.update(tool.name().as_bytes());
+    h.update(name.as_bytes());
     h.update([0]);
     h.update(image_id.as_bytes());
     h.update([0]);
@@ -236,11 +261,7 @@ pub fn key(tool: Tool, image_id: &str, project: &Path, files: &[String]) -> Stri
         }
         h.update([0]);
     }
-    format!(
-        "python-{}-{}",
-        tool.name(),
-        &hex::encode(h.finalize())[..16]
-    )
+    format!("python-{name}-{}", &hex::encode(h.finalize())[..16])
 }
 
 /// What the automatic caches add to one job: its volumes and its variables.
@@ -250,6 +271,13 @@ pub struct JobCaches {
     pub env: Vec<(String, String)>,
     /// What the user should know about these caches in this run.
     pub notes: Vec<String>,
+    /// Commands to run before the job's own (the index proxy's start).
+    pub prelude: Vec<String>,
+    /// Files to put beside the job's scripts: (path in the container, content).
+    pub files: Vec<(String, String)>,
+    /// Cache directories the job names itself (absolute, in the container): berth's volume is
+    /// mounted there, in place of a declared cache at the same place.
+    pub own_dirs: Vec<String>,
 }
 
 /// Everything [`for_job`] needs to know about the run.
@@ -260,64 +288,194 @@ pub struct RunScope<'a> {
     pub temporary: bool,
     /// `--network none`: tell the tools to stay offline.
     pub offline: bool,
+    /// A job of scripts (GitLab's), where the index proxy starts before the job's commands; a
+    /// job of steps installs offline from wheelhouses instead.
+    pub scripted: bool,
+}
+
+/// The tool's own cache variable, the one a job may set to choose where its cache is.
+fn own_variable(tool: Tool) -> &'static str {
+    match tool {
+        Tool::Pip => "PIP_CACHE_DIR",
+        Tool::Uv => "UV_CACHE_DIR",
+        Tool::Poetry => "POETRY_CACHE_DIR",
+        Tool::Pipenv => "PIPENV_CACHE_DIR",
+        Tool::Pdm => "PDM_CACHE_DIR",
+    }
+}
+
+/// Does the project name pdm sources of its own (which the proxy's `PDM_PYPI_URL` does not
+/// replace)?
+fn pdm_has_own_sources(project: &Path) -> bool {
+    std::fs::read_to_string(project.join("pyproject.toml"))
+        .is_ok_and(|t| t.contains("[[tool.pdm.source]]"))
+}
+
+/// The proxy's variables: the upstream indexes it forwards to (the job's own, else PyPI) and the
+/// tools' index variables pointing at it. Only pip and pdm are pointed at it: uv records its
+/// lock's file URLs and has an offline mode of its own, poetry and pipenv pass their sources on
+/// their command lines.
+fn proxy_env(tools: &BTreeSet<Tool>, job_env: &[(String, String)]) -> Vec<(String, String)> {
+    let get = |name: &str| {
+        job_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let mut upstreams: Vec<String> = Vec::new();
+    let mut via = |url: &str| {
+        // Kept as written (the proxy trims it), so that a secret's masking still finds it.
+        let same = |u: &String| u.trim_end_matches('/') == url.trim_end_matches('/');
+        let n = match upstreams.iter().position(same) {
+            Some(n) => n,
+            None => {
+                upstreams.push(url.to_string());
+                upstreams.len() - 1
+            }
+        };
+        format!("{PROXY_URL}/i/{n}/")
+    };
+    let mut env = Vec::new();
+    if tools.contains(&Tool::Pip) {
+        let index = get("PIP_INDEX_URL").unwrap_or_else(|| PYPI.to_string());
+        env.push(("PIP_INDEX_URL".to_string(), via(&index)));
+        if let Some(extra) = get("PIP_EXTRA_INDEX_URL") {
+            let extra: Vec<String> = extra.split_whitespace().map(&mut via).collect();
+            env.push(("PIP_EXTRA_INDEX_URL".to_string(), extra.join(" ")));
+        }
+        // pip keeps what a plain-HTTP index sends in its cache only from a trusted host.
+        let host = PROXY_URL.trim_start_matches("http://");
+        let trusted = match get("PIP_TRUSTED_HOST") {
+            Some(own) => format!("{own} {host}"),
+            None => host.to_string(),
+        };
+        env.push(("PIP_TRUSTED_HOST".to_string(), trusted));
+    }
+    if tools.contains(&Tool::Pdm) {
+        let index = get("PDM_PYPI_URL").unwrap_or_else(|| PYPI.to_string());
+        env.push(("PDM_PYPI_URL".to_string(), via(&index)));
+    }
+    if !upstreams.is_empty() {
+        env.push(("BERTH_INDEX_UPSTREAMS".to_string(), upstreams.join(" ")));
+    }
+    env
+}
+
+/// A volume of this project's Python caches at `path`.
+fn cache_mount(name: &str, key: String, path: String, image_id: &str, ctx: &RunScope) -> Mount {
+    let mut labels = HashMap::from([
+        (labels::BERTH.to_string(), "1".to_string()),
+        (
+            labels::PROJECT.to_string(),
+            ctx.project.display().to_string(),
+        ),
+        (cache_labels::CACHE.to_string(), "1".to_string()),
+        (cache_labels::KEY.to_string(), key.clone()),
+        (cache_labels::PATH.to_string(), path.clone()),
+        (IMAGE_LABEL.to_string(), image_id.to_string()),
+    ]);
+    let volume = if ctx.temporary {
+        labels.insert(labels::RUN.to_string(), ctx.run_id.to_string());
+        labels.insert(labels::TEMPORARY.to_string(), "1".to_string());
+        format!("berth-tmpcache-{}-{name}", ctx.run_id)
+    } else {
+        super::caches::volume_name(ctx.project, &key, &path)
+    };
+    Mount {
+        volume,
+        key,
+        path,
+        read_only: false,
+        // pip's and uv's caches are safe to share between concurrent processes (atomic
+        // writes, uv locks its own), the proxy writes each file whole: parallel jobs need not
+        // queue for them.
+        shared: true,
+        labels,
+        copy: None,
+    }
 }
 
 /// The volumes and variables for a job using `tools` in an image with `image_id`. Variables the
-/// job sets itself win; `BERTH_PYTHON_CACHE=false` in its variables turns it all off.
+/// job sets itself win, but for the index variables of a run that records or replays the index
+/// (`berth warm`, `--network none`): those lead to the proxy, which forwards to the job's index.
+/// A cache directory the job sets itself (`PIP_CACHE_DIR: .cache/pip`) gets the volume there.
+/// `BERTH_PYTHON_CACHE=false` in its variables turns it all off.
 pub fn for_job(
     tools: &BTreeSet<Tool>,
     image_id: &str,
     job_env: &[(String, String)],
     ctx: &RunScope,
 ) -> JobCaches {
-    let set = |name: &str| job_env.iter().any(|(k, _)| k == name);
-    let off = job_env.iter().any(|(k, v)| {
-        k == SWITCH
-            && matches!(
+    let value = |name: &str| {
+        job_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let set = |name: &str| value(name).is_some();
+    let is_off = |name: &str| {
+        value(name).is_some_and(|v| {
+            matches!(
                 v.to_ascii_lowercase().as_str(),
                 "0" | "false" | "no" | "off"
             )
-    });
+        })
+    };
     let mut out = JobCaches::default();
-    if off || tools.is_empty() {
+    if is_off(SWITCH) || tools.is_empty() {
         return out;
     }
+    let warm = value(WARM).is_some_and(|v| !v.is_empty()) && !is_off(WARM);
+    // A pdm project naming its own sources does not ask PDM_PYPI_URL: not proxied.
+    let mut via_proxy = tools.clone();
+    if pdm_has_own_sources(ctx.project) {
+        via_proxy.remove(&Tool::Pdm);
+    }
+    let proxied = match ctx.scripted && (warm || ctx.offline) {
+        true => proxy_env(&via_proxy, job_env),
+        false => Vec::new(),
+    };
     let files = dependency_files(ctx.project);
     for &tool in tools {
         let key = key(tool, image_id, ctx.project, &files);
-        let path = tool.dir();
-        let mut labels = HashMap::from([
-            (labels::BERTH.to_string(), "1".to_string()),
-            (
-                labels::PROJECT.to_string(),
-                ctx.project.display().to_string(),
-            ),
-            (cache_labels::CACHE.to_string(), "1".to_string()),
-            (cache_labels::KEY.to_string(), key.clone()),
-            (cache_labels::PATH.to_string(), path.clone()),
-            (IMAGE_LABEL.to_string(), image_id.to_string()),
-        ]);
-        let volume = if ctx.temporary {
-            labels.insert(labels::RUN.to_string(), ctx.run_id.to_string());
-            labels.insert(labels::TEMPORARY.to_string(), "1".to_string());
-            format!("berth-tmpcache-{}-{}", ctx.run_id, tool.name())
-        } else {
-            super::caches::volume_name(ctx.project, &key, &path)
+        // The job's own cache directory, made absolute in its workspace.
+        let own = value(own_variable(tool))
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| match (v.starts_with('/'), value("CI_PROJECT_DIR")) {
+                (false, Some(dir)) => format!("{}/{v}", dir.trim_end_matches('/')),
+                _ => v.to_string(),
+            });
+        let path = match &own {
+            Some(dir) if dir.starts_with('/') => {
+                out.own_dirs.push(dir.clone());
+                dir.clone()
+            }
+            Some(dir) => {
+                out.notes.push(format!(
+                    "its {} ({dir}) is not an absolute path: berth's {} cache is not mounted there",
+                    own_variable(tool),
+                    tool.name()
+                ));
+                tool.dir()
+            }
+            None => tool.dir(),
         };
-        out.mounts.push(Mount {
-            volume,
-            key,
-            path,
-            read_only: false,
-            // pip's and uv's caches are safe to share between concurrent processes (atomic
-            // writes, uv locks its own): parallel jobs need not queue for them.
-            shared: true,
-            labels,
-            copy: None,
-        });
+        out.mounts
+            .push(cache_mount(tool.name(), key, path, image_id, ctx));
         let offline = if ctx.offline {
-            out.notes.extend(tool.offline_note().map(str::to_string));
-            tool.offline_env()
+            let note = match tool {
+                Tool::Pdm if proxied.iter().any(|(k, _)| k == "PDM_PYPI_URL") => None,
+                _ => tool.offline_note(),
+            };
+            out.notes.extend(note.map(str::to_string));
+            match tool {
+                // The proxy answers for pip's index.
+                Tool::Pip if !proxied.is_empty() => Vec::new(),
+                _ => tool.offline_env(),
+            }
         } else {
             Vec::new()
         };
@@ -327,7 +485,109 @@ pub fn for_job(
             }
         }
     }
+    if !proxied.is_empty() {
+        let key = key_named("index", image_id, ctx.project, &files);
+        out.mounts
+            .push(cache_mount("index", key, INDEX_DIR.into(), image_id, ctx));
+        for (name, value) in proxied {
+            out.env.retain(|(k, _)| *k != name);
+            out.env.push((name, value));
+        }
+        let mode = if warm { "record" } else { "replay" };
+        // The job's image has a Python (it installs Python packages); an image with none
+        // goes on without the proxy, and says so.
+        out.prelude.push(format!(
+            "\"$(command -v python3 || command -v python || echo python3)\" {PROXY_PATH} serve {mode} {INDEX_DIR} || echo 'berth: the package index proxy did not start: no Python in the image?'"
+        ));
+        out.files
+            .push((PROXY_PATH.to_string(), PROXY_SOURCE.to_string()));
+    }
     out
+}
+
+/// What `berth warm` says at the end of a job it warmed: what the proxy recorded and how big
+/// each cache is.
+pub fn warm_report(tools: &BTreeSet<Tool>, recorded: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    if recorded {
+        lines.push(format!(
+            "\"$(command -v python3 || command -v python || echo python3)\" {PROXY_PATH} report {INDEX_DIR} || true"
+        ));
+    }
+    for tool in tools {
+        let var = own_variable(*tool);
+        // The variable says where the tool's cache really is (berth's or the job's own).
+        let dir = match tool {
+            Tool::Pip => "${PIP_CACHE_DIR:-}".to_string(),
+            _ => format!("${{{var}:-}}"),
+        };
+        lines.push(format!(
+            "echo \"berth warm: {name} cache: $(du -sh \"{dir}\" 2>/dev/null | cut -f1) in {dir}\"",
+            name = tool.name()
+        ));
+    }
+    lines
+}
+
+/// Is this one command line (of a script) one that installs Python packages: what `berth warm`
+/// runs up to? `lock`/`add` are not (they change the project's files), nor are `pdm run` and
+/// `poetry run` (they use what is installed); `uv run` is, unless a `uv sync` came before.
+pub fn installs(line: &str, uv_synced: bool) -> bool {
+    for part in line.split(['\n', ';', '&', '|', '(', ')']) {
+        let words: Vec<&str> = part
+            .split_whitespace()
+            .map(|w| w.trim_matches(['"', '\'']))
+            .collect();
+        for (i, word) in words.iter().enumerate() {
+            let base = word.rsplit('/').next().unwrap_or(word);
+            let next = words.get(i + 1).copied().unwrap_or("");
+            let after = words.get(i + 2).copied().unwrap_or("");
+            let is_pip = base == "pip"
+                || base.strip_prefix("pip").is_some_and(|v| {
+                    !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.')
+                });
+            let module_pip = base.starts_with("python") && next == "-m" && after == "pip";
+            let yes = match base {
+                _ if is_pip => matches!(next, "install" | "download" | "wheel"),
+                _ if module_pip => matches!(
+                    words.get(i + 3).copied(),
+                    Some("install" | "download" | "wheel")
+                ),
+                "uv" => match next {
+                    "sync" => true,
+                    "pip" => matches!(after, "install" | "sync"),
+                    "tool" => after == "install",
+                    "run" => !uv_synced,
+                    _ => false,
+                },
+                "uvx" => true,
+                "poetry" => matches!(next, "install" | "sync"),
+                "pdm" => matches!(next, "install" | "sync"),
+                "pipenv" => matches!(next, "install" | "sync"),
+                "pipx" => matches!(next, "install" | "run"),
+                _ => false,
+            };
+            if yes {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The commands `berth warm` runs for a job: its own `before_script` and `script` up to and
+/// including its last install command, or `None` when none installs anything.
+pub fn warm_commands(before: &[String], script: &[String]) -> Option<Vec<String>> {
+    let all: Vec<&String> = before.iter().chain(script).collect();
+    let mut synced = false;
+    let mut last = None;
+    for (i, line) in all.iter().enumerate() {
+        if installs(line, synced) {
+            last = Some(i);
+        }
+        synced |= line.contains("uv sync");
+    }
+    last.map(|n| all[..=n].iter().map(|s| s.to_string()).collect())
 }
 
 /// The commands `berth warm` runs for a job in its own image: resolve and download what the
@@ -493,19 +753,35 @@ mod tests {
             run_id: "r1",
             temporary: false,
             offline: true,
+            scripted: true,
         };
         let tools = BTreeSet::from([Tool::Pip, Tool::Uv]);
         let env = vec![("UV_CACHE_DIR".to_string(), "/mine".to_string())];
         let c = for_job(&tools, "sha256:x", &env, &ctx);
-        assert_eq!(c.mounts.len(), 2);
-        assert_eq!(c.mounts[0].path, "/var/cache/berth/pip");
+        // pip's, uv's at the job's own UV_CACHE_DIR, and the recorded index pip asks offline.
+        let paths: Vec<&str> = c.mounts.iter().map(|m| m.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["/var/cache/berth/pip", "/mine", "/var/cache/berth/index"]
+        );
+        assert_eq!(c.own_dirs, ["/mine"]);
         assert_eq!(
             c.mounts[0].bind("/builds/p"),
             format!("{}:/var/cache/berth/pip", c.mounts[0].volume)
         );
         let get = |n: &str| c.env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(get("PIP_CACHE_DIR"), Some("/var/cache/berth/pip/cache"));
-        assert_eq!(get("PIP_NO_INDEX"), Some("1"));
+        assert_eq!(get("PIP_NO_INDEX"), None, "the proxy is pip's index");
+        assert_eq!(get("PIP_INDEX_URL"), Some("http://127.0.0.1:47831/i/0/"));
+        assert_eq!(
+            get("BERTH_INDEX_UPSTREAMS"),
+            Some("https://pypi.org/simple")
+        );
+        assert!(
+            c.prelude[0].contains("index_proxy.py serve replay"),
+            "{:?}",
+            c.prelude
+        );
         assert_eq!(get("UV_OFFLINE"), Some("1"));
         assert_eq!(get("UV_CACHE_DIR"), None, "the job's own setting stays");
         let off = vec![(SWITCH.to_string(), "false".to_string())];
@@ -520,6 +796,7 @@ mod tests {
             run_id: "r1",
             temporary: false,
             offline: false,
+            scripted: true,
         };
         let tools = BTreeSet::from([Tool::Poetry]);
         let online = for_job(&tools, "sha256:x", &[], &ctx);
@@ -541,6 +818,14 @@ mod tests {
             "{:?}",
             offline.notes
         );
+        // pdm asks the proxy (PDM_PYPI_URL) offline, unless the project names its own sources.
+        let pdm = for_job(&BTreeSet::from([Tool::Pdm]), "sha256:x", &[], &ctx);
+        assert!(pdm.notes.is_empty(), "{:?}", pdm.notes);
+        std::fs::write(
+            dir.path().join("pyproject.toml"),
+            "[[tool.pdm.source]]\nname = \"pypi\"\nurl = \"http://pypi/simple/\"\n",
+        )
+        .unwrap();
         let pdm = for_job(&BTreeSet::from([Tool::Pdm]), "sha256:x", &[], &ctx);
         assert!(
             pdm.notes.len() == 1 && pdm.notes[0].starts_with("pdm has no offline mode"),
@@ -575,6 +860,7 @@ mod tests {
             run_id: "r1",
             temporary: false,
             offline: true,
+            scripted: true,
         };
         let tools = BTreeSet::from([Tool::Pipenv]);
         let c = for_job(&tools, "sha256:x", &[], &ctx);
@@ -593,5 +879,85 @@ mod tests {
             "{warm:?}"
         );
         assert_eq!(detect(&warm), tools);
+    }
+
+    #[test]
+    fn warm_runs_the_job_up_to_its_last_install() {
+        let before = cmds(&["python -m pip install --upgrade pip", "pip install pdm"]);
+        let script = cmds(&["pdm install", "pdm run pytest -q", "pdm build"]);
+        assert_eq!(
+            warm_commands(&before, &script),
+            Some(cmds(&[
+                "python -m pip install --upgrade pip",
+                "pip install pdm",
+                "pdm install"
+            ]))
+        );
+        // `uv run` installs, unless a `uv sync` did already; `uv lock` changes files, never run.
+        let uv = cmds(&["pip install uv", "uv sync", "uv run pytest"]);
+        assert_eq!(warm_commands(&[], &uv), Some(uv[..2].to_vec()));
+        assert_eq!(
+            warm_commands(&[], &cmds(&["uv run pytest"])),
+            Some(cmds(&["uv run pytest"]))
+        );
+        assert_eq!(
+            warm_commands(&[], &cmds(&["uv lock", "poetry add x"])),
+            None
+        );
+        assert!(installs("pipx run nox -s tests", false));
+        assert!(installs("cd sub && python3 -m pip install -e .", false));
+        assert!(!installs("pip list", false));
+    }
+
+    #[test]
+    fn the_proxy_forwards_to_the_jobs_own_indexes_while_warming() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = RunScope {
+            project: dir.path(),
+            run_id: "r1",
+            temporary: false,
+            offline: false,
+            scripted: true,
+        };
+        let tools = BTreeSet::from([Tool::Pip, Tool::Pdm]);
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // An ordinary online run: no proxy.
+        let plain = for_job(&tools, "sha256:x", &env(&[]), &ctx);
+        assert!(plain.prelude.is_empty() && plain.files.is_empty());
+        let job = env(&[
+            (WARM, "1"),
+            ("PIP_INDEX_URL", "https://u:p@mirror.example/simple/"),
+            ("PIP_EXTRA_INDEX_URL", "https://extra.example/simple"),
+            ("PIP_CACHE_DIR", ".cache/pip"),
+            ("CI_PROJECT_DIR", "/builds/shop"),
+        ]);
+        let c = for_job(&tools, "sha256:x", &job, &ctx);
+        let get = |n: &str| c.env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("PIP_INDEX_URL"), Some("http://127.0.0.1:47831/i/0/"));
+        assert_eq!(
+            get("PIP_EXTRA_INDEX_URL"),
+            Some("http://127.0.0.1:47831/i/1/")
+        );
+        assert_eq!(get("PDM_PYPI_URL"), Some("http://127.0.0.1:47831/i/2/"));
+        assert_eq!(
+            get("BERTH_INDEX_UPSTREAMS"),
+            Some("https://u:p@mirror.example/simple/ https://extra.example/simple https://pypi.org/simple")
+        );
+        assert!(c.prelude[0].contains("serve record"), "{:?}", c.prelude);
+        assert_eq!(c.files[0].0, "/berth/index_proxy.py");
+        // The job's own PIP_CACHE_DIR gets berth's volume, in its workspace.
+        assert_eq!(c.own_dirs, ["/builds/shop/.cache/pip"]);
+        assert_eq!(get("PIP_CACHE_DIR"), None, "the job's own stays");
+        // A job of steps keeps the wheelhouse: no proxy there.
+        let steps = RunScope {
+            scripted: false,
+            ..ctx
+        };
+        assert!(for_job(&tools, "sha256:x", &job, &steps).prelude.is_empty());
     }
 }

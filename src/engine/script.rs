@@ -195,6 +195,8 @@ pub struct Scripts {
     pub step: String,
     pub after: Option<String>,
     pub stop: String,
+    /// More files to put beside them: (absolute path, content).
+    pub extra: Vec<(String, String)>,
 }
 
 /// Quote for a POSIX shell: single quotes, with `'` written as `'\''`.
@@ -339,6 +341,7 @@ pub fn render(before: &[String], script: &[String], after: &[String], opts: &Opt
         step,
         after,
         stop: stop(),
+        extra: Vec::new(),
     }
 }
 
@@ -485,6 +488,9 @@ impl Scripts {
             add(&format!("{dir}/after.sh"), after, 0o755)?;
         }
         add(&format!("{dir}/stop.sh"), &self.stop, 0o755)?;
+        for (path, text) in &self.extra {
+            add(path.trim_start_matches('/'), text, 0o644)?;
+        }
         builder.into_inner()
     }
 

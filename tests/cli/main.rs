@@ -31,3 +31,4 @@ mod python;
 mod replay;
 mod reports;
 mod terminal;
+mod warm_real;

@@ -17,6 +17,10 @@ pub const INDEX_IMAGE: &str = "berth-test/pypi-fixture:latest";
 /// (`fixtures/github/python-ci`) lints with ruff.
 const EXTRA: &[&str] = &["colorama==0.4.6", "ruff==0.6.9"];
 
+/// The tools real projects install with pip before anything else (`pip install pdm`, `pip install
+/// uv`), with their dependencies: what `tests/cli/warm_real.rs`'s fixtures install first.
+const TOOLS: &[&str] = &["pdm==2.29.4", "hishel[httpx2]==1.4.0", "uv==0.13.9"];
+
 /// The wheels of `fixtures/python-deps/requirements.txt` and [`EXTRA`], for CPython 3.11 on x86-64
 /// Linux.
 pub fn wheels_dir() -> PathBuf {
@@ -26,29 +30,41 @@ pub fn wheels_dir() -> PathBuf {
 /// Make sure the Python image and the index image exist (downloading the wheels on the host and
 /// building the index image when missing), under a lock shared by parallel test processes.
 pub fn require_index() {
+    build_index(INDEX_IMAGE, download_wheels());
+}
+
+/// The index of the fixtures shaped like real projects: the other index's wheels and [`TOOLS`]
+/// (an image of its own: the other stays as small as its tests need).
+pub const TOOLS_INDEX_IMAGE: &str = "berth-test/pypi-tools:latest";
+
+/// [`require_index`] for [`TOOLS_INDEX_IMAGE`].
+pub fn require_tools_index() {
+    let mut wheels = download_wheels();
+    wheels.extend(download_tools());
+    build_index(TOOLS_INDEX_IMAGE, wheels);
+}
+
+/// Build `image`, an index serving `wheels`, unless it serves them already.
+fn build_index(image: &str, wheels: Vec<PathBuf>) {
     require_image(PYTHON);
     let lock_path = std::env::temp_dir().join("berth-test-pypi.lock");
     let lock = std::fs::File::create(&lock_path).expect("create the index lock file");
     use std::os::unix::io::AsRawFd;
     // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
     unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-    let wheels = download_wheels();
     block_on(async {
         let engine = berth::docker::Engine::connect()
             .await
             .expect("Docker engine");
         // An image made from another set of wheels is made again.
         let served = wheel_set_label(&wheels);
-        if engine
-            .image_exists(INDEX_IMAGE)
-            .await
-            .expect("inspect image")
-            && index_label(INDEX_IMAGE).as_deref() == Some(served.as_str())
+        if engine.image_exists(image).await.expect("inspect image")
+            && index_label(image).as_deref() == Some(served.as_str())
         {
             return;
         }
         engine
-            .remove_image(INDEX_IMAGE)
+            .remove_image(image)
             .await
             .expect("remove the outdated index image");
         let ctx = tempfile::tempdir().expect("temp dir");
@@ -73,7 +89,7 @@ pub fn require_index() {
             builder.finish().expect("finish the context");
         }
         engine
-            .build_image(tar_file.path(), "Dockerfile", INDEX_IMAGE, Box::new(|_| {}))
+            .build_image(tar_file.path(), "Dockerfile", image, Box::new(|_| {}))
             .await
             .expect("build the index image");
     });
@@ -167,12 +183,43 @@ fn download_wheels() -> Vec<PathBuf> {
     found
 }
 
+/// [`TOOLS`] and their dependencies, downloaded on the host once into `target/python-wheels-tools`.
+fn download_tools() -> Vec<PathBuf> {
+    let dir = repo_root().join("target").join("python-wheels-tools");
+    let marker = dir.join(".wanted");
+    let wanted = TOOLS.join("\n");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+        std::fs::create_dir_all(&dir).expect("create the tools' wheels dir");
+        let status = Command::new("python3")
+            .args(["-m", "pip", "download", "--quiet", "--only-binary=:all:"])
+            .args(["--platform", "manylinux_2_17_x86_64"])
+            .args(["--platform", "manylinux2014_x86_64"])
+            .args(["--python-version", "3.11", "--implementation", "cp"])
+            .args(["--abi", "cp311", "-d"])
+            .arg(&dir)
+            .args(TOOLS)
+            .status()
+            .expect("run pip on the host (python3 -m pip)");
+        assert!(status.success(), "pip download of {TOOLS:?} failed");
+        std::fs::write(&marker, &wanted).expect("write the tools' marker");
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read the tools' wheels dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+        .collect();
+    found.sort();
+    found
+}
+
 /// PEP 503: `simple/<normalized name>/index.html` linking each file with its sha256.
 fn lay_out_index(wheels: &[PathBuf], www: &Path) {
     use sha2::{Digest, Sha256};
     let files = www.join("files");
     std::fs::create_dir_all(&files).expect("mkdir files");
-    let mut projects = Vec::new();
+    // Several versions of a project (the fixture's and a tool's) share its page.
+    let mut projects: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for wheel in wheels {
         let name = wheel
             .file_name()
@@ -187,16 +234,26 @@ fn lay_out_index(wheels: &[PathBuf], www: &Path) {
             .expect("a project name")
             .to_lowercase()
             .replace(['_', '.'], "-");
-        let page = www.join("simple").join(&project);
-        std::fs::create_dir_all(&page).expect("mkdir project");
         let sha = hex::encode(Sha256::digest(&bytes));
+        let link = format!("<a href=\"/files/{name}#sha256={sha}\">{name}</a>");
+        let links = projects.entry(project).or_default();
+        if !links.contains(&link) {
+            links.push(link);
+        }
+    }
+    for (project, links) in &projects {
+        let page = www.join("simple").join(project);
+        std::fs::create_dir_all(&page).expect("mkdir project");
         std::fs::write(
             page.join("index.html"),
-            format!("<!DOCTYPE html><html><body><a href=\"/files/{name}#sha256={sha}\">{name}</a></body></html>\n"),
+            format!(
+                "<!DOCTYPE html><html><body>{}</body></html>\n",
+                links.join("\n")
+            ),
         )
         .expect("write a project page");
-        projects.push(project);
     }
+    let projects: Vec<&String> = projects.keys().collect();
     let links: String = projects
         .iter()
         .map(|p| format!("<a href=\"/simple/{p}/\">{p}</a>\n"))

@@ -76,18 +76,12 @@ fn after_warm_the_pipeline_passes_with_no_network() {
         cold.stderr
     );
 
+    // Warm runs the job's own commands up to its last install, its index traffic recorded.
     let warmed = p.berth(&["warm"]);
     warmed.expect_code(0);
     assert!(
-        warmed.stderr.contains("warming `test` (pip) from"),
-        "{}",
-        warmed.stderr
-    );
-    assert!(
-        log_has(
-            &warmed,
-            "test",
-            "berth warm: resolving requirements.txt with pip"
+        warmed.stderr.contains(
+            "warming `test` (pip) with its own commands up to `/tmp/venv/bin/pip install -r requirements.txt`"
         ),
         "{}",
         warmed.stderr
@@ -96,23 +90,33 @@ fn after_warm_the_pipeline_passes_with_no_network() {
         log_has(
             &warmed,
             "test",
-            "Saved /var/cache/berth/pip/wheels/pytest-8.3.3"
+            "berth warm: recorded index: 5 pages, 5 files"
         ),
         "{}",
         warmed.stderr
     );
     assert!(
         !log_has(&warmed, "test", "pytest -q"),
-        "warm runs none of the job's own commands"
+        "warm runs none of the job's commands after its last install"
     );
 
+    // Offline, pip's index is the proxy replaying what warm recorded.
     let offline = p.berth(&["run", "--network", "none"]);
     offline.expect_code(0);
     assert!(
         log_has(
             &offline,
             "test",
-            "Processing /var/cache/berth/pip/wheels/pytest-8.3.3"
+            "berth: replaying (no network) the package index"
+        ),
+        "{}",
+        offline.stderr
+    );
+    assert!(
+        log_has(
+            &offline,
+            "test",
+            "Looking in indexes: http://127.0.0.1:47831/i/0/"
         ),
         "{}",
         offline.stderr
@@ -125,13 +129,14 @@ fn after_warm_the_pipeline_passes_with_no_network() {
 fn a_changed_lockfile_gets_a_new_key_and_the_switch_turns_caching_off() {
     let p = fixture();
     p.berth(&["warm"]).expect_code(0);
+    // pip's cache and the index warm recorded, each keyed by the lockfile.
     let first = cache_keys(&p);
-    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first.len(), 2, "{first:?}");
     let text = std::fs::read_to_string(p.path().join("requirements.txt")).unwrap();
     p.write("requirements.txt", &format!("{text}# pinned again\n"));
     p.berth(&["warm"]).expect_code(0);
     let second = cache_keys(&p);
-    assert_eq!(second.len(), 2, "{second:?}");
+    assert_eq!(second.len(), 4, "{second:?}");
     assert!(second.contains(&first[0]));
 
     let off = p.berth(&["run", "--no-python-cache"]);
@@ -150,16 +155,21 @@ fn a_changed_lockfile_gets_a_new_key_and_the_switch_turns_caching_off() {
 fn warmed_caches_move_through_export_and_import() {
     let p = fixture();
     p.berth(&["warm"]).expect_code(0);
+    // pip's cache and the index warm recorded.
     let keys = cache_keys(&p);
-    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys.len(), 2, "{keys:?}");
     let bundle = p.path().join("caches.tar.gz");
     let bundle_arg = bundle.display().to_string();
-    let exported = p.berth(&["cache", "export", &keys[0], "-o", &bundle_arg]);
+    let exported = p.berth(&["cache", "export", &keys[0], &keys[1], "-o", &bundle_arg]);
     exported.expect_code(0);
-    assert!(exported.stdout.contains("exported 1 cache volume"));
+    assert!(
+        exported.stdout.contains("exported 2 cache volumes"),
+        "{}",
+        exported.stdout
+    );
 
     // A fresh engine state: the caches are gone, and with them the offline run.
-    p.berth(&["cache", "rm", &keys[0]]).expect_code(0);
+    p.berth(&["cache", "rm", &keys[0], &keys[1]]).expect_code(0);
     assert!(cache_keys(&p).is_empty());
     p.berth(&["run", "--network", "none"]).expect_code(1);
 
@@ -208,8 +218,11 @@ fn with_uv_and_a_uv_lock_warm_then_run_offline() {
 
     let warmed = p.berth(&["warm"]);
     warmed.expect_code(0);
+    // Warm runs the job's own install.
     assert!(
-        log_has(&warmed, "test", "berth warm: resolving uv.lock with uv"),
+        warmed
+            .stderr
+            .contains("warming `test` (uv) with its own commands up to `uv sync --frozen`"),
         "{}",
         warmed.stderr
     );
@@ -281,11 +294,10 @@ fn with_poetry_and_a_poetry_lock_warm_then_run_offline() {
 
     let warmed = p.berth(&["warm"]);
     warmed.expect_code(0);
+    // Warm runs the job's own install.
     assert!(
-        log_has(
-            &warmed,
-            "test",
-            "berth warm: resolving poetry.lock with poetry"
+        warmed.stderr.contains(
+            "warming `test` (poetry) with its own commands up to `poetry install --no-interaction`"
         ),
         "{}",
         warmed.stderr
@@ -347,8 +359,11 @@ fn with_pdm_and_a_pdm_lock_warm_then_run_offline() {
 
     let warmed = p.berth(&["warm"]);
     warmed.expect_code(0);
+    // Warm runs the job's own install.
     assert!(
-        log_has(&warmed, "test", "berth warm: resolving pdm.lock with pdm"),
+        warmed
+            .stderr
+            .contains("warming `test` (pdm) with its own commands up to `pdm install`"),
         "{}",
         warmed.stderr
     );
