@@ -8,6 +8,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use crate::common::{require_image, Project, BUSYBOX};
+use crate::github_server::{commit_and_tag, serve};
 
 const HTTPD: &str = "berth-test/httpd:latest";
 
@@ -140,20 +141,6 @@ fn ctrl_c_during_a_docker_step_removes_its_container() {
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let ok = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .status()
-        .expect("git")
-        .success();
-    assert!(ok, "git {args:?}");
-}
-
 #[test]
 fn a_remote_docker_action_is_built_from_the_action_cache_and_runs_offline() {
     require_image(BUSYBOX);
@@ -177,17 +164,8 @@ fn a_remote_docker_action_is_built_from_the_action_cache_and_runs_offline() {
         "echo \"remote docker says $1\" | tr a-z A-Z\n",
     )
     .unwrap();
-    git(&src, &["init", "-q", "-b", "main"]);
-    git(&src, &["add", "."]);
-    git(&src, &["commit", "-q", "-m", "v1"]);
-    git(&src, &["tag", "v1"]);
-    let owner = server.path().join("github/octo");
-    std::fs::create_dir_all(&owner).unwrap();
-    git(
-        &owner,
-        &["clone", "-q", "--bare", src.to_str().unwrap(), "tools"],
-    );
-    let source = format!("file://{}", server.path().join("github").display());
+    commit_and_tag(&src, "v1");
+    let source = serve(server.path(), &src, "octo", "tools");
     let p = Project::new(&[(
         ".github/workflows/ci.yml",
         "on: push\njobs:\n  r:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: octo/tools/shout@v1\n        with:\n          word: hi\n",

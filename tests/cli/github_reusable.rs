@@ -4,9 +4,9 @@
 //! with the source gone (and pinned by `berth lock`), and the mistakes (exit 2 at the file and line, exit 3 when missing).
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::common::{require_image, Project, BUSYBOX};
+use crate::github_server::{commit_and_tag, serve};
 
 fn platform() -> String {
     format!("ubuntu-latest={BUSYBOX}")
@@ -181,20 +181,6 @@ fn calls_that_do_not_fit_are_exit_2_at_their_line() {
     assert!(p.leftovers().is_empty());
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// `berth ARGS` with the action cache at `cache`, fetched from `source`.
 fn berth(p: &Project, cache: &Path, source: &str, args: &[&str]) -> crate::common::Run {
     let out = p
@@ -219,18 +205,8 @@ fn a_remote_reusable_workflow_is_fetched_once_then_runs_offline() {
         "on:\n  workflow_call:\n    inputs:\n      what: {type: string, default: thing}\n    outputs:\n      done: {value: '${{ jobs.work.outputs.done }}'}\njobs:\n  work:\n    runs-on: ubuntu-latest\n    outputs:\n      done: ${{ steps.w.outputs.done }}\n    steps:\n      - id: w\n        run: echo \"done=shared ${{ inputs.what }}\" >> \"$GITHUB_OUTPUT\"\n",
     )
     .unwrap();
-    git(&src, &["init", "-q", "-b", "main"]);
-    git(&src, &["add", "."]);
-    git(&src, &["commit", "-q", "-m", "v1"]);
-    git(&src, &["tag", "v1"]);
-    let sha = git(&src, &["rev-parse", "HEAD"]);
-    let owner = server.path().join("github/octo");
-    std::fs::create_dir_all(&owner).unwrap();
-    git(
-        &owner,
-        &["clone", "-q", "--bare", src.to_str().unwrap(), "ci"],
-    );
-    let source = format!("file://{}", server.path().join("github").display());
+    let sha = commit_and_tag(&src, "v1");
+    let source = serve(server.path(), &src, "octo", "ci");
     let p = Project::new(&[(
         ".github/workflows/ci.yml",
         "on: push\njobs:\n  call:\n    uses: octo/ci/.github/workflows/shared.yml@v1\n    with: {what: remotely}\n  after:\n    needs: call\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo \"got ${{ needs.call.outputs.done }}\"\n",

@@ -4,9 +4,9 @@
 //! the errors (a bad action.yml, no node, a remote action missing offline).
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::common::{require_image, Project, BUSYBOX};
+use crate::github_server::{commit_and_tag, git, serve};
 
 const NODE: &str = "berth-test/node:18";
 
@@ -92,20 +92,6 @@ fn a_bad_action_yml_is_exit_2_with_its_file_and_line() {
     assert!(p.leftovers().is_empty());
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .status()
-        .expect("git")
-        .success();
-    assert!(ok, "git {args:?}");
-}
-
 const REMOTE_WORKFLOW: &str = "\
 on: push
 jobs:
@@ -139,26 +125,8 @@ fn a_remote_action_is_fetched_once_then_runs_offline() {
     .unwrap();
     // Not text: an action's images and compiled code reach the job as they are.
     std::fs::write(src.join("sub/logo.bin"), [0x89, b'P', 0xff, 0x00, 0xfe]).unwrap();
-    git(&src, &["init", "-q", "-b", "main"]);
-    git(&src, &["add", "."]);
-    git(&src, &["commit", "-q", "-m", "v1"]);
-    git(&src, &["tag", "v1"]);
-    let sha = String::from_utf8(
-        Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(&src)
-            .output()
-            .expect("git")
-            .stdout,
-    )
-    .expect("utf-8");
-    let owner = server.path().join("github/octo");
-    std::fs::create_dir_all(&owner).unwrap();
-    git(
-        &owner,
-        &["clone", "-q", "--bare", src.to_str().unwrap(), "hello"],
-    );
-    let source = format!("file://{}", server.path().join("github").display());
+    let sha = commit_and_tag(&src, "v1");
+    let source = serve(server.path(), &src, "octo", "hello");
     let p = Project::new(&[(".github/workflows/ci.yml", REMOTE_WORKFLOW)]);
     let platform = node_platform();
 
@@ -226,24 +194,10 @@ fn a_remote_action_is_fetched_once_then_runs_offline() {
         serde_json::from_slice(&std::fs::read(record).expect("manifest")).expect("JSON");
     assert_eq!(
         manifest["pins"],
-        serde_json::json!([{"uses": "octo/hello/sub@v1", "commit": sha.trim()}]),
+        serde_json::json!([{"uses": "octo/hello/sub@v1", "commit": sha}]),
         "{manifest}"
     );
     assert!(p.leftovers().is_empty(), "{:?}", p.leftovers());
-}
-
-/// The output of `git ARGS` in `dir`.
-fn git_out(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
 }
 
 /// A JavaScript action that says `said=<word>`, committed in `src` and tagged v1 (moved there).
@@ -259,13 +213,7 @@ fn commit_action(src: &Path, word: &str) -> String {
         format!("require('fs').appendFileSync(process.env.GITHUB_OUTPUT, 'said={word}\\n');\n"),
     )
     .unwrap();
-    if !src.join(".git").exists() {
-        git(src, &["init", "-q", "-b", "main"]);
-    }
-    git(src, &["add", "."]);
-    git(src, &["commit", "-q", "-m", word]);
-    git(src, &["tag", "-f", "v1"]);
-    git_out(src, &["rev-parse", "HEAD"])
+    commit_and_tag(src, "v1")
 }
 
 #[test]
@@ -274,13 +222,8 @@ fn berth_lock_pins_a_remote_action_to_its_commit_on_every_machine() {
     let server = tempfile::tempdir().expect("temp dir");
     let src = server.path().join("src");
     let first = commit_action(&src, "first");
+    let source = serve(server.path(), &src, "octo", "say");
     let owner = server.path().join("github/octo");
-    std::fs::create_dir_all(&owner).unwrap();
-    git(
-        &owner,
-        &["clone", "-q", "--bare", src.to_str().unwrap(), "say"],
-    );
-    let source = format!("file://{}", server.path().join("github").display());
     let workflow = "on: push\njobs:\n  say:\n    runs-on: ubuntu-latest\n    steps:\n      - id: s\n        uses: octo/say@v1\n      - run: echo \"it said ${{ steps.s.outputs.said }}\"\n";
     let p = Project::new(&[(".github/workflows/ci.yml", workflow)]);
     let platform = node_platform();
@@ -371,13 +314,7 @@ fn a_built_in_action_runs_as_the_real_one_when_asked() {
     let src = server.path().join("src");
     commit_action(&src, "real");
     git(&src, &["tag", "v4"]);
-    let owner = server.path().join("github/actions");
-    std::fs::create_dir_all(&owner).unwrap();
-    git(
-        &owner,
-        &["clone", "-q", "--bare", src.to_str().unwrap(), "checkout"],
-    );
-    let source = format!("file://{}", server.path().join("github").display());
+    let source = serve(server.path(), &src, "actions", "checkout");
     let workflow = "on: push\njobs:\n  co:\n    runs-on: ubuntu-latest\n    steps:\n      - id: c\n        uses: actions/checkout@v4\n      - run: echo \"checkout said [${{ steps.c.outputs.said }}]\"\n";
     let p = Project::new(&[(".github/workflows/ci.yml", workflow)]);
     let platform = node_platform();

@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod fixture;
+mod github_server;
 mod pypi;
 
 mod checkout;
