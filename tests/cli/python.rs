@@ -13,16 +13,20 @@ fn fixture() -> Project {
 }
 
 /// The keys of this project's caches, from `berth cache ls`.
+/// The project's cache keys, sorted: `berth cache ls` lists them in the engine's order, which
+/// an export and import need not keep.
 fn cache_keys(p: &Project) -> Vec<String> {
     let listed = p.berth(&["cache", "ls"]);
     listed.expect_code(0);
-    listed
+    let mut keys: Vec<String> = listed
         .stdout
         .lines()
         .skip(1)
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_string)
-        .collect()
+        .collect();
+    keys.sort();
+    keys
 }
 
 fn log_has(run: &Run, job: &str, needle: &str) -> bool {
