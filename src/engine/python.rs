@@ -155,46 +155,73 @@ pub fn tools_of(job: &crate::pipeline::Job) -> BTreeSet<Tool> {
     tools
 }
 
+/// One word of a simple command in a script line, with the two words after it; for `pip`
+/// (`pip3`, `pip3.11`) and `python -m pip`, pip's subcommand.
+struct CommandWord<'a> {
+    base: &'a str,
+    next: &'a str,
+    after: &'a str,
+    pip: Option<&'a str>,
+}
+
+/// The words of each simple command of `line` (`a && b; c | d` are three), unquoted, each
+/// program named by its file name.
+fn command_words(line: &str) -> Vec<CommandWord<'_>> {
+    let mut out = Vec::new();
+    for part in line.split(['\n', ';', '&', '|', '(', ')']) {
+        let words: Vec<&str> = part
+            .split_whitespace()
+            .map(|w| w.trim_matches(['"', '\'']))
+            .collect();
+        for (i, word) in words.iter().enumerate() {
+            let base = word.rsplit('/').next().unwrap_or(word);
+            let next = words.get(i + 1).copied().unwrap_or("");
+            let after = words.get(i + 2).copied().unwrap_or("");
+            let is_pip = base == "pip"
+                || base.strip_prefix("pip").is_some_and(|v| {
+                    !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.')
+                });
+            let module_pip = base.starts_with("python") && next == "-m" && after == "pip";
+            let pip = match () {
+                _ if is_pip => Some(next),
+                _ if module_pip => words.get(i + 3).copied(),
+                _ => None,
+            };
+            out.push(CommandWord {
+                base,
+                next,
+                after,
+                pip,
+            });
+        }
+    }
+    out
+}
+
+/// Does pip's subcommand install (or fetch) packages?
+fn pip_installs(subcommand: Option<&str>) -> bool {
+    matches!(subcommand, Some("install" | "download" | "wheel"))
+}
+
 /// The Python package tools a job's commands use to install something.
 pub fn detect<'a>(commands: impl IntoIterator<Item = &'a String>) -> BTreeSet<Tool> {
     let mut tools = BTreeSet::new();
     for command in commands {
-        // Words of each simple command: `a && b; c | d` are three commands.
-        for part in command.split(['\n', ';', '&', '|', '(', ')']) {
-            let words: Vec<&str> = part
-                .split_whitespace()
-                .map(|w| w.trim_matches(['"', '\'']))
-                .collect();
-            for (i, word) in words.iter().enumerate() {
-                let base = word.rsplit('/').next().unwrap_or(word);
-                let next = words.get(i + 1).copied().unwrap_or("");
-                let after = words.get(i + 2).copied().unwrap_or("");
-                let is_pip = base == "pip"
-                    || base.strip_prefix("pip").is_some_and(|v| {
-                        !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.')
-                    });
-                let module_pip = base.starts_with("python") && next == "-m" && after == "pip";
-                let tool = match base {
-                    _ if is_pip && matches!(next, "install" | "download" | "wheel") => {
-                        Some(Tool::Pip)
-                    }
-                    _ if module_pip => matches!(
-                        words.get(i + 3).copied(),
-                        Some("install" | "download" | "wheel")
-                    )
-                    .then_some(Tool::Pip),
-                    "uv" if matches!(next, "sync" | "pip" | "run" | "add" | "lock" | "venv") => {
-                        Some(Tool::Uv)
-                    }
-                    "poetry" if matches!(next, "install" | "sync" | "add" | "lock") => {
-                        Some(Tool::Poetry)
-                    }
-                    "pipenv" if matches!(next, "install" | "sync" | "lock") => Some(Tool::Pipenv),
-                    "pdm" if matches!(next, "install" | "sync" | "add" | "lock") => Some(Tool::Pdm),
-                    _ => None,
-                };
-                tools.extend(tool);
-            }
+        for w in command_words(command) {
+            let next = w.next;
+            let tool = match w.base {
+                _ if w.pip.is_some() => pip_installs(w.pip).then_some(Tool::Pip),
+                "uv" if matches!(next, "sync" | "pip" | "run" | "add" | "lock" | "venv") => {
+                    Some(Tool::Uv)
+                }
+                "poetry" if matches!(next, "install" | "sync" | "add" | "lock") => {
+                    Some(Tool::Poetry)
+                }
+                "pipenv" if matches!(next, "install" | "sync" | "lock") => Some(Tool::Pipenv),
+                "pdm" if matches!(next, "install" | "sync" | "add" | "lock") => Some(Tool::Pdm),
+                _ => None,
+            };
+            tools.extend(tool);
         }
     }
     tools
@@ -533,46 +560,20 @@ pub fn warm_report(tools: &BTreeSet<Tool>, recorded: bool) -> Vec<String> {
 /// runs up to? `lock`/`add` are not (they change the project's files), nor are `pdm run` and
 /// `poetry run` (they use what is installed); `uv run` is, unless a `uv sync` came before.
 pub fn installs(line: &str, uv_synced: bool) -> bool {
-    for part in line.split(['\n', ';', '&', '|', '(', ')']) {
-        let words: Vec<&str> = part
-            .split_whitespace()
-            .map(|w| w.trim_matches(['"', '\'']))
-            .collect();
-        for (i, word) in words.iter().enumerate() {
-            let base = word.rsplit('/').next().unwrap_or(word);
-            let next = words.get(i + 1).copied().unwrap_or("");
-            let after = words.get(i + 2).copied().unwrap_or("");
-            let is_pip = base == "pip"
-                || base.strip_prefix("pip").is_some_and(|v| {
-                    !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.')
-                });
-            let module_pip = base.starts_with("python") && next == "-m" && after == "pip";
-            let yes = match base {
-                _ if is_pip => matches!(next, "install" | "download" | "wheel"),
-                _ if module_pip => matches!(
-                    words.get(i + 3).copied(),
-                    Some("install" | "download" | "wheel")
-                ),
-                "uv" => match next {
-                    "sync" => true,
-                    "pip" => matches!(after, "install" | "sync"),
-                    "tool" => after == "install",
-                    "run" => !uv_synced,
-                    _ => false,
-                },
-                "uvx" => true,
-                "poetry" => matches!(next, "install" | "sync"),
-                "pdm" => matches!(next, "install" | "sync"),
-                "pipenv" => matches!(next, "install" | "sync"),
-                "pipx" => matches!(next, "install" | "run"),
-                _ => false,
-            };
-            if yes {
-                return true;
-            }
-        }
-    }
-    false
+    command_words(line).iter().any(|w| match w.base {
+        _ if w.pip.is_some() => pip_installs(w.pip),
+        "uv" => match w.next {
+            "sync" => true,
+            "pip" => matches!(w.after, "install" | "sync"),
+            "tool" => w.after == "install",
+            "run" => !uv_synced,
+            _ => false,
+        },
+        "uvx" => true,
+        "poetry" | "pdm" | "pipenv" => matches!(w.next, "install" | "sync"),
+        "pipx" => matches!(w.next, "install" | "run"),
+        _ => false,
+    })
 }
 
 /// The commands `berth warm` runs for a job: its own `before_script` and `script` up to and
