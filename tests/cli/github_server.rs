@@ -2,26 +2,8 @@
 //! repositories, `<server>/github/<owner>/<name>`, served over `file://` as `BERTH_ACTIONS_URL`.
 
 use std::path::Path;
-use std::process::Command;
 
-/// `git ARGS` in `dir`, committing as a fixed author; what it printed.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+pub use crate::common::git_in as git;
 
 /// The files in `src` committed (a repository made if there is none) and tagged `tag`: the
 /// commit.
