@@ -1375,23 +1375,38 @@ impl JobRun {
                     script,
                     condition,
                     inputs,
-                } => match self
-                    .node_post(post.step, post.name, &action, &script, condition, &inputs)
-                {
-                    Some(command) => return Some(command),
-                    None => continue,
-                },
+                } => {
+                    let make = |run: &mut Self, pending: &mut Pending, label: &str| {
+                        run.node_command(pending, label, &action, &script, &inputs, Stage::Post)
+                    };
+                    match self.action_post(post.step, post.name, condition, StepFiles::new, make) {
+                        Some(command) => return Some(command),
+                        None => continue,
+                    }
+                }
                 PostKind::Docker {
                     action,
                     entrypoint,
                     condition,
                     inputs,
-                } => match self.docker_post(
-                    post.step, post.name, &action, entrypoint, condition, &inputs,
-                ) {
-                    Some(command) => return Some(command),
-                    None => continue,
-                },
+                } => {
+                    let entry_action = self.entries[post.step].action.clone();
+                    let make = |run: &mut Self, pending: &mut Pending, label: &str| {
+                        let made = run.docker_action_run(
+                            &action,
+                            &inputs,
+                            Some(entrypoint),
+                            0,
+                            &entry_action,
+                        )?;
+                        run.docker_command(pending, label, &action.uses, made, Stage::Post)
+                    };
+                    let files = StepFiles::in_container;
+                    match self.action_post(post.step, post.name, condition, files, make) {
+                        Some(command) => return Some(command),
+                        None => continue,
+                    }
+                }
             };
             if self.failed || self.cancelled {
                 continue;
@@ -1436,16 +1451,16 @@ impl JobRun {
         }
     }
 
-    /// A JavaScript action's `post` after the job's steps, when its `post-if` (default
-    /// `always()`) holds.
-    fn node_post(
+    /// An action's `post` (a JavaScript action's script, a Docker action's `post-entrypoint`)
+    /// after the job's steps, when its `post-if` (default `always()`) holds; `files` are where
+    /// its file commands are, `make` its command.
+    fn action_post(
         &mut self,
         step: usize,
         name: String,
-        action: &Arc<Action>,
-        script: &str,
         condition: Option<Text>,
-        inputs: &[(String, String)],
+        files: fn(&str) -> StepFiles,
+        make: impl FnOnce(&mut Self, &mut Pending, &str) -> Result<Command, String>,
     ) -> Option<Command> {
         let entry = self.entries[step].clone();
         let what = format!("step {} `{name}`", entry.label);
@@ -1462,17 +1477,10 @@ impl JobRun {
             working_dir: None,
             env,
             phase: Phase::Run,
-            files: StepFiles::new(&format!("{}-post", entry.label)),
+            files: files(&format!("{}-post", entry.label)),
             outputs: Vec::new(),
         };
-        match self.node_command(
-            &mut pending,
-            &entry.label,
-            action,
-            script,
-            inputs,
-            Stage::Post,
-        ) {
+        match make(self, &mut pending, &entry.label) {
             Ok(command) => {
                 self.pending = Some(pending);
                 Some(command)
@@ -1724,52 +1732,6 @@ impl JobRun {
         let mut command = self.command(pending, argv, extra, collect);
         command.blobs = blobs;
         Ok(command)
-    }
-
-    /// A Docker action's `post-entrypoint` after the job's steps, when its `post-if` (default
-    /// `always()`) holds.
-    fn docker_post(
-        &mut self,
-        step: usize,
-        name: String,
-        action: &Arc<Action>,
-        entrypoint: String,
-        condition: Option<Text>,
-        inputs: &[(String, String)],
-    ) -> Option<Command> {
-        let entry = self.entries[step].clone();
-        let what = format!("step {} `{name}`", entry.label);
-        let env = self.env.clone();
-        let contexts = self.contexts(&entry.action, &env);
-        if !self.stage_runs(&contexts, condition.as_ref(), &what, "post-if") {
-            return None;
-        }
-        let mut pending = Pending {
-            step,
-            name,
-            continue_on_error: false,
-            timeout: None,
-            working_dir: None,
-            env,
-            phase: Phase::Run,
-            files: StepFiles::in_container(&format!("{}-post", entry.label)),
-            outputs: Vec::new(),
-        };
-        let made = self
-            .docker_action_run(action, inputs, Some(entrypoint), 0, &entry.action)
-            .and_then(|run| {
-                self.docker_command(&mut pending, &entry.label, &action.uses, run, Stage::Post)
-            });
-        match made {
-            Ok(command) => {
-                self.pending = Some(pending);
-                Some(command)
-            }
-            Err(e) => {
-                self.job_failed(format!("{what}: {e}"));
-                None
-            }
-        }
     }
 
     /// A Docker action's `args` and `env` evaluated (they see its `inputs`), its inputs as
