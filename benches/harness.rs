@@ -230,18 +230,7 @@ fn python_install(
             "/tmp/venv/bin/pip install -r requirements.txt",
         )
     };
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::Builder::new()
-        .prefix("berth-bench-py-")
-        .tempdir()
-        .expect("temp dir");
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(root.join("fixtures").join(fixture).join("."))
-        .arg(dir.path())
-        .status()
-        .expect("cp");
-    assert!(status.success(), "copy the fixture");
+    let dir = fixture_copy(fixture, "berth-bench-py-");
     // The install command, timed in the job itself.
     let pipeline = dir.path().join("berth.yml");
     let text = std::fs::read_to_string(&pipeline).expect("read the fixture's pipeline");
@@ -355,18 +344,7 @@ fn real_project(
         .args(["delay", "30ms", "rate", "50mbit"])
         .status()
         .is_ok_and(|s| s.success());
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::Builder::new()
-        .prefix("berth-bench-real-")
-        .tempdir()
-        .expect("temp dir");
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(root.join("fixtures").join(fixture).join("."))
-        .arg(dir.path())
-        .status()
-        .expect("cp");
-    assert!(status.success(), "copy the fixture");
+    let dir = fixture_copy(fixture, "berth-bench-real-");
     for file in [".gitlab-ci.yml", "uv.lock"] {
         let path = dir.path().join(file);
         let Ok(text) = std::fs::read_to_string(&path) else {
@@ -719,6 +697,23 @@ fn gitlab_ci_local(rt: &tokio::runtime::Runtime, engine: &Engine) -> Result<Path
         }
     }
     Ok(local)
+}
+
+/// A copy of `fixtures/<fixture>` in a new temporary folder named `prefix...`.
+fn fixture_copy(fixture: &str, prefix: &str) -> tempfile::TempDir {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temp dir");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(root.join("fixtures").join(fixture).join("."))
+        .arg(dir.path())
+        .status()
+        .expect("cp");
+    assert!(status.success(), "copy the fixture");
+    dir
 }
 
 /// A git repository with the pipeline as `.gitlab-ci.yml`, as gitlab-ci-local reads it.
